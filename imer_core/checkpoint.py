@@ -1,0 +1,134 @@
+"""Self-describing checkpoints.
+
+One file holds everything needed to rebuild and use a model: the format name
+and version, the method name, the full :class:`~imer_core.config.ModelConfig`
+(feature specs, label space, fusion and method options), free-form metadata
+(training data, metrics, git commit, ...) and the state dict.  Only plain
+Python types and tensors are stored, so files load with
+``torch.load(..., weights_only=True)`` and never execute code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from . import __version__
+from .config import ModelConfig
+from .methods.base import RecoveryModel
+from .registry import create_model
+
+FORMAT_NAME = "imer-checkpoint"
+FORMAT_VERSION = 1
+_REQUIRED_KEYS = ("format", "format_version", "method", "config", "state_dict")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt, truncated or does not match the model."""
+
+
+def save_checkpoint(model: RecoveryModel, path: "str | os.PathLike[str]",
+                    metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` with its configuration and ``metadata`` to ``path`` atomically.
+
+    The file is written to a temporary name and renamed, so an interrupted save
+    never leaves a truncated checkpoint behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "method": model.config.method,
+        "config": model.config.to_dict(),
+        "metadata": _plain(dict(metadata or {})),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def read_checkpoint(path: "str | os.PathLike[str]") -> dict[str, Any]:
+    """Read and validate a checkpoint's contents without building the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, io.UnsupportedOperation) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+                              "re-download or re-train it") from exc
+    except Exception as exc:  # the unpickler rejects foreign objects with various types
+        raise CheckpointError(f"checkpoint {path} could not be read safely: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not an IMER checkpoint (expected format {FORMAT_NAME!r})")
+    missing = [k for k in _REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    if int(payload["format_version"]) > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {payload['format_version']}, "
+                              f"newer than this library supports ({FORMAT_VERSION}); upgrade imer")
+    return payload
+
+
+def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.device" = "cpu",
+                    expected_method: str | None = None) -> RecoveryModel:
+    """Rebuild the model stored in ``path`` (in eval mode) and load its weights.
+
+    Raises:
+        CheckpointError: file missing, corrupt or truncated, unknown method, or
+            a state dict that does not fit the configuration.
+    """
+    payload = read_checkpoint(path)
+    if expected_method is not None and payload["method"] != expected_method:
+        raise CheckpointError(f"checkpoint {path} holds method {payload['method']!r}, expected {expected_method!r}")
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        model = create_model(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} has an invalid configuration: {exc}") from exc
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path} does not match its {payload['method']} configuration: {exc}") from exc
+    model.checkpoint_metadata = dict(payload.get("metadata", {}))
+    return model.to(map_location).eval()
+
+
+def checkpoint_metadata(path: "str | os.PathLike[str]") -> dict[str, Any]:
+    """Metadata dictionary of a checkpoint (plus method, config and versions), without the weights."""
+    payload = read_checkpoint(path)
+    info = {k: payload[k] for k in ("method", "config", "format_version", "package_version") if k in payload}
+    info["metadata"] = payload.get("metadata", {})
+    return info
+
+
+def _plain(value: Any) -> Any:
+    """Convert metadata to types accepted by the weights-only unpickler."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return str(value)

@@ -1,0 +1,130 @@
+"""Model configuration: everything needed to rebuild a model from a checkpoint.
+
+Configurations are frozen dataclasses made of plain types so that a checkpoint
+can store them as dictionaries and be read back with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from .modalities import FeatureSpecs
+
+REGRESSION = "regression"
+CLASSIFICATION = "classification"
+
+# Label space of the live app (issue: live pipeline / shipped model).
+LIVE_EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Hyper-parameters of the MulT fusion backbone (names follow the IMDer/MMSA configs).
+
+    Defaults are IMDer's MOSI settings (``config/config.json`` of the reference code).
+    """
+
+    d_model: int = 32
+    num_heads: int = 8
+    nlevels: int = 4
+    mem_layers: int = 3
+    conv_kernel_l: int = 3
+    conv_kernel_a: int = 3
+    conv_kernel_v: int = 3
+    attn_dropout: float = 0.0
+    attn_dropout_a: float = 0.2
+    attn_dropout_v: float = 0.0
+    relu_dropout: float = 0.0
+    embed_dropout: float = 0.2
+    res_dropout: float = 0.0
+    output_dropout: float = 0.0
+    text_dropout: float = 0.0
+    attn_mask: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A complete, self-describing model configuration.
+
+    Attributes:
+        method: registry name of the recovery method (``"imder"``, ...).
+        specs: input feature specifications.
+        task: ``"regression"`` (one output, MOSI/MOSEI sentiment) or ``"classification"``.
+        labels: names of the outputs (class names, or ``("sentiment",)`` for regression).
+        fusion: MulT backbone settings.
+        method_options: method-specific options (a plain dict; each method
+            parses it into its own frozen options dataclass).
+    """
+
+    method: str
+    specs: FeatureSpecs
+    task: str = REGRESSION
+    labels: tuple[str, ...] = ("sentiment",)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    method_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in (REGRESSION, CLASSIFICATION):
+            raise ValueError(f"task must be {REGRESSION!r} or {CLASSIFICATION!r}, got {self.task!r}")
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.task == REGRESSION and len(self.labels) != 1:
+            raise ValueError("a regression model has exactly one output label")
+        if self.task == CLASSIFICATION and len(self.labels) < 2:
+            raise ValueError("a classification model needs at least two class labels")
+        object.__setattr__(self, "method_options", dict(self.method_options))
+
+    @property
+    def output_dim(self) -> int:
+        """Number of network outputs (1 for regression, number of classes otherwise)."""
+        return 1 if self.task == REGRESSION else len(self.labels)
+
+    def with_options(self, **options: Any) -> "ModelConfig":
+        """Copy with some method options replaced."""
+        return replace(self, method_options={**self.method_options, **options})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dictionary (for checkpoints and run folders)."""
+        return {
+            "method": self.method,
+            "specs": self.specs.to_dict(),
+            "task": self.task,
+            "labels": list(self.labels),
+            "fusion": asdict(self.fusion),
+            "method_options": _plain(self.method_options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(FusionConfig)}
+        fusion = {k: v for k, v in dict(data.get("fusion", {})).items() if k in known}
+        return cls(
+            method=str(data["method"]),
+            specs=FeatureSpecs.from_dict(data["specs"]),
+            task=str(data.get("task", REGRESSION)),
+            labels=tuple(data.get("labels", ("sentiment",))),
+            fusion=FusionConfig(**fusion),
+            method_options=dict(data.get("method_options", {})),
+        )
+
+
+def options_from_dict(options_class: type, data: Mapping[str, Any]) -> Any:
+    """Build a frozen options dataclass from a dict, rejecting unknown keys clearly.
+
+    Lists are turned into tuples so that options stay hashable and comparable.
+    """
+    known = {f.name for f in fields(options_class)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {options_class.__name__} option(s) {unknown}; known: {sorted(known)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return options_class(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

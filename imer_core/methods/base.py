@@ -1,0 +1,196 @@
+"""The one interface every recovery method implements.
+
+A recovery model is a full emotion-recognition network: per-modality
+projections, a recovery module that generates the projected features of the
+missing modalities from the available ones, and the fusion backbone with its
+output head.  The trainer, the evaluator and the live engine only use the
+methods defined here:
+
+* :meth:`RecoveryModel.training_losses` (also ``forward``, so DDP works) — all
+  loss terms for a batch whose missing modalities are given by ``mask``;
+* :meth:`RecoveryModel.train_step` — the per-method optimisation hook (the
+  default does one backward pass; methods with several optimisation stages per
+  batch override it);
+* :meth:`RecoveryModel.recover` — available features + mask → recovered
+  projected features of every modality;
+* :meth:`RecoveryModel.predict` — features + mask → outputs (regression value or
+  class logits);
+* :meth:`RecoveryModel.prepare_stage` — switch between the two training stages
+  (``"pretrain"``: complete data, ``"recovery"``: with missing modalities).
+
+Input features are dictionaries ``{"text": (B, L, D_l), "audio": (B, L, D_a),
+"vision": (B, L, D_v)}``; masks are ``(B, 3)`` booleans in the order of
+:data:`imer_core.modalities.MODALITIES`.  Features of a missing modality are
+zeroed before they reach the model so they can never leak into a prediction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from ..config import CLASSIFICATION, ModelConfig
+from ..modalities import MODALITIES, Modality, validate_mask
+
+Features = Mapping[str, torch.Tensor]
+
+PRETRAIN = "pretrain"
+RECOVERY = "recovery"
+STAGES = (PRETRAIN, RECOVERY)
+
+
+@dataclass
+class LossOutput:
+    """Loss terms of one batch.
+
+    Attributes:
+        total: the scalar that is back-propagated.
+        parts: named scalar terms (for logging), ``total`` included.
+        prediction: model outputs for the batch, ``(B, output_dim)``.
+    """
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    prediction: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How a generative method samples at inference time.
+
+    Attributes:
+        sampler: sampler name understood by the method (``None``: the method's default).
+        steps: number of sampler steps (``None``: the method's default).
+        seed: seed for the sampler's noise (``None``: non-deterministic).
+    """
+
+    sampler: str | None = None
+    steps: int | None = None
+    seed: int | None = None
+
+
+class RecoveryModel(nn.Module, ABC):
+    """Base class of all recovery methods (see module docstring)."""
+
+    name: ClassVar[str] = ""
+    options_class: ClassVar[type] = object
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.stage = RECOVERY
+
+    # ------------------------------------------------------------------ abstract
+    @abstractmethod
+    def training_losses(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:
+        """All loss terms for a batch; ``features`` hold the ground truth of every modality."""
+
+    @abstractmethod
+    def recover(self, features: Features, mask: torch.Tensor,
+                sampling: SamplingOptions | None = None) -> dict[str, torch.Tensor]:
+        """Projected features of every modality, the missing ones generated.
+
+        Returns ``{"text": (B, d, L'), "audio": ..., "vision": ...}`` in the
+        method's recovery space; rows whose modality is available hold the
+        projection of the observed features.
+        """
+
+    @abstractmethod
+    def predict(self, features: Features, mask: torch.Tensor,
+                sampling: SamplingOptions | None = None) -> torch.Tensor:
+        """Outputs ``(B, output_dim)`` computed with the missing modalities recovered."""
+
+    # ------------------------------------------------------------ shared logic
+    def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:
+        """Alias of :meth:`training_losses` so DistributedDataParallel sees the computation."""
+        return self.training_losses(features, labels, mask)
+
+    def prepare_stage(self, stage: str) -> None:
+        """Enter a training stage; the default only records it."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
+        self.stage = stage
+
+    def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers used by :meth:`train_step`; the default is one Adam over trainable parameters."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return {"main": torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay)}
+
+    def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
+                   optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
+                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+        """One optimisation step on a batch (per-method hook of the trainer).
+
+        Args:
+            forward: the callable computing the losses — the DDP wrapper when
+                training distributed, else ``self``.
+        """
+        forward = forward or self
+        main = optimizers["main"]
+        main.zero_grad(set_to_none=True)
+        out = forward(features, labels, mask)
+        out.total.backward()
+        if grad_clip is not None and grad_clip > 0:
+            nn.utils.clip_grad_value_([p for p in self.parameters() if p.requires_grad], grad_clip)
+        main.step()
+        return out
+
+    def task_loss(self, prediction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L1 for regression (as IMDer/MMSA), cross-entropy for classification."""
+        if self.config.task == CLASSIFICATION:
+            return nn.functional.cross_entropy(prediction, labels.view(-1).long())
+        return nn.functional.l1_loss(prediction, labels.view(-1, 1).to(prediction.dtype))
+
+    def mask_features(self, features: Features, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Zero the features of missing modalities (so they cannot leak) after validating inputs."""
+        batch = self.check_features(features)
+        mask = validate_mask(mask, batch).to(next(iter(features.values())).device)
+        out = {}
+        for i, modality in enumerate(MODALITIES):
+            x = features[modality.value]
+            out[modality.value] = x * mask[:, i].view(-1, 1, 1).to(x.dtype)
+        return out
+
+    def check_features(self, features: Features) -> int:
+        """Validate feature shapes against the config's specs; returns the batch size."""
+        batch = None
+        for modality in MODALITIES:
+            spec = self.config.specs[modality]
+            if modality.value not in features:
+                raise KeyError(f"features are missing the {modality.value!r} entry (zeros are fine for a missing modality)")
+            x = features[modality.value]
+            if x.dim() != 3 or x.shape[2] != spec.dim or x.shape[1] != spec.seq_len:
+                raise ValueError(f"{modality.value} features must have shape (batch, {spec.seq_len}, {spec.dim}), "
+                                 f"got {tuple(x.shape)}")
+            if batch is None:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise ValueError("all modalities must have the same batch size")
+        return int(batch)
+
+    def parameter_count(self, module: nn.Module | None = None) -> int:
+        """Number of trainable + frozen parameters of ``module`` (default: the whole model)."""
+        return sum(p.numel() for p in (module or self).parameters())
+
+    def describe(self) -> dict[str, Any]:
+        """Short description for model cards and logs."""
+        return {"method": self.name, "parameters": self.parameter_count(), "task": self.config.task,
+                "labels": list(self.config.labels)}
+
+
+def pattern_groups(mask: torch.Tensor) -> list[tuple[tuple[Modality, ...], torch.Tensor]]:
+    """Group batch rows by availability pattern.
+
+    Returns a list of ``(available modalities, row indices)`` in a stable order,
+    so a method that recovers one pattern at a time can handle per-sample masks.
+    """
+    patterns, inverse = torch.unique(mask.bool(), dim=0, return_inverse=True)
+    groups = []
+    for k in range(patterns.shape[0]):
+        available = tuple(m for m, on in zip(MODALITIES, patterns[k].tolist()) if on)
+        groups.append((available, torch.nonzero(inverse == k, as_tuple=False).view(-1)))
+    return groups

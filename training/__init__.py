@@ -1,0 +1,1 @@
+"""Training and evaluation of the recovery models: data loaders, missing-modality protocols, metrics, trainer, sweeps."""

@@ -1,0 +1,180 @@
+"""``imer-train``: train, evaluate and sweep the recovery models.
+
+Examples::
+
+    imer-train train --config imder_mosi --data ~/data/MOSI/aligned_50.pkl --protocol batch:0.3
+    imer-train sweep --config imder_mosi --data ~/data/MOSI/aligned_50.pkl --out runs/imder_mosi
+    imer-train sweep --config quick_synthetic --seeds 1111 --out runs/quick
+    imer-train evaluate --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --protocol sample:0.5
+    torchrun --nproc_per_node 2 -m training.cli train --config imder_mosi --data ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from .distributed import setup, teardown
+from .experiment import available_experiments, load_experiment
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``imer-train`` argument parser."""
+    parser = argparse.ArgumentParser(prog="imer-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default="imder_mosi",
+                       help=f"experiment name or TOML path (shipped: {', '.join(available_experiments())})")
+        p.add_argument("--data", help="MMSA aligned_50.pkl / unaligned_50.pkl (overrides the config's path)")
+        p.add_argument("--synthetic", action="store_true", help="use the synthetic MMSA-schema benchmark")
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value, e.g. train.batch_size=16 or model.options.sampler_steps=20")
+        p.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+        p.add_argument("--out", default=None, help="output folder (default: runs/<config>-<time>)")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    train = sub.add_parser("train", help="train and test one model (both stages)")
+    common(train)
+    train.add_argument("--protocol", default="batch:0.3",
+                       help="missing protocol: batch:MR (IMDer schedule), sample:MR (per sample), subset:la ...")
+    train.add_argument("--seed", type=int, default=1111)
+
+    sweep = sub.add_parser("sweep", help="reproduction sweep over missing rates and seeds → table + plot")
+    common(sweep)
+    sweep.add_argument("--missing-rates", type=_floats, default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    sweep.add_argument("--seeds", type=_ints, default=[1111, 1112, 1113])
+    sweep.add_argument("--protocol-kind", choices=("batch", "sample"), default="batch")
+    sweep.add_argument("--save-checkpoints", action="store_true", help="keep one checkpoint per run")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint under a missing protocol")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--protocol", default="batch:0.3")
+    evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    evaluate.add_argument("--sampler", default=None, help="euler-maruyama or heun (default: the model's)")
+    evaluate.add_argument("--steps", type=int, default=None)
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--device", default="auto")
+
+    synth = sub.add_parser("synth", help="write a synthetic MMSA-schema pickle (labelled synthetic)")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--dataset", choices=("mosi", "mosei"), default="mosi")
+    synth.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("configs", help="list the shipped experiment configs")
+    return parser
+
+
+def _experiment(args: argparse.Namespace):
+    overrides = list(args.set)
+    if args.data:
+        overrides += [f'data.path="{args.data}"', "data.synthetic=false"]
+    if args.synthetic:
+        overrides.append("data.synthetic=true")
+    if args.device:
+        overrides.append(f'train.device="{args.device}"')
+    return load_experiment(args.config, overrides)
+
+
+def _out_dir(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .protocols import make_protocol
+    from .runner import load_data, run_experiment
+
+    experiment = _experiment(args)
+    ctx = setup(experiment.train.device)
+    try:
+        out = _out_dir(args, experiment.name)
+        data = load_data(experiment, out / "data")
+        result, _ = run_experiment(experiment, data, make_protocol(args.protocol), args.seed, out, ctx,
+                                   progress=not args.no_progress)
+        if ctx.is_main:
+            print(json.dumps({"run_dir": str(out), "test": result.test}, indent=2, default=str))
+    finally:
+        teardown()
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    experiment = _experiment(args)
+    ctx = setup(experiment.train.device)
+    try:
+        out = _out_dir(args, f"sweep-{experiment.name}")
+        result = run_sweep(experiment, args.missing_rates, args.seeds, out, ctx, args.protocol_kind,
+                           progress=not args.no_progress, save_checkpoints=args.save_checkpoints)
+        if result is not None:
+            print(result.markdown_path.read_text())
+            print(f"wrote {result.csv_path}, {result.markdown_path}" +
+                  (f", {result.plot_path}" if result.plot_path else ""))
+    finally:
+        teardown()
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from imer_core.checkpoint import load_checkpoint
+    from imer_core.methods.base import SamplingOptions
+
+    from .data import MMSADataset, load_mmsa
+    from .distributed import resolve_device
+    from .experiment import TrainConfig
+    from .protocols import make_protocol
+    from .runs import RunFolder
+    from .trainer import Trainer
+
+    device = resolve_device(args.device)
+    model = load_checkpoint(args.checkpoint, map_location=device)
+    splits = load_mmsa(Path(args.data))
+    datasets = {name: MMSADataset(split) for name, split in splits.items()}
+    ctx = setup(args.device)
+    trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
+                      ctx, RunFolder(Path("."), enabled=False))
+    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0)
+    print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data import write_synthetic_mmsa
+
+    path = write_synthetic_mmsa(Path(args.out), dataset=args.dataset, seed=args.seed)
+    print(f"wrote SYNTHETIC {args.dataset.upper()}-schema benchmark to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``imer-train``."""
+    args = build_parser().parse_args(argv)
+    if args.command == "configs":
+        print("\n".join(available_experiments()))
+        return 0
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth}
+    try:
+        return handlers[args.command](args)
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+        print(f"imer-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

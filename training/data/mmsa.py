@@ -1,0 +1,353 @@
+"""Loader for the MMSA feature pickles of CMU-MOSI / CMU-MOSEI.
+
+The files are the ones distributed by the MMSA framework (THUIAR) and used
+unchanged by IMDer: ``aligned_50.pkl`` and ``unaligned_50.pkl``.  Each is a
+pickled ``dict`` with the top-level keys ``train``, ``valid`` and ``test``;
+every split is a ``dict`` holding
+
+==========================  ==================================================
+key                         content
+==========================  ==================================================
+``raw_text``                (N,) transcripts
+``id``                      (N,) clip ids
+``text``                    (N, 50, 768) pre-extracted BERT features
+``text_bert``               (N, 3, 50) token ids, attention mask, segment ids
+``audio``                   (N, L_a, D_a) COVAREP features (may hold ``-inf``)
+``vision``                  (N, L_v, D_v) Facet features
+``audio_lengths``           (N,) valid audio steps (list or array)
+``vision_lengths``          (N,) valid vision steps (list or array)
+``annotations``             (N,) "Negative" / "Neutral" / "Positive"
+``classification_labels``   (N,) 0 / 1 / 2 (negative / neutral / positive)
+``regression_labels``       (N,) sentiment in [-3, 3]
+==========================  ==================================================
+
+Aligned files have ``L_a = L_v = 50``; feature dims are 768/5/20 (MOSI) and
+768/74/35 (MOSEI).  As in the reference loaders, ``-inf`` audio values are
+replaced by 0.
+
+Security: the files are Python pickles, and unpickling can execute arbitrary
+code.  Only load files from a source you trust (ideally verified with
+``expected_sha256``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+REQUIRED_KEYS: tuple[str, ...] = (
+    "raw_text", "id", "text", "text_bert", "audio", "vision", "audio_lengths",
+    "vision_lengths", "annotations", "classification_labels", "regression_labels",
+)
+# (text, audio, vision) feature dimensions of the published files.
+DATASET_DIMS: dict[str, tuple[int, int, int]] = {"mosi": (768, 5, 20), "mosei": (768, 74, 35)}
+# Published (train, valid, test) sizes.
+DATASET_SIZES: dict[str, tuple[int, int, int]] = {
+    "mosi": (1284, 229, 686), "mosei": (16326, 1871, 4659),
+}
+
+# SHA-256 digests of the published files, keyed by "<dataset>/<file name>"
+# (e.g. "mosi/aligned_50.pkl").  Deliberately empty: neither the MMSA README /
+# code nor the IMDer repository publish checksums for these pickles, and we do
+# not invent any.  Pass ``expected_sha256`` to ``load_mmsa`` to pin a file.
+KNOWN_SHA256: dict[str, str] = {}
+
+_CHUNK = 512  # samples per chunk when scanning large feature arrays
+
+
+class MMSAFormatError(ValueError):
+    """A feature file is missing, corrupt, or does not follow the MMSA schema."""
+
+
+@dataclass(frozen=True, eq=False)
+class MMSASplit:
+    """One split (train / valid / test) of an MMSA feature file.
+
+    Attributes:
+        name: split name.
+        text: (N, L_t, D_t) float32 BERT features.
+        text_bert: (N, 3, L_t) int64 token ids, attention mask and segment ids.
+        audio: (N, L_a, D_a) float32 audio features (``-inf`` already set to 0).
+        vision: (N, L_v, D_v) float32 vision features.
+        audio_lengths: (N,) int64 valid audio steps.
+        vision_lengths: (N,) int64 valid vision steps.
+        regression_labels: (N,) float32 sentiment scores.
+        classification_labels: (N,) int64 classes (0 neg, 1 neu, 2 pos).
+        annotations: (N,) str class names.
+        ids: (N,) str clip ids.
+        raw_text: (N,) str transcripts.
+    """
+
+    name: str
+    text: np.ndarray
+    text_bert: np.ndarray
+    audio: np.ndarray
+    vision: np.ndarray
+    audio_lengths: np.ndarray
+    vision_lengths: np.ndarray
+    regression_labels: np.ndarray
+    classification_labels: np.ndarray
+    annotations: np.ndarray
+    ids: np.ndarray
+    raw_text: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.regression_labels.shape[0])
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        """(text, audio, vision) feature dimensions."""
+        return (self.text.shape[2], self.audio.shape[2], self.vision.shape[2])
+
+    @property
+    def seq_lens(self) -> tuple[int, int, int]:
+        """(text, audio, vision) numbers of time steps."""
+        return (self.text.shape[1], self.audio.shape[1], self.vision.shape[1])
+
+
+def file_sha256(path: "str | Path", chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_mmsa(path: "str | Path", *, expected_sha256: str | None = None,
+              dataset: str | None = None) -> dict[str, MMSASplit]:
+    """Load and validate an MMSA ``aligned_50.pkl`` / ``unaligned_50.pkl`` file.
+
+    Args:
+        path: the pickle file.  It is unpickled with :func:`pickle.load`, which
+            can execute code: only load trusted files.
+        expected_sha256: if given, the file's SHA-256 must match (checked before
+            unpickling).  Otherwise a digest from :data:`KNOWN_SHA256` is used
+            when one is known for ``"<dataset>/<file name>"``.
+        dataset: ``"mosi"`` or ``"mosei"`` to also check the feature dimensions
+            against the published ones; ``None`` skips that check.
+
+    Returns:
+        ``{"train": MMSASplit, "valid": MMSASplit, "test": MMSASplit}``.
+
+    Raises:
+        MMSAFormatError: missing file, checksum mismatch, corrupt/truncated
+            pickle, missing split or key, wrong shape, inconsistent sample
+            counts, non-finite labels or features.
+        ValueError: unknown ``dataset`` name.
+    """
+    path = Path(path)
+    if dataset is not None:
+        dataset = dataset.lower()
+        if dataset not in DATASET_DIMS:
+            raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASET_DIMS)}")
+    if not path.is_file():
+        raise MMSAFormatError(f"MMSA feature file not found: {path}")
+    expected = expected_sha256 or (KNOWN_SHA256.get(f"{dataset}/{path.name}") if dataset else None)
+    if expected:
+        actual = file_sha256(path)
+        if actual.lower() != expected.strip().lower():
+            raise MMSAFormatError(
+                f"SHA-256 mismatch for {path}: expected {expected.lower()}, got {actual}; "
+                "the file is corrupt or a different version - re-download it")
+    raw = _unpickle(path)
+    if not isinstance(raw, Mapping):
+        raise MMSAFormatError(f"{path}: top level must be a dict with keys {list(SPLITS)}, "
+                              f"got {type(raw).__name__}")
+    missing = [s for s in SPLITS if s not in raw]
+    if missing:
+        raise MMSAFormatError(f"{path}: missing split(s) {missing}; found keys {sorted(map(str, raw))}")
+    splits = {name: _parse_split(path, name, raw[name], dataset) for name in SPLITS}
+    logger.info("loaded %s: %s", path,
+                ", ".join(f"{n}={len(s)}" for n, s in splits.items()))
+    return splits
+
+
+def _unpickle(path: Path) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except (EOFError, pickle.UnpicklingError, ValueError, IndexError, OverflowError) as exc:
+        raise MMSAFormatError(
+            f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); re-download the file"
+        ) from exc
+    except (ModuleNotFoundError, AttributeError, ImportError) as exc:
+        raise MMSAFormatError(
+            f"{path} references Python objects that cannot be imported ({exc}); it is not an "
+            "MMSA feature pickle or needs another numpy version") from exc
+
+
+def _parse_split(path: Path, name: str, data: Any, dataset: str | None) -> MMSASplit:
+    where = f"{path}[{name!r}]"
+    if not isinstance(data, Mapping):
+        raise MMSAFormatError(f"{where} must be a dict, got {type(data).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise MMSAFormatError(f"{where}: missing key(s) {missing}")
+
+    text = _float_array(where, "text", data["text"], ndim=3)
+    text_bert = _numeric_array(where, "text_bert", data["text_bert"], ndim=3)
+    audio = _float_array(where, "audio", data["audio"], ndim=3)
+    vision = _float_array(where, "vision", data["vision"], ndim=3)
+    n = text.shape[0]
+    if text_bert.shape[1:] != (3, text.shape[1]):
+        raise MMSAFormatError(f"{where}['text_bert']: expected shape (N, 3, {text.shape[1]}), "
+                              f"got {text_bert.shape}")
+    if dataset is not None:
+        expected_dims = DATASET_DIMS[dataset]
+        got = (text.shape[2], audio.shape[2], vision.shape[2])
+        for key, want, have in zip(("text", "audio", "vision"), expected_dims, got):
+            if want != have:
+                raise MMSAFormatError(f"{where}[{key!r}]: expected feature dim {want} for "
+                                      f"{dataset}, got {have} (shape {data[key].shape})")
+
+    vectors = {}
+    for key in ("audio_lengths", "vision_lengths", "regression_labels", "classification_labels",
+                "id", "raw_text", "annotations"):
+        vectors[key] = np.asarray(data[key])
+        if vectors[key].ndim != 1:
+            raise MMSAFormatError(f"{where}[{key!r}]: expected shape (N,), got {vectors[key].shape}")
+    counts = {"text": n, "text_bert": text_bert.shape[0], "audio": audio.shape[0],
+              "vision": vision.shape[0], **{k: v.shape[0] for k, v in vectors.items()}}
+    if len(set(counts.values())) != 1:
+        raise MMSAFormatError(f"{where}: sample counts differ across keys: {counts}")
+
+    labels = _labels(where, vectors["regression_labels"])
+    classes = _classes(where, vectors["classification_labels"])
+    n_neginf = _replace_neginf(audio)
+    if n_neginf:
+        logger.debug("%s: replaced %d -inf audio values by 0", where, n_neginf)
+    for key, array in (("text", text), ("audio", audio), ("vision", vision)):
+        n_nan, n_inf = _count_nonfinite(array)
+        if n_nan or n_inf:
+            raise MMSAFormatError(f"{where}[{key!r}]: {n_nan} NaN and {n_inf} infinite feature "
+                                  f"values (after -inf audio -> 0)")
+    return MMSASplit(
+        name=name, text=text, text_bert=text_bert.astype(np.int64), audio=audio, vision=vision,
+        audio_lengths=_lengths(where, "audio_lengths", vectors["audio_lengths"]),
+        vision_lengths=_lengths(where, "vision_lengths", vectors["vision_lengths"]),
+        regression_labels=labels, classification_labels=classes,
+        annotations=vectors["annotations"].astype(str), ids=vectors["id"].astype(str),
+        raw_text=vectors["raw_text"].astype(str),
+    )
+
+
+def _numeric_array(where: str, key: str, value: Any, ndim: int) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise MMSAFormatError(f"{where}[{key!r}]: expected a numeric array, got dtype {array.dtype}")
+    if array.ndim != ndim:
+        raise MMSAFormatError(f"{where}[{key!r}]: expected {ndim} dimensions "
+                              f"(N, L, D), got shape {array.shape}")
+    return array
+
+
+def _float_array(where: str, key: str, value: Any, ndim: int) -> np.ndarray:
+    array = _numeric_array(where, key, value, ndim).astype(np.float32, copy=False)
+    if not array.flags.writeable:
+        array = array.copy()
+    return array
+
+
+def _labels(where: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "biuf":
+        raise MMSAFormatError(f"{where}['regression_labels']: expected numbers, got {values.dtype}")
+    labels = values.astype(np.float32)
+    n_nan, n_inf = int(np.isnan(labels).sum()), int(np.isinf(labels).sum())
+    if n_nan or n_inf:
+        raise MMSAFormatError(f"{where}['regression_labels']: {n_nan} NaN and {n_inf} infinite labels")
+    return labels
+
+
+def _classes(where: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "biuf":
+        raise MMSAFormatError(f"{where}['classification_labels']: expected numbers, got {values.dtype}")
+    as_float = values.astype(np.float64)
+    n_bad = int((~np.isfinite(as_float)).sum())
+    if n_bad:
+        raise MMSAFormatError(f"{where}['classification_labels']: {n_bad} NaN or infinite labels")
+    classes = np.rint(as_float).astype(np.int64)
+    if not np.array_equal(classes, as_float):
+        raise MMSAFormatError(f"{where}['classification_labels']: expected integer class ids")
+    return classes
+
+
+def _lengths(where: str, key: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "biuf":
+        raise MMSAFormatError(f"{where}[{key!r}]: expected integers, got dtype {values.dtype}")
+    lengths = values.astype(np.int64)
+    if (lengths < 0).any():
+        raise MMSAFormatError(f"{where}[{key!r}]: negative lengths")
+    return lengths
+
+
+def _replace_neginf(array: np.ndarray) -> int:
+    """Set ``-inf`` to 0 in place (chunked to bound memory); return how many."""
+    total = 0
+    for start in range(0, array.shape[0], _CHUNK):
+        block = array[start:start + _CHUNK]
+        hit = np.isneginf(block)
+        count = int(hit.sum())
+        if count:
+            block[hit] = 0.0
+            total += count
+    return total
+
+
+def _count_nonfinite(array: np.ndarray) -> tuple[int, int]:
+    """(NaN count, inf count) of a large array, scanned in chunks."""
+    n_nan = n_inf = 0
+    for start in range(0, array.shape[0], _CHUNK):
+        block = array[start:start + _CHUNK]
+        if np.isfinite(block).all():
+            continue
+        n_nan += int(np.isnan(block).sum())
+        n_inf += int(np.isinf(block).sum())
+    return n_nan, n_inf
+
+
+class MMSADataset(Dataset):
+    """A :class:`torch.utils.data.Dataset` over one :class:`MMSASplit`.
+
+    Items are ``{"index": int, "text": (L_t, D) float32, "audio": (L_a, D_a)
+    float32, "vision": (L_v, D_v) float32, "label": () float32}``, so the
+    default ``collate_fn`` stacks them into batch tensors.  With
+    ``text_key="text_bert"`` the text entry is the (3, L_t) token-id /
+    mask / segment array as float32, exactly like MMSA's loader (BERT
+    encoders cast it back to ``long``).
+    """
+
+    def __init__(self, split: MMSASplit, text_key: str = "text") -> None:
+        """Wrap ``split``; ``text_key`` is ``"text"`` (BERT features) or ``"text_bert"``."""
+        if text_key not in ("text", "text_bert"):
+            raise ValueError(f"text_key must be 'text' or 'text_bert', got {text_key!r}")
+        self.split = split
+        self.text_key = text_key
+        text = split.text if text_key == "text" else split.text_bert.astype(np.float32)
+        self._text = torch.from_numpy(np.ascontiguousarray(text))
+        self._audio = torch.from_numpy(np.ascontiguousarray(split.audio))
+        self._vision = torch.from_numpy(np.ascontiguousarray(split.vision))
+        self._labels = torch.from_numpy(np.ascontiguousarray(split.regression_labels))
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {
+            "index": int(index),
+            "text": self._text[index],
+            "audio": self._audio[index],
+            "vision": self._vision[index],
+            "label": self._labels[index],
+        }

@@ -1,0 +1,82 @@
+"""Single-device and torchrun (DistributedDataParallel) execution from the same command.
+
+Under ``torchrun`` the environment variables ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` are set; :func:`setup` then initialises the process group (NCCL
+on CUDA, gloo on CPU) and each process trains on its shard of the data.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process runs."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(request: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` fails clearly when no GPU is present."""
+    request = (request or "auto").lower()
+    if request == "auto":
+        request = "cuda" if torch.cuda.is_available() else "cpu"
+    if request.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
+        return torch.device("cuda", local_rank if request == "cuda" else torch.device(request).index or 0)
+    if request != "cpu":
+        raise ValueError(f"unknown device {request!r}; expected auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def setup(device_request: str = "auto") -> DistContext:
+    """Initialise distributed training when launched by torchrun, else a single-device context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_request, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def teardown() -> None:
+    """Destroy the process group if one was created."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_floats(values: list[float], ctx: DistContext) -> list[float]:
+    """Send rank 0's values to every rank (used for validation results)."""
+    if not ctx.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64,
+                          device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.broadcast(tensor, src=0)
+    return tensor.tolist()
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank."""
+    if ctx.distributed:
+        dist.barrier()
