@@ -116,7 +116,20 @@ class Trainer:
         if best_state is not None:
             model.load_state_dict(best_state)
         barrier(self.ctx)
+        self._check_replicas_in_sync()
         return StageResult(stage, best_epoch, best_value, epoch, time.perf_counter() - started)
+
+    def _check_replicas_in_sync(self) -> None:
+        """Under DDP every rank must hold identical weights after a stage; fail loudly if not."""
+        if not self.ctx.distributed:
+            return
+        checksum = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum().view(1)
+        checksum = checksum.to(self.ctx.device)
+        gathered = [torch.zeros_like(checksum) for _ in range(self.ctx.world_size)]
+        torch.distributed.all_gather(gathered, checksum)
+        values = [float(g) for g in gathered]
+        if max(values) - min(values) > 1e-6 * max(1.0, abs(values[0])):
+            raise RuntimeError(f"DDP replicas diverged after training (parameter checksums {values})")
 
     def _wrap(self, model: RecoveryModel) -> Any:
         if not self.ctx.distributed:

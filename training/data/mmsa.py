@@ -23,7 +23,8 @@ key                         content
 
 Aligned files have ``L_a = L_v = 50``; feature dims are 768/5/20 (MOSI) and
 768/74/35 (MOSEI).  As in the reference loaders, ``-inf`` audio values are
-replaced by 0.
+replaced by 0.  Per-sample vectors stored as ``(N, 1)`` columns are accepted
+and flattened; lengths may be lists or arrays.
 
 Security: the files are Python pickles, and unpickling can execute arbitrary
 code.  Only load files from a source you trust (ideally verified with
@@ -216,6 +217,8 @@ def _parse_split(path: Path, name: str, data: Any, dataset: str | None) -> MMSAS
     for key in ("audio_lengths", "vision_lengths", "regression_labels", "classification_labels",
                 "id", "raw_text", "annotations"):
         vectors[key] = np.asarray(data[key])
+        if vectors[key].ndim == 2 and vectors[key].shape[1] == 1:  # tolerate (N, 1) columns
+            vectors[key] = vectors[key].reshape(-1)
         if vectors[key].ndim != 1:
             raise MMSAFormatError(f"{where}[{key!r}]: expected shape (N,), got {vectors[key].shape}")
     counts = {"text": n, "text_bert": text_bert.shape[0], "audio": audio.shape[0],

@@ -133,14 +133,7 @@ def _make_split(rng: np.random.Generator, maps: dict[str, Any], n: int, seq_len:
     latent = static[:, None, :] + 0.5 * _ar1(rng, n, seq_len, rho=0.9)  # (n, T, k)
     latent = latent.astype(np.float32)
 
-    features = []
-    for spec in maps["modalities"]:
-        view = _ema(latent, spec["smooth"]) @ spec["shared"]  # (n, T, dim)
-        view += (rng.standard_normal((n, _PRIVATE_DIM)).astype(np.float32) @ spec["private"])[:, None]
-        view += spec["noise"] * rng.standard_normal(view.shape, dtype=np.float32)
-        view *= spec["scale"]
-        view += spec["offset"]
-        features.append(view)
+    features = [_modality(rng, _ema(latent, spec["smooth"]), spec) for spec in maps["modalities"]]
     text, audio, vision = features
     n_neginf = max(1, int(round(audio.size * _NEGINF_FRACTION)))
     audio.reshape(-1)[rng.choice(audio.size, size=n_neginf, replace=False)] = -np.inf
@@ -164,6 +157,26 @@ def _make_split(rng: np.random.Generator, maps: dict[str, Any], n: int, seq_len:
         "classification_labels": classes,
         "regression_labels": labels,
     }
+
+
+def _modality(rng: np.random.Generator, latent: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Features of one modality, built in sample chunks that stay cache-resident."""
+    n, steps, _ = latent.shape
+    dim = spec["shared"].shape[1]
+    shared = spec["shared"] * spec["scale"]
+    sigma = spec["noise"] * spec["scale"]
+    private = rng.standard_normal((n, _PRIVATE_DIM)).astype(np.float32) @ (spec["private"] * spec["scale"])
+    private += spec["offset"]
+    out = np.empty((n, steps, dim), dtype=np.float32)
+    chunk = max(1, (1 << 18) // (steps * dim))
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        block = out[start:stop]
+        rng.standard_normal(block.shape, dtype=np.float32, out=block)
+        block *= sigma
+        block += private[start:stop, None]
+        block += latent[start:stop] @ shared
+    return out
 
 
 def _ar1(rng: np.random.Generator, n: int, steps: int, rho: float) -> np.ndarray:

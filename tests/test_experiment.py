@@ -1,0 +1,33 @@
+"""Experiment configs: shipped files parse, overrides apply, mistakes are reported clearly."""
+
+import pytest
+
+from training.experiment import available_experiments, load_experiment
+
+
+def test_shipped_configs_parse_with_reference_hyperparameters():
+    assert {"imder_mosi", "imder_mosei", "quick_synthetic", "imder_synthetic_mosi"} <= set(available_experiments())
+    mosi = load_experiment("imder_mosi")
+    assert (mosi.train.batch_size, mosi.train.learning_rate, mosi.train.scheduler_patience) == (32, 0.002, 24)
+    assert (mosi.train.early_stop, mosi.train.grad_clip, mosi.fusion.nlevels) == (20, 1.0, 4)
+    mosei = load_experiment("imder_mosei")
+    assert (mosei.train.batch_size, mosei.train.scheduler_patience, mosei.train.grad_clip) == (128, 5, 0.6)
+    assert mosei.fusion.nlevels == 6
+    assert mosi.method_options["train_sampler_steps"] == 100
+
+
+def test_overrides_and_errors(tmp_path):
+    exp = load_experiment("imder_mosi", ["train.batch_size=8", "model.options.sampler_steps=20",
+                                         "train.device=cpu", 'data.path="x.pkl"'])
+    assert exp.train.batch_size == 8 and exp.method_options["sampler_steps"] == 20
+    assert exp.train.device == "cpu" and exp.data.path == "x.pkl"
+    with pytest.raises(ValueError, match="unknown key"):
+        load_experiment("imder_mosi", ["train.batchsize=8"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_experiment("imder_mosi", ["train.batch_size"])
+    with pytest.raises(FileNotFoundError, match="shipped configs"):
+        load_experiment("no_such_experiment")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nmethod='imder'\n[optimizer]\nlr=1\n")
+    with pytest.raises(ValueError, match="unknown section"):
+        load_experiment(str(bad))

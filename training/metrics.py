@@ -1,0 +1,190 @@
+"""Evaluation metrics, matching MMSA / IMDer for CMU-MOSI and CMU-MOSEI.
+
+:func:`regression_metrics` reproduces ``MetricsTop.__eval_mosei_regression``
+of MMSA (also used by IMDer for MOSI and MOSEI):
+
+* ``Has0_acc_2`` / ``Has0_F1_score``: binary "non-negative vs negative"
+  (``>= 0``) over all samples.
+* ``Non0_acc_2`` / ``Non0_F1_score``: binary "positive vs negative" (``> 0``)
+  over the samples whose true label is not exactly 0.
+* ``Mult_acc_5`` / ``Mult_acc_7``: predictions and labels clipped to [-2, 2]
+  / [-3, 3] and rounded with ``np.round`` (half to even: 2.5 -> 2).
+* ``MAE``: mean absolute error; ``Corr``: Pearson correlation.
+
+F1 scores are sklearn's ``average="weighted"``.  Unlike MMSA, values are not
+rounded to 4 decimals (rounding before averaging over seeds loses precision),
+``Corr`` is 0 instead of NaN when either side is constant, and metrics that
+are undefined (``Non0_*`` with no non-zero label) are NaN.  All values are
+fractions in [0, 1] (MAE and Corr on their own scale).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+REGRESSION_KEYS: tuple[str, ...] = (
+    "Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
+    "Mult_acc_5", "Mult_acc_7", "MAE", "Corr",
+)
+# summarize_seeds reports keys containing one of these (case-insensitive) x100:
+# accuracies, F1 scores and recalls.  Everything else (MAE, Corr, losses,
+# recovery errors, missing rates) keeps its raw scale.
+PERCENT_KEY_PARTS: tuple[str, ...] = ("acc", "f1", "uar", "recall")
+
+
+def is_percent_key(key: str) -> bool:
+    """Whether :func:`summarize_seeds` reports ``key`` multiplied by 100."""
+    lowered = key.lower()
+    return any(part in lowered for part in PERCENT_KEY_PARTS)
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    """Flatten a numpy array, list or torch tensor (any device) to a float64 vector."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two vectors; 0.0 (no warning) if either is constant."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    y = np.asarray(y, dtype=np.float64) - np.mean(y)
+    denom = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    if denom == 0.0 or not math.isfinite(denom):
+        return 0.0
+    return float(np.clip(np.dot(x, y) / denom, -1.0, 1.0))
+
+
+def multiclass_acc(pred: np.ndarray, true: np.ndarray) -> float:
+    """Fraction of samples whose ``np.round``-ed prediction equals the rounded label."""
+    return float(np.mean(np.round(pred) == np.round(true)))
+
+
+def regression_metrics(pred: Any, true: Any) -> dict[str, float]:
+    """MMSA regression metrics of sentiment predictions (see the module docstring).
+
+    Args:
+        pred: predictions, any shape with N elements (array, list or tensor).
+        true: labels in [-3, 3], N elements.
+
+    Returns:
+        dict with the keys of :data:`REGRESSION_KEYS`.
+
+    Raises:
+        ValueError: empty inputs, different sizes, or non-finite values.
+    """
+    pred, true = _as_numpy(pred), _as_numpy(true)
+    if pred.size == 0 or pred.size != true.size:
+        raise ValueError(f"pred and true must be non-empty and of equal size, "
+                         f"got {pred.size} and {true.size}")
+    for label, values in (("pred", pred), ("true", true)):
+        n_bad = int((~np.isfinite(values)).sum())
+        if n_bad:
+            raise ValueError(f"{label} has {n_bad} non-finite values")
+
+    has0_true, has0_pred = true >= 0, pred >= 0
+    non_zero = true != 0
+    if non_zero.any():
+        non0_true, non0_pred = true[non_zero] > 0, pred[non_zero] > 0
+        non0_acc = float(accuracy_score(non0_true, non0_pred))
+        non0_f1 = float(f1_score(non0_true, non0_pred, average="weighted", zero_division=0))
+    else:
+        non0_acc = non0_f1 = float("nan")
+    return {
+        "Has0_acc_2": float(accuracy_score(has0_true, has0_pred)),
+        "Has0_F1_score": float(f1_score(has0_true, has0_pred, average="weighted", zero_division=0)),
+        "Non0_acc_2": non0_acc,
+        "Non0_F1_score": non0_f1,
+        "Mult_acc_5": multiclass_acc(np.clip(pred, -2.0, 2.0), np.clip(true, -2.0, 2.0)),
+        "Mult_acc_7": multiclass_acc(np.clip(pred, -3.0, 3.0), np.clip(true, -3.0, 3.0)),
+        "MAE": float(np.mean(np.abs(pred - true))),
+        "Corr": pearson(pred, true),
+    }
+
+
+def classification_metrics(logits_or_pred: Any, true: Any, labels: Sequence[str]) -> dict[str, float]:
+    """Classification metrics for ``len(labels)`` classes.
+
+    Args:
+        logits_or_pred: (N, K) scores (argmax is taken) or (N,) class ids.
+        true: (N,) class ids in ``range(K)``.
+        labels: class names, index = class id.
+
+    Returns:
+        ``accuracy`` (weighted average recall, WAR), ``uar`` (unweighted
+        average recall over the classes present in ``true``), ``macro_f1``
+        (sklearn macro F1 over the classes present in ``true`` or the
+        predictions), ``weighted_f1``, and ``recall_<name>`` per class (NaN for
+        a class absent from ``true``).
+
+    Raises:
+        ValueError: inconsistent shapes or class ids out of range.
+    """
+    scores = logits_or_pred.detach().cpu().numpy() if hasattr(logits_or_pred, "detach") else logits_or_pred
+    scores = np.asarray(scores)
+    n_classes = len(labels)
+    if scores.ndim == 2:
+        if scores.shape[1] != n_classes:
+            raise ValueError(f"scores have {scores.shape[1]} columns for {n_classes} labels")
+        pred = scores.argmax(axis=1)
+    elif scores.ndim == 1:
+        pred = scores.astype(np.int64)
+    else:
+        raise ValueError(f"expected (N, K) scores or (N,) predictions, got shape {scores.shape}")
+    true = _as_numpy(true).astype(np.int64)
+    if pred.size == 0 or pred.size != true.size:
+        raise ValueError(f"predictions and labels must be non-empty and of equal size, "
+                         f"got {pred.size} and {true.size}")
+    for label, values in (("predictions", pred), ("labels", true)):
+        if values.min() < 0 or values.max() >= n_classes:
+            raise ValueError(f"{label} contain class ids outside [0, {n_classes})")
+    present = np.unique(true)
+    recalls = recall_score(true, pred, labels=list(range(n_classes)), average=None, zero_division=0)
+    result = {
+        "accuracy": float(accuracy_score(true, pred)),
+        "uar": float(np.mean(recalls[present])),
+        "macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(true, pred, average="weighted", zero_division=0)),
+    }
+    for index, name in enumerate(labels):
+        result[f"recall_{name}"] = float(recalls[index]) if index in present else float("nan")
+    return result
+
+
+def summarize_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation over seeds of every numeric metric.
+
+    Follows the MMSA / IMDer papers' reporting: accuracies, F1 scores and
+    recalls (:func:`is_percent_key`) are multiplied by 100; ``MAE``, ``Corr``
+    and any other value (losses, recovery errors, missing rates) keep their
+    raw scale.  The standard deviation is the population one (``np.std`` with
+    ``ddof=0``); a single seed gives std 0.  Keys are those of the first
+    result that are numeric in every result; others (e.g. strings) are skipped.
+    """
+    if not results:
+        raise ValueError("summarize_seeds needs at least one result")
+    summary: dict[str, tuple[float, float]] = {}
+    for key in results[0]:
+        values = [r.get(key) for r in results]
+        if not all(isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+                   for v in values):
+            continue
+        array = np.asarray(values, dtype=np.float64)
+        if is_percent_key(key):
+            array = array * 100.0
+        summary[key] = (float(np.mean(array)), float(np.std(array, ddof=0)))
+    return summary
+
+
+def format_mean_std(mean: "float | tuple[float, float]", std: float | None = None,
+                    digits: int = 2) -> str:
+    """``"84.12 ± 0.53"``; accepts ``(mean, std)`` tuples from :func:`summarize_seeds`."""
+    if isinstance(mean, tuple):
+        mean, std = mean
+    if std is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
