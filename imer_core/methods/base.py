@@ -14,7 +14,9 @@ methods defined here:
 * :meth:`RecoveryModel.recover` — available features + mask → recovered
   projected features of every modality;
 * :meth:`RecoveryModel.predict` — features + mask → outputs (regression value or
-  class logits);
+  class logits), i.e. :meth:`predict_from_recovered` of :meth:`recover`;
+* :meth:`RecoveryModel.project` — complete features → the recovery space (the
+  targets recovered features are compared with);
 * :meth:`RecoveryModel.prepare_stage` — switch between the two training stages
   (``"pretrain"``: complete data, ``"recovery"``: with missing modalities).
 
@@ -100,9 +102,22 @@ class RecoveryModel(nn.Module, ABC):
         """
 
     @abstractmethod
+    def project(self, features: Features) -> dict[str, torch.Tensor]:
+        """Features of every modality mapped into the recovery space (no masking, no recovery).
+
+        Applied to complete features this gives the targets that recovered
+        features are compared with.
+        """
+
+    @abstractmethod
+    def predict_from_recovered(self, recovered: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Outputs ``(B, output_dim)`` from the (recovered) features of :meth:`recover`."""
+
+    @torch.no_grad()
     def predict(self, features: Features, mask: torch.Tensor,
                 sampling: SamplingOptions | None = None) -> torch.Tensor:
         """Outputs ``(B, output_dim)`` computed with the missing modalities recovered."""
+        return self.predict_from_recovered(self.recover(features, mask, sampling))
 
     # ------------------------------------------------------------ shared logic
     def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:

@@ -95,6 +95,10 @@ class MulTFusion(nn.Module):
         spec = self.specs[m]
         return spec.seq_len if isinstance(proj, nn.Identity) else spec.seq_len - proj.kernel_size[0] + 1
 
+    def projections(self) -> dict[str, nn.Module]:
+        """The per-modality projection modules, keyed by modality value."""
+        return {m.value: getattr(self, f"proj_{m.short}") for m in MODALITIES}
+
     def project(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Project ``{modality: (B, L, D)}`` features to ``{modality: (B, d, L')}``.
 

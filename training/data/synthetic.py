@@ -32,6 +32,7 @@ MMSA: 0 negative (y < 0), 1 neutral (y == 0), 2 positive (y > 0).  About
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Sequence
@@ -103,8 +104,15 @@ def write_synthetic_mmsa(path: "str | Path", **kwargs: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = make_synthetic_mmsa(**kwargs)
-    with open(path, "wb") as handle:
-        pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    # Write to a private temporary name and rename: concurrent writers (DDP
+    # ranks) and interrupted runs never leave a half-written file behind.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

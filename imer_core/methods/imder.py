@@ -1,0 +1,257 @@
+"""IMDer: Incomplete Multimodality-Diffused Emotion Recognition (Wang, Li, Cui; NeurIPS 2023).
+
+Each modality ``m`` is projected by the MulT convolutions to ``x_m (B, d, L')``.
+For every missing modality a conditional score network ``s_θ^m`` (paper eq. 3-5)
+learns ``∇ log p_t(x_m | c)`` with denoising score matching, where the
+condition ``c`` is the projection of the available modality, or the 1×1
+convolution of the two available ones concatenated (paper Sec. 3.3).  At
+recovery time the missing projection is sampled from the reverse VE-SDE
+(paper eq. 6), refined by an RCAN refiner and fused by MulT.
+
+Training loss (reference trainer)::
+
+    total = task + 0.1 * (L_score_l + L_score_v + L_score_a + L_rec),
+
+with ``L_rec`` the mean squared error of the refined features.  Batches with
+per-sample masks are handled pattern by pattern (:func:`pattern_groups`); each
+group's losses are weighted by its share of the batch, so a batch with one
+pattern gives exactly the reference numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig, options_from_dict
+from ..diffusion.samplers import EulerMaruyamaSampler, Sampler, available_samplers, make_sampler
+from ..diffusion.score_unet import ConditionalScoreUNet1d
+from ..diffusion.sde import VESDE, denoising_score_matching_loss
+from ..modalities import MODALITIES, Modality, full_mask, validate_mask
+from ..nn.mult import MulTFusion
+from ..nn.rcan import Refiner
+from ..registry import register_method
+from .base import PRETRAIN, RECOVERY, Features, LossOutput, RecoveryModel, SamplingOptions, pattern_groups
+
+# Two available modalities → (fusing 1×1 conv, concatenation order), keyed by the
+# missing modality.  The order is the reference's: (v, a) for missing text,
+# (l, a) for missing vision, (l, v) for missing audio.
+_PAIR_CONDITIONS: dict[Modality, tuple[str, tuple[Modality, Modality]]] = {
+    Modality.TEXT: ("cat_av", (Modality.VISION, Modality.AUDIO)),
+    Modality.VISION: ("cat_la", (Modality.TEXT, Modality.AUDIO)),
+    Modality.AUDIO: ("cat_lv", (Modality.TEXT, Modality.VISION)),
+}
+
+
+@dataclass(frozen=True)
+class IMDerOptions:
+    """IMDer-specific options (defaults: the reference settings).
+
+    Attributes:
+        sigma: σ of the VE-SDE ``dx = σ^t dw``.
+        score_channels: channels per level of the score U-Net.
+        score_embed_dim: width of the time embedding.
+        refiner_blocks: RCAB blocks of each refiner.
+        refiner_reduction: channel-attention reduction of each refiner.
+        sampler: inference sampler (``"euler-maruyama"`` or ``"heun"``).
+        sampler_steps: inference sampler steps.
+        train_sampler_steps: Euler–Maruyama steps used while training (reference: 100).
+        eps: smallest sampling time.
+        loss_eps: smallest time of the score-matching loss.
+        recovery_loss_weight: weight of score + reconstruction losses.
+        text_encoder: ``"features"`` (pre-extracted 768-d text) or ``"bert"`` (token ids).
+        bert_path: local BERT checkpoint folder for ``text_encoder="bert"``.
+    """
+
+    sigma: float = 25.0
+    score_channels: tuple[int, ...] = (32, 64, 128, 256)
+    score_embed_dim: int = 256
+    refiner_blocks: int = 20
+    refiner_reduction: int = 16
+    sampler: str = "euler-maruyama"
+    sampler_steps: int = 100
+    train_sampler_steps: int = 100
+    eps: float = 1e-3
+    loss_eps: float = 1e-5
+    recovery_loss_weight: float = 0.1
+    text_encoder: str = "features"
+    bert_path: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "score_channels", tuple(int(c) for c in self.score_channels))
+        if self.text_encoder not in ("features", "bert"):
+            raise ValueError(f"text_encoder must be 'features' or 'bert', got {self.text_encoder!r}")
+        if self.sampler.strip().lower() not in available_samplers():
+            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers())}")
+        if self.sampler_steps < 1 or self.train_sampler_steps < 1:
+            raise ValueError("sampler_steps and train_sampler_steps must be >= 1")
+
+
+@register_method
+class IMDer(RecoveryModel):
+    """IMDer recovery model (see module docstring)."""
+
+    name = "imder"
+    options_class = IMDerOptions
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        opts: IMDerOptions = options_from_dict(IMDerOptions, config.method_options)
+        self.options = opts
+        d = config.fusion.d_model
+        self.sde = VESDE(opts.sigma)
+        self.text_encoder: nn.Module | None = None
+        if opts.text_encoder == "bert":
+            from ..text_encoder import BertTextEncoder
+
+            self.text_encoder = BertTextEncoder(opts.bert_path)
+            if self.text_encoder.hidden_size != config.specs.text.dim:
+                raise ValueError(f"BERT hidden size {self.text_encoder.hidden_size} != text feature dim "
+                                 f"{config.specs.text.dim}")
+        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim)
+        lengths = {self.fusion.projected_length(m) for m in MODALITIES}
+        depth = 2 ** (len(opts.score_channels) - 1)
+        if len(lengths) != 1 or next(iter(lengths)) % depth != 0:
+            raise ValueError(f"IMDer needs one projected length for all modalities, divisible by {depth}; "
+                             f"got {sorted(lengths)} (adjust seq_len / conv kernels)")
+        self.score_nets = nn.ModuleDict({
+            m.value: ConditionalScoreUNet1d(d, opts.score_channels, opts.score_embed_dim,
+                                            marginal_std=self.sde.marginal_std)
+            for m in MODALITIES
+        })
+        self.cat_la = nn.Conv1d(2 * d, d, 1)
+        self.cat_lv = nn.Conv1d(2 * d, d, 1)
+        self.cat_av = nn.Conv1d(2 * d, d, 1)
+        self.refiners = nn.ModuleDict({m.value: Refiner(d, opts.refiner_blocks, opts.refiner_reduction)
+                                       for m in MODALITIES})
+        self.prepare_stage(self.stage)
+
+    # ------------------------------------------------------------------ stages
+    def prepare_stage(self, stage: str) -> None:
+        """``"pretrain"``: full data, projections train; ``"recovery"``: projections frozen."""
+        super().prepare_stage(stage)
+        for module in self.fusion.projections().values():
+            for p in module.parameters():
+                p.requires_grad_(stage == PRETRAIN)
+
+    def check_features(self, features: Features) -> int:
+        """Validate shapes; with the BERT text encoder ``text`` holds ``(B, 3, L)`` token tensors."""
+        if self.text_encoder is None:
+            return super().check_features(features)
+        tokens = features["text"]
+        spec = self.config.specs.text
+        if tokens.dim() != 3 or tokens.shape[1] != 3 or tokens.shape[2] != spec.seq_len:
+            raise ValueError(f"text tokens must have shape (batch, 3, {spec.seq_len}), got {tuple(tokens.shape)}")
+        stand_in = tokens.new_zeros((), dtype=torch.float32).expand(tokens.shape[0], spec.seq_len, spec.dim)
+        return super().check_features({**features, "text": stand_in})
+
+    # ---------------------------------------------------------------- helpers
+    def _project(self, features: Features) -> dict[str, torch.Tensor]:
+        feats = dict(features)
+        if self.text_encoder is not None:
+            feats["text"] = self.text_encoder(feats["text"])          # frozen, no_grad inside
+        if self.stage == RECOVERY:
+            with torch.no_grad():                                      # projections frozen in stage 2
+                return self.fusion.project(feats)
+        return self.fusion.project(feats)
+
+    def _condition(self, available: tuple[Modality, ...], proj: dict[str, torch.Tensor]) -> torch.Tensor:
+        if len(available) == 1:
+            return proj[available[0].value]
+        missing = next(m for m in MODALITIES if m not in available)
+        conv_name, order = _PAIR_CONDITIONS[missing]
+        return getattr(self, conv_name)(torch.cat([proj[m.value] for m in order], dim=1))
+
+    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+                 generator: torch.Generator | None, targets: dict[str, torch.Tensor] | None = None,
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """Generate + refine missing projections per availability pattern; losses when ``targets`` given."""
+        batch = mask.shape[0]
+        zero = proj["text"].new_zeros(())
+        recovered = dict(proj)
+        score_losses = {m.value: zero for m in MODALITIES}
+        rec_loss = zero
+        for available, idx in pattern_groups(mask):
+            missing = [m for m in MODALITIES if m not in available]
+            if not missing:
+                continue
+            weight = idx.numel() / batch
+            cond = self._condition(available, {m.value: proj[m.value].index_select(0, idx) for m in available})
+            group_targets = {}
+            if targets is not None:                                    # score losses first, as the reference
+                for m in missing:
+                    group_targets[m] = targets[m.value].index_select(0, idx)
+                    loss = denoising_score_matching_loss(self.score_nets[m.value], group_targets[m], self.sde,
+                                                         condition=cond, eps=self.options.loss_eps)
+                    score_losses[m.value] = score_losses[m.value] + weight * loss
+            generated = {m: sampler.sample(self.score_nets[m.value], self.sde, tuple(cond.shape), condition=cond,
+                                           generator=generator) for m in missing}
+            for m in missing:
+                refined = self.refiners[m.value](generated[m])       # gradients flow through the refiner
+                if targets is not None:
+                    rec_loss = rec_loss + weight * F.mse_loss(refined, group_targets[m])
+                recovered[m.value] = recovered[m.value].index_copy(0, idx, refined.to(recovered[m.value].dtype))
+        return recovered, score_losses, rec_loss
+
+    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler:
+        opts, sampling = self.options, sampling or SamplingOptions()
+        name = (sampling.sampler or opts.sampler).strip().lower()
+        steps = sampling.steps
+        if steps is None and name == opts.sampler.strip().lower():
+            steps = opts.sampler_steps
+        return make_sampler(name, steps, eps=opts.eps)
+
+    def _masked(self, features: Features, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        masked = self.mask_features(features, mask)
+        device = next(iter(masked.values())).device
+        return masked, validate_mask(mask, self.check_features(features)).to(device)
+
+    # ------------------------------------------------------------------ API
+    def training_losses(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:
+        """Task loss + 0.1 × (score-matching losses + reconstruction loss) (reference trainer)."""
+        if self.stage == PRETRAIN:                                     # stage 1: complete data
+            mask = full_mask(self.check_features(features), device=mask.device)
+        masked, mask = self._masked(features, mask)
+        proj = self._project(masked)
+        has_missing = bool((~mask).any())
+        targets = self._project(features) if has_missing else None     # ground truth, loss targets only
+        sampler = EulerMaruyamaSampler(self.options.train_sampler_steps, self.options.eps)
+        recovered, score_losses, rec_loss = self._recover(proj, mask, sampler, None, targets)
+        prediction = self.fusion(recovered).prediction
+        task = self.task_loss(prediction, labels.to(prediction.device))
+        parts = {"task": task}
+        total = task
+        if has_missing:
+            recovery = sum(score_losses.values()) + rec_loss
+            total = task + self.options.recovery_loss_weight * recovery
+            parts.update({f"score_{m}": v for m, v in score_losses.items()})
+            parts["reconstruction"] = rec_loss
+        parts["total"] = total
+        return LossOutput(total=total, parts=parts, prediction=prediction)
+
+    @torch.no_grad()
+    def recover(self, features: Features, mask: torch.Tensor,
+                sampling: SamplingOptions | None = None) -> dict[str, torch.Tensor]:
+        """Projected features ``(B, d, L')`` of every modality, the missing ones diffused and refined."""
+        masked, mask = self._masked(features, mask)
+        proj = self._project(masked)
+        sampling = sampling or SamplingOptions()
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device=mask.device).manual_seed(int(sampling.seed))
+        recovered, _, _ = self._recover(proj, mask, self._inference_sampler(sampling), generator)
+        return recovered
+
+    @torch.no_grad()
+    def project(self, features: Features) -> dict[str, torch.Tensor]:
+        """MulT projections ``(B, d, L')`` of the given features (the recovery targets)."""
+        self.check_features(features)
+        return self._project(features)
+
+    def predict_from_recovered(self, recovered: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """MulT fusion and output head on projected (recovered) features."""
+        return self.fusion(recovered).prediction
