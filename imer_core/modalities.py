@@ -116,8 +116,8 @@ class FeatureSpecs:
         return cls(*(FeatureSpec.from_dict(data[m.value]) for m in MODALITIES))
 
 
-# The six non-empty proper subsets of modalities plus the complete set, in the
-# order used by the MMIN-family six-scenario tables.
+# The six non-empty proper subsets of modalities plus the complete set
+# (l, a, v, la, lv, av, lav); training.scenarios.SCENARIOS has the MMIN table order.
 AVAILABLE_SUBSETS: tuple[frozenset[Modality], ...] = tuple(
     frozenset(c) for r in (1, 2, 3) for c in itertools.combinations(MODALITIES, r)
 )

@@ -307,7 +307,8 @@ class FixedSubsetProtocol(MissingProtocol):
 
 
 _SPEC_HELP = ('expected "batch:<MR>" (MR in 0.0..0.7, step 0.1), "sample:<MR>" (MR in [0, 2/3]) '
-              'or "subset:<letters>" (letters from l=text, a=audio, v=vision, e.g. "subset:la")')
+              '"subset:<letters>" (letters from l=text, a=audio, v=vision, e.g. "subset:la") '
+              'or "scenario" (a random one of the six MMIN missing scenarios per sample)')
 
 
 def make_protocol(spec: str, *, seed: int = 0) -> MissingProtocol:
@@ -317,6 +318,10 @@ def make_protocol(spec: str, *, seed: int = 0) -> MissingProtocol:
     """
     kind, sep, value = str(spec).strip().partition(":")
     kind, value = kind.strip().lower(), value.strip().lower()
+    if kind == "scenario":
+        from training.scenarios import make_scenario_protocol  # lazy: scenarios imports this module
+
+        return make_scenario_protocol(spec, seed=seed)
     if not sep or not value:
         raise ValueError(f"invalid missing-modality protocol {spec!r}: {_SPEC_HELP}")
     if kind in ("batch", "sample"):

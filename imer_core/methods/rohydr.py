@@ -1,0 +1,341 @@
+"""RoHyDR: Robust Hybrid Diffusion Recovery for incomplete multimodal emotion recognition (Jin et al., 2025).
+
+Model (on the MulT projections ``x_m (B, d, L')``, ``d = 32``, ``L' = 48`` for MOSI):
+
+* **unimodal recovery** — one conditional DDPM per modality, an ε-predicting
+  :class:`~imer_core.nn.dit.DiT1d` conditioned on the diffusion step and the
+  available modality (or the 1×1 conv of the two available ones); trained with
+  ``L_diff = E ||ε - ε_θ(x_t, t, c)||²`` on a 1000-step linear schedule
+  ``β ∈ [1e-4, 0.02]`` (Ho et al. eq. 14); sampled with DDIM (or ancestral
+  DDPM) on a respaced subset of *that same* schedule; each sample is refined
+  by an RCAN :class:`~imer_core.nn.rcan.Refiner`, ``L_rec = Σ_m MSE(x̂_m, x_m)``;
+* **multimodal fusion recovery** — the MulT fusion gives ``F_lm`` on recovered +
+  available features and ``F_gt`` on complete features (shared weights); a
+  reconstructor ``R`` maps ``F_lm`` towards ``F_gt`` adversarially against a
+  discriminator ``D``; predictions of the recovered path are the MulT residual
+  head applied to ``R(F_lm)`` (rows without a missing modality skip ``R``).
+
+Training (reference trainer, three optimisation stages per batch, each its own
+forward, backward and step of the main optimizer):
+
+1. ``(Σ_m L_diff,m + λ_g L_rec) / (1 + λ_g)``;
+2. ``D`` step on ``0.1 [BCE(D(F_gt), 1) + BCE(D(F_lm), 0)]`` (inputs detached), then
+   ``R`` step on ``λ_al BCE(D(R(F_lm)), 1) + (1 - λ_al) L1(F_gt, R(F_lm))``;
+3. ``(1 - λ_c) L_task(ŷ_gt) + λ_c L_task(ŷ_lm)``, gradients clipped by value.
+
+As in the reference, the training-time DDIM chain is differentiable, so
+``L_rec`` and stages 2-3 also train the DiTs through the sampler.
+
+Deviations from the reference code (``Siowllience/RoHyDR``):
+
+* the reference trains on the 1000-step schedule but samples with a diffusers
+  ``DDIMScheduler(num_train_timesteps=50)``, i.e. a *different* 50-step β
+  schedule whose steps 0..49 the DiT never saw; here the sampler respaces the
+  training schedule (step count = ``SamplingOptions.steps``);
+* the reference's main optimizer holds ``D``'s parameters too, so the R step
+  also moves ``D`` towards calling reconstructions real; here ``D`` has only its
+  own Adam (``"discriminator"``), and the R step sees ``D`` with frozen weights;
+* per-sample masks: stages run on the rows that miss a modality (the reference
+  draws one pattern per batch); stage 2 needs ≥ 2 such rows (BatchNorm);
+* the reference gives no MOSEI loss weights: :data:`MOSEI_OPTIONS` keeps its
+  MOSEI ``R``/``D`` widths and reuses the MOSI λ (1, 0.5, 0.4).
+
+Under DDP every stage's loss is computed through ``forward(..., phase=...)``, so
+all gradients of the main optimizer are all-reduced by DDP; ``D``'s gradients
+(computed outside the DDP graph with ``autograd.grad``) are averaged explicitly;
+whether stages 1-2 run is agreed across ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..config import ModelConfig, options_from_dict
+from ..diffusion.ddpm import DDIMSampler, GaussianDiffusion, make_sampler
+from ..modalities import MODALITIES, Modality, validate_mask
+from ..nn.dit import DiT1d
+from ..nn.fusion_recovery import (FusionDiscriminator, FusionReconstructor, discriminator_loss, discriminator_step,
+                                  frozen_forward)
+from ..nn.mult import MulTFusion
+from ..nn.rcan import Refiner
+from ..registry import register_method
+from .base import PRETRAIN, RECOVERY, Features, LossOutput, RecoveryModel, SamplingOptions, pattern_groups
+from .imder import _PAIR_CONDITIONS
+from .rohydr_options import MOSEI_OPTIONS, RoHyDROptions
+
+UNIMODAL, FUSION, TASK, ALL = "unimodal", "fusion", "task", "all"
+AVAILABLE_KEY = "available"
+"""Key of :meth:`RoHyDR.recover`'s output holding the ``(B, 3)`` availability mask."""
+__all__ = ["AVAILABLE_KEY", "MOSEI_OPTIONS", "FusionRecoveryOutput", "RoHyDR", "RoHyDROptions"]
+
+@dataclass
+class FusionRecoveryOutput(LossOutput):
+    """Stage-2 outputs: ``total`` is ``L1(F_gt, R(F_lm))`` on the rows that miss a modality.
+
+    Attributes:
+        fused_gt: ``F_gt`` of those rows (detached).
+        fused_lm: ``F_lm`` of those rows (detached).
+        reconstructed: ``R(F_lm)`` (with graph); ``None`` when fewer than two rows miss a modality.
+    """
+
+    fused_gt: torch.Tensor | None = None
+    fused_lm: torch.Tensor | None = None
+    reconstructed: torch.Tensor | None = None
+
+
+@register_method
+class RoHyDR(RecoveryModel):
+    """RoHyDR recovery model (see module docstring)."""
+
+    name = "rohydr"
+    options_class = RoHyDROptions
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        opts: RoHyDROptions = options_from_dict(RoHyDROptions, config.method_options)
+        self.options = opts
+        d = config.fusion.d_model
+        self.process = GaussianDiffusion(opts.diffusion_steps, opts.beta_start, opts.beta_end)
+        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim)
+        lengths = {self.fusion.projected_length(m) for m in MODALITIES}
+        if len(lengths) != 1:
+            raise ValueError(f"RoHyDR needs one projected length for all modalities, got {sorted(lengths)}")
+        length = lengths.pop()
+        self.dits = nn.ModuleDict({m.value: DiT1d(d, length, opts.dit_hidden, opts.dit_depth, opts.dit_heads,
+                                                  opts.dit_mlp_ratio) for m in MODALITIES})
+        self.cat_la = nn.Conv1d(2 * d, d, 1)
+        self.cat_lv = nn.Conv1d(2 * d, d, 1)
+        self.cat_av = nn.Conv1d(2 * d, d, 1)
+        self.refiners = nn.ModuleDict({m.value: Refiner(d, opts.refiner_blocks, opts.refiner_reduction)
+                                       for m in MODALITIES})
+        self.reconstructor = FusionReconstructor(6 * d, opts.reconstructor_hidden, opts.reconstructor_dropout)
+        self.discriminator = FusionDiscriminator(6 * d, opts.discriminator_hidden)
+        self.prepare_stage(self.stage)
+
+    # ------------------------------------------------------------------ hooks
+    def prepare_stage(self, stage: str) -> None:
+        """``"pretrain"``: complete data, projections train; ``"recovery"``: projections frozen."""
+        super().prepare_stage(stage)
+        for module in self.fusion.projections().values():
+            for p in module.parameters():
+                p.requires_grad_(stage == PRETRAIN)
+
+    def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """``"main"``: Adam over trainable parameters except ``D``; ``"discriminator"``: Adam over ``D``."""
+        disc = list(self.discriminator.parameters())
+        ids = {id(p) for p in disc}
+        params = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        lr_d = self.options.discriminator_lr if self.options.discriminator_lr is not None else learning_rate
+        return {"main": torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay),
+                "discriminator": torch.optim.Adam(disc, lr=lr_d, weight_decay=self.options.discriminator_weight_decay)}
+
+    def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
+                   optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
+                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+        """The reference's three optimisation stages (module docstring); pretraining: one task step."""
+        if self.stage == PRETRAIN:
+            return super().train_step(features, labels, mask, optimizers, grad_clip, forward)
+        forward = forward or self
+        distributed = isinstance(forward, DistributedDataParallel)
+        main = optimizers["main"]
+        rows = int((~mask.bool()).any(dim=1).sum())
+        flags = torch.tensor([rows >= 1, rows >= 2], dtype=torch.float32, device=mask.device)
+        if distributed:                                                 # all ranks run the same stages
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        parts: dict[str, torch.Tensor] = {}
+        unimodal = torch.zeros((), device=mask.device)
+        if flags[0] > 0:                                                # stage 1: unimodal recovery
+            main.zero_grad(set_to_none=True)
+            out = forward(features, labels, mask, phase=UNIMODAL)
+            out.total.backward()
+            main.step()
+            unimodal = out.total.detach()
+            parts.update({k: v.detach() for k, v in out.parts.items() if k != "total"})
+        if flags[1] > 0:                                                # stage 2: fusion recovery
+            main.zero_grad(set_to_none=True)
+            out = forward(features, labels, mask, phase=FUSION)
+            if "discriminator" not in optimizers:
+                raise KeyError("RoHyDR needs a 'discriminator' optimizer (use configure_optimizers)")
+            d_loss = None
+            g_loss = (1 - self.options.lambda_al) * out.total
+            if out.reconstructed is not None:
+                d_loss = discriminator_loss(self.discriminator, out.fused_gt, out.fused_lm,
+                                            self.options.discriminator_loss_weight)
+                parts["discriminator"] = d_loss.detach()
+            discriminator_step(self.discriminator, optimizers["discriminator"], d_loss, distributed)
+            if out.reconstructed is not None:                           # R step against the updated D
+                judged = frozen_forward(self.discriminator, out.reconstructed)
+                adversarial = F.binary_cross_entropy(judged, torch.ones_like(judged))
+                g_loss = g_loss + self.options.lambda_al * adversarial
+                parts["adversarial"] = adversarial.detach()
+            g_loss.backward()
+            main.step()
+            parts["fusion_l1"], parts["generator"] = out.total.detach(), g_loss.detach()
+        main.zero_grad(set_to_none=True)                                # stage 3: task
+        out = forward(features, labels, mask, phase=TASK)
+        out.total.backward()
+        if grad_clip is not None and grad_clip > 0:
+            nn.utils.clip_grad_value_([p for g in main.param_groups for p in g["params"]], grad_clip)
+        main.step()
+        parts.update({k: v.detach() for k, v in out.parts.items() if k != "total"})
+        total = unimodal + out.total.detach()
+        parts["total"] = total
+        return LossOutput(total=total, parts=parts, prediction=out.prediction.detach())
+
+    # ---------------------------------------------------------------- helpers
+    def _project(self, features: Features) -> dict[str, torch.Tensor]:
+        if self.stage == RECOVERY:
+            with torch.no_grad():                                      # projections frozen
+                return self.fusion.project(features)
+        return self.fusion.project(features)
+
+    def _condition(self, available: tuple[Modality, ...], proj: dict[str, torch.Tensor]) -> torch.Tensor:
+        if len(available) == 1:
+            return proj[available[0].value]
+        conv_name, order = _PAIR_CONDITIONS[next(m for m in MODALITIES if m not in available)]
+        return getattr(self, conv_name)(torch.cat([proj[m.value] for m in order], dim=1))
+
+    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Any, generator: Any,
+                  targets: dict[str, torch.Tensor] | None, grad: bool,
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """Generate + refine missing projections per pattern; L_diff, L_rec when ``targets`` given."""
+        batch, zero = mask.shape[0], proj["text"].new_zeros(())
+        recovered, diffusion, rec = dict(proj), {m.value: zero for m in MODALITIES}, zero
+        for available, idx in pattern_groups(mask):
+            missing = [m for m in MODALITIES if m not in available]
+            if not missing:
+                continue
+            weight = idx.numel() / batch
+            cond = self._condition(available, {m.value: proj[m.value].index_select(0, idx) for m in available})
+            for m in missing:
+                net = self.dits[m.value]
+                if targets is not None:
+                    target = targets[m.value].index_select(0, idx)
+                    diffusion[m.value] = diffusion[m.value] + weight * self.process.training_loss(net, target, cond)
+                with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+                    sample = sampler.sample(net, self.process, tuple(cond.shape), cond, generator)
+                refined = self.refiners[m.value](sample)
+                if targets is not None:
+                    rec = rec + weight * F.mse_loss(refined, target)
+                recovered[m.value] = recovered[m.value].index_copy(0, idx, refined.to(recovered[m.value].dtype))
+        return recovered, diffusion, rec
+
+    def _head(self, fused: torch.Tensor) -> torch.Tensor:
+        """MulT residual head ``out(proj2(dropout(relu(proj1(F)))) + F)`` on fused vectors ``(B, 6d)``."""
+        f = self.fusion
+        h = f.proj2(F.dropout(F.relu(f.proj1(fused)), p=f.fusion.output_dropout, training=self.training))
+        return f.out_layer(h + fused)
+
+    def _reconstruct(self, fused: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``F`` with the given rows replaced by ``R(F)`` (a lone training row uses R's running statistics)."""
+        if rows.numel() == 0:
+            return fused
+        lone = self.training and rows.numel() < 2
+        if lone:
+            self.reconstructor.eval()
+        try:
+            out = self.reconstructor(fused.index_select(0, rows))
+        finally:
+            if lone:
+                self.reconstructor.train()
+        return fused.index_copy(0, rows, out.to(fused.dtype))
+
+    def _graph_zero(self, *modules: nn.Module) -> torch.Tensor:
+        """A zero loss touching ``modules``' parameters, so a rank without work still joins DDP's backward."""
+        return sum(p.sum() for m in modules for p in m.parameters() if p.requires_grad) * 0.0
+
+    # ------------------------------------------------------------------ API
+    def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
+                phase: str = ALL) -> LossOutput:
+        """Losses of one training stage (``"unimodal"``, ``"fusion"``, ``"task"``) or ``"all"`` (stages 1 + 3)."""
+        if phase not in (UNIMODAL, FUSION, TASK, ALL):
+            raise ValueError(f"unknown RoHyDR phase {phase!r}")
+        if self.stage == PRETRAIN:                                     # complete data, task loss only
+            proj = self._project(features)
+            prediction = self.fusion(proj).prediction
+            task = self.task_loss(prediction, labels.to(prediction.device))
+            return LossOutput(total=task, parts={"task": task, "total": task}, prediction=prediction)
+        masked = self.mask_features(features, mask)
+        mask = validate_mask(mask, self.check_features(features)).to(next(iter(masked.values())).device)
+        proj, truth = self._project(masked), self._project(features)   # truth: loss targets / F_gt only
+        rows = torch.nonzero(~mask.all(dim=1), as_tuple=False).view(-1)
+        sampler = DDIMSampler(self.options.train_sampler_steps, clip_denoised=self.options.clip_denoised)
+        grad = self.options.sampler_grad
+        parts: dict[str, torch.Tensor] = {}
+        total = proj["text"].new_zeros(())
+        if phase in (UNIMODAL, ALL):
+            if rows.numel() == 0:                                      # only reached under DDP or "all"
+                total = self._graph_zero(self.dits, self.refiners) if phase == UNIMODAL else total
+                recovered = proj
+            else:
+                recovered, diffusion, rec = self._unimodal(proj, mask, sampler, None, truth, grad)
+                total = (sum(diffusion.values()) + self.options.lambda_g * rec) / (1 + self.options.lambda_g)
+                parts.update({f"diffusion_{m}": v for m, v in diffusion.items()})
+                parts.update(reconstruction=rec, unimodal=total)
+            if phase == UNIMODAL:
+                return LossOutput(total=total, parts={**parts, "total": total})
+        else:
+            recovered = self._unimodal(proj, mask, sampler, None, None, grad)[0] if rows.numel() else proj
+        if phase == FUSION and rows.numel() < 2:
+            zero = self._graph_zero(self.reconstructor)
+            return FusionRecoveryOutput(total=zero, parts={"total": zero})
+        both = self.fusion({m.value: torch.cat([recovered[m.value], truth[m.value]]) for m in MODALITIES}).fused
+        fused_lm, fused_gt = both.chunk(2)
+        if phase == FUSION:
+            lm, gt = fused_lm.index_select(0, rows), fused_gt.index_select(0, rows)
+            reconstructed = self.reconstructor(lm)
+            l1 = F.l1_loss(reconstructed, gt)
+            return FusionRecoveryOutput(total=l1, parts={"fusion_l1": l1, "total": l1}, fused_gt=gt.detach(),
+                                        fused_lm=lm.detach(), reconstructed=reconstructed)
+        labels = labels.to(both.device)
+        prediction = self._head(self._reconstruct(fused_lm, rows))
+        task_gt, task_lm = self.task_loss(self._head(fused_gt), labels), self.task_loss(prediction, labels)
+        task = (1 - self.options.lambda_c) * task_gt + self.options.lambda_c * task_lm
+        total = total + task
+        parts.update(task_gt=task_gt, task_lm=task_lm, task=task, total=total)
+        return LossOutput(total=total, parts=parts, prediction=prediction)
+
+    def training_losses(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:
+        """Stage-1 and stage-3 terms of one batch from one recovery; ``total`` is their sum."""
+        return self.forward(features, labels, mask, phase=ALL)
+
+    def _inference_sampler(self, sampling: SamplingOptions) -> Any:
+        name = (sampling.sampler or self.options.sampler).strip().lower()
+        steps = sampling.steps if sampling.steps is not None else self.options.sampler_steps
+        return make_sampler(name, steps, clip_denoised=self.options.clip_denoised)
+
+    @torch.no_grad()
+    def recover(self, features: Features, mask: torch.Tensor,
+                sampling: SamplingOptions | None = None) -> dict[str, torch.Tensor]:
+        """Projections ``(B, d, L')`` of every modality (missing ones sampled and refined) + ``"available"``."""
+        masked = self.mask_features(features, mask)
+        mask = validate_mask(mask, self.check_features(features)).to(next(iter(masked.values())).device)
+        sampling = sampling or SamplingOptions()
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device=mask.device).manual_seed(int(sampling.seed))
+        recovered = self._unimodal(self._project(masked), mask, self._inference_sampler(sampling), generator,
+                                   None, grad=False)[0]
+        recovered[AVAILABLE_KEY] = mask
+        return recovered
+
+    @torch.no_grad()
+    def project(self, features: Features) -> dict[str, torch.Tensor]:
+        """MulT projections ``(B, d, L')`` of the given features (the recovery targets)."""
+        self.check_features(features)
+        return self._project(features)
+
+    def predict_from_recovered(self, recovered: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Head on ``R(F_lm)`` for rows that missed a modality (per ``"available"``; absent: none did)."""
+        fused = self.fusion({m.value: recovered[m.value] for m in MODALITIES}).fused
+        available = recovered.get(AVAILABLE_KEY)
+        rows = (torch.nonzero(~available.bool().all(dim=1), as_tuple=False).view(-1).to(fused.device)
+                if available is not None else fused.new_zeros(0, dtype=torch.long))
+        return self._head(self._reconstruct(fused, rows))

@@ -1,0 +1,121 @@
+"""Six-scenario (MMIN) protocols and result summaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imer_core.modalities import Modality
+from training.protocols import FixedSubsetProtocol, MissingProtocol
+from training.scenarios import (
+    COMPLETE_SCENARIO, MISSING_SCENARIO_NAMES, MMIN_MISS_TYPES, SCENARIOS, RandomScenarioProtocol,
+    make_scenario_protocol, scenario_row, summarize_folds, summarize_scenarios,
+)
+
+# (text, audio, vision) rows, in MMIN's table order, then complete.
+EXPECTED_ROWS = {
+    "a": (False, True, False), "v": (False, False, True), "l": (True, False, False),
+    "av": (False, True, True), "al": (True, True, False), "vl": (True, False, True),
+    "avl": (True, True, True),
+}
+
+
+def test_scenario_table_order_and_masks():
+    assert [name for name, _ in SCENARIOS] == list(EXPECTED_ROWS)
+    assert MISSING_SCENARIO_NAMES == ("a", "v", "l", "av", "al", "vl") and COMPLETE_SCENARIO == "avl"
+    assert [MMIN_MISS_TYPES[n] for n in MISSING_SCENARIO_NAMES] == ["azz", "zvz", "zzl", "avz", "azl", "zvl"]
+    letters = {"l": Modality.TEXT, "a": Modality.AUDIO, "v": Modality.VISION}
+    for name, protocol in SCENARIOS:
+        assert isinstance(protocol, FixedSubsetProtocol)
+        assert protocol.available == frozenset(letters[c] for c in name)
+        rows = protocol.eval_masks(7, 4, "test")
+        assert rows.dtype == bool and rows.shape == (7, 3)
+        assert (rows == np.array(EXPECTED_ROWS[name])).all()
+        train = protocol.train_mask(0, 1, np.arange(5), 0, np.random.default_rng(0))
+        assert (train == np.array(EXPECTED_ROWS[name])).all()
+        assert (scenario_row(MMIN_MISS_TYPES[name]) == np.array(EXPECTED_ROWS[name])).all()
+    assert len({tuple(EXPECTED_ROWS[n]) for n in EXPECTED_ROWS}) == 7
+
+
+@pytest.mark.parametrize("include_complete", [False, True])
+def test_random_scenario_training_frequencies(include_complete):
+    protocol = RandomScenarioProtocol(include_complete)
+    assert isinstance(protocol, MissingProtocol)
+    rng = np.random.default_rng(0)
+    masks = np.concatenate([protocol.train_mask(b, 300, np.arange(64), 0, rng) for b in range(300)])
+    assert masks.shape == (19200, 3) and masks.dtype == bool
+    assert masks.any(axis=1).all()  # never all-missing
+    patterns, counts = np.unique(masks, axis=0, return_counts=True)
+    k = 7 if include_complete else 6
+    assert len(patterns) == k
+    assert all(p.any() and (include_complete or not p.all()) for p in patterns)
+    expected = len(masks) / k
+    assert np.abs(counts - expected).max() < 5 * np.sqrt(expected)  # ~uniform
+    assert abs((~masks).mean() - protocol.expected_missing_rate) < 0.01
+    assert protocol.expected_missing_rate == pytest.approx(3 / 7 if include_complete else 0.5)
+
+
+def test_random_scenario_eval_masks_balanced_and_deterministic():
+    protocol = RandomScenarioProtocol(False, seed=3)
+    masks = protocol.eval_masks(61, 8, "valid")
+    assert np.array_equal(masks, protocol.eval_masks(61, 8, "valid"))
+    assert not np.array_equal(masks, protocol.eval_masks(61, 8, "test"))
+    _, counts = np.unique(masks, axis=0, return_counts=True)
+    assert len(counts) == 6 and counts.max() - counts.min() <= 1
+
+
+def test_make_scenario_protocol():
+    assert make_scenario_protocol("scenario").name == "scenario"
+    assert not make_scenario_protocol("scenario:missing").include_complete
+    protocol = make_scenario_protocol("Scenario:complete", seed=4)
+    assert protocol.include_complete and protocol.seed == 4 and protocol.name == "scenario:complete"
+    assert make_scenario_protocol(protocol.name).include_complete
+    for bad in ("scenario:8", "batch:0.3", ""):
+        with pytest.raises(ValueError):
+            make_scenario_protocol(bad)
+
+
+def _metrics(war: float, uar: float, f1: float) -> dict[str, float]:
+    return {"accuracy": war, "uar": uar, "macro_f1": f1, "weighted_f1": f1, "recall_anger": 0.5}
+
+
+def test_summarize_scenarios():
+    results = {name: _metrics(0.5 + 0.01 * i, 0.4 + 0.02 * i, 0.3) for i, name in enumerate(EXPECTED_ROWS)}
+    results["azl"] = results.pop("al")  # MMIN codes are accepted
+    summary = summarize_scenarios(results)
+    assert list(summary) == [*EXPECTED_ROWS, "missing_avg"]
+    assert summary["al"] == pytest.approx({"war": 0.54, "uar": 0.48, "macro_f1": 0.3})
+    assert summary["missing_avg"]["war"] == pytest.approx(np.mean([0.5 + 0.01 * i for i in range(6)]))
+    assert summary["missing_avg"]["uar"] == pytest.approx(np.mean([0.4 + 0.02 * i for i in range(6)]))
+    del results["vl"]
+    with pytest.raises(ValueError, match="absent"):
+        summarize_scenarios(results)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        summarize_scenarios({**results, "vl": _metrics(1, 1, 1), "xyz": _metrics(1, 1, 1)})
+
+
+def test_missing_average_equals_pooled_war_uar():
+    from training.metrics import classification_metrics
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 50)
+    names = ("anger", "happiness", "neutral", "sadness")
+    preds = {n: np.where(rng.random(50) < 0.3 + 0.1 * i, labels, rng.integers(0, 4, 50))
+             for i, n in enumerate(MISSING_SCENARIO_NAMES)}
+    summary = summarize_scenarios({n: classification_metrics(p, labels, names) for n, p in preds.items()})
+    pooled = classification_metrics(np.concatenate(list(preds.values())), np.tile(labels, 6), names)
+    assert summary["missing_avg"]["war"] == pytest.approx(pooled["accuracy"])
+    assert summary["missing_avg"]["uar"] == pytest.approx(pooled["uar"])
+
+
+def test_summarize_folds():
+    folds = [summarize_scenarios({n: _metrics(w, w, w) for n in EXPECTED_ROWS}) for w in (0.5, 0.7)]
+    folds[0]["note"] = "text is skipped"
+    summary = summarize_folds(folds)
+    assert summary["n_folds"] == 2
+    assert summary["missing_avg"]["war"] == pytest.approx((0.6, 0.1))
+    assert summary["avl"]["uar"] == pytest.approx((0.6, 0.1))
+    assert "note" not in summary
+    assert summarize_folds(folds, ddof=1)["a"]["war"][1] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert summarize_folds([{"war": 0.4}])["war"] == (0.4, 0.0)
+    with pytest.raises(ValueError):
+        summarize_folds([])
