@@ -6,6 +6,12 @@ Examples::
     imer-train sweep --config imder_mosi --data ~/data/MOSI/aligned_50.pkl --out runs/imder_mosi
     imer-train sweep --config quick_synthetic --seeds 1111 --out runs/quick
     imer-train evaluate --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --protocol sample:0.5
+    imer-train cv --config cmarr_iemocap --data ~/data/IEMOCAP_features_2021 --folds 1,2
+    imer-train cv --config quick_cv_cmarr --synthetic
+    imer-train compare --configs imder_mosi,rohydr_mosi,cmarr_mosi --data ~/data/MOSI/aligned_50.pkl \
+        --missing-rates 0.0,0.3,0.5 --seeds 1111
+    imer-train compare --configs imder_iemocap,rohydr_iemocap,cmarr_iemocap --data ~/data/IEMOCAP_features_2021 \
+        --protocol-kind scenario --folds 1
     torchrun --nproc_per_node 2 -m training.cli train --config imder_mosi --data ...
 """
 
@@ -19,8 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from imer_core.registry import get_method_class
+
 from .distributed import setup, teardown
-from .experiment import available_experiments, load_experiment
+from .experiment import Experiment, available_experiments, load_experiment
 
 
 def _floats(text: str) -> list[float]:
@@ -29,6 +37,13 @@ def _floats(text: str) -> list[float]:
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of experiment configs")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train and test one model (both stages)")
     common(train)
-    train.add_argument("--protocol", default="batch:0.3",
-                       help="missing protocol: batch:MR (IMDer schedule), sample:MR (per sample), subset:la ...")
+    train.add_argument("--protocol", default=None,
+                       help="missing protocol: batch:MR (IMDer schedule), sample:MR (per sample), subset:la, "
+                            "scenario (MMIN random scenario); default batch:0.3, scenario for iemocap / msp")
+    train.add_argument("--fold", type=int, default=None,
+                       help="MMIN fold (iemocap / msp; default: the first of the config's folds)")
     train.add_argument("--seed", type=int, default=1111)
 
     sweep = sub.add_parser("sweep", help="reproduction sweep over missing rates and seeds → table + plot")
@@ -76,11 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--dataset", choices=("mosi", "mosei"), default="mosi")
     synth.add_argument("--seed", type=int, default=0)
 
+    cv = sub.add_parser("cv", help="six-scenario cross-validation on IEMOCAP / MSP-IMPROV → table")
+    common(cv)
+    cv.add_argument("--folds", type=_ints, default=None, help="comma-separated folds (default: the config's, else all)")
+    cv.add_argument("--seed", type=int, default=1111)
+    cv.add_argument("--protocol", default="scenario", choices=("scenario", "scenario:complete"),
+                    help="recovery-stage training protocol (scenario: the six missing scenarios, as MMIN)")
+    cv.add_argument("--save-checkpoints", action="store_true", help="keep one checkpoint per fold")
+
+    compare = sub.add_parser("compare", help="train and test several methods on the same data and protocol → table")
+    compare.add_argument("--configs", required=True, type=_names,
+                         help="comma-separated experiment names or TOML paths, one per method")
+    compare.add_argument("--data", help="MMSA pickle or MMIN feature root, used by every config")
+    compare.add_argument("--synthetic", action="store_true", help="use the synthetic benchmark of the first config")
+    compare.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                         help="override applied to every config")
+    compare.add_argument("--device", help="auto (default), cpu or cuda")
+    compare.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>)")
+    compare.add_argument("--missing-rates", type=_floats, default=[0.0, 0.3, 0.5])
+    compare.add_argument("--seeds", type=_ints, default=[1111])
+    compare.add_argument("--protocol-kind", choices=("batch", "sample", "scenario"), default="batch",
+                         help="batch / sample: missing-rate protocol (MOSI / MOSEI); scenario: six-scenario CV")
+    compare.add_argument("--folds", type=_ints, default=None, help="MMIN folds for --protocol-kind scenario")
+    compare.add_argument("--latency-runs", type=int, default=5, help="timed runs per missing pattern")
+    compare.add_argument("--fast-steps", type=int, default=10, help="sampler steps of the fast latency setting")
+    compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     sub.add_parser("configs", help="list the shipped experiment configs")
     return parser
 
 
-def _experiment(args: argparse.Namespace):
+def _experiment(args: argparse.Namespace, config: str | None = None) -> Experiment:
     overrides = list(args.set)
     if args.data:
         overrides += [f'data.path="{args.data}"', "data.synthetic=false"]
@@ -88,7 +132,9 @@ def _experiment(args: argparse.Namespace):
         overrides.append("data.synthetic=true")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
-    return load_experiment(args.config, overrides)
+    experiment = load_experiment(config or args.config, overrides)
+    get_method_class(experiment.method)  # unknown methods fail before any data is loaded
+    return experiment
 
 
 def _out_dir(args: argparse.Namespace, name: str) -> Path:
@@ -103,8 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     ctx = setup(experiment.train.device)
     try:
         out = _out_dir(args, experiment.name)
-        data = load_data(experiment, out / "data")
-        result, _ = run_experiment(experiment, data, make_protocol(args.protocol), args.seed, out, ctx,
+        data = load_data(experiment, out / "data", args.fold)
+        spec = args.protocol or ("scenario" if experiment.data.is_mmin else "batch:0.3")
+        result, _ = run_experiment(experiment, data, make_protocol(spec, seed=args.seed), args.seed, out, ctx,
                                    progress=not args.no_progress)
         if ctx.is_main:
             print(json.dumps({"run_dir": str(out), "test": result.test}, indent=2, default=str))
@@ -126,6 +173,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(result.markdown_path.read_text())
             print(f"wrote {result.csv_path}, {result.markdown_path}" +
                   (f", {result.plot_path}" if result.plot_path else ""))
+    finally:
+        teardown()
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from .cv import run_cv
+
+    experiment = _experiment(args)
+    ctx = setup(experiment.train.device)
+    try:
+        out = _out_dir(args, f"cv-{experiment.name}")
+        result = run_cv(experiment, out, ctx, args.folds, args.seed, args.protocol, progress=not args.no_progress,
+                        save_checkpoints=args.save_checkpoints)
+        if result is not None:
+            print(result.markdown_path.read_text())
+            print(f"wrote {result.markdown_path}, {result.csv_path}, {result.json_path}")
+    finally:
+        teardown()
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run_compare
+
+    args.config = None
+    experiments = [_experiment(args, name) for name in args.configs]
+    ctx = setup(experiments[0].train.device)
+    try:
+        out = _out_dir(args, "compare")
+        result = run_compare(experiments, out, ctx, args.protocol_kind, args.missing_rates, args.seeds, args.folds,
+                             progress=not args.no_progress, latency_runs=args.latency_runs,
+                             fast_steps=args.fast_steps)
+        if result is not None:
+            print(result.markdown_path.read_text())
+            print(f"wrote {result.markdown_path}, {result.csv_path}")
     finally:
         teardown()
     return 0
@@ -168,11 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "configs":
         print("\n".join(available_experiments()))
         return 0
-    handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth}
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth,
+                "cv": cmd_cv, "compare": cmd_compare}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
-        print(f"imer-train: error: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"imer-train: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -2,7 +2,7 @@
 
 An experiment file has three tables::
 
-    [data]    dataset, path (or synthetic = true), seq_len
+    [data]    dataset, path (or synthetic = true), synthetic sizes / folds / seq_lens
     [model]   method, task, any FusionConfig field, and [model.options]
     [train]   any TrainConfig field
 
@@ -21,17 +21,31 @@ from imer_core.config import REGRESSION, FusionConfig
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
+MMIN_DATASET_NAMES: tuple[str, ...] = ("iemocap", "msp")
+"""Datasets read from the MMIN feature release (six-scenario protocol); others are MMSA pickles."""
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the features come from.
 
     Attributes:
-        dataset: ``"mosi"`` or ``"mosei"`` (selects dims and the published numbers).
-        path: MMSA pickle (``aligned_50.pkl``); ignored when ``synthetic``.
-        synthetic: generate a schema-exact synthetic benchmark instead of reading a file.
-        synthetic_sizes: train/valid/test sizes of the synthetic benchmark.
-        synthetic_seed: seed of the synthetic generator.
-        expected_sha256: optional checksum of ``path``.
+        dataset: ``"mosi"`` / ``"mosei"`` (MMSA pickles, missing-rate protocol) or
+            ``"iemocap"`` / ``"msp"`` (MMIN feature release, six-scenario protocol).
+        path: MMSA pickle (``aligned_50.pkl``) or MMIN feature root
+            (``IEMOCAP_features_2021``); ignored when ``synthetic``.
+        synthetic: generate a schema-exact synthetic benchmark instead of reading files.
+        synthetic_sizes: train/valid/test sizes of the synthetic MMSA benchmark.
+        synthetic_seed: seed of the synthetic generators.
+        synthetic_dims: (text, audio, vision) dims of the synthetic MMSA benchmark
+            (empty: the dataset's published dims; small values for tests).
+        synthetic_seq_len: time steps of the synthetic MMSA benchmark (aligned: 50).
+        synthetic_utterances: utterances of the synthetic MMIN release (spread over all speakers).
+        expected_sha256: optional checksum of ``path`` (MMSA only).
+        folds: MMIN cross-validation folds to run (numbered from 1; empty: all).
+        seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: the
+            published defaults of :data:`training.data.mmin.MMIN_DATASETS`).
+        audio_norm: MMIN audio normalisation, ``"published"``, ``"train"`` or ``"none"``.
     """
 
     dataset: str = "mosi"
@@ -39,7 +53,18 @@ class DataConfig:
     synthetic: bool = False
     synthetic_sizes: tuple[int, int, int] = (1284, 229, 686)
     synthetic_seed: int = 0
+    synthetic_dims: tuple[int, ...] = ()
+    synthetic_seq_len: int = 50
+    synthetic_utterances: int = 200
     expected_sha256: str = ""
+    folds: tuple[int, ...] = ()
+    seq_lens: tuple[int, ...] = ()
+    audio_norm: str = "published"
+
+    @property
+    def is_mmin(self) -> bool:
+        """Whether the dataset comes from the MMIN release (IEMOCAP / MSP-IMPROV)."""
+        return self.dataset.lower() in MMIN_DATASET_NAMES
 
 
 @dataclass(frozen=True)

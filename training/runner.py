@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from imer_core.checkpoint import save_checkpoint
 from imer_core.config import ModelConfig
@@ -15,7 +18,8 @@ from imer_core.methods.base import PRETRAIN, RECOVERY, RecoveryModel
 from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
 
-from .data import MMSADataset, load_mmsa, write_synthetic_mmsa
+from .data import (MMIN_DATASETS, SYNTHETIC_MMIN_NOTE, MMINDataset, MMSADataset, load_mmin_fold, load_mmsa,
+                   write_synthetic_mmin, write_synthetic_mmsa)
 from .data.synthetic import SYNTHETIC_NOTE
 from .distributed import DistContext
 from .experiment import Experiment
@@ -24,15 +28,26 @@ from .runs import RunFolder
 from .trainer import Trainer, seed_everything
 
 
+MMSA_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
+"""Class names of the MMSA ``classification_labels`` (ids 0, 1, 2)."""
+
+
 @dataclass
 class LoadedData:
-    """The three splits as datasets, their feature specs, and where they came from."""
+    """The three splits as datasets, their feature specs, label names, and where they came from.
 
-    datasets: dict[str, MMSADataset]
+    ``labels`` are the model's output names: ``("sentiment",)`` for regression,
+    the class names (index = class id) for classification.  ``fold`` is the
+    MMIN cross-validation fold (``None`` for MMSA data).
+    """
+
+    datasets: dict[str, Dataset]
     specs: FeatureSpecs
     source: str
     synthetic: bool
     note: str = ""
+    labels: tuple[str, ...] = ("sentiment",)
+    fold: int | None = None
 
 
 @dataclass
@@ -46,18 +61,26 @@ class RunResult:
     checkpoint: Path | None = None
 
 
-def load_data(experiment: Experiment, cache_dir: Path) -> LoadedData:
-    """Load the experiment's MMSA pickle, or generate and write the synthetic benchmark first.
+def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) -> LoadedData:
+    """Load the experiment's data: an MMSA pickle or one fold of the MMIN release.
 
-    The synthetic benchmark goes through the same loader as the real files, so
-    the code path a user with MOSI/MOSEI runs is the one exercised here.
+    Synthetic data is generated into ``cache_dir`` first and then goes through
+    the same loader as the real files, so the code path a user with the real
+    corpora runs is the one exercised here.  ``fold`` (MMIN only) defaults to
+    the first of ``data.folds``, else 1.
     """
+    if experiment.data.is_mmin:
+        return _load_mmin(experiment, Path(cache_dir), fold)
     cfg = experiment.data
     if cfg.synthetic:
         sizes = tuple(int(s) for s in cfg.synthetic_sizes)
-        path = cache_dir / f"synthetic_{cfg.dataset}_aligned_50_{'-'.join(map(str, sizes))}_s{cfg.synthetic_seed}.pkl"
+        dims = tuple(int(d) for d in cfg.synthetic_dims) or None
+        shape = f"_d{'-'.join(map(str, dims))}_l{cfg.synthetic_seq_len}" if dims or cfg.synthetic_seq_len != 50 else ""
+        path = cache_dir / (f"synthetic_{cfg.dataset}_aligned_50_{'-'.join(map(str, sizes))}"
+                            f"{shape}_s{cfg.synthetic_seed}.pkl")
         if not path.exists():
-            write_synthetic_mmsa(path, dataset=cfg.dataset, seed=cfg.synthetic_seed, sizes=sizes)
+            write_synthetic_mmsa(path, dataset=cfg.dataset, seed=cfg.synthetic_seed, sizes=sizes, dims=dims,
+                                 seq_len=cfg.synthetic_seq_len)
         splits = load_mmsa(path)
         source, note = str(path), SYNTHETIC_NOTE
     else:
@@ -69,14 +92,64 @@ def load_data(experiment: Experiment, cache_dir: Path) -> LoadedData:
     lens = (train.text.shape[1], train.audio.shape[1], train.vision.shape[1])
     extractor = "synthetic-mmsa" if cfg.synthetic else f"mmsa-{Path(source).stem}"
     specs = FeatureSpecs.from_dims(dims, lens, extractor=extractor)
-    datasets = {name: MMSADataset(split) for name, split in splits.items()}
-    return LoadedData(datasets, specs, source, cfg.synthetic, note)
+    regression = experiment.task == "regression"
+    label_key = "regression_labels" if regression else "classification_labels"
+    datasets = {name: MMSADataset(split, label_key=label_key) for name, split in splits.items()}
+    labels = ("sentiment",) if regression else MMSA_CLASSES
+    return LoadedData(datasets, specs, source, cfg.synthetic, note, labels)
 
 
-def build_model(experiment: Experiment, specs: FeatureSpecs) -> RecoveryModel:
-    """Instantiate the experiment's model for the given feature specs."""
-    labels = ("sentiment",) if experiment.task == "regression" else ("negative", "neutral", "positive")
-    config = ModelConfig(method=experiment.method, specs=specs, task=experiment.task, labels=labels,
+def mmin_folds(experiment: Experiment) -> list[int]:
+    """The MMIN folds an experiment runs: ``data.folds``, or all folds of the corpus."""
+    info = MMIN_DATASETS[experiment.data.dataset.lower()]
+    return [int(f) for f in experiment.data.folds] or list(range(1, info.n_folds + 1))
+
+
+def _load_mmin(experiment: Experiment, cache_dir: Path, fold: int | None) -> LoadedData:
+    cfg = experiment.data
+    key = cfg.dataset.lower()
+    if experiment.task != "classification":
+        raise ValueError(f"{experiment.name}: {key} (MMIN release) is a classification corpus; "
+                         "set [model] task = \"classification\"")
+    fold = int(fold) if fold is not None else mmin_folds(experiment)[0]
+    if cfg.synthetic:
+        root = cache_dir / f"synthetic_mmin_{key}_n{cfg.synthetic_utterances}_s{cfg.synthetic_seed}"
+        if not (root / "target").is_dir():
+            _write_synthetic_root(root, key, cfg.synthetic_utterances, cfg.synthetic_seed)
+        note = SYNTHETIC_MMIN_NOTE
+    else:
+        root, note = Path(cfg.path).expanduser(), ""
+    splits = load_mmin_fold(root, key, fold, seq_lens=tuple(cfg.seq_lens) or None, audio_norm=cfg.audio_norm)
+    train = splits["train"]
+    extractor = f"{'synthetic-' if cfg.synthetic else ''}mmin-{key}"
+    specs = FeatureSpecs.from_dims(train.dims, train.seq_lens, extractor=extractor)
+    datasets = {name: MMINDataset(split) for name, split in splits.items()}
+    return LoadedData(datasets, specs, str(root), cfg.synthetic, note, tuple(train.classes), fold)
+
+
+def _write_synthetic_root(root: Path, dataset: str, utterances: int, seed: int) -> None:
+    """Write the synthetic MMIN release (all folds) to a private folder, then rename it into place."""
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_synthetic_mmin(tmp, dataset, n_utterances=utterances, seed=seed)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process (DDP rank) finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / "target").is_dir():
+            raise
+
+
+def build_model(experiment: Experiment, specs: FeatureSpecs,
+                labels: tuple[str, ...] | None = None) -> RecoveryModel:
+    """Instantiate the experiment's model for the given feature specs and output names.
+
+    ``labels``: the loaded data's :attr:`LoadedData.labels`; without it,
+    ``("sentiment",)`` for regression and the MMSA classes for classification.
+    """
+    if labels is None:
+        labels = ("sentiment",) if experiment.task == "regression" else MMSA_CLASSES
+    config = ModelConfig(method=experiment.method, specs=specs, task=experiment.task, labels=tuple(labels),
                          fusion=experiment.fusion, method_options=experiment.method_options)
     return create_model(config)
 
@@ -88,9 +161,9 @@ def run_experiment(experiment: Experiment, data: LoadedData, protocol: MissingPr
     seed_everything(seed)
     run = RunFolder(run_dir, enabled=ctx.is_main)
     run.write_config({"experiment": experiment.to_dict(), "seed": seed, "protocol": protocol.name,
-                      "data_source": data.source, "synthetic": data.synthetic, "note": data.note,
+                      "fold": data.fold, "data_source": data.source, "synthetic": data.synthetic, "note": data.note,
                       "world_size": ctx.world_size, "device": str(ctx.device)})
-    model = build_model(experiment, data.specs)
+    model = build_model(experiment, data.specs, data.labels)
     trainer = Trainer(model, data.datasets, experiment.train, protocol, ctx, run, seed, progress)
     stages = []
     if pretrained is None:
@@ -120,7 +193,7 @@ def pretrain_state(experiment: Experiment, data: LoadedData, protocol: MissingPr
     run = RunFolder(run_dir, enabled=ctx.is_main)
     run.write_config({"experiment": experiment.to_dict(), "seed": seed, "stage": PRETRAIN,
                       "data_source": data.source, "synthetic": data.synthetic, "note": data.note})
-    model = build_model(experiment, data.specs)
+    model = build_model(experiment, data.specs, data.labels)
     trainer = Trainer(model, data.datasets, experiment.train, protocol, ctx, run, seed, progress)
     summary = _stage_summary(trainer.fit(PRETRAIN))
     if ctx.is_main:

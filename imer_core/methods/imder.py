@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.samplers import EulerMaruyamaSampler, Sampler, available_samplers, make_sampler
+from ..diffusion.samplers import Sampler, available_samplers, make_sampler
 from ..diffusion.score_unet import ConditionalScoreUNet1d
 from ..diffusion.sde import VESDE, denoising_score_matching_loss
 from ..modalities import MODALITIES, Modality, full_mask, validate_mask
@@ -59,7 +59,10 @@ class IMDerOptions:
         refiner_reduction: channel-attention reduction of each refiner.
         sampler: inference sampler (``"euler-maruyama"`` or ``"heun"``).
         sampler_steps: inference sampler steps.
-        train_sampler_steps: Euler–Maruyama steps used while training (reference: 100).
+        train_sampler: sampler whose outputs the refiners are trained on (reference:
+            Euler–Maruyama).  The refiners learn to correct *that* sampler's
+            outputs, so fast configurations should train and infer with the same one.
+        train_sampler_steps: sampler steps used while training (reference: 100).
         eps: smallest sampling time.
         loss_eps: smallest time of the score-matching loss.
         recovery_loss_weight: weight of score + reconstruction losses.
@@ -74,6 +77,7 @@ class IMDerOptions:
     refiner_reduction: int = 16
     sampler: str = "euler-maruyama"
     sampler_steps: int = 100
+    train_sampler: str = "euler-maruyama"
     train_sampler_steps: int = 100
     eps: float = 1e-3
     loss_eps: float = 1e-5
@@ -85,8 +89,9 @@ class IMDerOptions:
         object.__setattr__(self, "score_channels", tuple(int(c) for c in self.score_channels))
         if self.text_encoder not in ("features", "bert"):
             raise ValueError(f"text_encoder must be 'features' or 'bert', got {self.text_encoder!r}")
-        if self.sampler.strip().lower() not in available_samplers():
-            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers())}")
+        for name in (self.sampler, self.train_sampler):
+            if name.strip().lower() not in available_samplers():
+                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
         if self.sampler_steps < 1 or self.train_sampler_steps < 1:
             raise ValueError("sampler_steps and train_sampler_steps must be >= 1")
 
@@ -219,7 +224,7 @@ class IMDer(RecoveryModel):
         proj = self._project(masked)
         has_missing = bool((~mask).any())
         targets = self._project(features) if has_missing else None     # ground truth, loss targets only
-        sampler = EulerMaruyamaSampler(self.options.train_sampler_steps, self.options.eps)
+        sampler = make_sampler(self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
         recovered, score_losses, rec_loss = self._recover(proj, mask, sampler, None, targets)
         prediction = self.fusion(recovered).prediction
         task = self.task_loss(prediction, labels.to(prediction.device))

@@ -325,23 +325,32 @@ class MMSADataset(Dataset):
 
     Items are ``{"index": int, "text": (L_t, D) float32, "audio": (L_a, D_a)
     float32, "vision": (L_v, D_v) float32, "label": () float32}``, so the
-    default ``collate_fn`` stacks them into batch tensors.  With
+    default ``collate_fn`` stacks them into batch tensors (``"label"`` is the
+    int64 class id with ``label_key="classification_labels"``).  With
     ``text_key="text_bert"`` the text entry is the (3, L_t) token-id /
     mask / segment array as float32, exactly like MMSA's loader (BERT
     encoders cast it back to ``long``).
     """
 
-    def __init__(self, split: MMSASplit, text_key: str = "text") -> None:
-        """Wrap ``split``; ``text_key`` is ``"text"`` (BERT features) or ``"text_bert"``."""
+    def __init__(self, split: MMSASplit, text_key: str = "text",
+                 label_key: str = "regression_labels") -> None:
+        """Wrap ``split``; ``text_key`` is ``"text"`` (BERT features) or ``"text_bert"``,
+        ``label_key`` is ``"regression_labels"`` or ``"classification_labels"``
+        (0 negative / 1 neutral / 2 positive)."""
         if text_key not in ("text", "text_bert"):
             raise ValueError(f"text_key must be 'text' or 'text_bert', got {text_key!r}")
+        if label_key not in ("regression_labels", "classification_labels"):
+            raise ValueError(f"label_key must be 'regression_labels' or 'classification_labels', got {label_key!r}")
         self.split = split
         self.text_key = text_key
         text = split.text if text_key == "text" else split.text_bert.astype(np.float32)
         self._text = torch.from_numpy(np.ascontiguousarray(text))
         self._audio = torch.from_numpy(np.ascontiguousarray(split.audio))
         self._vision = torch.from_numpy(np.ascontiguousarray(split.vision))
-        self._labels = torch.from_numpy(np.ascontiguousarray(split.regression_labels))
+        self.label_key = label_key
+        labels = (split.regression_labels if label_key == "regression_labels"
+                  else split.classification_labels.astype(np.int64))
+        self._labels = torch.from_numpy(np.ascontiguousarray(labels))
 
     def __len__(self) -> int:
         return len(self.split)

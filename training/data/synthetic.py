@@ -62,7 +62,8 @@ def synthetic_file_name(dataset: str = "mosi") -> str:
 
 def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
                         sizes: Sequence[int] = (1284, 229, 686), seq_len: int = 50,
-                        dims: Sequence[int] | None = None) -> dict[str, dict[str, Any]]:
+                        dims: Sequence[int] | None = None, noise_scale: float = 1.0,
+                        private_scale: float = 1.0) -> dict[str, dict[str, Any]]:
     """Generate a synthetic feature dictionary in the MMSA ``aligned_50.pkl`` schema.
 
     Args:
@@ -73,6 +74,10 @@ def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
         seq_len: time steps of every modality (aligned data).
         dims: (text, audio, vision) feature dims overriding the dataset's
             (for tiny tests).
+        noise_scale: multiplier of the i.i.d. per-step noise of every modality.
+        private_scale: multiplier of the modality-private static part.  Values
+            below 1 make the modalities more predictable from each other
+            (stronger cross-modal coupling); the defaults give the benchmark.
 
     Returns:
         ``{"train": {...}, "valid": {...}, "test": {...}}`` with the MMSA keys.
@@ -86,11 +91,13 @@ def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
         raise ValueError(f"dims must be three positive ints, got {dims}")
     if len(sizes) != 3 or min(sizes) < 1:
         raise ValueError(f"sizes must be three positive ints (train, valid, test), got {sizes}")
+    if noise_scale < 0 or private_scale < 0:
+        raise ValueError("noise_scale and private_scale must be non-negative")
     if seq_len < 3:
         raise ValueError(f"seq_len must be at least 3 (token ids need [CLS] and [SEP]), got {seq_len}")
 
     rng = np.random.default_rng(seed)
-    maps = _draw_maps(rng, dims)
+    maps = _draw_maps(rng, dims, noise_scale, private_scale)
     out: dict[str, dict[str, Any]] = {}
     offset = 0
     for split, n in zip(SPLITS, sizes):
@@ -116,7 +123,8 @@ def write_synthetic_mmsa(path: "str | Path", **kwargs: Any) -> Path:
     return path
 
 
-def _draw_maps(rng: np.random.Generator, dims: tuple[int, int, int]) -> dict[str, Any]:
+def _draw_maps(rng: np.random.Generator, dims: tuple[int, int, int], noise_scale: float = 1.0,
+               private_scale: float = 1.0) -> dict[str, Any]:
     """Fixed random maps: per-modality shared view, private loadings, scales."""
     readout = rng.standard_normal(LATENT_DIM)
     maps: dict[str, Any] = {"readout": readout / np.linalg.norm(readout), "modalities": []}
@@ -125,12 +133,12 @@ def _draw_maps(rng: np.random.Generator, dims: tuple[int, int, int]) -> dict[str
         view = rng.standard_normal((rank, LATENT_DIM)) / np.sqrt(LATENT_DIM)
         lift = rng.standard_normal((dim, rank)) / np.sqrt(rank)
         shared = (lift @ view).T.astype(np.float32)  # (k, dim)
-        private = (rng.standard_normal((dim, _PRIVATE_DIM)) * 0.5 / np.sqrt(_PRIVATE_DIM)).T
+        private = (rng.standard_normal((dim, _PRIVATE_DIM)) * 0.5 * private_scale / np.sqrt(_PRIVATE_DIM)).T
         maps["modalities"].append({
             "shared": shared, "private": private.astype(np.float32),
             "scale": rng.uniform(0.5, 2.0, dim).astype(np.float32),
             "offset": rng.normal(0.0, 0.5, dim).astype(np.float32),
-            "noise": np.float32(noise), "smooth": smooth,
+            "noise": np.float32(noise * noise_scale), "smooth": smooth,
         })
     return maps
 
