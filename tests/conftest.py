@@ -10,6 +10,16 @@ from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    """The test models are tiny: intra-op threads only add overhead, and when another
+    process shares the 2-core machine OpenMP oversubscription slows tests down up to ~90x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 SMALL_DIMS = (16, 5, 20)
 SMALL_LEN = 26  # projections 26 → 24, divisible by 8 for the score U-Net
 

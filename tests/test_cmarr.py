@@ -27,13 +27,6 @@ SMALL = {"latent_dim": 8, "encoder_hidden": 16, "encoder_heads": 2, "flow_layers
 NAMES = ("text", "audio", "vision")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def make(task: str = "regression", **options) -> CMARR:
     torch.manual_seed(0)

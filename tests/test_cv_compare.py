@@ -34,14 +34,6 @@ MMIN_TINY = ["data.synthetic_utterances=40", "data.folds=[1, 2]", "data.seq_lens
 MMSA_TINY = ["data.synthetic_sizes=[48, 16, 16]", "data.synthetic_dims=[16, 5, 20]", "data.synthetic_seq_len=18"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _set_args(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 

@@ -15,15 +15,6 @@ SDE = VESDE(25.0)
 MU, S = 0.4, 0.6                                      # target distribution N(MU, S^2) per coordinate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add overhead, and on a shared 2-core machine
-    OpenMP oversubscription slowed these tests down by up to ~90x.  Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def gaussian_score(x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
     """Exact score of the perturbed marginal N(MU, S^2 + std(t)^2); ignores the condition."""

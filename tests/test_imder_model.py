@@ -20,15 +20,6 @@ FAST = {"sampler_steps": 2, "train_sampler_steps": 2}
 SEEDED = SamplingOptions(seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add overhead, and on a shared 2-core machine
-    OpenMP oversubscription slowed these tests down by up to ~90x.  Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def make(task: str = "regression", **options) -> IMDer:
     torch.manual_seed(0)

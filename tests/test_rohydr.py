@@ -26,13 +26,6 @@ SEEDED = SamplingOptions(seed=0)
 MIXED = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0], [1, 1, 1], [0, 0, 1]], dtype=torch.bool)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def make(task: str = "regression", **options) -> RoHyDR:
     torch.manual_seed(0)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from imer_core.checkpoint import load_checkpoint
 from imer_core.methods.base import SamplingOptions
@@ -27,9 +25,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "synthetic_mosi_aligned_50.pkl"
-    # Stronger cross-modal coupling than the benchmark default so a few CPU epochs can learn recovery.
+    # Stronger cross-modal coupling than the benchmark default, and features scaled to the magnitude
+    # of MOSI-sized projections (the VE-SDE's sigma_max ~ 9.8 is tuned to that scale), so that a few
+    # CPU epochs can learn recovery.
     write_synthetic_mmsa(path, seed=3, sizes=(256, 64, 128), seq_len=SMALL_LEN, dims=SMALL_DIMS,
-                         noise_scale=0.3, private_scale=0.3)
+                         noise_scale=0.3, private_scale=0.3, feature_scale=6.0)
     return {name: MMSADataset(split) for name, split in load_mmsa(path).items()}
 
 
@@ -40,11 +40,11 @@ def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_
     seed_everything(0)
     # A narrow IMDer (same structure, fewer channels and refiner blocks) keeps the test fast.
     config = ModelConfig(method="imder", specs=small_specs(),
-                         method_options={"sampler": "heun", "sampler_steps": 5, "train_sampler_steps": 5,
-                                         "train_sampler": "heun", "score_channels": [32, 32, 32, 32], "score_embed_dim": 64,
-                                         "refiner_blocks": 4})
+                         method_options={"sampler": "heun", "sampler_steps": 5, "train_sampler": "heun",
+                                         "train_sampler_steps": 3, "score_channels": [32, 32, 32, 32],
+                                         "score_embed_dim": 64, "refiner_blocks": 4})
     model = create_model(config)
-    train_cfg = TrainConfig(batch_size=32, learning_rate=2e-3, early_stop=20, max_epochs=6, pretrain_max_epochs=8)
+    train_cfg = TrainConfig(batch_size=16, learning_rate=2e-3, early_stop=20, max_epochs=8, pretrain_max_epochs=6)
     run = RunFolder(tmp_path / "run")
     trainer = Trainer(model, tiny_data, train_cfg, make_protocol("sample:0.3"), DistContext(), run, seed=0,
                       progress=False)

@@ -16,15 +16,6 @@ from imer_core.nn.transformer import MultiheadAttention, TransformerEncoder, cau
 MOSI_DIMS = (768, 5, 20)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add overhead, and on a shared 2-core machine
-    OpenMP oversubscription slowed these tests down by up to ~90x.  Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

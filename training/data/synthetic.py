@@ -63,7 +63,7 @@ def synthetic_file_name(dataset: str = "mosi") -> str:
 def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
                         sizes: Sequence[int] = (1284, 229, 686), seq_len: int = 50,
                         dims: Sequence[int] | None = None, noise_scale: float = 1.0,
-                        private_scale: float = 1.0) -> dict[str, dict[str, Any]]:
+                        private_scale: float = 1.0, feature_scale: float = 1.0) -> dict[str, dict[str, Any]]:
     """Generate a synthetic feature dictionary in the MMSA ``aligned_50.pkl`` schema.
 
     Args:
@@ -78,6 +78,8 @@ def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
         private_scale: multiplier of the modality-private static part.  Values
             below 1 make the modalities more predictable from each other
             (stronger cross-modal coupling); the defaults give the benchmark.
+        feature_scale: global multiplier of every feature value (the tiny test
+            configurations use it to reach the magnitude of MOSI-sized projections).
 
     Returns:
         ``{"train": {...}, "valid": {...}, "test": {...}}`` with the MMSA keys.
@@ -91,8 +93,8 @@ def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
         raise ValueError(f"dims must be three positive ints, got {dims}")
     if len(sizes) != 3 or min(sizes) < 1:
         raise ValueError(f"sizes must be three positive ints (train, valid, test), got {sizes}")
-    if noise_scale < 0 or private_scale < 0:
-        raise ValueError("noise_scale and private_scale must be non-negative")
+    if noise_scale < 0 or private_scale < 0 or feature_scale <= 0:
+        raise ValueError("noise_scale and private_scale must be non-negative, feature_scale positive")
     if seq_len < 3:
         raise ValueError(f"seq_len must be at least 3 (token ids need [CLS] and [SEP]), got {seq_len}")
 
@@ -102,6 +104,9 @@ def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
     offset = 0
     for split, n in zip(SPLITS, sizes):
         out[split] = _make_split(rng, maps, n, seq_len, offset)
+        if feature_scale != 1.0:
+            for key in ("text", "audio", "vision"):
+                out[split][key] *= np.float32(feature_scale)
         offset += n
     return out
 
