@@ -92,6 +92,13 @@ def throughput(trainer: Trainer, stage: str, batches: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+def replace_section(document: str, heading_prefix: str, section: str) -> str:
+    """Replace the ``## ...`` section whose heading starts with ``heading_prefix`` (or append it)."""
+    parts = document.split("\n## ")
+    kept = [parts[0].rstrip()] + ["## " + p.rstrip() for p in parts[1:] if not ("## " + p).startswith(heading_prefix)]
+    return "\n\n".join(kept + [section.rstrip()]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -100,13 +107,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a shorter training run")
     parser.add_argument("--pretrain-epochs", type=int, default=12)
     parser.add_argument("--recovery-epochs", type=int, default=6)
-    parser.add_argument("--train-sampler-steps", type=int, default=20)
+    parser.add_argument("--train-sampler", default="heun")
+    parser.add_argument("--train-sampler-steps", type=int, default=5)
+    parser.add_argument("--sizes", default="640,160,320", help="train,valid,test sizes of the synthetic benchmark")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
     seed_everything(0)
     ctx = DistContext(device=device)
-    experiment = load_experiment("imder_synthetic_mosi", [f"model.options.train_sampler_steps={args.train_sampler_steps}"])
+    experiment = load_experiment("imder_synthetic_mosi", [
+        f"model.options.train_sampler_steps={args.train_sampler_steps}",
+        f'model.options.train_sampler="{args.train_sampler}"', f"data.synthetic_sizes=[{args.sizes}]"])
     experiment = with_train(experiment, pretrain_max_epochs=args.pretrain_epochs, max_epochs=args.recovery_epochs,
                             early_stop=max(args.recovery_epochs, args.pretrain_epochs))
     data = load_data(experiment, Path(args.work) / "data")
@@ -121,14 +132,17 @@ def main() -> int:
     trainer = Trainer(model, data.datasets, experiment.train, make_protocol("batch:0.3"), ctx,
                       RunFolder(Path(args.work) / "run"), seed=0, progress=False)
     report += ["", "### Training throughput (samples/s, batch 32)", "",
-               "| stage | train sampler steps | samples/s |", "|---|---|---|",
+               "| stage | train sampler, steps | samples/s |", "|---|---|---|",
                f"| pretrain (complete data) | – | {throughput(trainer, PRETRAIN, 5):.1f} |",
-               f"| recovery, MR 0.3 schedule | {args.train_sampler_steps} | {throughput(trainer, RECOVERY, 5):.1f} |"]
-    ref_trainer = replace(experiment, method_options={**experiment.method_options, "train_sampler_steps": 100})
+               f"| recovery, MR 0.3 schedule | {args.train_sampler}, {args.train_sampler_steps} | "
+               f"{throughput(trainer, RECOVERY, 5):.1f} |"]
+    ref_trainer = replace(experiment, method_options={**experiment.method_options, "train_sampler": "euler-maruyama",
+                                                      "train_sampler_steps": 100})
     ref_model = build_model(ref_trainer, data.specs).to(device)
     ref = Trainer(ref_model, data.datasets, experiment.train, make_protocol("batch:0.3"), ctx,
                   RunFolder(Path(args.work) / "ref"), seed=0, progress=False)
-    report.append(f"| recovery, MR 0.3 schedule (reference setting) | 100 | {throughput(ref, RECOVERY, 3):.1f} |")
+    report.append(f"| recovery, MR 0.3 schedule (reference setting) | euler-maruyama, 100 | "
+                  f"{throughput(ref, RECOVERY, 3):.1f} |")
 
     seed_everything(0)
     model = build_model(experiment, data.specs)
@@ -140,9 +154,10 @@ def main() -> int:
     train_minutes = (time.perf_counter() - started) / 60
     report += ["", "### Recovery quality per sampler (SYNTHETIC MOSI-schema benchmark, test split, "
                "per-sample protocol MR 0.3)", "",
-               f"Trained here for at most {args.pretrain_epochs} pre-training + {args.recovery_epochs} recovery "
-               f"epochs with {args.train_sampler_steps} Euler–Maruyama steps per training batch "
-               f"({train_minutes:.1f} min); synthetic data, not a paper reproduction.", "",
+               f"Trained here on {args.sizes} (train, valid, test) samples for at most {args.pretrain_epochs} "
+               f"pre-training + {args.recovery_epochs} recovery epochs, the refiners seeing {args.train_sampler} "
+               f"samples with {args.train_sampler_steps} steps ({train_minutes:.1f} min); synthetic data, not a "
+               "paper reproduction.", "",
                "| sampler | steps | recovery MSE | zero-fill MSE | Non0 Acc-2 | Has0 Acc-2 | MAE | eval s |",
                "|---|---|---|---|---|---|---|---|"]
     for sampler, steps in SAMPLER_SETTINGS:
@@ -156,10 +171,8 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     header = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section names its machine.\n\n"
-    previous = out.read_text() if out.exists() else header
-    marker = f"## IMDer on {device.type.upper()}"
-    kept = previous.split(marker)[0].rstrip() + "\n\n" if marker in previous else previous.rstrip() + "\n\n"
-    out.write_text(kept + text)
+    out.write_text(replace_section(out.read_text() if out.exists() else header, f"## IMDer on {device.type.upper()}",
+                                   text))
     return 0
 
 

@@ -1,0 +1,54 @@
+"""Live feature extractors shared by the desktop app and the training code.
+
+Importing this package is cheap: the submodules are loaded on first attribute
+access, and the heavy back-ends (MediaPipe for faces, optional openSMILE for
+voice) are only imported when an extractor is constructed.
+
+* :mod:`imer_core.features.face`: :class:`FaceFeatureExtractor` (MediaPipe
+  FaceLandmarker: 52 blendshapes + head pose per video frame).
+* :mod:`imer_core.features.voice`: :class:`VoiceFeatureExtractor` (numpy
+  eGeMAPS-like low-level descriptors at a fixed output rate) and voice activity
+  detection.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "FACE_BLENDSHAPE_NAMES": "face",
+    "FACE_EXTRACTOR_ID": "face",
+    "FACE_FEATURE_DIM": "face",
+    "FACE_FEATURE_NAMES": "face",
+    "FaceFeatureExtractor": "face",
+    "FaceFrameFeatures": "face",
+    "default_face_model_path": "face",
+    "face_feature_spec": "face",
+    "VOICE_EXTRACTOR_ID": "voice",
+    "VOICE_FEATURE_DIM": "voice",
+    "VOICE_FEATURE_NAMES": "voice",
+    "VOICE_LLD_NAMES": "voice",
+    "VadConfig": "voice",
+    "VoiceActivity": "voice",
+    "VoiceConfig": "voice",
+    "VoiceFeatureExtractor": "voice",
+    "VoiceFeatures": "voice",
+    "voice_feature_spec": "voice",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load the submodule that defines ``name`` on first access (PEP 562)."""
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

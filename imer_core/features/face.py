@@ -1,0 +1,267 @@
+"""Per-frame facial features from the MediaPipe Tasks ``FaceLandmarker``.
+
+:class:`FaceFeatureExtractor` runs the FaceLandmarker in VIDEO mode (tracking
+between frames) with blendshapes and the facial transformation matrix enabled,
+and turns each frame into a :class:`FaceFrameFeatures`.  Its
+:attr:`~FaceFrameFeatures.vector` (``FACE_FEATURE_DIM`` = 55 values) is what the
+vision modality of a model sees:
+
+* ``[0:52]``: the 52 blendshape scores in ``[0, 1]``, in the fixed ARKit order
+  of :data:`FACE_BLENDSHAPE_NAMES` (MediaPipe's category indices; index 0 is
+  ``_neutral``, which the current model always reports as ~0);
+* ``[52:55]``: head yaw, pitch and roll **in radians** (see
+  :func:`rotation_to_euler` for the convention).
+
+The head translation (centimetres, camera frame) and the 478 landmarks are
+returned for display but are not part of the vector: they depend on the
+camera and the distance to it.  A frame without a face gives ``detected=False``
+and an all-zero vector.
+
+MediaPipe is imported only when an extractor is constructed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..modalities import FeatureSpec, Modality
+
+FACE_EXTRACTOR_ID = "mediapipe-facelandmarker-v2-blendshapes+pose"
+FACE_MODEL_FILENAME = "face_landmarker.task"
+FACE_MODEL_ENV = "IMER_FACE_LANDMARKER_MODEL"
+NUM_LANDMARKS = 478
+
+FACE_BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft",
+    "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft",
+    "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
+    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "noseSneerLeft", "noseSneerRight",
+)
+POSE_NAMES: tuple[str, ...] = ("head_yaw_rad", "head_pitch_rad", "head_roll_rad")
+FACE_FEATURE_NAMES: tuple[str, ...] = FACE_BLENDSHAPE_NAMES + POSE_NAMES
+FACE_FEATURE_DIM = len(FACE_FEATURE_NAMES)
+_BLENDSHAPE_INDEX = {name: i for i, name in enumerate(FACE_BLENDSHAPE_NAMES)}
+
+
+def face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
+    """Vision :class:`FeatureSpec` for models fed by :class:`FaceFeatureExtractor`."""
+    return FeatureSpec(Modality.VISION, FACE_FEATURE_DIM, int(seq_len), float(rate_hz), FACE_EXTRACTOR_ID)
+
+
+def default_face_model_path() -> Path:
+    """Where the shipped model bundle is expected: ``$IMER_FACE_LANDMARKER_MODEL`` or ``<root>/assets/``."""
+    env = os.environ.get(FACE_MODEL_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "assets" / FACE_MODEL_FILENAME
+
+
+def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in radians with ``R = Rz(roll) @ Ry(yaw) @ Rx(pitch)``.
+
+    Axes are MediaPipe's camera frame: x to the image right, y up, z towards
+    the camera.  Positive yaw turns the nose towards the image right, positive
+    pitch tilts it down, positive roll rotates the face counter-clockwise in
+    the image.
+    """
+    r = np.asarray(rotation, dtype=np.float64)[:3, :3]
+    yaw = math.asin(max(-1.0, min(1.0, -r[2, 0])))
+    pitch = math.atan2(r[2, 1], r[2, 2])
+    roll = math.atan2(r[1, 0], r[0, 0])
+    return yaw, pitch, roll
+
+
+@dataclass(frozen=True, eq=False)
+class FaceFrameFeatures:
+    """Facial features of one video frame.
+
+    Attributes:
+        timestamp_ms: the caller's timestamp of the frame (milliseconds).
+        detected: whether a face was found; if not, every array below is zero.
+        blendshapes: ``(52,)`` float32 scores in ``[0, 1]``, order :data:`FACE_BLENDSHAPE_NAMES`.
+        yaw, pitch, roll: head rotation in degrees (see :func:`rotation_to_euler`).
+        translation: ``(3,)`` head position in centimetres in the camera frame (z < 0).
+        landmarks: ``(478, 3)`` float32 landmarks; x, y normalised to the image
+            width/height, z roughly on the x scale (for drawing).
+        bbox: ``(x_min, y_min, x_max, y_max)`` of the landmarks, normalised and
+            clipped to ``[0, 1]``.
+        vector: ``(FACE_FEATURE_DIM,)`` float32 model input (blendshapes + pose in radians).
+    """
+
+    timestamp_ms: float
+    detected: bool
+    blendshapes: np.ndarray
+    yaw: float
+    pitch: float
+    roll: float
+    translation: np.ndarray
+    landmarks: np.ndarray
+    bbox: tuple[float, float, float, float]
+    vector: np.ndarray = field(repr=False)
+
+    @classmethod
+    def empty(cls, timestamp_ms: float) -> "FaceFrameFeatures":
+        """Features of a frame without a face: ``detected=False`` and zeros."""
+        return cls(float(timestamp_ms), False, np.zeros(len(FACE_BLENDSHAPE_NAMES), np.float32),
+                   0.0, 0.0, 0.0, np.zeros(3, np.float32), np.zeros((NUM_LANDMARKS, 3), np.float32),
+                   (0.0, 0.0, 0.0, 0.0), np.zeros(FACE_FEATURE_DIM, np.float32))
+
+
+def _to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
+    """Contiguous ``(H, W, 3)`` uint8 RGB copy-or-view of a BGR/RGB/gray/BGRA frame."""
+    image = np.asarray(frame)
+    if image.dtype != np.uint8:
+        raise TypeError(f"frames must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"frames must have shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    image = image[:, :, :3]
+    if color == "bgr":
+        image = image[:, :, ::-1]
+    return np.ascontiguousarray(image)
+
+
+class FaceFeatureExtractor:
+    """Blendshapes + head pose per video frame with MediaPipe FaceLandmarker (VIDEO mode).
+
+    Frames must come from one stream in time order; call :meth:`reset` before
+    feeding a new stream.  Not thread-safe: use one extractor per thread.
+
+    Args:
+        model_path: FaceLandmarker ``.task`` bundle; defaults to
+            :func:`default_face_model_path`.
+        color: channel order of the frames, ``"bgr"`` (OpenCV) or ``"rgb"``.
+        min_detection_confidence, min_presence_confidence, min_tracking_confidence:
+            the FaceLandmarker thresholds.
+
+    Raises:
+        FileNotFoundError: if the model bundle does not exist.
+        ImportError: if ``mediapipe`` is not installed.
+    """
+
+    _landmarker: Any = None
+
+    def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
+                 min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5) -> None:
+        if color not in ("bgr", "rgb"):
+            raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        path = Path(model_path).expanduser() if model_path is not None else default_face_model_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"FaceLandmarker model not found at {path}. Pass model_path=..., set ${FACE_MODEL_ENV}, or "
+                f"restore assets/{FACE_MODEL_FILENAME} (see assets/README.md).")
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("FaceFeatureExtractor needs MediaPipe: pip install mediapipe") from exc
+        self.model_path = path
+        self.color = color
+        self._mp = mp
+        self._options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.VIDEO, num_faces=1,
+            min_face_detection_confidence=min_detection_confidence,
+            min_face_presence_confidence=min_presence_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        self._factory = vision.FaceLandmarker
+        self._landmarker = self._factory.create_from_options(self._options)
+        self._last_ts: int | None = None
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of :attr:`FaceFrameFeatures.vector`."""
+        return FACE_FEATURE_DIM
+
+    def process(self, frame: np.ndarray, timestamp_ms: float | None = None,
+                color: str | None = None) -> FaceFrameFeatures:
+        """Features of one frame.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 image (``(H, W)`` gray and 4-channel are accepted).
+            timestamp_ms: monotonic capture time in milliseconds (``None``: now).
+                MediaPipe needs strictly increasing integer timestamps; equal or
+                earlier values are moved to 1 ms after the previous frame (the
+                returned ``timestamp_ms`` is still the caller's value).
+            color: override the extractor's channel order for this frame.
+        """
+        if self._landmarker is None:
+            raise RuntimeError("FaceFeatureExtractor is closed")
+        ts = time.monotonic() * 1000.0 if timestamp_ms is None else float(timestamp_ms)
+        mp_ts = int(round(ts))
+        if self._last_ts is not None and mp_ts <= self._last_ts:
+            mp_ts = self._last_ts + 1
+        self._last_ts = mp_ts
+        rgb = _to_rgb(frame, color or self.color)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        result = self._landmarker.detect_for_video(image, mp_ts)
+        if not result.face_landmarks:
+            return FaceFrameFeatures.empty(ts)
+        return self._convert(result, ts)
+
+    __call__ = process
+
+    @staticmethod
+    def _convert(result: Any, ts: float) -> FaceFrameFeatures:
+        landmarks = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], dtype=np.float32)
+        blendshapes = np.zeros(len(FACE_BLENDSHAPE_NAMES), np.float32)
+        for category in (result.face_blendshapes[0] if result.face_blendshapes else ()):
+            index = _BLENDSHAPE_INDEX.get(category.category_name)
+            if index is None:
+                raise RuntimeError(f"unexpected blendshape {category.category_name!r}: the model bundle "
+                                   f"does not match {FACE_EXTRACTOR_ID}")
+            blendshapes[index] = category.score
+        np.clip(blendshapes, 0.0, 1.0, out=blendshapes)
+        if result.facial_transformation_matrixes:
+            matrix = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
+            angles = rotation_to_euler(matrix)
+            translation = matrix[:3, 3].astype(np.float32)
+        else:
+            angles, translation = (0.0, 0.0, 0.0), np.zeros(3, np.float32)
+        lo = np.clip(landmarks[:, :2].min(axis=0), 0.0, 1.0)
+        hi = np.clip(landmarks[:, :2].max(axis=0), 0.0, 1.0)
+        vector = np.concatenate([blendshapes, np.asarray(angles, np.float32)]).astype(np.float32)
+        yaw, pitch, roll = (math.degrees(a) for a in angles)
+        return FaceFrameFeatures(ts, True, blendshapes, yaw, pitch, roll, translation, landmarks,
+                                 (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), vector)
+
+    def reset(self) -> None:
+        """Start a new stream: drop tracking state and the timestamp history."""
+        self.close()
+        self._landmarker = self._factory.create_from_options(self._options)
+        self._last_ts = None
+
+    def close(self) -> None:
+        """Release the MediaPipe graph (idempotent)."""
+        landmarker, self._landmarker = self._landmarker, None
+        if landmarker is not None:
+            landmarker.close()
+
+    def __enter__(self) -> "FaceFeatureExtractor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown may have torn MediaPipe down
+            pass
