@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from imer_core.checkpoint import load_checkpoint
 from imer_core.methods.base import SamplingOptions
@@ -33,7 +34,16 @@ def tiny_data(tmp_path_factory):
     return {name: MMSADataset(split) for name, split in load_mmsa(path).items()}
 
 
-def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_path):
+@pytest.fixture
+def two_threads():
+    """The one test with real compute uses both cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_path, two_threads):
     from imer_core.config import ModelConfig
     from imer_core.registry import create_model
 
