@@ -118,8 +118,10 @@ def main() -> int:
     experiment = load_experiment("imder_synthetic_mosi", [
         f"model.options.train_sampler_steps={args.train_sampler_steps}",
         f'model.options.train_sampler="{args.train_sampler}"', f"data.synthetic_sizes=[{args.sizes}]"])
+    # validation during training uses the fast sampler (the quality table below evaluates every sampler)
     experiment = with_train(experiment, pretrain_max_epochs=args.pretrain_epochs, max_epochs=args.recovery_epochs,
-                            early_stop=max(args.recovery_epochs, args.pretrain_epochs))
+                            early_stop=max(args.recovery_epochs, args.pretrain_epochs), eval_sampler="heun",
+                            eval_sampler_steps=10)
     data = load_data(experiment, Path(args.work) / "data")
     model = build_model(experiment, data.specs).to(device).eval()
     report = [f"## IMDer on {device.type.upper()} ({time.strftime('%Y-%m-%d')})", "",
@@ -128,6 +130,7 @@ def main() -> int:
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters.", "",
               "### Recovery latency (recovery of the missing modalities + fusion + head), median", ""]
     report += latency_table(model, data.specs, device, args.quick)
+    print("\n".join(report), flush=True)
 
     trainer = Trainer(model, data.datasets, experiment.train, make_protocol("batch:0.3"), ctx,
                       RunFolder(Path(args.work) / "run"), seed=0, progress=False)
