@@ -59,6 +59,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .common import ThreeModalityArrays
+
 logger = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -98,7 +100,7 @@ _MODALITY_NAMES = ("text", "audio", "vision")
 
 
 @dataclass(frozen=True, eq=False)
-class MMINSplit:
+class MMINSplit(ThreeModalityArrays):
     """One split of one fold, padded to fixed lengths.
 
     Attributes:
@@ -126,15 +128,7 @@ class MMINSplit:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    @property
-    def dims(self) -> tuple[int, int, int]:
-        """(text, audio, vision) feature dimensions."""
-        return (self.text.shape[2], self.audio.shape[2], self.vision.shape[2])
 
-    @property
-    def seq_lens(self) -> tuple[int, int, int]:
-        """(text, audio, vision) fixed lengths."""
-        return (self.text.shape[1], self.audio.shape[1], self.vision.shape[1])
 
     @property
     def classes(self) -> tuple[str, ...]:

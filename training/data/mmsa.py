@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .common import ThreeModalityArrays
+
 logger = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -72,7 +74,7 @@ class MMSAFormatError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)
-class MMSASplit:
+class MMSASplit(ThreeModalityArrays):
     """One split (train / valid / test) of an MMSA feature file.
 
     Attributes:
@@ -106,15 +108,7 @@ class MMSASplit:
     def __len__(self) -> int:
         return int(self.regression_labels.shape[0])
 
-    @property
-    def dims(self) -> tuple[int, int, int]:
-        """(text, audio, vision) feature dimensions."""
-        return (self.text.shape[2], self.audio.shape[2], self.vision.shape[2])
 
-    @property
-    def seq_lens(self) -> tuple[int, int, int]:
-        """(text, audio, vision) numbers of time steps."""
-        return (self.text.shape[1], self.audio.shape[1], self.vision.shape[1])
 
 
 def file_sha256(path: "str | Path", chunk_size: int = 1 << 20) -> str:
