@@ -39,3 +39,7 @@ def small_imder():
     config = ModelConfig(method="imder", specs=small_specs(),
                          method_options={"sampler_steps": 3, "train_sampler_steps": 2})
     return create_model(config).eval()
+
+
+# --- Demo clip / synthetic speech helpers (tests/clip_fixtures.py): fixture demo_test_clip ---
+from clip_fixtures import demo_test_clip  # noqa: E402, F401

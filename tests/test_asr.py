@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from clip_fixtures import espeak_16k, words
 from imer_core.asr import (SAMPLE_RATE, ASRUnavailable, GuardConfig, OpenAIWhisperBackend, Segment,
                            available_asr_backends, bundled_tiny_en_path, is_silent, load_asr)
 from imer_core.asr.faster import faster_whisper_installed
@@ -21,25 +19,6 @@ from imer_core.asr.guard import drop_reason, normalise_text
 SENTENCE = "Please open the window because it is very hot in here."
 LEAD_S = 1.0  # silence before the speech in the test clip
 START = 100.0  # absolute time of the clip's first sample
-
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def espeak_16k(text: str, tmp_dir: Path, speed: int = 140) -> np.ndarray:
-    """Synthesize ``text`` with espeak-ng and resample it to 16 kHz float32 mono."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (apt-get install -y espeak-ng)")
-    path = tmp_dir / "speech.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(path), text], check=True,
-                   capture_output=True)
-    with wave.open(str(path)) as w:
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
-    n = int(round(pcm.size * SAMPLE_RATE / rate))
-    return np.interp(np.arange(n) * rate / SAMPLE_RATE, np.arange(pcm.size), pcm).astype(np.float32)
 
 
 def _require_tiny_en() -> None:
@@ -66,7 +45,7 @@ def speech_result(fw_backend, tmp_path_factory):
 
 def test_transcribes_espeak_sentence(speech_result):
     clip, transcript = speech_result
-    expected, got = _words(SENTENCE), set(_words(transcript.text))
+    expected, got = words(SENTENCE), set(words(transcript.text))
     overlap = sum(w in got for w in expected) / len(expected)
     print(f"\nfaster-whisper tiny.en CPU int8: {transcript.duration:.2f} s audio in {transcript.processing_s:.2f} s, "
           f"RTF {transcript.real_time_factor:.3f}; text={transcript.text!r}")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-import wave
 
 import numpy as np
 import pytest
 
+from clip_fixtures import espeak_16k
 from imer_core.features.dsp import mel_filterbank
 from imer_core.features.voice import (
     VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM, VOICE_FEATURE_NAMES, VOICE_LLD_NAMES, VoiceConfig,
@@ -30,15 +28,9 @@ def extractor() -> VoiceFeatureExtractor:
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory) -> tuple[np.ndarray, float, float]:
     """espeak-ng sentence at 16 kHz with 1 s of silence before and after; (audio, start s, end s)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)")
-    path = tmp_path_factory.mktemp("tts") / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), "The quick brown fox jumps over the lazy dog."],
-                   check=True, capture_output=True, timeout=60)
-    with wave.open(str(path)) as wav:
-        rate = wav.getframerate()
-        raw = np.frombuffer(wav.readframes(wav.getnframes()), np.int16).astype(np.float32) / 32768.0
-    resampled = np.interp(np.arange(int(len(raw) * SR / rate)) * rate / SR, np.arange(len(raw)), raw)
+    # espeak-ng's default voice and speed (en, 175 words per minute).
+    resampled = espeak_16k("The quick brown fox jumps over the lazy dog.", tmp_path_factory.mktemp("tts"),
+                           speed=175, voice="en")
     loud = np.flatnonzero(np.abs(resampled) > 0.01)
     silence = np.zeros(SR, np.float32)
     audio = np.concatenate([silence, resampled.astype(np.float32), silence])

@@ -8,6 +8,7 @@ Examples::
     imer-train evaluate --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --protocol sample:0.5
     imer-train cv --config cmarr_iemocap --data ~/data/IEMOCAP_features_2021 --folds 1,2
     imer-train cv --config quick_cv_cmarr --synthetic
+    imer-train extract-live --data ../shared/data --cache runs/live_cache
     imer-train compare --configs imder_mosi,rohydr_mosi,cmarr_mosi --data ~/data/MOSI/aligned_50.pkl \
         --missing-rates 0.0,0.3,0.5 --seeds 1111
     imer-train compare --configs imder_iemocap,rohydr_iemocap,cmarr_iemocap --data ~/data/IEMOCAP_features_2021 \
@@ -29,6 +30,7 @@ from imer_core.registry import get_method_class
 
 from .distributed import setup, teardown
 from .experiment import Experiment, available_experiments, load_experiment
+from .live.cli import HANDLERS as LIVE_HANDLERS, add_parsers as add_live_parsers
 
 
 def _floats(text: str) -> list[float]:
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(train)
     train.add_argument("--protocol", default=None,
                        help="missing protocol: batch:MR (IMDer schedule), sample:MR (per sample), subset:la, "
-                            "scenario (MMIN random scenario); default batch:0.3, scenario for iemocap / msp")
+                            "scenario (MMIN random scenario); default batch:0.3, scenario for iemocap / msp, "
+                            "scenario:complete for live")
     train.add_argument("--fold", type=int, default=None,
                        help="MMIN fold (iemocap / msp; default: the first of the config's folds)")
     train.add_argument("--seed", type=int, default=1111)
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     sub.add_parser("configs", help="list the shipped experiment configs")
+    add_live_parsers(sub)
     return parser
 
 
@@ -141,6 +145,13 @@ def _out_dir(args: argparse.Namespace, name: str) -> Path:
     return Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _default_protocol(experiment: Experiment) -> str:
+    """MMIN: random scenario; live: random scenario including complete; MMSA: batch:0.3."""
+    if experiment.data.dataset.lower() == "live":
+        return "scenario:complete"
+    return "scenario" if experiment.data.is_mmin else "batch:0.3"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .protocols import make_protocol
     from .runner import load_data, run_experiment
@@ -150,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         out = _out_dir(args, experiment.name)
         data = load_data(experiment, out / "data", args.fold)
-        spec = args.protocol or ("scenario" if experiment.data.is_mmin else "batch:0.3")
+        spec = args.protocol or _default_protocol(experiment)
         result, _ = run_experiment(experiment, data, make_protocol(spec, seed=args.seed), args.seed, out, ctx,
                                    progress=not args.no_progress)
         if ctx.is_main:
@@ -252,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_experiments()))
         return 0
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth,
-                "cv": cmd_cv, "compare": cmd_compare}
+                "cv": cmd_cv, "compare": cmd_compare, **LIVE_HANDLERS}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:

@@ -30,10 +30,12 @@ class DataConfig:
     """Where the features come from.
 
     Attributes:
-        dataset: ``"mosi"`` / ``"mosei"`` (MMSA pickles, missing-rate protocol) or
-            ``"iemocap"`` / ``"msp"`` (MMIN feature release, six-scenario protocol).
-        path: MMSA pickle (``aligned_50.pkl``) or MMIN feature root
-            (``IEMOCAP_features_2021``); ignored when ``synthetic``.
+        dataset: ``"mosi"`` / ``"mosei"`` (MMSA pickles, missing-rate protocol),
+            ``"iemocap"`` / ``"msp"`` (MMIN feature release, six-scenario protocol) or
+            ``"live"`` (the live-model corpora, :mod:`training.live`).
+        path: MMSA pickle (``aligned_50.pkl``), MMIN feature root
+            (``IEMOCAP_features_2021``) or live feature cache (``runs/live_cache``);
+            ignored when ``synthetic``.
         synthetic: generate a schema-exact synthetic benchmark instead of reading files.
         synthetic_sizes: train/valid/test sizes of the synthetic MMSA benchmark.
         synthetic_seed: seed of the synthetic generators.
@@ -46,6 +48,9 @@ class DataConfig:
         seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: the
             published defaults of :data:`training.data.mmin.MMIN_DATASETS`).
         audio_norm: MMIN audio normalisation, ``"published"``, ``"train"`` or ``"none"``.
+        live: options of the ``"live"`` data source (``[data.live]``: pseudo-paired live
+            corpora read from the feature cache at ``path``; see
+            :class:`training.live.dataset.LiveDataOptions`).
     """
 
     dataset: str = "mosi"
@@ -60,6 +65,7 @@ class DataConfig:
     folds: tuple[int, ...] = ()
     seq_lens: tuple[int, ...] = ()
     audio_norm: str = "published"
+    live: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_mmin(self) -> bool:

@@ -38,7 +38,9 @@ class LoadedData:
 
     ``labels`` are the model's output names: ``("sentiment",)`` for regression,
     the class names (index = class id) for classification.  ``fold`` is the
-    MMIN cross-validation fold (``None`` for MMSA data).
+    MMIN cross-validation fold (``None`` for MMSA data).  ``metadata`` goes
+    into every checkpoint trained on the data (the live data source puts its
+    feature normalisation and label space there).
     """
 
     datasets: dict[str, Dataset]
@@ -48,6 +50,7 @@ class LoadedData:
     note: str = ""
     labels: tuple[str, ...] = ("sentiment",)
     fold: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +72,10 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     corpora runs is the one exercised here.  ``fold`` (MMIN only) defaults to
     the first of ``data.folds``, else 1.
     """
+    if experiment.data.dataset.lower() == "live":
+        from .live.dataset import load_live_experiment_data  # lazy: the live data source
+
+        return load_live_experiment_data(experiment)
     if experiment.data.is_mmin:
         return _load_mmin(experiment, Path(cache_dir), fold)
     cfg = experiment.data
@@ -181,7 +188,8 @@ def run_experiment(experiment: Experiment, data: LoadedData, protocol: MissingPr
                                         "protocol": protocol.name, "seed": seed, "synthetic": data.synthetic})
         if save:
             meta = {"experiment": experiment.name, "protocol": protocol.name, "seed": seed,
-                    "data_source": data.source, "synthetic": data.synthetic, "test_metrics": result.test}
+                    "data_source": data.source, "synthetic": data.synthetic, "test_metrics": result.test,
+                    **data.metadata}
             result.checkpoint = save_checkpoint(model, run_dir / "model.pt", meta)
     return result, model
 

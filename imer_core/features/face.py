@@ -148,6 +148,11 @@ class FaceFeatureExtractor:
         color: channel order of the frames, ``"bgr"`` (OpenCV) or ``"rgb"``.
         min_detection_confidence, min_presence_confidence, min_tracking_confidence:
             the FaceLandmarker thresholds.
+        still_images: run the FaceLandmarker in IMAGE mode instead: every
+            frame is detected on its own (no tracking between frames, timestamps
+            are not needed).  For unrelated still images such as a face
+            corpus, where VIDEO-mode tracking would carry a face from one image
+            to the next.
 
     Raises:
         FileNotFoundError: if the model bundle does not exist.
@@ -158,7 +163,7 @@ class FaceFeatureExtractor:
 
     def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5) -> None:
+                 min_tracking_confidence: float = 0.5, still_images: bool = False) -> None:
         if color not in ("bgr", "rgb"):
             raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
         path = Path(model_path).expanduser() if model_path is not None else default_face_model_path()
@@ -173,10 +178,11 @@ class FaceFeatureExtractor:
             raise ImportError("FaceFeatureExtractor needs MediaPipe: pip install mediapipe") from exc
         self.model_path = path
         self.color = color
+        self.still_images = bool(still_images)
         self._mp = mp
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
-            running_mode=vision.RunningMode.VIDEO, num_faces=1,
+            running_mode=vision.RunningMode.IMAGE if still_images else vision.RunningMode.VIDEO, num_faces=1,
             min_face_detection_confidence=min_detection_confidence,
             min_face_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
@@ -211,7 +217,10 @@ class FaceFeatureExtractor:
         self._last_ts = mp_ts
         rgb = _to_rgb(frame, color or self.color)
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        result = self._landmarker.detect_for_video(image, mp_ts)
+        if self.still_images:
+            result = self._landmarker.detect(image)
+        else:
+            result = self._landmarker.detect_for_video(image, mp_ts)
         if not result.face_landmarks:
             return FaceFrameFeatures.empty(ts)
         return self._convert(result, ts)

@@ -88,10 +88,10 @@ class FrameSlot:
         """Wait up to ``timeout`` s for a frame newer than ``after_seq``.
 
         Returns ``(frame, seq)``; ``frame`` is ``None`` on time-out (``seq`` is
-        then ``after_seq``).
+        then ``after_seq``).  A frame forgotten by :meth:`clear` is not returned.
         """
         with self._cond:
-            if not self._cond.wait_for(lambda: self._seq > after_seq, timeout):
+            if not self._cond.wait_for(lambda: self._seq > after_seq and self._frame is not None, timeout):
                 return None, after_seq
             self._taken_seq = self._seq
             return self._frame, self._seq
@@ -100,6 +100,7 @@ class FrameSlot:
         """Forget the held frame (used when a modality is disabled)."""
         with self._cond:
             self._frame = None
+            self._taken_seq = self._seq  # a cleared frame does not count as dropped
 
 
 @dataclass
@@ -148,36 +149,44 @@ class AudioRingBuffer:
         x = np.asarray(samples)
         if x.ndim == 2:
             x = x.mean(axis=1)
-        x = x.astype(np.float32, copy=False).reshape(-1)[-self.capacity:]
+        x = x.astype(np.float32, copy=False).reshape(-1)
+        n_total = len(x)
+        if n_total == 0:
+            return
+        x = x[-self.capacity:]  # a write longer than the buffer keeps its newest samples
         t_end = time.monotonic() if t_end is None else float(t_end)
         with self._lock:
             st = self._state
-            start = st.written % self.capacity
+            start = (st.written + n_total - len(x)) % self.capacity
             first = min(len(x), self.capacity - start)
             st.data[start:start + first] = x[:first]
             st.data[:len(x) - first] = x[first:]
-            st.written += len(x)
+            st.written += n_total
             st.last_write = t_end
             st.chunks += 1
 
     def time_of(self, sample_index: int) -> float:
         """Monotonic time of an absolute sample index (extrapolated from the last write)."""
-        st = self._state
-        if st.last_write is None:
+        with self._lock:
+            last_write, written = self._state.last_write, self._state.written
+        if last_write is None:
             raise RuntimeError("nothing written yet")
-        return st.last_write - (st.written - 1 - sample_index) / self.sample_rate
+        return last_write - (written - 1 - sample_index) / self.sample_rate
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` by absolute index; indices no longer held are zero."""
         with self._lock:
-            st = self._state
-            stop = min(stop, st.written)
-            out = np.zeros(max(stop - start, 0), np.float32)
-            lo = max(start, st.written - self.capacity, 0)
-            if stop > lo:
-                idx = np.arange(lo, stop) % self.capacity
-                out[lo - start:] = st.data[idx]
-            return out
+            return self._read_locked(start, stop)
+
+    def _read_locked(self, start: int, stop: int) -> np.ndarray:
+        st = self._state
+        stop = min(stop, st.written)
+        out = np.zeros(max(stop - start, 0), np.float32)
+        lo = max(start, st.written - self.capacity, 0)
+        if stop > lo:
+            idx = np.arange(lo, stop) % self.capacity
+            out[lo - start:] = st.data[idx]
+        return out
 
     def read_last(self, duration_s: float) -> tuple[np.ndarray, int]:
         """The newest ``duration_s`` seconds and the absolute index of their first sample.
@@ -185,10 +194,10 @@ class AudioRingBuffer:
         Fewer samples are returned while the buffer holds less than that.
         """
         n = int(round(duration_s * self.sample_rate))
-        with self._lock:
+        with self._lock:  # one lock: a concurrent write cannot overwrite what is being read
             written = self._state.written
-        start = max(written - n, 0)
-        return self.read(start, written), start
+            start = max(written - n, 0)
+            return self._read_locked(start, written), start
 
     def clear(self) -> None:
         """Drop everything (the sample counter restarts at 0)."""

@@ -1,0 +1,136 @@
+"""``imer run``: the live pipeline without a window.
+
+Prints a one-line status (rewritten in place on a terminal, every few
+seconds otherwise) and writes a session folder as it goes; Ctrl-C, the end of
+a media file or ``--duration`` stop every thread cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from imer_core.live.engine import LiveResult
+from imer_core.live.health import HealthConfig
+from imer_core.live.models import LiveModelError
+from imer_core.live.parts import WEBCAM, SourceSpec
+from imer_core.live.pipeline import LivePipeline, PipelineConfig, disabled_from_text
+from imer_core.live.recording import SessionRecording
+from imer_core.live.session import new_session_dir
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``imer`` (the window) and ``imer run``."""
+    parser.add_argument("--source", default=None,
+                        help="'webcam' (camera + microphone) or a media/audio file; default: webcam")
+    parser.add_argument("--camera", type=int, default=0, help="camera index (OpenCV)")
+    parser.add_argument("--mic", default=None, help="microphone: name (substring) or index; default device if omitted")
+    parser.add_argument("--loop", action="store_true", help="replay a media file forever")
+    parser.add_argument("--disable", default="", help="modalities switched off at start, e.g. 'vision,text'")
+    parser.add_argument("--method", default=None, help="recovery method: imder, rohydr or cmarr")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
+                        help="live checkpoint (repeat for several methods); default: the shipped assets/models")
+    parser.add_argument("--sampler-steps", type=int, default=None, help="diffusion sampling steps")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where the model runs (auto: CUDA when present)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_source_arguments(parser)
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--out", default="sessions", help="folder that receives the session folder")
+    parser.add_argument("--record-audio", action="store_true", help="also keep the raw audio (audio.wav)")
+    parser.add_argument("--record-video", action="store_true", help="also keep the raw video (video.mkv)")
+    parser.add_argument("--hop", type=float, default=0.2, help="seconds between predictions")
+    parser.add_argument("--text-silence", type=float, default=15.0,
+                        help="seconds without transcribed speech after which text counts as failing")
+    parser.add_argument("--quiet", action="store_true", help="no status line")
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The :class:`PipelineConfig` of parsed ``imer``/``imer run`` arguments."""
+    source = args.source or WEBCAM
+    if source != WEBCAM and not Path(source).is_file():
+        raise SystemExit(f"imer: source file not found: {source}")
+    spec = SourceSpec(source=source, camera=args.camera, microphone=_mic(args.mic), loop=args.loop)
+    health = HealthConfig(text_silence_after_s=getattr(args, "text_silence", 15.0))
+    return PipelineConfig(sources=spec, disabled=disabled_from_text(args.disable),
+                          checkpoints=tuple(args.checkpoint), method=args.method,
+                          sampler_steps=args.sampler_steps, device=args.device,
+                          hop_s=getattr(args, "hop", 0.2), health=health)
+
+
+def _mic(value: str | None) -> "str | int | None":
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def status_line(result: LiveResult | None, stats: dict, elapsed: float) -> str:
+    """One line: time, top emotion, modality states, rates and latency."""
+    if result is None:
+        return f"[{elapsed:6.1f}s] starting..."
+    top = result.top
+    head = f"{top[0]} {top[1]:.2f}" if top else (result.message or "no prediction")[:60]
+    marks = []
+    for status in result.statuses:
+        state = "recovered" if status.modality.value in result.recovered else status.state.value
+        marks.append(f"{status.modality.short.upper()}:{state}")
+    e2e = result.latency.get("end_to_end")
+    tail = f"{stats['predictions_per_s']:.1f} pred/s, face {stats['face_fps']:.0f} fps"
+    tail += f", e2e {e2e:.0f} ms" if e2e is not None else ""
+    return f"[{elapsed:6.1f}s] {head} | {' '.join(marks)} | {tail}"
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
+    """Run the pipeline until Ctrl-C, end of file or ``--duration``; returns an exit code."""
+    try:
+        pipeline = LivePipeline(pipeline_config(args))
+    except LiveModelError as exc:
+        print(f"imer: {exc}", file=out)
+        return 2
+    if not pipeline.bank.methods:
+        print("imer: no trained model loaded (no --checkpoint and no shipped model): modality states and "
+              "features are shown, but no emotion is predicted", file=out)
+    folder = new_session_dir(args.out)
+    recording = SessionRecording(pipeline, folder, {"command": " ".join(sys.argv)},
+                                 raw_audio=args.record_audio, raw_video=args.record_video)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if _main_thread() else None
+    started = time.monotonic()
+    try:
+        recording.start()
+        pipeline.start()
+        _loop(pipeline, args, stop, started, out)
+    finally:
+        pipeline.stop()
+        recording.stop()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    print(f"\nsession written to {folder} ({recording.recorder.rows} predictions)", file=out)
+    return 0
+
+
+def _loop(pipeline: LivePipeline, args: argparse.Namespace, stop: threading.Event, started: float,
+          out: TextIO) -> None:
+    tty = out.isatty()
+    last_print = 0.0
+    while not stop.wait(0.2):
+        elapsed = time.monotonic() - started
+        if args.duration is not None and elapsed >= args.duration:
+            break
+        if pipeline.ended:
+            print("\nend of file", file=out)
+            break
+        if args.quiet or (not tty and elapsed - last_print < 5.0):
+            continue
+        line = status_line(pipeline.latest_result, pipeline.stats(), elapsed)
+        print(("\r" + line[:150].ljust(150)) if tty else line, end="" if tty else "\n", file=out, flush=True)
+        last_print = elapsed
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,349 @@
+"""The live pipeline: sources → feature workers → health → inference engine.
+
+One object the headless command and the desktop app both drive::
+
+    pipeline = LivePipeline(PipelineConfig(source=SourceSpec("clip.mp4")))
+    pipeline.start()
+    ...  # pipeline.latest_result, pipeline.poll_results(), pipeline.set_enabled("vision", False)
+    pipeline.stop()
+
+A supervisor thread evaluates modality health every ``tick_s`` (100 ms).
+Disabling a modality stops its capture and extraction (a privacy switch):
+vision stops the camera and the face worker; text stops speech recognition;
+the microphone stops when both audio and text are off (speech recognition
+needs it, so with text on and audio off only the voice features stop).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..modalities import MODALITIES, Modality, as_modality
+from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
+from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityStatus
+from .models import ModelBank, shipped_checkpoints
+from .parts import PipelineParts, SourceSpec
+from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
+from .tracks import FeatureTrack
+from .workers import FaceSnapshot, FaceWorker, VoiceWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the pipeline needs to start.
+
+    Attributes:
+        sources: where frames and audio come from.
+        disabled: modalities switched off from the start.
+        checkpoints: live checkpoint files (one per method); empty → the
+            shipped ``assets/models/live_*.pt`` when ``use_shipped``.
+        method: recovery method to start with.
+        sampler_steps: diffusion sampling steps (``None``: checkpoint default).
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        hop_s: time between predictions.
+    """
+
+    sources: SourceSpec = field(default_factory=SourceSpec)
+    disabled: frozenset[Modality] = frozenset()
+    checkpoints: tuple[str, ...] = ()
+    use_shipped: bool = True
+    method: str | None = None
+    sampler_steps: int | None = None
+    device: str = "auto"
+    hop_s: float = 0.2
+    tick_s: float = 0.1
+    health: HealthConfig = field(default_factory=HealthConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+
+
+class LivePipeline:
+    """Owns the sources, workers, health monitor and engine of one live session."""
+
+    def __init__(self, config: PipelineConfig = PipelineConfig(), parts: PipelineParts = PipelineParts()) -> None:
+        self.config, self.parts = config, parts
+        self.device = resolve_device(config.device)
+        self.bank = self._bank(config)
+        self.enabled = {m: m not in config.disabled for m in MODALITIES}
+        dims = {Modality.TEXT: 384, Modality.AUDIO: 44, Modality.VISION: 55}
+        self.tracks = {m: FeatureTrack(dims[m]) for m in MODALITIES}
+        self.speech_track = FeatureTrack(1)
+        self.health = HealthMonitor(config.health)
+        self._statuses: dict[Modality, ModalityStatus] = {}
+        self._results: deque[LiveResult] = deque(maxlen=512)
+        self._result_times: deque[float] = deque(maxlen=256)
+        self._listeners: list[Callable[[LiveResult], None]] = []
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.video = self.audio = None
+        self.face_worker = self.voice_worker = self.speech_worker = None
+        self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms),
+                                      config.method, config.hop_s, config.sampler_steps, self._on_result)
+
+    @staticmethod
+    def _bank(config: PipelineConfig) -> ModelBank:
+        device = resolve_device(config.device)
+        if config.checkpoints:
+            return ModelBank.from_paths(list(config.checkpoints), device)
+        return ModelBank(shipped_checkpoints() if config.use_shipped else {}, device)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the sources and start every thread; returns at once."""
+        from ..text_features import TranscriptWindow
+        self.video, self.audio = self.parts.sources(self.config.sources)
+        self.face_worker = FaceWorker(self.video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
+        self.voice_worker = VoiceWorker(self.audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
+                                        self.parts.voice_extractor())
+        self.transcript = TranscriptWindow()
+        self.speech_worker = SpeechWorker(self.audio.ring, self.speech_track, self.tracks[Modality.TEXT],
+                                          self.parts.asr, self.parts.embedder, self.transcript, self.config.speech)
+        self._apply_switches()
+        self.engine.start()
+        self._stop.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="imer-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def stop(self) -> None:
+        """Stop every thread and release camera and microphone (idempotent)."""
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(2.0)
+            self._supervisor = None
+        self.engine.stop()
+        for worker in (self.face_worker, self.voice_worker, self.speech_worker):
+            if worker is not None:
+                worker.stop()
+        for source in (self.video, self.audio):
+            if source is not None:
+                source.stop()
+
+    def __enter__(self) -> "LivePipeline":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ended(self) -> bool:
+        """A media file source reached its end on every stream it has."""
+        streams = [s for s in (self.video, self.audio) if s is not None and not s.status.absent]
+        return bool(streams) and all(s.status.ended for s in streams)
+
+    # -- switches ----------------------------------------------------------------------------
+    def set_enabled(self, modality: "Modality | str", enabled: bool) -> None:
+        """Switch a modality on or off (off stops its capture and extraction)."""
+        with self._lock:
+            self.enabled[as_modality(modality)] = bool(enabled)
+            if self.video is not None:
+                self._apply_switches()
+
+    def _apply_switches(self) -> None:
+        on = self.enabled
+        _run_if(on[Modality.VISION], self.video, self.face_worker, on_stop=self._forget_vision)
+        self.voice_worker.features_enabled = on[Modality.AUDIO]
+        if not on[Modality.AUDIO]:
+            self.tracks[Modality.AUDIO].clear()
+        need_audio = on[Modality.AUDIO] or on[Modality.TEXT]
+        _run_if(need_audio, self.audio, self.voice_worker, on_stop=self.audio.ring.clear)
+        _run_if(on[Modality.TEXT], None, self.speech_worker, on_stop=self._forget_text)
+
+    def _forget_vision(self) -> None:
+        self.tracks[Modality.VISION].clear()
+        self.video.frames.clear()
+        self.face_worker.latest = None
+
+    def _forget_text(self) -> None:
+        self.tracks[Modality.TEXT].clear()
+        self.transcript.clear()
+
+    def set_method(self, method: str) -> None:
+        """Switch the recovery method (takes effect at the next prediction)."""
+        self.engine.set_method(method)
+
+    def set_sampler_steps(self, steps: int | None) -> None:
+        self.engine.set_sampler_steps(steps)
+
+    def replace_sources(self, spec: SourceSpec, timeout_s: float = 3.0) -> str:
+        """Switch to other sources; roll back to the previous ones if the new ones deliver nothing.
+
+        Returns an empty string on success, else the reason the switch was rolled back.
+        """
+        with self._lock:
+            old_spec, old = self.config.sources, (self.video, self.audio)
+            for source in old:
+                source.stop()
+            self.config = replace(self.config, sources=spec)
+            try:
+                self._rebuild_sources()
+                problem = self._wait_for_data(timeout_s)
+            except Exception as exc:  # a source that cannot even be built
+                problem = f"{type(exc).__name__}: {exc}"
+            if not problem:
+                return ""
+            log.warning("switching to %s failed (%s); back to %s", spec.describe(), problem, old_spec.describe())
+            for source in (self.video, self.audio):
+                if source is not None and source not in old:
+                    source.stop()
+            self.config = replace(self.config, sources=old_spec)
+            self._rebuild_sources()
+            return f"could not switch to {spec.describe()} ({problem}); kept {old_spec.describe()}"
+
+    def _rebuild_sources(self) -> None:
+        for worker in (self.face_worker, self.voice_worker, self.speech_worker):
+            worker.stop()
+        self.video, self.audio = self.parts.sources(self.config.sources)
+        self.face_worker.frames = self.video.frames
+        self.voice_worker.ring = self.speech_worker.ring = self.audio.ring
+        self._apply_switches()
+
+    def _wait_for_data(self, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        wanted = [s for s, m in ((self.video, Modality.VISION), (self.audio, Modality.AUDIO))
+                  if self.enabled[m] or (m is Modality.AUDIO and self.enabled[Modality.TEXT])]
+        while time.monotonic() < deadline:
+            if all(s.status.ok for s in wanted):
+                return ""
+            time.sleep(0.05)
+        return "; ".join(s.status.reason or "no data" for s in wanted if not s.status.ok)
+
+    # -- health ------------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._stop.wait(self.config.tick_s):
+            try:
+                self._evaluate()
+            except Exception:  # keep supervising whatever a part reports
+                log.exception("health evaluation failed")
+
+    def _evaluate(self) -> None:
+        now = time.monotonic()
+        statuses = self.health.evaluate(now, self.signals())
+        self._statuses = statuses
+
+    def signals(self) -> dict[Modality, ModalitySignals]:
+        """What sources and workers report right now (input of the health monitor)."""
+        video, audio = self.video, self.audio
+        face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
+        frame = video.frames.latest()
+        vs, aus = video.status, audio.status
+        return {
+            Modality.VISION: ModalitySignals(self.enabled[Modality.VISION], vs.ok, vs.reason,
+                                             frame.t_capture if frame else None, face.error, face.last_signal,
+                                             face.started_at),
+            Modality.AUDIO: ModalitySignals(self.enabled[Modality.AUDIO], aus.ok, aus.reason,
+                                            audio.ring.last_write_time, voice.error, voice.last_signal,
+                                            voice.started_at),
+            Modality.TEXT: ModalitySignals(self.enabled[Modality.TEXT], aus.ok, aus.reason,
+                                           audio.ring.last_write_time, speech.error or voice.error,
+                                           speech.last_signal, speech.started_at, speech.busy_since),
+        }
+
+    def statuses(self) -> dict[Modality, ModalityStatus]:
+        """The newest modality statuses (evaluated now if the supervisor has not run yet)."""
+        if not self._statuses and self.video is not None:
+            self._evaluate()
+        return dict(self._statuses)
+
+    # -- results -----------------------------------------------------------------------------
+    def add_listener(self, listener: Callable[[LiveResult], None]) -> None:
+        """Call ``listener(result)`` in the engine thread for every result (keep it quick)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[LiveResult], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _on_result(self, result: LiveResult) -> None:
+        self._results.append(result)
+        if result.probabilities is not None:
+            self._result_times.append(result.t_monotonic)
+        for listener in list(self._listeners):
+            try:
+                listener(result)
+            except Exception:
+                log.exception("result listener failed")
+
+    @property
+    def latest_result(self) -> LiveResult | None:
+        return self.engine.latest
+
+    def poll_results(self) -> list[LiveResult]:
+        """Results since the last call (oldest first; at most the last 512)."""
+        out = []
+        while self._results:
+            out.append(self._results.popleft())
+        return out
+
+    def transcripts(self) -> list[TranscriptEvent]:
+        """Every utterance transcribed so far (most recent 200)."""
+        return list(self.speech_worker.events) if self.speech_worker else []
+
+    def transcripts_since(self, count: int) -> tuple[list[TranscriptEvent], int]:
+        """Utterances numbered ``count`` and later (of the most recent 200), and the total so far."""
+        worker = self.speech_worker
+        if worker is None:
+            return [], count
+        events, total = list(worker.events), worker.event_count
+        new = max(0, min(total - count, len(events)))
+        return (events[len(events) - new:] if new else []), total
+
+    def latest_face(self) -> FaceSnapshot | None:
+        """The newest analysed frame with its face features (for drawing)."""
+        return self.face_worker.latest if self.face_worker else None
+
+    def _feature_latency_ms(self) -> dict[Modality, float]:
+        out = {}
+        for m, worker in ((Modality.VISION, self.face_worker), (Modality.AUDIO, self.voice_worker)):
+            if worker is not None and worker.feature_latency_s:
+                out[m] = 1e3 * worker.feature_latency_s[-1]
+        return out
+
+    def stats(self) -> dict[str, float | str | None]:
+        """Rates and latencies for a performance panel."""
+        now = time.monotonic()
+        recent = [t for t in list(self._result_times) if t >= now - 5.0]
+        rtf = list(self.speech_worker.real_time_factors) if self.speech_worker else []
+        latest = self.latest_result
+        return {
+            "device": self.device,
+            "face_fps": self.face_worker.fps(now) if self.face_worker else 0.0,
+            "predictions_per_s": len(recent) / 5.0,
+            "asr_rtf": float(np.median(rtf)) if rtf else None,
+            "skipped_ticks": float(self.engine.skipped),
+            **({f"{k}_ms": v for k, v in latest.latency_ms} if latest else {}),
+        }
+
+
+def _run_if(wanted: bool, source, worker, on_stop: Callable[[], None]) -> None:
+    """Start or stop a source/worker pair."""
+    if wanted:
+        if source is not None and not source.running:
+            source.start()
+        if not worker.running:
+            worker.start()
+    else:
+        if worker.running:
+            worker.stop()
+        if source is not None and source.running:
+            source.stop()
+        on_stop()
+
+
+def disabled_from_text(text: str | None) -> frozenset[Modality]:
+    """Parse ``"vision,text"`` (or ``v,l``) into modalities."""
+    if not text:
+        return frozenset()
+    return frozenset(as_modality(part) for part in text.split(",") if part.strip())
+
+
+__all__: Iterable[str] = ("LivePipeline", "PipelineConfig", "disabled_from_text")

@@ -1,0 +1,184 @@
+"""Session folders: predictions as JSONL and CSV, written and flushed as they come.
+
+A session folder holds ``session.json`` (what ran: source, method,
+checkpoints, labels, start time), ``predictions.jsonl`` and
+``predictions.csv`` (one row per result, flushed at once, so an interrupted
+run loses at most the row being written), ``transcript.jsonl``, and on
+request the raw ``audio.wav`` (16 kHz, 16-bit, header kept valid after every
+write) and ``video.mkv`` (Matroska stays readable when a run is cut off).
+:func:`read_session` reads a folder back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping, TextIO
+
+import numpy as np
+
+from ..config import LIVE_EMOTIONS
+from ..modalities import MODALITIES
+from .engine import LiveResult
+from .speech_worker import TranscriptEvent
+
+SESSION_FORMAT = "imer-session-v1"
+LATENCY_COLUMNS = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
+
+
+def new_session_dir(root: "str | Path") -> Path:
+    """A fresh ``session-YYYYmmdd-HHMMSS[-n]`` folder under ``root``."""
+    root = Path(root)
+    stamp = datetime.now().strftime("session-%Y%m%d-%H%M%S")
+    path, n = root / stamp, 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+class SessionRecorder:
+    """Writes the results (and optionally raw media) of a running pipeline to a folder.
+
+    Args:
+        folder: the session folder (created if missing).
+        info: what ran, stored in ``session.json``.
+        labels: class names of the probability columns.
+    """
+
+    def __init__(self, folder: "str | Path", info: Mapping[str, Any], labels: tuple[str, ...] = LIVE_EMOTIONS) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.labels = tuple(labels)
+        self.t0_monotonic, self.t0_wall = time.monotonic(), time.time()
+        self._lock = threading.Lock()
+        self.rows = 0
+        meta = {"format": SESSION_FORMAT, "started_wall": self.t0_wall,
+                "started_iso": datetime.fromtimestamp(self.t0_wall).isoformat(timespec="seconds"),
+                "started_monotonic": self.t0_monotonic, "labels": list(self.labels), **dict(info)}
+        (self.folder / "session.json").write_text(json.dumps(meta, indent=2, default=str))
+        self._jsonl: TextIO = open(self.folder / "predictions.jsonl", "a", encoding="utf-8")
+        self._csv_file: TextIO = open(self.folder / "predictions.csv", "a", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow(self.columns())
+        self._csv_file.flush()
+        self._transcript: TextIO = open(self.folder / "transcript.jsonl", "a", encoding="utf-8")
+        self._closed = False
+
+    def columns(self) -> list[str]:
+        """Header of ``predictions.csv``."""
+        cols = ["t_session", "t_monotonic", "t_wall", "sequence", "method", "sampler_steps", "top", "top_p"]
+        cols += [f"p_{label}" for label in self.labels]
+        for m in MODALITIES:
+            cols += [f"{m.value}_state", f"{m.value}_recovered", f"{m.value}_reason"]
+        return cols + [f"latency_{k}_ms" for k in LATENCY_COLUMNS] + ["message"]
+
+    def write_result(self, result: LiveResult) -> None:
+        """Append one result to both files and flush them."""
+        record = result.to_dict()
+        record["t_session"] = round(result.t_monotonic - self.t0_monotonic, 4)
+        with self._lock:
+            if self._closed:
+                return
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
+            self._csv.writerow(self._row(result, record["t_session"]))
+            self._csv_file.flush()
+            self.rows += 1
+
+    __call__ = write_result
+
+    def _row(self, result: LiveResult, t_session: float) -> list[Any]:
+        probs = dict(zip(result.labels, result.probabilities or ()))
+        top = result.top
+        row: list[Any] = [t_session, f"{result.t_monotonic:.4f}", f"{result.t_wall:.4f}", result.sequence,
+                          result.method or "", result.sampler_steps or "", top[0] if top else "",
+                          f"{top[1]:.5f}" if top else ""]
+        row += [f"{probs[label]:.5f}" if label in probs else "" for label in self.labels]
+        for status in result.statuses:
+            row += [status.state.value, int(status.modality.value in result.recovered), status.reason]
+        latency = result.latency
+        row += [f"{latency[k]:.2f}" if k in latency else "" for k in LATENCY_COLUMNS]
+        return row + [result.message]
+
+    def write_transcript(self, event: TranscriptEvent) -> None:
+        """Append one transcribed utterance (times relative to the session start)."""
+        record = {"text": event.text, "start": round(event.start - self.t0_monotonic, 3),
+                  "end": round(event.end - self.t0_monotonic, 3), "asr_seconds": round(event.asr_seconds, 3)}
+        with self._lock:
+            if not self._closed:
+                self._transcript.write(json.dumps(record) + "\n")
+                self._transcript.flush()
+
+    def close(self) -> None:
+        """Close every file (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for f in (self._jsonl, self._csv_file, self._transcript):
+                f.close()
+
+
+class WavAppender:
+    """16-bit mono WAV written incrementally; the header is valid after every write."""
+
+    def __init__(self, path: "str | Path", sample_rate: int = 16000) -> None:
+        self._wav = wave.open(str(path), "wb")
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(sample_rate)
+
+    def write(self, samples: np.ndarray) -> None:
+        pcm = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
+        self._wav.writeframes((pcm * 32767.0).astype("<i2").tobytes())
+        self._wav._file.flush()  # the wave module patches the header in writeframes
+
+    def close(self) -> None:
+        self._wav.close()
+
+
+@dataclass(frozen=True, eq=False)
+class SessionData:
+    """A session folder read back (see :func:`read_session`)."""
+
+    folder: Path
+    info: dict[str, Any]
+    predictions: list[dict[str, Any]]
+    transcript: list[dict[str, Any]]
+    audio_path: Path | None
+    video_path: Path | None
+
+
+def read_session(folder: "str | Path") -> SessionData:
+    """Read a session folder; a truncated last line (an interrupted run) is skipped."""
+    folder = Path(folder)
+    meta_path = folder / "session.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a session folder (no session.json)")
+    info = json.loads(meta_path.read_text())
+    if info.get("format") != SESSION_FORMAT:
+        raise ValueError(f"{folder}: unknown session format {info.get('format')!r}")
+    audio, video = folder / "audio.wav", folder / "video.mkv"
+    return SessionData(folder, info, _read_jsonl(folder / "predictions.jsonl"),
+                       _read_jsonl(folder / "transcript.jsonl"),
+                       audio if audio.is_file() else None, video if video.is_file() else None)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # only the last line of an interrupted run can be cut
+    return rows

@@ -1,0 +1,195 @@
+"""Speech → text → sentence embedding, in its own thread (see :mod:`.workers`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .buffers import AudioRingBuffer
+from .tracks import FeatureTrack
+from .workers import Worker
+
+
+@dataclass(frozen=True)
+class TranscriptEvent:
+    """One transcribed utterance (monotonic times of its audio)."""
+
+    text: str
+    start: float
+    end: float
+    asr_seconds: float
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """Segmentation of the audio into utterances for ASR.
+
+    Attributes:
+        end_silence_s: silence that ends an utterance.
+        max_utterance_s: long speech is transcribed at least this often.
+        pad_s: audio kept before and after the voiced part.
+        context_s: seconds of transcript embedded as the text features.
+        timeout_s: an ASR call taking longer counts as hung (abandoned).
+        retry_load_s: wait before retrying a backend that failed to load.
+    """
+
+    end_silence_s: float = 0.6
+    max_utterance_s: float = 5.0
+    pad_s: float = 0.25
+    context_s: float = 12.0
+    timeout_s: float = 10.0
+    retry_load_s: float = 10.0
+
+
+class _Call:
+    """Runs ``fn`` in a daemon thread; :meth:`wait` gives up after a time-out."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(fn,), name="imer-asr-call", daemon=True).start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._result = fn()
+        except BaseException as exc:  # handed to the waiting worker
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float, stop: threading.Event) -> Any:
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(0.05):
+            if stop.is_set():
+                raise InterruptedError
+            if time.monotonic() > deadline:
+                raise TimeoutError
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class SpeechWorker(Worker):
+    """Transcribes voiced segments of ``ring`` and embeds the recent transcript.
+
+    Args:
+        ring: 16 kHz audio of the microphone or file.
+        speech_track: per-step speech fraction written by the voice worker.
+        text_track: receives ``(end time of the speech, embedding)``.
+        asr_factory: builds the ASR backend (``transcribe(audio, start_time=)``).
+        embedder_factory: builds the sentence embedder (``embed(text) -> (1, D)``).
+        transcript_window: a :class:`~imer_core.text_features.TranscriptWindow`.
+    """
+
+    name = "speech"
+
+    def __init__(self, ring: AudioRingBuffer, speech_track: FeatureTrack, text_track: FeatureTrack,
+                 asr_factory: Callable[[], Any], embedder_factory: Callable[[], Any], transcript_window: Any,
+                 config: SpeechConfig = SpeechConfig()) -> None:
+        super().__init__()
+        self.ring, self.speech_track, self.text_track = ring, speech_track, text_track
+        self._asr_factory, self._embedder_factory = asr_factory, embedder_factory
+        self.window = transcript_window
+        self.config = config
+        self.busy_since: float | None = None
+        self.events: deque[TranscriptEvent] = deque(maxlen=200)
+        self.event_count = 0
+        self.real_time_factors: deque[float] = deque(maxlen=100)
+        self._asr: Any = None
+        self._embedder: Any = None
+        self._load_failed_at: float | None = None
+
+    def _loop(self) -> None:
+        cfg = self.config
+        seen, utt_start, last_speech = -np.inf, None, None
+        while not self._stop.wait(0.1):
+            times, fractions = self._speech_since(seen)
+            if len(times):
+                seen = float(times[-1])
+            for t, frac in zip(times, fractions):
+                if frac > 0.5:
+                    utt_start = t - 0.05 if utt_start is None else utt_start
+                    last_speech = t + 0.05
+            if utt_start is None or last_speech is None:
+                continue
+            if seen - last_speech >= cfg.end_silence_s:
+                self._transcribe(utt_start - cfg.pad_s, last_speech + cfg.pad_s)
+                utt_start = last_speech = None
+            elif last_speech - utt_start >= cfg.max_utterance_s:
+                self._transcribe(utt_start - cfg.pad_s, last_speech)
+                utt_start = last_speech
+
+    def _speech_since(self, seen: float) -> tuple[np.ndarray, np.ndarray]:
+        newest = self.speech_track.newest_time
+        if newest is None or newest <= seen:
+            return np.zeros(0), np.zeros(0)
+        times, values = self.speech_track.between(seen + 1e-6, newest)
+        return times, values[:, 0]
+
+    def _audio_between(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
+        last = self.ring.last_write_time
+        written = self.ring.total_written
+        sr = self.ring.sample_rate
+        i0 = max(int(written - 1 - (last - t0) * sr), written - self.ring.capacity, 0)
+        i1 = min(int(written - 1 - (last - t1) * sr), written)
+        return self.ring.read(i0, i1), self.ring.time_of(i0)
+
+    def _backends_ready(self) -> bool:
+        if self._asr is not None and self._embedder is not None:
+            return True
+        now = time.monotonic()
+        if self._load_failed_at is not None and now - self._load_failed_at < self.config.retry_load_s:
+            return False
+        try:
+            self._asr = self._asr if self._asr is not None else self._asr_factory()
+            self._embedder = self._embedder if self._embedder is not None else self._embedder_factory()
+        except Exception as exc:  # missing model / package: text fails with the reason
+            self._load_failed_at = now
+            self.error = f"speech recognition unavailable: {exc}"
+            return False
+        return True
+
+    def _transcribe(self, t0: float, t1: float) -> None:
+        if not self._backends_ready():
+            return
+        audio, start = self._audio_between(t0, t1)
+        if len(audio) < self.ring.sample_rate * 0.2:
+            return
+        self.busy_since = time.monotonic()
+        try:
+            transcript = _Call(lambda: self._asr.transcribe(audio, start_time=start)).wait(
+                self.config.timeout_s, self._stop)
+        except InterruptedError:
+            return
+        except TimeoutError:
+            self.error = f"speech recognition timed out (no answer after {self.config.timeout_s:.0f} s)"
+            self._asr = None  # the hung backend is abandoned; a fresh one is loaded
+            return
+        except Exception as exc:
+            self.error = f"speech recognition error: {type(exc).__name__}: {exc}"
+            return
+        finally:
+            self.busy_since = None
+        self._accept(transcript, start, len(audio) / self.ring.sample_rate)
+
+    def _accept(self, transcript: Any, start: float, duration: float) -> None:
+        self.error = ""
+        self.real_time_factors.append(float(transcript.real_time_factor))
+        text = transcript.text.strip()
+        if not text:
+            return
+        self.window.add_transcript(transcript)
+        end = start + duration
+        self.events.append(TranscriptEvent(text, start, end, float(transcript.processing_s)))
+        self.event_count += 1
+        context = self.window.text(last_s=self.config.context_s, now=end)
+        vector = np.asarray(self._embedder.embed(context), np.float32).reshape(-1)
+        self.text_track.append(end, vector)
+        self.last_signal = end
+        self.last_output = time.monotonic()

@@ -1,0 +1,198 @@
+"""Feature workers: one thread per extractor, between capture and the engine.
+
+* :class:`FaceWorker` takes the newest frame of a video source, runs the
+  face extractor and appends the face vector to the vision track.
+* :class:`VoiceWorker` extracts voice features and voice activity from the
+  newest audio every step and appends them to the audio and speech tracks.
+* :class:`SpeechWorker` cuts voiced segments out of the audio when they end
+  (or every ``max_utterance_s`` during long speech), transcribes them with an
+  ASR backend (guarded by a time-out) and appends the sentence embedding of
+  the recent transcript to the text track.
+
+Workers never let an exception escape their thread: the message becomes
+``error``, which the health monitor shows as the modality's failure reason.
+The extractors are built inside the worker thread (and lazily), so a missing
+model shows up as a failing modality rather than a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
+from .tracks import FeatureTrack
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """A restartable daemon thread running :meth:`_loop` until stopped."""
+
+    name = "worker"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error = ""
+        self.last_output: float | None = None
+        self.last_signal: float | None = None
+        self.started_at = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread (no-op when running)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self.error = ""
+        self.last_output = self.last_signal = None
+        self.started_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"imer-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to stop and wait up to ``timeout`` s for it."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # reported through the health monitor, never raised
+            log.exception("%s worker failed", self.name)
+            self.error = f"{self.name} failed: {type(exc).__name__}: {exc}"
+        finally:
+            self._close()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release what the loop built (called in the worker thread)."""
+
+
+@dataclass(frozen=True, eq=False)
+class FaceSnapshot:
+    """The newest analysed frame, for drawing (image + its face features)."""
+
+    frame: VideoFrame
+    face: Any  # imer_core.features.face.FaceFrameFeatures
+    t_features: float
+
+
+class FaceWorker(Worker):
+    """Face features of the newest frame of ``frames`` → ``track``.
+
+    Args:
+        frames: the video source's newest-frame slot.
+        track: vision feature track (vectors of detected faces only).
+        extractor_factory: builds the face extractor (in the worker thread).
+    """
+
+    name = "face"
+
+    def __init__(self, frames: FrameSlot, track: FeatureTrack, extractor_factory: Callable[[], Any]) -> None:
+        super().__init__()
+        self.frames, self.track = frames, track
+        self._factory = extractor_factory
+        self._extractor: Any = None
+        self.latest: FaceSnapshot | None = None
+        self.feature_latency_s: deque[float] = deque(maxlen=300)
+        self.processed_times: deque[float] = deque(maxlen=300)
+
+    def _loop(self) -> None:
+        if self._extractor is None:
+            self._extractor = self._factory()
+        seq, last_ms = self.frames.sequence, -1.0
+        while not self._stop.is_set():
+            frame, seq = self.frames.wait_newer(seq, timeout=0.1)
+            if frame is None:
+                continue
+            ts_ms = max(frame.t_capture * 1000.0, last_ms + 1.0)  # VIDEO mode: strictly increasing
+            last_ms = ts_ms
+            face = self._extractor.process(frame.image, ts_ms)
+            done = time.monotonic()
+            self.latest = FaceSnapshot(frame, face, done)
+            self.last_output = frame.t_capture
+            self.feature_latency_s.append(done - frame.t_capture)
+            self.processed_times.append(done)
+            if face.detected:
+                self.last_signal = frame.t_capture
+                self.track.append(frame.t_capture, face.vector)
+
+    def _close(self) -> None:
+        if self._extractor is not None:
+            self._extractor.close()
+            self._extractor = None
+
+    def fps(self, now: float | None = None, span_s: float = 2.0) -> float:
+        """Frames analysed per second over the last ``span_s`` seconds."""
+        now = time.monotonic() if now is None else now
+        recent = [t for t in list(self.processed_times) if t >= now - span_s]
+        return len(recent) / span_s if recent else 0.0
+
+
+class VoiceWorker(Worker):
+    """Voice features and voice activity of ``ring``, step by step.
+
+    Every ``1/rate`` s the newest completed steps are extracted with
+    ``context_s`` of audio before them, their vectors appended to
+    ``audio_track`` (when ``features_enabled``) and their speech fraction to
+    ``speech_track`` (used by the speech worker and for "no voice" health).
+    """
+
+    name = "voice"
+
+    def __init__(self, ring: AudioRingBuffer, audio_track: FeatureTrack, speech_track: FeatureTrack,
+                 extractor: Any, context_s: float = 0.5) -> None:
+        super().__init__()
+        self.ring, self.audio_track, self.speech_track = ring, audio_track, speech_track
+        self.extractor = extractor
+        self.context_s = context_s
+        self.features_enabled = True
+        self.feature_latency_s: deque[float] = deque(maxlen=300)
+
+    def _loop(self) -> None:
+        step = self.extractor.config.step_samples
+        next_step = None
+        while not self._stop.wait(step / self.ring.sample_rate / 2):
+            written = self.ring.total_written
+            if written == 0:
+                continue
+            if next_step is None or next_step > written or written - next_step > self.ring.capacity:
+                next_step = max(written - written % step - step, 0)  # (re)synchronise
+            end = written - written % step
+            if end <= next_step:
+                continue
+            self._extract(next_step, end)
+            next_step = end
+
+    def _extract(self, first: int, end: int) -> None:
+        context = int(self.context_s * self.ring.sample_rate)
+        step = self.extractor.config.step_samples
+        start = max(first - context - (context % step), 0)
+        start -= start % step
+        audio = self.ring.read(start, end)
+        t0 = self.ring.time_of(start)
+        features = self.extractor.extract(audio, start_time=t0)
+        keep = features.times >= self.ring.time_of(first) - 1e-6
+        done = time.monotonic()
+        if self.features_enabled:
+            self.audio_track.extend(features.times[keep], features.vector[keep])
+        self.speech_track.extend(features.times[keep], features.speech_fraction[keep, None])
+        if np.any(features.speech_fraction[keep] > 0.5):
+            self.last_signal = float(features.times[keep][features.speech_fraction[keep] > 0.5][-1])
+        self.last_output = self.ring.last_write_time
+        self.feature_latency_s.append(done - self.ring.time_of(end - 1))

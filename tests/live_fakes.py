@@ -1,0 +1,208 @@
+"""Fakes for live-pipeline tests: sources, extractors, ASR, and small trained checkpoints.
+
+The fakes implement the same interfaces as the real parts (see
+imer_core.live.sources.base and imer_core.live.parts); their failure switches
+let tests inject faults (camera stops, microphone raises, ASR raises/hangs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imer_core.asr.types import Segment, Transcript
+from imer_core.checkpoint import save_checkpoint
+from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, ModelConfig
+from imer_core.features.face import FACE_FEATURE_DIM, face_feature_spec
+from imer_core.features.voice import voice_feature_spec
+from imer_core.live.buffers import SourceStatus, VideoFrame
+from imer_core.live.parts import PipelineParts
+from imer_core.live.sources.base import AudioSource, VideoSource
+from imer_core.modalities import FeatureSpecs
+from imer_core.registry import create_model
+from imer_core.text_features import TEXT_DIM, text_feature_spec
+
+LIVE_SEQ = 20
+SMALL_OPTIONS = {
+    "cmarr": {"latent_dim": 16, "encoder_hidden": 32, "flow_layers": 2, "flow_hidden": 32, "refiner_hidden": 32},
+    "imder": {"score_channels": (32, 64), "score_embed_dim": 32, "refiner_blocks": 1, "sampler": "heun",
+              "sampler_steps": 2, "train_sampler": "heun", "train_sampler_steps": 2},
+}
+
+
+def live_specs() -> FeatureSpecs:
+    return FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), voice_feature_spec(LIVE_SEQ, 10.0),
+                        face_feature_spec(LIVE_SEQ, 10.0))
+
+
+def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, trained: bool = True,
+                           specs: FeatureSpecs | None = None, options: dict | None = None) -> Path:
+    """A tiny live model trained for a few steps with the method's own train_step."""
+    torch.manual_seed(0)
+    config = ModelConfig(method=method, specs=specs or live_specs(), task=CLASSIFICATION, labels=LIVE_EMOTIONS,
+                         method_options=dict(SMALL_OPTIONS.get(method, {}) if options is None else options))
+    model = create_model(config)
+    optimizers = model.configure_optimizers(1e-3)
+    batch = 8
+    features = {s.modality.value: torch.randn(batch, s.seq_len, s.dim) for s in config.specs}
+    labels = torch.randint(0, len(LIVE_EMOTIONS), (batch,))
+    for stage in ("pretrain", "recovery"):
+        model.prepare_stage(stage)
+        model.train()
+        for _ in range(steps):
+            mask = torch.rand(batch, 3) > 0.3 if stage == "recovery" else torch.ones(batch, 3, dtype=torch.bool)
+            mask[:, 0] |= ~mask.any(dim=1)
+            model.train_step(features, labels, mask, optimizers)
+    norm = {s.modality.value: {"mean": [0.0] * s.dim, "std": [1.0] * s.dim} for s in config.specs}
+    return save_checkpoint(model.eval(), path, {"trained": trained, "feature_normalization": norm,
+                                                "label_space": list(LIVE_EMOTIONS)})
+
+
+class FakeVideo(VideoSource):
+    """Frames at ``fps`` from a thread; ``fail`` stops delivery and reports a read failure."""
+
+    def __init__(self, fps: float = 30.0, size: tuple[int, int] = (64, 48)) -> None:
+        super().__init__()
+        self.fps, self.size = fps, size
+        self.fail = False
+        self.starts = 0
+        self.description = "fake camera"
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self.starts += 1
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+        self._set_status(SourceStatus(False, "stopped"))
+
+    def _run(self) -> None:
+        index = 0
+        while not self._stop_event.wait(1.0 / self.fps):
+            if self.fail:
+                self._set_status(SourceStatus(False, "fake camera stopped delivering frames"))
+                continue
+            image = np.full((self.size[1], self.size[0], 3), index % 255, np.uint8)
+            self.frames.put(VideoFrame(image, time.monotonic(), index))
+            self._set_status(SourceStatus(True))
+            index += 1
+
+
+class FakeAudio(AudioSource):
+    """A 200 Hz tone in 20 ms chunks (voiced), or silence; ``fail`` raises inside the 'stream'."""
+
+    def __init__(self, voiced: bool = True) -> None:
+        super().__init__()
+        self.voiced = voiced
+        self.fail = False
+        self.starts = 0
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self.starts += 1
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+        self._set_status(SourceStatus(False, "stopped"))
+
+    def _run(self) -> None:
+        n, k = 320, 0
+        while not self._stop_event.wait(0.02):
+            try:
+                if self.fail:
+                    raise OSError("fake stream error: device vanished")
+                t = (np.arange(n) + k * n) / 16000.0
+                chunk = 0.3 * np.sin(2 * np.pi * 200.0 * t) * (1.0 + 0.5 * np.sin(2 * np.pi * 3 * t))
+                self.ring.write(chunk if self.voiced else np.zeros(n), time.monotonic())
+                self._set_status(SourceStatus(True))
+                k += 1
+            except OSError as exc:
+                self._set_status(SourceStatus(False, f"microphone error: {exc}"))
+
+
+@dataclass(frozen=True, eq=False)
+class _Face:
+    detected: bool
+    vector: np.ndarray
+
+
+class FakeFaceExtractor:
+    """Detects a 'face' in every frame unless ``no_face`` is set."""
+
+    no_face = False
+
+    def process(self, image: np.ndarray, timestamp_ms: float) -> _Face:
+        value = float(image.mean()) / 255.0
+        return _Face(not FakeFaceExtractor.no_face, np.full(FACE_FEATURE_DIM, value, np.float32))
+
+    def close(self) -> None:
+        pass
+
+
+class FakeASR:
+    """Returns a fixed sentence; ``mode`` 'raise' or 'hang' injects faults."""
+
+    def __init__(self, text: str = "i am very happy today") -> None:
+        self.text, self.mode, self.calls = text, "ok", 0
+        self.release = threading.Event()
+
+    def transcribe(self, audio: np.ndarray, *, start_time: float = 0.0) -> Transcript:
+        self.calls += 1
+        if self.mode == "raise":
+            raise RuntimeError("fake recogniser crashed")
+        if self.mode == "hang":
+            self.release.wait(30)
+        duration = len(audio) / 16000.0
+        segment = Segment(self.text, start_time, start_time + duration)
+        return Transcript((segment,), start_time, duration, "fake", processing_s=0.01)
+
+
+class FakeEmbedder:
+    def embed(self, text: str) -> np.ndarray:
+        seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+        return np.random.default_rng(seed).standard_normal((1, TEXT_DIM)).astype(np.float32)
+
+
+@dataclass
+class FakeRig:
+    video: FakeVideo
+    audio: FakeAudio
+    asr: FakeASR
+
+    def parts(self) -> PipelineParts:
+        from imer_core.features.voice import VoiceFeatureExtractor
+        return PipelineParts(sources=lambda spec: (self.video, self.audio), face_extractor=FakeFaceExtractor,
+                             voice_extractor=VoiceFeatureExtractor, asr=lambda: self.asr, embedder=FakeEmbedder)
+
+
+def fake_rig() -> FakeRig:
+    FakeFaceExtractor.no_face = False
+    return FakeRig(FakeVideo(), FakeAudio(), FakeASR())

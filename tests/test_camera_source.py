@@ -1,0 +1,230 @@
+"""CameraSource with injected fake captures: flow, failure, reopen with back-off, frozen frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from imer_core.live.sources.camera import CameraSource, list_cameras
+
+
+def wait_until(predicate, timeout: float, step: float = 0.005) -> float | None:
+    """Seconds until ``predicate()`` held, or ``None`` on time-out."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if predicate():
+            return time.monotonic() - t0
+        time.sleep(step)
+    return None
+
+
+class FakeCapture:
+    """cv2.VideoCapture-like fake; ``frames`` good reads, then ``after`` ("fail", "hang", "freeze")."""
+
+    def __init__(self, opened: bool = True, frames: int | None = None, after: str = "fail",
+                 period: float = 0.01, noise: bool = True) -> None:
+        self.opened, self.frames, self.after, self.period, self.noise = opened, frames, after, period, noise
+        self.reads = 0
+        self.released = False
+        self.props: dict[int, float] = {}
+        self.rng = np.random.default_rng(0)
+        self.failed_at: float | None = None
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened and not self.released
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.props.get(prop, 0.0)
+
+    def read(self):
+        time.sleep(self.period)
+        self.reads += 1
+        if self.frames is not None and self.reads > self.frames:
+            if self.failed_at is None:
+                self.failed_at = time.monotonic()
+            if self.after == "fail":
+                return False, None
+            if self.after == "hang":
+                time.sleep(1.0)
+                return False, None
+            return True, np.full((48, 64, 3), 77, np.uint8)  # "freeze": the same frame forever
+        image = np.zeros((48, 64, 3), np.uint8)
+        x = (self.reads * 3) % 56
+        image[10:20, x:x + 8] = 255  # a moving square
+        if self.noise:
+            image += self.rng.integers(0, 3, image.shape, dtype=np.uint8)
+        return True, image
+
+    def release(self) -> None:
+        self.released = True
+
+
+class Factory:
+    """Hands out the prepared captures in order (the last one repeatedly) and logs call times."""
+
+    def __init__(self, *captures: FakeCapture) -> None:
+        self.captures = list(captures)
+        self.calls: list[float] = []
+        self.made: list[FakeCapture] = []
+        self.args: list[tuple] = []
+
+    def __call__(self, index, api_preference):
+        self.calls.append(time.monotonic())
+        self.args.append((index, api_preference))
+        template = self.captures[min(len(self.made), len(self.captures) - 1)]
+        capture = FakeCapture(template.opened, template.frames, template.after, template.period, template.noise)
+        self.made.append(capture)
+        return capture
+
+
+@pytest.fixture
+def sources():
+    made: list[CameraSource] = []
+    yield made
+    for source in made:
+        source.stop()
+
+
+def make(sources, factory, **kwargs) -> CameraSource:
+    kwargs.setdefault("reopen_backoff", (0.05, 0.4))
+    source = CameraSource(index=0, width=64, height=48, fps=100, capture_factory=factory, **kwargs)
+    sources.append(source)
+    return source
+
+
+def test_frames_flow_and_stop_releases(sources):
+    factory = Factory(FakeCapture())
+    cam = make(sources, factory)
+    cam.start()
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None, cam.status
+    assert factory.args[0] == (0, None)
+    assert factory.made[0].props == {3: 64.0, 4: 48.0, 5: 100.0}
+    seen = []
+    seq = 0
+    t_end = time.monotonic() + 0.3
+    while time.monotonic() < t_end:
+        frame, seq = cam.frames.wait_newer(seq, 0.5)
+        assert frame is not None
+        seen.append(frame)
+    assert len(seen) >= 5
+    assert all(b.index > a.index for a, b in zip(seen, seen[1:]))
+    assert all(b.t_capture >= a.t_capture for a, b in zip(seen, seen[1:]))
+    assert seen[-1].image.shape == (48, 64, 3) and seen[-1].image.dtype == np.uint8
+    assert seen[-1].media_time is None
+    assert abs(time.monotonic() - seen[-1].t_capture) < 0.2
+    cam.stop()
+    assert not cam.running
+    assert factory.made[0].released
+    assert cam.status.reason == "stopped" and not cam.status.ok
+    cam.stop()  # idempotent
+
+
+def test_read_failure_reopens_with_backoff(sources):
+    factory = Factory(FakeCapture(frames=10, after="fail"), FakeCapture())
+    cam = make(sources, factory)
+    cam.start()
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None
+    assert wait_until(lambda: factory.made[0].failed_at is not None, 2.0) is not None
+    failed_at = factory.made[0].failed_at
+    assert wait_until(lambda: not cam.status.ok, 1.0) is not None
+    assert time.monotonic() - failed_at < 0.5
+    assert cam.status.reason.startswith("camera 0 stopped delivering frames")
+    assert factory.made[0].released
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None, cam.status
+    assert len(factory.made) == 2
+    assert factory.calls[1] - failed_at >= 0.04  # waited for the back-off before reopening
+    _, seq = cam.frames.wait_newer(cam.frames.sequence, 1.0)
+    assert seq > 0
+
+
+def test_open_failure_backs_off_exponentially_then_recovers(sources):
+    closed = FakeCapture(opened=False)
+    factory = Factory(closed, closed, closed, closed, FakeCapture())
+    cam = make(sources, factory, reopen_backoff=(0.04, 0.2))
+    cam.start()
+    assert wait_until(lambda: cam.status.reason == "camera 0 could not be opened", 1.0) is not None
+    assert wait_until(lambda: cam.status.ok, 3.0) is not None, cam.status
+    gaps = np.diff(factory.calls[:5])
+    assert gaps[0] >= 0.035 and gaps[1] >= 0.075 and gaps[2] >= 0.155
+    assert gaps[3] < 0.35  # capped at the maximum
+    assert gaps[2] > gaps[0] * 1.5
+    assert all(c.released for c in factory.made[:4])
+
+
+def test_factory_exception_is_a_status_not_a_crash(sources):
+    def broken(index, api):
+        raise RuntimeError("driver exploded")
+
+    cam = make(sources, broken)
+    cam.start()
+    assert wait_until(lambda: "driver exploded" in cam.status.reason, 1.0) is not None
+    assert cam.running and not cam.status.ok
+
+
+def test_frozen_frames_fail_then_reopen(sources):
+    factory = Factory(FakeCapture(frames=5, after="freeze"), FakeCapture())
+    cam = make(sources, factory, frozen_after_s=0.3)
+    cam.start()
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None
+    assert wait_until(lambda: factory.made[0].failed_at is not None, 2.0) is not None
+    elapsed = wait_until(lambda: "frozen" in cam.status.reason, 2.0)
+    assert elapsed is not None, cam.status
+    assert 0.25 <= time.monotonic() - factory.made[0].failed_at < 0.8
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None
+
+
+def test_static_but_noisy_scene_is_not_frozen(sources):
+    class StillScene(FakeCapture):
+        def read(self):
+            time.sleep(self.period)
+            base = np.full((48, 64, 3), 120, np.int16)
+            return True, np.clip(base + self.rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+
+    cam = make(sources, lambda i, a: StillScene(), frozen_after_s=0.2)
+    cam.start()
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None
+    time.sleep(0.5)
+    assert cam.status.ok, cam.status
+
+
+def test_hung_read_is_reported_as_stalled(sources):
+    factory = Factory(FakeCapture(frames=5, after="hang"), FakeCapture())
+    cam = make(sources, factory, stall_after_s=0.25)
+    cam.start()
+    assert wait_until(lambda: cam.status.ok, 2.0) is not None
+    assert wait_until(lambda: factory.made[0].failed_at is not None, 2.0) is not None
+    assert wait_until(lambda: not cam.status.ok, 1.0) is not None
+    assert time.monotonic() - factory.made[0].failed_at < 0.45
+    assert "stopped delivering frames" in cam.status.reason
+
+
+def test_stop_while_reconnecting_is_prompt(sources):
+    cam = make(sources, lambda i, a: FakeCapture(opened=False), reopen_backoff=(5.0, 5.0))
+    cam.start()
+    assert wait_until(lambda: "could not be opened" in cam.status.reason, 1.0) is not None
+    t0 = time.monotonic()
+    cam.stop()
+    assert time.monotonic() - t0 < 0.5
+    assert not cam.running
+    assert not any(t.name == "camera-0" and t.is_alive() for t in threading.enumerate())
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError):
+        CameraSource(width=0)
+    with pytest.raises(ValueError):
+        CameraSource(reopen_backoff=(2.0, 1.0))
+
+
+def test_list_cameras_is_fast_without_devices():
+    t0 = time.monotonic()
+    cameras = list_cameras(max_index=4)
+    assert time.monotonic() - t0 < 5.0
+    assert all(c.index < 4 and c.width > 0 for c in cameras)

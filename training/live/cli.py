@@ -1,0 +1,80 @@
+"""``imer-train`` subcommands of the live model (registered by :mod:`training.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+from .corpora import CORPORA, DEFAULT_DATA_ROOT
+
+
+def _corpora(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = sorted(set(names) - set(CORPORA))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(CORPORA)}")
+    return names
+
+
+def _paths(text: str) -> list[str]:
+    paths = [x.strip() for x in text.split(",") if x.strip()]
+    if not paths:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of checkpoints")
+    return paths
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``extract-live`` and ``live-eval`` to the ``imer-train`` subcommands."""
+    extract = sub.add_parser("extract-live", help="extract the live-model features of FER2013, RAVDESS, EmoDB "
+                                                  "and MELD with the app's extractors (cached)")
+    extract.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
+    extract.add_argument("--cache", default="runs/live_cache", help="feature cache folder")
+    extract.add_argument("--corpora", type=_corpora, default=list(CORPORA),
+                         help=f"comma-separated corpora (default {','.join(CORPORA)})")
+    extract.add_argument("--limit", type=int, default=None, help="at most N items per corpus (spread evenly)")
+    extract.add_argument("--force", action="store_true", help="re-extract even when the cache is up to date")
+    extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
+                                                "conditions against zero-fill, mean-fill and unimodal baselines")
+    evaluate.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live")
+    evaluate.add_argument("--checkpoints", required=True, type=_paths,
+                          help="comma-separated checkpoints (trained with the live_* configs)")
+    evaluate.add_argument("--out", default="runs/live_eval", help="folder for results.md / .csv / .json")
+    evaluate.add_argument("--baseline-config", default="live_imder",
+                          help="experiment whose training settings the fill baselines use")
+    evaluate.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                          help="override of the baseline experiment, e.g. train.max_epochs=2")
+    evaluate.add_argument("--ship", default=None, metavar="DIR",
+                          help="also write DIR/live_<method>.pt with the results in the metadata")
+    evaluate.add_argument("--seed", type=int, default=1111, help="seed of the baselines")
+    evaluate.add_argument("--latency-runs", type=int, default=20, help="timed windows per condition")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def cmd_extract_live(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.extract.extract_live` and print the per-corpus stats."""
+    from .extract import extract_live
+
+    summary = extract_live(args.data, args.cache, args.corpora, args.limit, args.force,
+                           progress=not args.no_progress)
+    print(json.dumps({c: {"stats": m["stats"], "seconds": m.get("seconds")} for c, m in summary.items()}, indent=2))
+    return 0
+
+
+def cmd_live_eval(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.evaluate.run_live_eval` and print the tables."""
+    from .evaluate import run_live_eval
+
+    report = run_live_eval(args.cache, args.checkpoints, args.out, args.baseline_config, args.set, args.ship,
+                           args.seed, args.latency_runs, progress=not args.no_progress)
+    print((Path(args.out) / "results.md").read_text())
+    for title, info in report.get("shipped", {}).items():
+        print(f"shipped {title}: {info['path']} ({info['bytes'] / 2**20:.2f} MiB, {info['parameters']} parameters)")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_extract_live,
+                                                            "live-eval": cmd_live_eval}

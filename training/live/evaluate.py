@@ -1,0 +1,263 @@
+"""Evaluation of the live models under the seven availability conditions, with baselines.
+
+``imer-train live-eval --cache runs/live_cache --checkpoints a.pt,b.pt,c.pt --out runs/live_eval``:
+
+1. rebuilds the held-out test tuples from the cache with the data options
+   stored in the checkpoints (all must agree);
+2. evaluates each checkpoint under every availability subset (``l``, ``a``,
+   ``v``, ``la``, ``lv``, ``av``, ``lav``; ``l`` text, ``a`` audio, ``v``
+   vision): accuracy, macro-F1, UAR and per-class recall;
+3. trains and evaluates the baselines of :mod:`training.live.baselines` on
+   the same tuples: zero-fill and mean-fill (the first checkpoint's fusion
+   network, no recovery, same two stages and protocol) and unimodal
+   classifiers combined by late fusion;
+4. measures the CPU latency of one 2 s window (batch 1) per condition;
+5. writes ``results.md``, ``results.csv`` and ``results.json``; with
+   ``--ship DIR`` each checkpoint is copied to ``DIR/live_<method>.pt`` with
+   the results in its metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from imer_core.checkpoint import load_checkpoint, save_checkpoint
+from imer_core.config import ModelConfig
+from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions
+from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, mask_from_available, subset_name
+
+from ..distributed import DistContext
+from ..experiment import Experiment, load_experiment
+from ..metrics import classification_metrics
+from ..protocols import make_protocol
+from ..runs import RunFolder
+from ..trainer import Trainer, seed_everything
+from .baselines import FILL_KINDS, FillFusion, LateFusion, fill_vectors, train_unimodal
+from .dataset import LiveData, LiveDataOptions, build_live_data, checkpoint_metadata
+from .labels import LIVE_LABELS
+
+CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)
+METHOD_TITLES = {"imder": "IMDer", "rohydr": "RoHyDR", "cmarr": "CM-ARR"}
+MAX_SHIP_BYTES = 20 * 1024 * 1024
+Predictor = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def condition_mask(condition: str, batch: int) -> torch.Tensor:
+    """Availability mask of a condition name such as ``"la"``."""
+    return mask_from_available(list(condition), batch)
+
+
+@torch.no_grad()
+def evaluate_conditions(predict: Predictor, dataset: Dataset, batch_size: int = 128,
+                        progress: bool = True, desc: str = "eval") -> dict[str, dict[str, float]]:
+    """Metrics of ``predict(features, mask)`` on ``dataset`` under every condition of :data:`CONDITIONS`."""
+    labels = np.asarray(dataset.labels)
+    results = {}
+    for condition in tqdm(CONDITIONS, desc=desc, leave=False, disable=not progress):
+        scores = []
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            features = {m.value: batch[m.value] for m in MODALITIES}
+            scores.append(predict(features, condition_mask(condition, len(batch["label"]))).float().numpy())
+        results[condition] = classification_metrics(np.concatenate(scores), labels, LIVE_LABELS)
+    return results
+
+
+@torch.no_grad()
+def window_latency_ms(model: Any, runs: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Median milliseconds of ``model.predict`` on one window (batch 1) per condition."""
+    specs = model.config.specs
+    features = {s.modality.value: torch.randn(1, s.seq_len, s.dim) for s in specs}
+    sampling = SamplingOptions(seed=0)
+    out = {}
+    for condition in CONDITIONS:
+        mask = condition_mask(condition, 1)
+        for _ in range(warmup):
+            model.predict(features, mask, sampling)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            model.predict(features, mask, sampling)
+            times.append((time.perf_counter() - start) * 1000.0)
+        out[condition] = statistics.median(times)
+    return out
+
+
+def _model_predictor(model: Any) -> Predictor:
+    sampling = SamplingOptions(seed=0)
+    return lambda features, mask: model.predict(features, mask, sampling)
+
+
+def data_options_of(checkpoints: Sequence[Path]) -> LiveDataOptions:
+    """The data options stored in the checkpoints (they must all be the same)."""
+    from imer_core.checkpoint import checkpoint_metadata as read_meta
+
+    options = [read_meta(p)["metadata"].get("data", {}).get("options") for p in checkpoints]
+    if any(o is None for o in options):
+        raise ValueError("a checkpoint has no live data options in its metadata: train it with a live_* config")
+    if any(o != options[0] for o in options[1:]):
+        raise ValueError(f"the checkpoints were trained on different live data options: {options}")
+    return LiveDataOptions.from_mapping(options[0])
+
+
+def train_fill_baseline(kind: str, config: ModelConfig, data: LiveData, experiment: Experiment, run_dir: Path,
+                        seed: int, progress: bool) -> FillFusion:
+    """Train a :class:`FillFusion` with the experiment's optimisation settings and ``scenario:complete``."""
+    seed_everything(seed)
+    model = FillFusion(config, fill_vectors(kind, data.normalization))
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    trainer = Trainer(model, dict(data.datasets), experiment.train, make_protocol("scenario:complete", seed=seed),
+                      ctx, RunFolder(run_dir), seed, progress)
+    trainer.fit(PRETRAIN)
+    trainer.fit(RECOVERY)
+    return model.eval()
+
+
+def _rows_for_baselines(data: LiveData, config: ModelConfig, experiment: Experiment, out: Path, seed: int,
+                        progress: bool) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, Any]]:
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    info: dict[str, Any] = {}
+    test = data.datasets["test"]
+    for kind in FILL_KINDS:
+        model = train_fill_baseline(kind, config, data, experiment, out / f"baseline_{kind}_fill", seed, progress)
+        rows[f"{kind}-fill"] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=f"{kind}-fill")
+    classifiers = {}
+    for spec in config.specs:
+        name = spec.modality.value
+        classifiers[name], info[f"unimodal_{name}"] = train_unimodal(data.datasets, name, spec.dim, LIVE_LABELS,
+                                                                    seed=seed, progress=progress)
+    late = LateFusion(classifiers)
+    rows["unimodal (late fusion)"] = evaluate_conditions(late.predict, test, progress=progress, desc="unimodal")
+    return rows, info
+
+
+def _check_contract(model: Any) -> None:
+    specs = model.config.specs
+    if tuple(model.config.labels) != tuple(LIVE_LABELS) or model.config.task != "classification":
+        raise ValueError(f"{model.name}: labels {model.config.labels} are not the live label space")
+    if any(s.seq_len != specs.text.seq_len for s in specs):
+        raise ValueError(f"{model.name}: the modalities have different sequence lengths")
+
+
+def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str | Path,
+                  baseline_config: str = "live_imder", overrides: Sequence[str] = (), ship: str | Path | None = None,
+                  seed: int = 1111, latency_runs: int = 20, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [Path(p) for p in checkpoints]
+    data = build_live_data(cache, data_options_of(paths))
+    test = data.datasets["test"]
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    latency: dict[str, dict[str, float]] = {}
+    models = []
+    for path in paths:
+        model = load_checkpoint(path)
+        _check_contract(model)
+        title = METHOD_TITLES.get(model.name, model.name)
+        log(f"evaluating {title} ({path})")
+        rows[title] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=title)
+        latency[title] = window_latency_ms(model, latency_runs)
+        models.append((title, path, model))
+    experiment = load_experiment(baseline_config, list(overrides))
+    config = replace(models[0][2].config, method="fill", method_options={})
+    baseline_rows, baseline_info = _rows_for_baselines(data, config, experiment, out, seed, progress)
+    rows.update(baseline_rows)
+    report = {"conditions": list(CONDITIONS), "labels": list(LIVE_LABELS), "test": rows, "latency_ms": latency,
+              "test_tuples": int(len(test)), "test_tuple_counts": _label_counts(test.labels),
+              "baselines": baseline_info, "torch_threads": torch.get_num_threads(),
+              "checkpoints": {t: str(p) for t, p, _ in models}, "data": data.summary}
+    write_tables(report, out)
+    if ship is not None:
+        report["shipped"] = ship_checkpoints(models, report, data, Path(ship))
+    (out / "results.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    return report
+
+
+def _label_counts(labels: np.ndarray) -> dict[str, int]:
+    return {name: int((np.asarray(labels) == i).sum()) for i, name in enumerate(LIVE_LABELS)}
+
+
+def results_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain-dict results table stored in shipped checkpoints."""
+    keep = ("accuracy", "macro_f1", "uar") + tuple(f"recall_{n}" for n in LIVE_LABELS)
+    table = {row: {c: {k: float(m[k]) for k in keep if k in m} for c, m in conds.items()}
+             for row, conds in report["test"].items()}
+    return {"split": "test", "conditions": report["conditions"], "table": table,
+            "latency_ms_batch1": report["latency_ms"], "test_tuples": report["test_tuples"],
+            "note": "class-matched pseudo-pairs of unimodal corpora; see assets/MODEL_CARD.md"}
+
+
+def ship_checkpoints(models: Sequence[tuple[str, Path, Any]], report: Mapping[str, Any], data: LiveData,
+                     ship_dir: Path) -> dict[str, dict[str, Any]]:
+    """Write ``ship_dir/live_<method>.pt`` with the live metadata and the results; each must stay < 20 MB."""
+    from imer_core.checkpoint import checkpoint_metadata as read_meta
+
+    shipped = {}
+    for title, path, model in models:
+        meta = {**read_meta(path)["metadata"], **checkpoint_metadata(data), "results": results_metadata(report),
+                "method_title": title}
+        target = save_checkpoint(model, ship_dir / f"live_{model.name}.pt", meta)
+        size = target.stat().st_size
+        if size >= MAX_SHIP_BYTES:
+            raise ValueError(f"{target} is {size / 2**20:.1f} MiB, over the 20 MB limit")
+        shipped[title] = {"path": str(target), "bytes": size, "parameters": model.parameter_count()}
+    return shipped
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}"
+
+
+def markdown_tables(report: Mapping[str, Any]) -> str:
+    """Macro-F1 and accuracy per condition, per-class recall per row, latency (percent values)."""
+    conds = report["conditions"]
+    lines = [f"Held-out test tuples: {report['test_tuples']} ({', '.join(f'{k} {v}' for k, v in report['test_tuple_counts'].items())}).",
+             "Conditions list the available modalities: l text, a audio, v vision. Values in %.", ""]
+    for metric, title in (("macro_f1", "Macro-F1"), ("accuracy", "Accuracy"), ("uar", "UAR (mean per-class recall)")):
+        lines += [f"### {title}", "", "| model | " + " | ".join(conds) + " | mean |", "|---" * (len(conds) + 2) + "|"]
+        for row, results in report["test"].items():
+            values = [results[c][metric] for c in conds]
+            lines.append(f"| {row} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(float(np.mean(values)))} |")
+        lines.append("")
+    lines += ["### Per-class recall", ""]
+    for row, results in report["test"].items():
+        lines += [f"**{row}**", "", "| condition | " + " | ".join(report["labels"]) + " |",
+                  "|---" * (len(report["labels"]) + 1) + "|"]
+        lines += [f"| {c} | " + " | ".join(_fmt(results[c][f'recall_{n}']) for n in report["labels"]) + " |"
+                  for c in conds]
+        lines.append("")
+    lines += [f"### CPU latency of one window (batch 1, median ms, {report['torch_threads']} torch threads)", "",
+              "| model | " + " | ".join(conds) + " |", "|---" * (len(conds) + 1) + "|"]
+    lines += [f"| {row} | " + " | ".join(f"{lat[c]:.1f}" for c in conds) + " |"
+              for row, lat in report["latency_ms"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(report: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
+    """``results.md`` and ``results.csv`` (long format: row, condition, metric, value)."""
+    md = out / "results.md"
+    md.write_text("# Live model evaluation (held-out test split)\n\n" + markdown_tables(report))
+    path = out / "results.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "condition", "metric", "value"])
+        for row, results in report["test"].items():
+            for condition, metrics in results.items():
+                for metric, value in metrics.items():
+                    writer.writerow([row, condition, metric, f"{value:.6f}"])
+        for row, lat in report["latency_ms"].items():
+            for condition, value in lat.items():
+                writer.writerow([row, condition, "latency_ms", f"{value:.3f}"])
+    return md, path

@@ -1,0 +1,287 @@
+"""Feature extraction of the live-model corpora with the app's own extractors.
+
+``imer-train extract-live --data ../shared/data --cache runs/live_cache`` runs:
+
+* **FER2013** → :class:`~imer_core.features.face.FaceFeatureExtractor` in
+  still-image mode (each image detected on its own: VIDEO-mode tracking would
+  carry a face from one unrelated image to the next).  A 48×48 face fills its
+  whole image, which MediaPipe's detector handles poorly, so each image gets a
+  uniform gray (128) border of :data:`FACE_PAD_FRACTION` of its side and is
+  upscaled to :data:`FACE_UPSCALE` pixels (bicubic).  Images without a detected
+  face are counted and kept with ``detected = False`` (the dataset drops them).
+* **RAVDESS, EmoDB** → :class:`~imer_core.features.voice.VoiceFeatureExtractor`
+  on a 2.0 s window (20 steps at 10 Hz) chosen by :func:`loudest_window`, plus
+  a faster-whisper ``tiny.en`` transcript of the whole stored clip and its
+  all-MiniLM-L6-v2 embedding.
+* **MELD** → :class:`~imer_core.text_features.SentenceEmbedder` of each utterance.
+
+Each corpus is cached as ``<cache>/<corpus>.npz`` (ids, source labels,
+splits, speakers, features, and a JSON ``meta`` with the extractor ids and
+settings).  A cache whose meta matches the request is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .corpora import (AUDIO_CORPORA, CORPORA, audio_clips, check_corpus, load_fer2013, meld_utterances, read_audio,
+                      spread_subset)
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+FACE_UPSCALE = 192
+FACE_PAD_FRACTION = 0.25
+AUDIO_WINDOW_S = 2.0
+AUDIO_SAMPLE_RATE = 16000
+WINDOW_HOP_S = 0.1
+
+
+def extractor_ids() -> dict[str, str]:
+    """Extractor ids of the three modalities (those of the live engine's specs)."""
+    from imer_core.features.face import FACE_EXTRACTOR_ID
+    from imer_core.features.voice import VOICE_EXTRACTOR_ID
+    from imer_core.text_features import TEXT_EXTRACTOR
+
+    return {"vision": FACE_EXTRACTOR_ID, "audio": VOICE_EXTRACTOR_ID, "text": TEXT_EXTRACTOR}
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def cache_path(cache_dir: str | Path, corpus: str) -> Path:
+    """File of one corpus's cached features."""
+    return Path(cache_dir) / f"{corpus}.npz"
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The ``meta`` of a cache file, or ``None`` when it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _cache_matches(meta: dict[str, Any] | None, request: dict[str, Any]) -> bool:
+    return meta is not None and all(meta.get(k) == v for k, v in request.items())
+
+
+def _write_npz(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays plus meta atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_cache(cache_dir: str | Path, corpus: str) -> dict[str, Any]:
+    """Arrays of one cached corpus plus its ``meta`` dict.
+
+    Raises:
+        FileNotFoundError: the corpus has not been extracted into ``cache_dir``.
+    """
+    path = cache_path(cache_dir, corpus)
+    if not path.is_file():
+        raise FileNotFoundError(f"no feature cache {str(path)!r}: run `imer-train extract-live --cache "
+                                f"{cache_dir}` first")
+    with np.load(path, allow_pickle=False) as data:
+        out: dict[str, Any] = {k: data[k] for k in data.files if k != "meta"}
+        out["meta"] = json.loads(str(data["meta"]))
+    return out
+
+
+# ----------------------------------------------------------------------------- vision
+
+
+def prepare_face(image: np.ndarray, size: int = FACE_UPSCALE, pad_fraction: float = FACE_PAD_FRACTION) -> np.ndarray:
+    """Gray border of ``pad_fraction`` of the side, then bicubic resize to ``size``² (RGB uint8)."""
+    import cv2  # brought by mediapipe (opencv-contrib-python)
+
+    pad = int(round(image.shape[0] * pad_fraction))
+    framed = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
+    resized = cv2.resize(framed, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(np.repeat(resized[:, :, None], 3, axis=2))
+
+
+def extract_fer2013(data_root: str | Path, limit: int | None = None,
+                    progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Face vectors of FER2013 (``vision (N, 55)``, ``detected (N,)``) and extraction stats."""
+    from imer_core.features.face import FaceFeatureExtractor
+
+    fer = load_fer2013(data_root)
+    index = spread_subset(len(fer.images), limit)
+    vectors = np.zeros((len(index), 55), np.float32)
+    detected = np.zeros(len(index), bool)
+    with FaceFeatureExtractor(color="rgb", still_images=True) as extractor:
+        for row, i in enumerate(tqdm(index, desc="fer2013 faces", unit="img", disable=not progress)):
+            features = extractor.process(prepare_face(fer.images[i]))
+            detected[row], vectors[row] = features.detected, features.vector
+    arrays = {"ids": fer.ids[index], "source_label": fer.source_labels[index], "split": fer.splits[index],
+              "vision": vectors, "detected": detected}
+    stats = {"n": int(len(index)), "detected": int(detected.sum()), "undetected": int((~detected).sum()),
+             "undetected_by_split": _count(arrays["split"][~detected]),
+             "undetected_by_label": _count(arrays["source_label"][~detected])}
+    return arrays, stats
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+def loudest_window(audio: np.ndarray, length: int, hop: int) -> tuple[np.ndarray, int]:
+    """The ``length``-sample window with the most energy among offsets ``0, hop, 2·hop, …`` and the end.
+
+    Shorter audio is zero-padded at the end.  Returns ``(window, offset)``.
+    """
+    if len(audio) <= length:
+        return np.pad(audio, (0, length - len(audio))), 0
+    offsets = sorted(set(range(0, len(audio) - length + 1, hop)) | {len(audio) - length})
+    energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    best = max(offsets, key=lambda o: energy[o + length] - energy[o])
+    return audio[best: best + length], best
+
+
+def _load_asr() -> Any:
+    from imer_core.asr import FasterWhisperBackend
+
+    threads = int(os.environ.get("IMER_ASR_THREADS", "1"))
+    return FasterWhisperBackend(device="cpu", cpu_threads=threads, word_timestamps=False)
+
+
+def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, progress: bool = True,
+                  embedder: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Voice features (``audio (N, 20, 44)``), ASR transcripts and their embeddings of one audio corpus."""
+    from imer_core.features.voice import VoiceFeatureExtractor
+
+    clips = audio_clips(data_root, corpus)
+    clips = [clips[i] for i in spread_subset(len(clips), limit)]
+    voice, asr = VoiceFeatureExtractor(), _load_asr()
+    length, hop = int(AUDIO_WINDOW_S * AUDIO_SAMPLE_RATE), int(WINDOW_HOP_S * AUDIO_SAMPLE_RATE)
+    features, speech, offsets, durations, transcripts = [], [], [], [], []
+    asr_seconds = 0.0
+    for clip in tqdm(clips, desc=f"{corpus} voice+asr", unit="clip", disable=not progress):
+        audio = read_audio(clip.path, AUDIO_SAMPLE_RATE)
+        window, offset = loudest_window(audio, length, hop)
+        out = voice.extract(window)
+        features.append(out.vector)
+        speech.append(out.speech_fraction)
+        offsets.append(offset / AUDIO_SAMPLE_RATE)
+        durations.append(len(audio) / AUDIO_SAMPLE_RATE)
+        transcript = asr.transcribe(audio)
+        asr_seconds += transcript.processing_s
+        transcripts.append(transcript.text)
+    embedder = embedder or _embedder()
+    text = embedder.embed(transcripts) if transcripts else np.zeros((0, 384), np.float32)
+    arrays = {"ids": np.asarray([c.id for c in clips]), "source_label": np.asarray([c.source_label for c in clips]),
+              "split": np.asarray([c.split for c in clips]), "speaker": np.asarray([c.speaker for c in clips]),
+              "sentence": np.asarray([c.sentence for c in clips]), "audio": np.stack(features).astype(np.float32),
+              "speech_fraction": np.stack(speech).astype(np.float32), "offset_s": np.asarray(offsets, np.float32),
+              "duration_s": np.asarray(durations, np.float32), "transcript": np.asarray(transcripts, dtype=str),
+              "text": text.astype(np.float32)}
+    stats = {"n": len(clips), "empty_transcripts": int(sum(not t for t in transcripts)),
+             "asr_rtf": float(asr_seconds / max(sum(durations), 1e-9)),
+             "mean_window_offset_s": float(np.mean(offsets)) if offsets else 0.0}
+    return arrays, stats
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _embedder() -> Any:
+    from imer_core.text_features import SentenceEmbedder
+
+    return SentenceEmbedder(device="cpu", batch_size=64)
+
+
+def extract_meld(data_root: str | Path, limit: int | None = None, progress: bool = True,
+                 embedder: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """all-MiniLM-L6-v2 embeddings (``text (N, 384)``) of the MELD utterances."""
+    rows = meld_utterances(data_root)
+    rows = [rows[i] for i in spread_subset(len(rows), limit)]
+    embedder = embedder or _embedder()
+    batch = 256
+    chunks = [embedder.embed([r.text for r in rows[i: i + batch]])
+              for i in tqdm(range(0, len(rows), batch), desc="meld sentences", unit="batch", disable=not progress)]
+    text = np.concatenate(chunks) if chunks else np.zeros((0, 384), np.float32)
+    arrays = {"ids": np.asarray([r.id for r in rows]), "source_label": np.asarray([r.source_label for r in rows]),
+              "split": np.asarray([r.split for r in rows]), "speaker": np.asarray([r.speaker for r in rows]),
+              "utterance": np.asarray([r.text for r in rows], dtype=str), "text": text.astype(np.float32)}
+    return arrays, {"n": len(rows), "empty_utterances": int(sum(not r.text for r in rows))}
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _count(values: np.ndarray) -> dict[str, int]:
+    names, counts = np.unique(values, return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}
+
+
+def _settings(corpus: str) -> dict[str, Any]:
+    if corpus == "fer2013":
+        return {"upscale": FACE_UPSCALE, "pad_fraction": FACE_PAD_FRACTION, "mode": "still-image"}
+    if corpus in AUDIO_CORPORA:
+        return {"window_s": AUDIO_WINDOW_S, "window": "loudest", "window_hop_s": WINDOW_HOP_S,
+                "asr": "faster-whisper tiny.en (bundled), beam 5, language en, whole clip"}
+    return {}
+
+
+def _extract_one(corpus: str, data_root: str | Path, limit: int | None,
+                 progress: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if corpus == "fer2013":
+        return extract_fer2013(data_root, limit, progress)
+    if corpus in AUDIO_CORPORA:
+        return extract_audio(data_root, corpus, limit, progress)
+    return extract_meld(data_root, limit, progress)
+
+
+def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence[str] = CORPORA,
+                 limit: int | None = None, force: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Extract (or reuse) the feature cache of each corpus; returns the ``meta`` of each.
+
+    Raises:
+        CorpusNotFound: a requested corpus is missing under ``data_root``.
+    """
+    unknown = sorted(set(corpora) - set(CORPORA))
+    if unknown:
+        raise ValueError(f"unknown corpora {unknown}; expected some of {', '.join(CORPORA)}")
+    for corpus in corpora:  # fail before any work when a corpus is missing
+        check_corpus(data_root, corpus)
+    summary: dict[str, dict[str, Any]] = {}
+    for corpus in corpora:
+        path = cache_path(cache_dir, corpus)
+        request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit, "extractors": extractor_ids(),
+                   "settings": _settings(corpus)}
+        meta = read_meta(path)
+        if not force and _cache_matches(meta, request):
+            log(f"{corpus}: cache {path} is up to date ({meta['stats']['n']} items), skipped")
+            summary[corpus] = meta
+            continue
+        start = time.perf_counter()
+        arrays, stats = _extract_one(corpus, data_root, limit, progress)
+        meta = {**request, "data_root": str(data_root), "stats": stats,
+                "seconds": round(time.perf_counter() - start, 1),
+                "split_counts": _count(arrays["split"]), "label_counts": _count(arrays["source_label"])}
+        _write_npz(path, meta, arrays)
+        log(f"{corpus}: {stats['n']} items in {meta['seconds']} s → {path}; {json.dumps(stats)}")
+        summary[corpus] = meta
+    write_summary(cache_dir)
+    return summary
+
+
+def write_summary(cache_dir: str | Path) -> Path:
+    """``<cache>/summary.json``: the meta of every corpus cached there."""
+    metas = {c: read_meta(cache_path(cache_dir, c)) for c in CORPORA}
+    path = Path(cache_dir) / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({c: m for c, m in metas.items() if m is not None}, indent=2) + "\n")
+    return path
