@@ -18,7 +18,7 @@ import torch
 
 from imer_core.asr.types import Segment, Transcript
 from imer_core.checkpoint import save_checkpoint
-from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, ModelConfig
+from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, FusionConfig, ModelConfig
 from imer_core.features.face import FACE_FEATURE_DIM, face_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.live.buffers import SourceStatus, VideoFrame
@@ -46,6 +46,7 @@ def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, tr
     """A tiny live model trained for a few steps with the method's own train_step."""
     torch.manual_seed(0)
     config = ModelConfig(method=method, specs=specs or live_specs(), task=CLASSIFICATION, labels=LIVE_EMOTIONS,
+                         fusion=FusionConfig(d_model=16, num_heads=2, nlevels=1, mem_layers=1),
                          method_options=dict(SMALL_OPTIONS.get(method, {}) if options is None else options))
     model = create_model(config)
     optimizers = model.configure_optimizers(1e-3)
