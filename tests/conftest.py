@@ -43,3 +43,6 @@ def small_imder():
 
 # --- Demo clip / synthetic speech helpers (tests/clip_fixtures.py): fixture demo_test_clip ---
 from clip_fixtures import demo_test_clip  # noqa: E402, F401
+
+# --- Live pipeline fakes (tests/live_fakes.py): fixture live_checkpoints ---
+from live_fakes import live_checkpoints  # noqa: E402, F401

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from imer_core.asr.types import Segment, Transcript
@@ -46,7 +47,7 @@ def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, tr
     """A tiny live model trained for a few steps with the method's own train_step."""
     torch.manual_seed(0)
     config = ModelConfig(method=method, specs=specs or live_specs(), task=CLASSIFICATION, labels=LIVE_EMOTIONS,
-                         fusion=FusionConfig(d_model=16, num_heads=2, nlevels=1, mem_layers=1),
+                         fusion=FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1),
                          method_options=dict(SMALL_OPTIONS.get(method, {}) if options is None else options))
     model = create_model(config)
     optimizers = model.configure_optimizers(1e-3)
@@ -207,3 +208,10 @@ class FakeRig:
 def fake_rig() -> FakeRig:
     FakeFaceExtractor.no_face = False
     return FakeRig(FakeVideo(), FakeAudio(), FakeASR())
+
+
+@pytest.fixture(scope="session")
+def live_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Tiny trained live checkpoints: ``{"cmarr": path, "imder": path}`` (built once per session)."""
+    folder = tmp_path_factory.mktemp("live_ckpt")
+    return {m: train_small_checkpoint(folder / f"live_{m}.pt", m, steps=1) for m in ("cmarr", "imder")}

@@ -157,13 +157,13 @@ def _load_asr() -> Any:
 
 
 def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, progress: bool = True,
-                  embedder: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                  embedder: Any = None, asr: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Voice features (``audio (N, 20, 44)``), ASR transcripts and their embeddings of one audio corpus."""
     from imer_core.features.voice import VoiceFeatureExtractor
 
     clips = audio_clips(data_root, corpus)
     clips = [clips[i] for i in spread_subset(len(clips), limit)]
-    voice, asr = VoiceFeatureExtractor(), _load_asr()
+    voice, asr = VoiceFeatureExtractor(), asr or _load_asr()
     length, hop = int(AUDIO_WINDOW_S * AUDIO_SAMPLE_RATE), int(WINDOW_HOP_S * AUDIO_SAMPLE_RATE)
     features, speech, offsets, durations, transcripts = [], [], [], [], []
     asr_seconds = 0.0
@@ -234,13 +234,33 @@ def _settings(corpus: str) -> dict[str, Any]:
     return {}
 
 
-def _extract_one(corpus: str, data_root: str | Path, limit: int | None,
-                 progress: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+class _Models:
+    """The ASR and sentence-embedding models, loaded on first use and shared by the corpora of one run."""
+
+    def __init__(self) -> None:
+        self._asr: Any = None
+        self._embedder: Any = None
+
+    @property
+    def asr(self) -> Any:
+        if self._asr is None:
+            self._asr = _load_asr()
+        return self._asr
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            self._embedder = _embedder()
+        return self._embedder
+
+
+def _extract_one(corpus: str, data_root: str | Path, limit: int | None, progress: bool,
+                 models: _Models) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if corpus == "fer2013":
         return extract_fer2013(data_root, limit, progress)
     if corpus in AUDIO_CORPORA:
-        return extract_audio(data_root, corpus, limit, progress)
-    return extract_meld(data_root, limit, progress)
+        return extract_audio(data_root, corpus, limit, progress, models.embedder, models.asr)
+    return extract_meld(data_root, limit, progress, models.embedder)
 
 
 def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence[str] = CORPORA,
@@ -257,6 +277,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
     for corpus in corpora:  # fail before any work when a corpus is missing
         check_corpus(data_root, corpus)
     summary: dict[str, dict[str, Any]] = {}
+    models = _Models()
     for corpus in corpora:
         path = cache_path(cache_dir, corpus)
         request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit, "extractors": extractor_ids(),
@@ -267,7 +288,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
             summary[corpus] = meta
             continue
         start = time.perf_counter()
-        arrays, stats = _extract_one(corpus, data_root, limit, progress)
+        arrays, stats = _extract_one(corpus, data_root, limit, progress, models)
         meta = {**request, "data_root": str(data_root), "stats": stats,
                 "seconds": round(time.perf_counter() - start, 1),
                 "split_counts": _count(arrays["split"]), "label_counts": _count(arrays["source_label"])}

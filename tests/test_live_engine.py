@@ -1,0 +1,116 @@
+"""Live checkpoints (compatibility, trained flag) and the inference engine on hand-filled tracks."""
+
+import time
+
+import numpy as np
+import pytest
+
+from imer_core.features.face import FACE_FEATURE_DIM
+from imer_core.live.engine import EngineInputs, InferenceEngine
+from imer_core.live.health import ModalityState, ModalityStatus
+from imer_core.live.models import LiveModelError, ModelBank, load_live_model, shipped_checkpoints
+from imer_core.live.tracks import FeatureTrack
+from imer_core.modalities import MODALITIES, FeatureSpec, FeatureSpecs, Modality
+from live_fakes import live_specs, train_small_checkpoint
+
+
+def _tracks(now: float) -> dict:
+    dims = {Modality.TEXT: 384, Modality.AUDIO: 44, Modality.VISION: FACE_FEATURE_DIM}
+    tracks = {m: FeatureTrack(d) for m, d in dims.items()}
+    rng = np.random.default_rng(0)
+    for t in np.arange(now - 2.5, now, 0.05):
+        for m in (Modality.AUDIO, Modality.VISION):
+            tracks[m].append(float(t), rng.standard_normal(dims[m]))
+    tracks[Modality.TEXT].append(now - 3.0, rng.standard_normal(384))
+    return tracks
+
+
+def _statuses(states: dict) -> dict:
+    return {m: ModalityStatus(m, states.get(m, ModalityState.OBSERVED), "" if states.get(m) is None else "test")
+            for m in MODALITIES}
+
+
+def test_checkpoint_for_other_extractors_is_refused(tmp_path):
+    specs = live_specs()
+    other = FeatureSpecs(specs.text, specs.audio, FeatureSpec(Modality.VISION, FACE_FEATURE_DIM, 20, 10.0, "openface2"))
+    path = train_small_checkpoint(tmp_path / "other.pt", "cmarr", steps=1, specs=other)
+    with pytest.raises(LiveModelError, match="vision features: checkpoint expects 'openface2'"):
+        load_live_model(path)
+
+
+def test_untrained_checkpoint_is_refused(tmp_path):
+    path = train_small_checkpoint(tmp_path / "untrained.pt", "cmarr", steps=1, trained=False)
+    with pytest.raises(LiveModelError, match="not mark it as trained"):
+        load_live_model(path)
+
+
+def test_missing_and_corrupt_checkpoints_give_clear_errors(tmp_path):
+    with pytest.raises(LiveModelError, match="not found"):
+        load_live_model(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(LiveModelError, match="corrupt|truncated|could not be read"):
+        load_live_model(bad)
+    assert shipped_checkpoints(tmp_path) == {}
+
+
+def test_engine_without_model_says_so_and_predicts_nothing():
+    now = time.monotonic()
+    engine = InferenceEngine(ModelBank({}), EngineInputs(_tracks(now), lambda: _statuses({})))
+    result = engine.step(now)
+    assert result.probabilities is None and result.top is None
+    assert "no trained model" in result.message
+
+
+def test_engine_predicts_and_recovers_unavailable_modalities(live_checkpoints):
+    now = time.monotonic()
+    states = {Modality.VISION: ModalityState.FAILING, Modality.TEXT: ModalityState.DISABLED}
+    bank = ModelBank(live_checkpoints)
+    engine = InferenceEngine(bank, EngineInputs(_tracks(now), lambda: _statuses(states)), method="cmarr")
+    result = engine.step(now)
+    assert result.method == "cmarr" and len(result.labels) == 7
+    assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert set(result.recovered) == {"vision", "text"}
+    assert {"window", "recovery", "prediction", "end_to_end"} <= set(result.latency)
+    record = result.to_dict()
+    assert record["modalities"]["vision"] == {"state": "failing", "reason": "test", "recovered": True}
+    assert record["modalities"]["audio"]["recovered"] is False
+
+
+def test_engine_switches_method_and_steps_and_keeps_the_old_one_on_error(live_checkpoints):
+    now = time.monotonic()
+    engine = InferenceEngine(ModelBank(live_checkpoints), EngineInputs(_tracks(now), lambda: _statuses(
+        {Modality.AUDIO: ModalityState.FAILING})), method="cmarr")
+    assert engine.step(now).method == "cmarr"
+    engine.set_method("imder")
+    engine.set_sampler_steps(1)
+    result = engine.step(now)
+    assert result.method == "imder" and result.sampler_steps == 1 and result.recovered == ("audio",)
+    engine.set_method("rohydr")  # no checkpoint for it
+    result = engine.step(now)
+    assert result.method == "imder" and "no trained checkpoint for 'rohydr'" in result.message
+    assert result.probabilities is not None
+    with pytest.raises(ValueError):
+        engine.set_sampler_steps(0)
+
+
+def test_engine_with_nothing_available_explains_why(live_checkpoints):
+    now = time.monotonic()
+    states = {m: ModalityState.DISABLED for m in MODALITIES}
+    engine = InferenceEngine(ModelBank(live_checkpoints), EngineInputs(_tracks(now), lambda: _statuses(states)))
+    result = engine.step(now)
+    assert result.probabilities is None and "no modality available" in result.message
+
+
+def test_engine_thread_runs_at_the_hop_and_skips_when_late(live_checkpoints):
+    now = time.monotonic()
+    tracks = _tracks(now + 1.0)
+    results = []
+    engine = InferenceEngine(ModelBank(live_checkpoints), EngineInputs(tracks, lambda: _statuses({})),
+                             method="cmarr", hop_s=0.1, on_result=results.append)
+    engine.start()
+    time.sleep(1.0)
+    engine.stop()
+    assert not engine.running
+    assert len(results) >= 3
+    assert [r.sequence for r in results] == sorted(r.sequence for r in results)

@@ -1,0 +1,194 @@
+"""Live model end to end on tiny schema-exact corpora: extract-live → pseudo-pairs → training → live-eval → contract.
+
+The corpora are written to a temporary data root in the layout of
+``../shared/data``: FER2013-like 48×48 faces (matplotlib's Grace Hopper sample,
+plus one blank image that has no face), espeak-ng speech stored as RAVDESS /
+EmoDB FLAC files, and a three-split MELD CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imer_core.checkpoint import checkpoint_metadata, load_checkpoint
+from imer_core.config import LIVE_EMOTIONS
+from imer_core.features.face import face_feature_spec
+from imer_core.features.voice import voice_feature_spec
+from imer_core.text_features import text_feature_spec
+from training.cli import main
+from training.experiment import load_experiment
+from training.live.dataset import LiveDataOptions, build_live_data, live_specs
+from training.live.evaluate import CONDITIONS, condition_mask
+from training.live.extract import load_cache
+from training.runner import build_model
+
+pytest.importorskip("mediapipe", reason="mediapipe not installed (pip install -e .[face])")
+pytest.importorskip("faster_whisper", reason="faster-whisper not installed (pip install -e .[asr])")
+pytest.importorskip("sentence_transformers", reason="sentence-transformers not installed (pip install -e .[text])")
+
+MELD_HEADER = ["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "Season",
+               "Episode", "StartTime", "EndTime"]
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+# (file stem, sentence): RAVDESS actors 01 (train), 19 (val), 21 (test); EmoDB speaker 03 (train).
+RAVDESS = [("03-01-03-01-01-01-01", "Kids are talking by the door"),
+           ("03-01-04-01-02-01-01", "Dogs are sitting by the door"),
+           ("03-01-03-02-01-01-19", "Kids are talking by the door"),
+           ("03-01-03-01-02-02-21", "Dogs are sitting by the door")]
+EMODB = [("03a01Fa", "The tablecloth is lying on the fridge"), ("03a01La", "The tablecloth is lying on the fridge")]
+MELD = {"train": [("I am so happy for you!", "joy"), ("This is the saddest day of my life.", "sadness")],
+        "dev": [("Yes! We won!", "joy")], "test": [("That is wonderful news!", "joy")]}
+
+
+def _faces() -> tuple[np.ndarray, list[str], list[str]]:
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        gray = Image.open(handle).convert("L")
+    crops = [(100, 60, 420, 400), (130, 80, 400, 380), (150, 100, 380, 360)]
+    images = []
+    for box in crops:
+        for flip in (False, True):
+            crop = gray.crop(box)
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT) if flip else crop
+            images.append(np.asarray(crop.resize((48, 48), Image.BICUBIC), np.uint8))
+    images.append(np.full((48, 48), 128, np.uint8))                      # no face: must be counted
+    labels = ["happy", "happy", "sad", "happy", "happy", "happy", "neutral"]
+    splits = ["train", "train", "train", "train", "val", "test", "train"]     # --limit 6 leaves out image 3
+    return np.stack(images), labels, splits
+
+
+def write_tiny_corpora(root: Path) -> None:
+    """Schema-exact miniature FER2013 / RAVDESS / EmoDB / MELD under ``root``."""
+    import soundfile as sf
+
+    from clip_fixtures import espeak_16k
+
+    images, labels, splits = _faces()
+    (root / "fer2013").mkdir(parents=True)
+    np.savez_compressed(root / "fer2013" / "fer2013_48x48.npz", images=images,
+                        labels=np.array([FER_CLASSES.index(x) for x in labels], np.int8), split=np.array(splits),
+                        source_name=np.array([f"{s}/{x}/{i}.jpg" for i, (s, x) in enumerate(zip(splits, labels))]),
+                        classes=np.array(FER_CLASSES))
+    speech = {text: espeak_16k(text) for text in {t for _, t in RAVDESS + EMODB}}
+    for stem, text in RAVDESS:
+        clip = np.concatenate([np.zeros(4800, np.float32), speech[text]])[:38224]   # 0.3 s lead-in, ≤ 2.39 s
+        path = root / "ravdess_speech" / f"Actor_{stem[-2:]}" / f"{stem}.flac"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, clip, 16000, format="FLAC", subtype="PCM_16")
+    (root / "emodb").mkdir()
+    for stem, text in EMODB:
+        clip = np.pad(speech[text], (0, 32000))[:32000]
+        sf.write(root / "emodb" / f"{stem}.flac", clip / max(1e-6, np.abs(clip).max()), 16000, format="FLAC",
+                 subtype="PCM_16")
+    (root / "meld").mkdir()
+    for split, rows in MELD.items():
+        with (root / "meld" / f"{split}_sent_emo.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(MELD_HEADER)
+            for i, (text, emotion) in enumerate(rows):
+                writer.writerow([i + 1, text, "Ross", emotion, "positive", 0, i, 1, 1, "00:00:01,000",
+                                 "00:00:02,000"])
+
+
+@pytest.fixture(scope="module")
+def live_cache(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shared_data")
+    write_tiny_corpora(root)
+    cache = tmp_path_factory.mktemp("live_cache")
+    assert main(["extract-live", "--data", str(root), "--cache", str(cache), "--limit", "6", "--no-progress"]) == 0
+    return cache
+
+
+def test_extract_live_caches_features_and_counts_missed_faces(live_cache, capsys):
+    fer = load_cache(live_cache, "fer2013")
+    assert fer["vision"].shape == (6, 55) and fer["meta"]["stats"]["undetected"] == 1   # --limit 6 of 7 images
+    assert fer["detected"].sum() == 5 and not fer["detected"][-1]
+    assert fer["meta"]["extractors"]["vision"] == face_feature_spec(20, 10.0).extractor
+    ravdess = load_cache(live_cache, "ravdess")
+    assert ravdess["audio"].shape == (4, 20, 44) and ravdess["text"].shape == (4, 384)
+    assert all("door" in t.lower() for t in ravdess["transcript"]), ravdess["transcript"]
+    assert np.allclose(ravdess["duration_s"], 2.389, atol=1e-3) and (ravdess["offset_s"] <= 0.39).all()
+    assert load_cache(live_cache, "emodb")["source_label"].tolist() == ["happiness", "boredom"]
+    meld = load_cache(live_cache, "meld")
+    assert meld["text"].shape == (4, 384) and np.allclose(np.linalg.norm(meld["text"], axis=1), 1.0, atol=1e-4)
+    summary = json.loads((live_cache / "summary.json").read_text())
+    assert set(summary) == {"fer2013", "ravdess", "emodb", "meld"}
+    capsys.readouterr()
+    root = Path(summary["meld"]["data_root"])
+    assert main(["extract-live", "--data", str(root), "--cache", str(live_cache), "--limit", "6",
+                 "--corpora", "meld,emodb", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("up to date") == 2
+
+
+def test_pseudo_pairs_splits_and_normalisation(live_cache):
+    data = build_live_data(live_cache, LiveDataOptions(train_tuples_per_class=5, val_tuples_per_class=3))
+    assert data.specs == live_specs()
+    assert {m: len(v["mean"]) for m, v in data.normalization.items()} == {"text": 384, "audio": 44, "vision": 55}
+    train, test = data.datasets["train"], data.datasets["test"]
+    assert len(train) == 10 and sorted(set(train.labels.tolist())) == [1, 2]      # happy, sad: in every modality
+    item = train[0]
+    assert {k: tuple(item[k].shape) for k in ("text", "audio", "vision")} == {"text": (20, 384), "audio": (20, 44),
+                                                                               "vision": (20, 55)}
+    assert torch.equal(item["text"][0], item["text"][-1])
+    assert not torch.equal(item["vision"][0], item["vision"][1])                  # jitter on training faces
+    assert test.labels.tolist() == [1] and torch.equal(test[0]["vision"][0], test[0]["vision"][5])
+    sources = test.sources()
+    assert set(sources["vision"]) == {"fer2013:test/happy/5.jpg"} and len(set(sources["audio"])) == 1
+    samples = data.summary["samples"]
+    assert samples["audio"]["train"]["happy"] == 2 and samples["audio"]["train"]["neutral"] == 0   # boredom dropped
+    assert samples["vision"]["train"]["neutral"] == 0                                             # no face: dropped
+
+
+@pytest.mark.parametrize("name", ["live_imder", "live_rohydr", "live_cmarr"])
+def test_live_configs_build_models_for_every_condition(name):
+    experiment = load_experiment(name)
+    torch.manual_seed(0)
+    model = build_model(experiment, live_specs(), LIVE_EMOTIONS).eval()
+    features = {s.modality.value: torch.randn(2, s.seq_len, s.dim) for s in live_specs()}
+    for condition in CONDITIONS:
+        assert model.predict(features, condition_mask(condition, 2)).shape == (2, 7)
+
+
+def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
+    from imer_core.live.models import compatibility_problems, load_live_model
+
+    tiny = ["--set", "train.max_epochs=1", "--set", "train.pretrain_max_epochs=1", "--set",
+            "data.live.train_tuples_per_class=8", "--set", "data.live.val_tuples_per_class=4", "--no-progress"]
+    checkpoints = []
+    for name, extra in (("live_imder", ["--set", "model.options.sampler_steps=2",
+                                        "--set", "model.options.train_sampler_steps=2"]), ("live_cmarr", [])):
+        out = tmp_path / name
+        assert main(["train", "--config", name, "--data", str(live_cache), "--out", str(out), *tiny, *extra]) == 0
+        checkpoints.append(out / "model.pt")
+    ship = tmp_path / "assets" / "models"
+    assert main(["live-eval", "--cache", str(live_cache), "--checkpoints", ",".join(map(str, checkpoints)),
+                 "--out", str(tmp_path / "eval"), "--ship", str(ship), "--latency-runs", "2",
+                 "--set", "train.max_epochs=1", "--set", "train.pretrain_max_epochs=1", "--no-progress"]) == 0
+    table = (tmp_path / "eval" / "results.md").read_text()
+    for row in ("IMDer", "CM-ARR", "zero-fill", "mean-fill", "unimodal (late fusion)"):
+        assert f"| {row} |" in table
+    rows = list(csv.DictReader((tmp_path / "eval" / "results.csv").open()))
+    assert {r["condition"] for r in rows} == set(CONDITIONS)
+    for method in ("imder", "cmarr"):
+        path = ship / f"live_{method}.pt"
+        assert path.stat().st_size < 20 * 2**20
+        info = checkpoint_metadata(path)
+        meta = info["metadata"]
+        assert meta["trained"] is True and meta["label_space"] == list(LIVE_EMOTIONS)
+        assert meta["model_card"] == "assets/MODEL_CARD.md" and set(meta["results"]["table"]["zero-fill"]) == set(
+            CONDITIONS)
+        assert set(meta["feature_normalization"]) == {"text", "audio", "vision"} and "samples" in meta["data"]
+        model = load_checkpoint(path)
+        assert model.config.labels == LIVE_EMOTIONS and model.config.task == "classification"
+        assert model.config.specs.text == text_feature_spec(20, 10.0)
+        assert model.config.specs.audio == voice_feature_spec(20, 10.0)
+        assert model.config.specs.vision == face_feature_spec(20, 10.0)
+        assert compatibility_problems(model.config, meta) == []
+        assert load_live_model(path).labels == LIVE_EMOTIONS

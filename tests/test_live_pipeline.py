@@ -1,0 +1,157 @@
+"""The live pipeline with fake sources: states, fault injection, switches, recording."""
+
+import threading
+import time
+
+import pytest
+
+from imer_core.live.health import HealthConfig, ModalityState
+from imer_core.live.parts import SourceSpec
+from imer_core.live.pipeline import LivePipeline, PipelineConfig
+from imer_core.live.recording import SessionRecording
+from imer_core.live.session import read_session
+from imer_core.live.speech_worker import SpeechConfig
+from imer_core.modalities import Modality
+from live_fakes import FakeFaceExtractor, fake_rig
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate, timeout=5.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def state(pipeline, modality):
+    return pipeline.statuses()[modality]
+
+
+@pytest.fixture
+def running(live_checkpoints):
+    rig = fake_rig()
+    config = PipelineConfig(sources=SourceSpec("webcam"), checkpoints=(str(live_checkpoints["cmarr"]),),
+                            hop_s=0.1, health=HealthConfig(text_silence_after_s=30.0, asr_timeout_s=1.0),
+                            speech=SpeechConfig(max_utterance_s=0.8, timeout_s=1.0, retry_load_s=0.5))
+    pipeline = LivePipeline(config, rig.parts())
+    pipeline.start()
+    yield pipeline, rig
+    pipeline.stop()
+
+
+def recovered(pipeline):
+    result = pipeline.latest_result
+    return set(result.recovered) if result is not None and result.probabilities is not None else set()
+
+
+def all_observed(pipeline):
+    return all(s.state is ModalityState.OBSERVED for s in pipeline.statuses().values())
+
+
+def test_all_modalities_observed_then_faults_are_recovered(running):
+    pipeline, rig = running
+    wait_for(lambda: all_observed(pipeline), 10.0, "all modalities observed")
+    wait_for(lambda: (r := pipeline.latest_result) is not None and r.probabilities is not None
+             and r.recovered == (), 3.0, "a prediction with nothing recovered")
+    assert rig.asr.calls >= 1 and pipeline.transcripts()[0].text == "i am very happy today"
+
+    # camera stops delivering: vision failing within 0.5 s, predictions go on with vision recovered
+    rig.video.fail = True
+    t0 = time.monotonic()
+    t1 = wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.FAILING, 2.0, "vision failing")
+    assert t1 - t0 <= 0.5
+    wait_for(lambda: "vision" in recovered(pipeline), 2.0, "vision recovered")
+    rig.video.fail = False
+    wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.OBSERVED, 3.0, "vision back")
+
+    # no face: failing after the no-face limit, with the reason
+    FakeFaceExtractor.no_face = True
+    wait_for(lambda: "no face" in state(pipeline, Modality.VISION).reason, 3.0, "no-face failure")
+    FakeFaceExtractor.no_face = False
+    wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.OBSERVED, 3.0, "face back")
+
+
+def test_microphone_error_fails_audio_and_text(running):
+    pipeline, rig = running
+    wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.OBSERVED, 10.0, "audio observed")
+    rig.audio.fail = True
+    t0 = time.monotonic()
+    t1 = wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.FAILING, 2.0, "audio failing")
+    assert t1 - t0 <= 0.5
+    assert "device vanished" in state(pipeline, Modality.AUDIO).reason
+    assert state(pipeline, Modality.TEXT).state is ModalityState.FAILING
+    wait_for(lambda: {"audio", "text"} <= recovered(pipeline), 2.0, "audio+text recovered")
+    rig.audio.fail = False
+    wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.OBSERVED, 3.0, "audio back")
+
+
+def test_asr_errors_and_hangs_fail_text_without_crashing(running):
+    pipeline, rig = running
+    wait_for(lambda: state(pipeline, Modality.TEXT).state is ModalityState.OBSERVED, 10.0, "text observed")
+    rig.asr.mode = "raise"
+    wait_for(lambda: "speech recognition error" in state(pipeline, Modality.TEXT).reason, 4.0, "ASR error shown")
+    wait_for(lambda: "text" in recovered(pipeline), 2.0, "text recovered")
+    rig.asr.mode = "ok"
+    wait_for(lambda: state(pipeline, Modality.TEXT).state is ModalityState.OBSERVED, 4.0, "text back")
+    rig.asr.mode = "hang"
+    wait_for(lambda: "timed out" in state(pipeline, Modality.TEXT).reason, 5.0, "ASR hang detected")
+    assert pipeline.latest_result.probabilities is not None
+    rig.asr.mode = "ok"
+    rig.asr.release.set()
+    wait_for(lambda: state(pipeline, Modality.TEXT).state is ModalityState.OBSERVED, 5.0, "text back after hang")
+
+
+def test_disabling_vision_stops_the_camera_and_reenabling_restarts_it(running):
+    pipeline, rig = running
+    wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.OBSERVED, 10.0, "vision observed")
+    pipeline.set_enabled("vision", False)
+    assert not rig.video.running and not pipeline.face_worker.running
+    assert len(pipeline.tracks[Modality.VISION]) == 0
+    wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.DISABLED, 1.0, "vision disabled")
+    wait_for(lambda: "vision" in recovered(pipeline), 5.0, "vision recovered while disabled")
+    pipeline.set_enabled("vision", True)
+    assert rig.video.running and rig.video.starts == 2
+    wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.OBSERVED, 3.0, "vision back")
+    # audio off but text on keeps the microphone (speech recognition needs it); both off stop it
+    pipeline.set_enabled("audio", False)
+    assert rig.audio.running
+    pipeline.set_enabled("text", False)
+    assert not rig.audio.running and not pipeline.speech_worker.running
+
+
+def test_method_switch_while_running(running, live_checkpoints):
+    pipeline, _ = running
+    pipeline.bank.checkpoints["imder"] = live_checkpoints["imder"]
+    wait_for(lambda: pipeline.latest_result is not None and pipeline.latest_result.method == "cmarr", 10.0, "cmarr")
+    pipeline.set_method("imder")
+    pipeline.set_sampler_steps(1)
+    wait_for(lambda: pipeline.latest_result.method == "imder" and pipeline.latest_result.sampler_steps == 1
+             and pipeline.latest_result.probabilities is not None, 10.0, "imder results")
+
+
+def test_recording_writes_rows_as_they_come(running, tmp_path):
+    pipeline, _ = running
+    recording = SessionRecording(pipeline, tmp_path / "session", {"note": "test"}, raw_audio=True).start()
+    wait_for(lambda: recording.recorder.rows >= 5 and pipeline.transcripts(), 10.0, "rows")
+    # files are readable while the run goes on (flushed)
+    lines = (tmp_path / "session" / "predictions.csv").read_text().splitlines()
+    assert len(lines) >= 5 and lines[0].startswith("t_session,t_monotonic,t_wall")
+    recording.stop()
+    session = read_session(tmp_path / "session")
+    assert session.info["note"] == "test" and len(session.predictions) == recording.recorder.rows
+    assert session.transcript and session.transcript[0]["text"] == "i am very happy today"
+    assert session.audio_path is not None and session.audio_path.stat().st_size > 44
+
+
+def test_stop_leaves_no_threads(live_checkpoints):
+    rig = fake_rig()
+    pipeline = LivePipeline(PipelineConfig(checkpoints=(str(live_checkpoints["cmarr"]),), hop_s=0.1), rig.parts())
+    pipeline.start()
+    time.sleep(0.5)
+    pipeline.stop()
+    assert not rig.video.running and not rig.audio.running
+    names = [t.name for t in threading.enumerate() if t.name.startswith("imer-") and t.name != "imer-asr-call"]
+    assert names == []
