@@ -85,8 +85,9 @@ def status_line(result: LiveResult | None, stats: dict, elapsed: float) -> str:
     return f"[{elapsed:6.1f}s] {head} | {' '.join(marks)} | {tail}"
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the pipeline until Ctrl-C, end of file or ``--duration``; returns an exit code."""
+    out = sys.stderr if out is None else out
     try:
         pipeline = LivePipeline(pipeline_config(args))
     except LiveModelError as exc:

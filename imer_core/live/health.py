@@ -75,6 +75,7 @@ class ModalitySignals:
             transcribed (``None`` if never).
         started: when the modality was (re-)enabled.
         busy_since: start of a still-running ASR call (text only).
+        loading: the worker is still loading its model.
     """
 
     enabled: bool = True
@@ -85,6 +86,7 @@ class ModalitySignals:
     last_signal: float | None = None
     started: float = 0.0
     busy_since: float | None = None
+    loading: bool = False
 
 
 @dataclass
@@ -115,6 +117,8 @@ class HealthMonitor:
             return ModalityState.FAILING, s.source_reason or "capture failed"
         if s.worker_error:
             return ModalityState.FAILING, s.worker_error
+        if s.loading:
+            return ModalityState.FAILING, "loading models"
         cfg = self.config
         if s.last_data is None:
             return ModalityState.FAILING, "waiting for data"

@@ -122,7 +122,7 @@ class LivePipeline:
         self.engine.stop()
         for worker in (self.face_worker, self.voice_worker, self.speech_worker):
             if worker is not None:
-                worker.stop()
+                worker.stop(timeout=20.0 if worker.loading else 3.0)  # a model load cannot be interrupted
         for source in (self.video, self.audio):
             if source is not None:
                 source.stop()
@@ -239,13 +239,14 @@ class LivePipeline:
         return {
             Modality.VISION: ModalitySignals(self.enabled[Modality.VISION], vs.ok, vs.reason,
                                              frame.t_capture if frame else None, face.error, face.last_signal,
-                                             face.started_at),
+                                             face.started_at, loading=face.loading),
             Modality.AUDIO: ModalitySignals(self.enabled[Modality.AUDIO], aus.ok, aus.reason,
                                             audio.ring.last_write_time, voice.error, voice.last_signal,
                                             voice.started_at),
             Modality.TEXT: ModalitySignals(self.enabled[Modality.TEXT], aus.ok, aus.reason,
                                            audio.ring.last_write_time, speech.error or voice.error,
-                                           speech.last_signal, speech.started_at, speech.busy_since),
+                                           speech.last_signal, speech.started_at, speech.busy_since,
+                                           loading=speech.loading),
         }
 
     def statuses(self) -> dict[Modality, ModalityStatus]:

@@ -107,6 +107,11 @@ class SpeechWorker(Worker):
 
     def _loop(self) -> None:
         cfg = self.config
+        self.loading = True
+        try:
+            self._backends_ready()  # load now, while the first words are being spoken
+        finally:
+            self.loading = False
         seen, utt_start, last_speech = -np.inf, None, None
         while not self._stop.wait(0.1):
             times, fractions = self._speech_since(seen)

@@ -44,6 +44,7 @@ class Worker:
         self.last_output: float | None = None
         self.last_signal: float | None = None
         self.started_at = 0.0
+        self.loading = False
 
     @property
     def running(self) -> bool:
@@ -114,7 +115,11 @@ class FaceWorker(Worker):
 
     def _loop(self) -> None:
         if self._extractor is None:
-            self._extractor = self._factory()
+            self.loading = True
+            try:
+                self._extractor = self._factory()
+            finally:
+                self.loading = False
         seq, last_ms = self.frames.sequence, -1.0
         while not self._stop.is_set():
             frame, seq = self.frames.wait_newer(seq, timeout=0.1)

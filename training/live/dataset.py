@@ -77,7 +77,7 @@ class LiveDataOptions:
     """
 
     audio_corpora: tuple[str, ...] = ("ravdess", "emodb")
-    train_tuples_per_class: int = 1500
+    train_tuples_per_class: int = 1000
     val_tuples_per_class: int = 300
     vision_jitter: float = 0.1
     seed: int = 0

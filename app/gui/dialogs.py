@@ -1,0 +1,93 @@
+"""The about box: what this is, the model card, and the licences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
+
+from imer_core.live.models import assets_dir
+
+from .style import method_name
+
+ABOUT = """# IMER — incomplete multimodal emotion recognition
+
+Version {version}. Live emotion recognition from a camera, a microphone and the transcribed speech.
+When a modality is switched off or failing, a recovery method (IMDer, RoHyDR or CM-ARR) generates
+it from the others, and the badges say so.
+
+**Model in use:** {models}
+
+**Device:** {device}
+
+Research software: the predictions are estimates of displayed emotion, not of what anyone feels.
+Read the model card before relying on them.
+"""
+
+NO_MODEL_CARD = """# No model card
+
+`{path}` is not there. This copy of IMER ships no documented trained model: without a checkpoint
+(`--checkpoint` or *Model ▸ Load checkpoints...*) the window shows the modality states and features
+but **no emotion prediction**.
+"""
+
+
+def licence_files() -> list[Path]:
+    """The licence texts shown in the about box (the project's, then third-party notices)."""
+    assets = assets_dir()
+    return [assets.parent / "LICENSE", *sorted(assets.glob("NOTICE-*.md")), assets / "demo" / "README.md"]
+
+
+def model_card_markdown() -> str:
+    """``assets/MODEL_CARD.md``, or a note that it is missing."""
+    path = assets_dir() / "MODEL_CARD.md"
+    return path.read_text(encoding="utf-8") if path.is_file() else NO_MODEL_CARD.format(path=path)
+
+
+def licences_markdown() -> str:
+    parts = []
+    for path in licence_files():
+        if not path.is_file():
+            parts.append(f"## {path.name}\n\n*({path} is not part of this installation.)*")
+            continue
+        text = path.read_text(encoding="utf-8")
+        parts.append(text if path.suffix == ".md" else f"## {path.name}\n\n```\n{text}\n```")
+    return "\n\n---\n\n".join(parts)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("imer")
+    except PackageNotFoundError:
+        return "development"
+
+
+class AboutDialog(QDialog):
+    """Tabs: About, Model card (``assets/MODEL_CARD.md``), Licences."""
+
+    def __init__(self, checkpoints: Mapping[str, Path], device: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About IMER")
+        self.resize(720, 560)
+        models = ", ".join(f"{method_name(m)} (`{p.name}`)" for m, p in checkpoints.items()) or "none loaded"
+        self.tabs = QTabWidget()
+        for title, text in (("About", ABOUT.format(version=_version(), models=models, device=device.upper())),
+                            ("Model card", model_card_markdown()), ("Licences", licences_markdown())):
+            browser = QTextBrowser()
+            browser.setOpenExternalLinks(True)
+            browser.setMarkdown(text)
+            self.tabs.addTab(browser, title)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)
+
+    def tab_text(self, title: str) -> str:
+        """Plain text of a tab (for tests)."""
+        for k in range(self.tabs.count()):
+            if self.tabs.tabText(k) == title:
+                return self.tabs.widget(k).toPlainText()
+        raise KeyError(title)

@@ -1,0 +1,180 @@
+"""The Model menu and toolbar: recovery method, sampler steps, checkpoints, compute device."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMenu, QSpinBox, QToolBar, QWidget
+
+from imer_core.live.pipeline import LivePipeline
+
+from . import settings as keys
+from .controller import PipelineController
+from .notify import Notifier
+from .style import METHODS, method_name
+
+DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"))
+
+
+def cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+class ModelControls(QObject):
+    """Method and sampler-step switches (applied live) and checkpoint/device choices (rebuild the pipeline).
+
+    Signals:
+        rebuilt(str): a checkpoint or device change finished ("" on success, else the error).
+    """
+
+    rebuilt = Signal(str)
+
+    def __init__(self, controller: PipelineController, notifier: Notifier, settings: QSettings,
+                 parent: QWidget) -> None:
+        super().__init__(parent)
+        self.controller, self.notifier, self.settings, self._parent = controller, notifier, settings, parent
+        self.menu = QMenu("&Model", parent)
+        self.toolbar = QToolBar("Model", parent)
+        self.toolbar.setObjectName("model_toolbar")
+        self.method_box = QComboBox()
+        self.steps_box = QSpinBox()
+        self.label = QLabel()
+        self._method_actions: dict[str, QAction] = {}
+        self._device_actions: dict[str, QAction] = {}
+        self._build_menu()
+        self._build_toolbar()
+        self.sync()
+
+    @property
+    def pipeline(self) -> LivePipeline:
+        return self.controller.pipeline
+
+    # -- widgets -----------------------------------------------------------------------------
+    def _build_menu(self) -> None:
+        methods = self.menu.addMenu("Recovery &method")
+        group = QActionGroup(methods)
+        for method in METHODS:
+            action = QAction(method_name(method), methods, checkable=True)
+            action.triggered.connect(lambda _=False, m=method: self.set_method(m))
+            group.addAction(action)
+            methods.addAction(action)
+            self._method_actions[method] = action
+        self.menu.addAction("Load &checkpoints...", self.pick_checkpoints)
+        self.menu.addAction("Use the &shipped models", self.use_shipped)
+        devices = self.menu.addMenu("Compute &device")
+        group = QActionGroup(devices)
+        for key, text in DEVICES:
+            action = QAction(text, devices, checkable=True)
+            action.setEnabled(key != "cuda" or cuda_available())
+            action.triggered.connect(lambda _=False, d=key: self.set_device(d))
+            group.addAction(action)
+            devices.addAction(action)
+            self._device_actions[key] = action
+
+    def _build_toolbar(self) -> None:
+        for method in METHODS:
+            self.method_box.addItem(method_name(method), method)
+        self.method_box.activated.connect(lambda i: self.set_method(self.method_box.itemData(i)))
+        self.method_box.setToolTip("Recovery method that generates the missing modalities")
+        self.steps_box.setRange(0, 200)
+        self.steps_box.setSpecialValueText("default")
+        self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's)")
+        self.steps_box.valueChanged.connect(self.set_sampler_steps)
+        self.toolbar.addWidget(QLabel(" Method: "))
+        self.toolbar.addWidget(self.method_box)
+        self.toolbar.addWidget(QLabel("  Sampler steps: "))
+        self.toolbar.addWidget(self.steps_box)
+
+    def sync(self) -> None:
+        """Show the pipeline's methods (greyed out without a checkpoint), method, steps and device."""
+        pipeline = self.pipeline
+        have = set(pipeline.bank.methods)
+        model = self.method_box.model()
+        for row, method in enumerate(METHODS):
+            action = self._method_actions[method]
+            action.setEnabled(method in have)
+            action.setText(method_name(method) + ("" if method in have else " (no checkpoint)"))
+            model.item(row).setEnabled(method in have)
+        self.show_method(pipeline.engine.method)
+        self.steps_box.blockSignals(True)
+        self.steps_box.setValue(pipeline.engine.sampler_steps or 0)
+        self.steps_box.blockSignals(False)
+        for key, action in self._device_actions.items():
+            action.setChecked(key == pipeline.config.device)
+
+    def show_method(self, method: str | None) -> None:
+        """Check ``method`` in the menu and the toolbar and name it in the status bar."""
+        for name, action in self._method_actions.items():
+            action.setChecked(name == method)
+        if method in METHODS:
+            self.method_box.setCurrentIndex(METHODS.index(method))
+        pipeline = self.pipeline
+        self.label.setText(f"Model: {method_name(method)} on {pipeline.device.upper()}" if pipeline.bank.methods
+                           else "No trained model loaded")
+
+    # -- live switches -----------------------------------------------------------------------
+    def set_method(self, method: str) -> None:
+        """Switch the recovery method (takes effect at the next prediction)."""
+        if method not in self.pipeline.bank.methods:
+            self.notifier.error(f"no checkpoint for {method_name(method)} is loaded (Model ▸ Load checkpoints...)")
+            self.show_method(self.pipeline.engine.method)
+            return
+        self.controller.submit(lambda p: p.set_method(method), lambda _, error: self._method_set(method, error))
+
+    def set_sampler_steps(self, steps: int) -> None:
+        """Sampler steps (0 = the checkpoint's default)."""
+        value = int(steps) or None
+        self.controller.submit(lambda p: p.set_sampler_steps(value), lambda _, error: self._steps_set(value, error))
+
+    def _method_set(self, method: str, error: str) -> None:
+        if error:
+            self.notifier.error(error)
+        else:
+            self.settings.setValue(keys.METHOD, method)
+            self.notifier.message(f"Recovery method: {method_name(method)}")
+        self.show_method(method)
+
+    def _steps_set(self, steps: int | None, error: str) -> None:
+        if error:
+            self.notifier.error(error)
+        else:
+            self.settings.setValue(keys.SAMPLER_STEPS, steps or 0)
+            self.notifier.message(f"Sampler steps: {steps or 'checkpoint default'}")
+
+    # -- rebuilding --------------------------------------------------------------------------
+    def pick_checkpoints(self) -> None:
+        """Ask for checkpoint files (one per method) and load them."""
+        paths, _ = QFileDialog.getOpenFileNames(self._parent, "Load live checkpoints", "",
+                                                "Checkpoints (*.pt *.pth);;All files (*)")
+        if paths:
+            self.load_checkpoints(paths)
+
+    def load_checkpoints(self, paths: list[str]) -> None:
+        """Add ``paths`` to the checkpoints in use (a method's new file replaces its old one)."""
+        current = tuple(str(p) for p in self.pipeline.bank.checkpoints.values())
+        self._rebuild(checkpoints=current + tuple(str(p) for p in paths), use_shipped=False)
+
+    def use_shipped(self) -> None:
+        self._rebuild(checkpoints=(), use_shipped=True)
+
+    def set_device(self, device: str) -> None:
+        self._rebuild(device=device)
+
+    def _rebuild(self, **changes: object) -> None:
+        config = replace(self.pipeline.config, method=self.pipeline.engine.method,
+                         sampler_steps=self.pipeline.engine.sampler_steps, **changes)
+        self.notifier.message("Loading the model...", 0)
+        self.controller.rebuild(config, self._rebuilt)
+
+    def _rebuilt(self, pipeline: object, error: str) -> None:
+        if error:
+            self.notifier.error(f"could not load the model: {error}; kept the previous one", dialog=True)
+        else:
+            self.settings.setValue(keys.DEVICE, self.pipeline.config.device)
+            self.notifier.message(f"Loaded {', '.join(map(method_name, self.pipeline.bank.methods)) or 'no model'}"
+                                  f" on {self.pipeline.device.upper()}")
+        self.sync()
+        self.rebuilt.emit(error)
