@@ -8,11 +8,27 @@ import sys
 
 from .headless import add_run_arguments, add_source_arguments, run
 
+WINDOW_HELP = """\
+the window (imer without a subcommand):
+  imer                      the default camera and microphone; on a machine without a camera the
+                            demo clip in assets/demo plays (looping), and the status bar says so
+  imer --source FILE        a media file instead (add --loop to replay it)
+  In the window: Source menu (camera, microphone, media file, demo clip; a switch that fails rolls
+  back to the previous device), Model menu and toolbar (recovery method IMDer / RoHyDR / CM-ARR,
+  sampler steps, checkpoints, compute device), Session menu (record/stop a session folder with
+  predictions as JSONL and CSV, export it), Help > About (model card and licences). One switch per
+  modality; devices, method, sampler steps and the window layout are remembered (QSettings).
+  An option given with a non-default value overrides the remembered choice.
+
+imer run --help             the same pipeline without a window
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imer", description="Live incomplete multimodal emotion recognition from a webcam and a microphone "
-        "(or a media file). Without a subcommand the desktop window opens.")
+        "(or a media file). Without a subcommand the desktop window opens.",
+        epilog=WINDOW_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

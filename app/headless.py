@@ -46,7 +46,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="sessions", help="folder that receives the session folder")
     parser.add_argument("--record-audio", action="store_true", help="also keep the raw audio (audio.wav)")
     parser.add_argument("--record-video", action="store_true", help="also keep the raw video (video.mkv)")
-    parser.add_argument("--hop", type=float, default=0.2, help="seconds between predictions")
+    parser.add_argument("--hop", type=float, default=0.15, help="seconds between predictions")
     parser.add_argument("--text-silence", type=float, default=15.0,
                         help="seconds without transcribed speech after which text counts as failing")
     parser.add_argument("--quiet", action="store_true", help="no status line")
@@ -62,7 +62,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(sources=spec, disabled=disabled_from_text(args.disable),
                           checkpoints=tuple(args.checkpoint), method=args.method,
                           sampler_steps=args.sampler_steps, device=args.device,
-                          hop_s=getattr(args, "hop", 0.2), health=health)
+                          hop_s=getattr(args, "hop", 0.15), health=health)
 
 
 def _mic(value: str | None) -> "str | int | None":

@@ -82,6 +82,11 @@ class TimelinePlot(QWidget):
         """Points at which ``modality`` was recovered."""
         return sum(modality in rec for _, _, rec in self._points)
 
+    def curve_data(self, label: str) -> tuple[np.ndarray, np.ndarray]:
+        """The x (seconds before now) and y (probability) values drawn for ``label``."""
+        x, y = self._curves[label].getData()
+        return (np.zeros(0) if x is None else x), (np.zeros(0) if y is None else y)
+
     def _set_labels(self, labels: tuple[str, ...]) -> None:
         for curve in self._curves.values():
             self.plot.removeItem(curve)

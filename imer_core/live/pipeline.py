@@ -59,7 +59,7 @@ class PipelineConfig:
     method: str | None = None
     sampler_steps: int | None = None
     device: str = "auto"
-    hop_s: float = 0.2
+    hop_s: float = 0.15
     tick_s: float = 0.1
     health: HealthConfig = field(default_factory=HealthConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)

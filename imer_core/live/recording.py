@@ -110,10 +110,12 @@ class SessionRecording:
                 if frame is None:
                     continue
                 if writer is None:
-                    h, w = frame.image.shape[:2]
-                    fps = self.pipeline.config.sources.fps
-                    writer = MediaWriter(self.folder / "video.mkv", w, h, fps, audio=False)
-                writer.add_frame(frame.image)
+                    h, w = (d - d % 2 for d in frame.image.shape[:2])  # H.264 needs even sizes
+                    writer = MediaWriter(self.folder / "video.mkv", w, h, self.pipeline.config.sources.fps,
+                                         audio=False)
+                image = frame.image[:writer.height, :writer.width]
+                if image.shape[:2] == (writer.height, writer.width):  # frames of another size are skipped
+                    writer.add_frame(image)
         finally:
             if writer is not None:
                 writer.close()

@@ -112,6 +112,7 @@ class FaceWorker(Worker):
         self.latest: FaceSnapshot | None = None
         self.feature_latency_s: deque[float] = deque(maxlen=300)
         self.processed_times: deque[float] = deque(maxlen=300)
+        self.frames_processed = 0
 
     def _loop(self) -> None:
         if self._extractor is None:
@@ -133,6 +134,7 @@ class FaceWorker(Worker):
             self.last_output = frame.t_capture
             self.feature_latency_s.append(done - frame.t_capture)
             self.processed_times.append(done)
+            self.frames_processed += 1
             if face.detected:
                 self.last_signal = frame.t_capture
                 self.track.append(frame.t_capture, face.vector)

@@ -328,3 +328,44 @@ def load_live_experiment_data(experiment: Any) -> Any:
             "three modalities together")
     return LoadedData(dict(data.datasets), data.specs, str(cache), False, note, tuple(LIVE_LABELS),
                       metadata=checkpoint_metadata(data))
+
+
+class PairedAudioTextDataset(Dataset):
+    """Audio clips with the embedding of **their own** ASR transcript (a real, not pseudo, pairing).
+
+    Vision is zero (to be masked as missing).  Items as :class:`LiveTupleDataset`; ``corpora`` names
+    the corpus of each clip.
+    """
+
+    def __init__(self, audio: np.ndarray, text: np.ndarray, labels: np.ndarray, corpora: np.ndarray,
+                 vision_dim: int, seq_len: int = SEQ_LEN) -> None:
+        self._audio = torch.from_numpy(np.ascontiguousarray(audio))
+        self._text = torch.from_numpy(np.ascontiguousarray(text))
+        self.labels = np.asarray(labels, np.int64)
+        self.corpora = np.asarray(corpora)
+        self._vision = torch.zeros(seq_len, vision_dim)
+        self.seq_len = seq_len
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"index": int(index), "label": torch.tensor(int(self.labels[index])), "audio": self._audio[index],
+                "text": self._text[index].unsqueeze(0).expand(self.seq_len, -1).contiguous(),
+                "vision": self._vision}
+
+
+def paired_asr_dataset(cache_dir: str | Path, normalization: Mapping[str, Mapping[str, list[float]]],
+                       options: LiveDataOptions, split: str = "test") -> PairedAudioTextDataset:
+    """The ``split`` clips of the audio corpora with their own transcript embeddings, normalised."""
+    audio, text, labels, corpora = [], [], [], []
+    for corpus in options.audio_corpora:
+        data = load_cache(cache_dir, corpus)
+        live = np.asarray([live_index(corpus, str(s)) for s in data["source_label"]], np.int64)
+        keep = (live >= 0) & (data["split"].astype(str) == split)
+        audio.append(_normalize(data["audio"][keep], normalization["audio"]))
+        text.append(_normalize(data["text"][keep], normalization["text"]))
+        labels.append(live[keep])
+        corpora.append(np.full(int(keep.sum()), corpus))
+    return PairedAudioTextDataset(np.concatenate(audio), np.concatenate(text), np.concatenate(labels),
+                                  np.concatenate(corpora), len(normalization["vision"]["mean"]))

@@ -11,8 +11,11 @@
    the same tuples: zero-fill and mean-fill (the first checkpoint's fusion
    network, no recovery, same two stages and protocol) and unimodal
    classifiers combined by late fusion;
-4. measures the CPU latency of one 2 s window (batch 1) per condition;
-5. writes ``results.md``, ``results.csv`` and ``results.json``; with
+4. evaluates every model and baseline on the test speakers' real audio clips
+   with the embedding of their own ASR transcript (the one genuinely paired
+   combination in the corpora): audio only, transcript only, both;
+5. measures the CPU latency of one 2 s window (batch 1) per condition;
+6. writes ``results.md``, ``results.csv`` and ``results.json``; with
    ``--ship DIR`` each checkpoint is copied to ``DIR/live_<method>.pt`` with
    the results in its metadata.
 """
@@ -44,10 +47,12 @@ from ..protocols import make_protocol
 from ..runs import RunFolder
 from ..trainer import Trainer, seed_everything
 from .baselines import FILL_KINDS, FillFusion, LateFusion, fill_vectors, train_unimodal
-from .dataset import LiveData, LiveDataOptions, build_live_data, checkpoint_metadata
+from .dataset import (LiveData, LiveDataOptions, PairedAudioTextDataset, build_live_data, checkpoint_metadata,
+                      paired_asr_dataset)
 from .labels import LIVE_LABELS
 
 CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)
+PAIRED_CONDITIONS: tuple[str, ...] = ("a", "l", "la")
 METHOD_TITLES = {"imder": "IMDer", "rohydr": "RoHyDR", "cmarr": "CM-ARR"}
 MAX_SHIP_BYTES = 20 * 1024 * 1024
 Predictor = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
@@ -59,18 +64,35 @@ def condition_mask(condition: str, batch: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_conditions(predict: Predictor, dataset: Dataset, batch_size: int = 128,
-                        progress: bool = True, desc: str = "eval") -> dict[str, dict[str, float]]:
-    """Metrics of ``predict(features, mask)`` on ``dataset`` under every condition of :data:`CONDITIONS`."""
-    labels = np.asarray(dataset.labels)
-    results = {}
-    for condition in tqdm(CONDITIONS, desc=desc, leave=False, disable=not progress):
+def predict_conditions(predict: Predictor, dataset: Dataset, conditions: Sequence[str] = CONDITIONS,
+                       batch_size: int = 128, progress: bool = True, desc: str = "eval") -> dict[str, np.ndarray]:
+    """Scores ``(N, K)`` of ``predict(features, mask)`` on ``dataset`` under each condition."""
+    out = {}
+    for condition in tqdm(conditions, desc=desc, leave=False, disable=not progress):
         scores = []
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             features = {m.value: batch[m.value] for m in MODALITIES}
             scores.append(predict(features, condition_mask(condition, len(batch["label"]))).float().numpy())
-        results[condition] = classification_metrics(np.concatenate(scores), labels, LIVE_LABELS)
-    return results
+        out[condition] = np.concatenate(scores)
+    return out
+
+
+def evaluate_conditions(predict: Predictor, dataset: Dataset, conditions: Sequence[str] = CONDITIONS,
+                        batch_size: int = 128, progress: bool = True,
+                        desc: str = "eval") -> dict[str, dict[str, float]]:
+    """Metrics of ``predict(features, mask)`` on ``dataset`` under each condition (default: all seven)."""
+    labels = np.asarray(dataset.labels)
+    scores = predict_conditions(predict, dataset, conditions, batch_size, progress, desc)
+    return {c: classification_metrics(s, labels, LIVE_LABELS) for c, s in scores.items()}
+
+
+def evaluate_paired(predict: Predictor, dataset: PairedAudioTextDataset, progress: bool = True,
+                    desc: str = "paired") -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics on real audio + own-transcript pairs under :data:`PAIRED_CONDITIONS`, overall and per corpus."""
+    scores = predict_conditions(predict, dataset, PAIRED_CONDITIONS, progress=progress, desc=desc)
+    groups = {"all": np.ones(len(dataset), bool), **{c: dataset.corpora == c for c in np.unique(dataset.corpora)}}
+    return {group: {c: classification_metrics(s[keep], dataset.labels[keep], LIVE_LABELS) for c, s in scores.items()}
+            for group, keep in groups.items() if keep.any()}
 
 
 @torch.no_grad()
@@ -123,22 +145,21 @@ def train_fill_baseline(kind: str, config: ModelConfig, data: LiveData, experime
     return model.eval()
 
 
-def _rows_for_baselines(data: LiveData, config: ModelConfig, experiment: Experiment, out: Path, seed: int,
-                        progress: bool) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, Any]]:
-    rows: dict[str, dict[str, dict[str, float]]] = {}
+def _baseline_predictors(data: LiveData, config: ModelConfig, experiment: Experiment, out: Path, seed: int,
+                         progress: bool) -> tuple[dict[str, Predictor], dict[str, Any]]:
+    """Trained baselines as predictors: zero-fill, mean-fill, unimodal late fusion."""
+    predictors: dict[str, Predictor] = {}
     info: dict[str, Any] = {}
-    test = data.datasets["test"]
     for kind in FILL_KINDS:
         model = train_fill_baseline(kind, config, data, experiment, out / f"baseline_{kind}_fill", seed, progress)
-        rows[f"{kind}-fill"] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=f"{kind}-fill")
+        predictors[f"{kind}-fill"] = _model_predictor(model)
     classifiers = {}
     for spec in config.specs:
         name = spec.modality.value
         classifiers[name], info[f"unimodal_{name}"] = train_unimodal(data.datasets, name, spec.dim, LIVE_LABELS,
                                                                     seed=seed, progress=progress)
-    late = LateFusion(classifiers)
-    rows["unimodal (late fusion)"] = evaluate_conditions(late.predict, test, progress=progress, desc="unimodal")
-    return rows, info
+    predictors["unimodal (late fusion)"] = LateFusion(classifiers).predict
+    return predictors, info
 
 
 def _check_contract(model: Any) -> None:
@@ -159,7 +180,9 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     paths = [Path(p) for p in checkpoints]
     data = build_live_data(cache, data_options_of(paths))
     test = data.datasets["test"]
+    paired = paired_asr_dataset(cache, data.normalization, data_options_of(paths))
     rows: dict[str, dict[str, dict[str, float]]] = {}
+    paired_rows: dict[str, Any] = {}
     latency: dict[str, dict[str, float]] = {}
     models = []
     for path in paths:
@@ -168,13 +191,17 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
         title = METHOD_TITLES.get(model.name, model.name)
         log(f"evaluating {title} ({path})")
         rows[title] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=title)
+        paired_rows[title] = evaluate_paired(_model_predictor(model), paired, progress, title)
         latency[title] = window_latency_ms(model, latency_runs)
         models.append((title, path, model))
     experiment = load_experiment(baseline_config, list(overrides))
     config = replace(models[0][2].config, method="fill", method_options={})
-    baseline_rows, baseline_info = _rows_for_baselines(data, config, experiment, out, seed, progress)
-    rows.update(baseline_rows)
+    predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress)
+    for title, predict in predictors.items():
+        rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
+        paired_rows[title] = evaluate_paired(predict, paired, progress, title)
     report = {"conditions": list(CONDITIONS), "labels": list(LIVE_LABELS), "test": rows, "latency_ms": latency,
+              "paired_asr": paired_rows, "paired_clips": _label_counts(paired.labels),
               "test_tuples": int(len(test)), "test_tuple_counts": _label_counts(test.labels),
               "baselines": baseline_info, "torch_threads": torch.get_num_threads(),
               "checkpoints": {t: str(p) for t, p, _ in models}, "data": data.summary}
@@ -194,7 +221,9 @@ def results_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("accuracy", "macro_f1", "uar") + tuple(f"recall_{n}" for n in LIVE_LABELS)
     table = {row: {c: {k: float(m[k]) for k in keep if k in m} for c, m in conds.items()}
              for row, conds in report["test"].items()}
-    return {"split": "test", "conditions": report["conditions"], "table": table,
+    paired = {row: {g: {c: {k: float(m[k]) for k in ("accuracy", "macro_f1")} for c, m in conds.items()}
+                    for g, conds in groups.items()} for row, groups in report.get("paired_asr", {}).items()}
+    return {"split": "test", "conditions": report["conditions"], "table": table, "paired_asr": paired,
             "latency_ms_batch1": report["latency_ms"], "test_tuples": report["test_tuples"],
             "note": "class-matched pseudo-pairs of unimodal corpora; see assets/MODEL_CARD.md"}
 
@@ -238,11 +267,28 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
         lines += [f"| {c} | " + " | ".join(_fmt(results[c][f'recall_{n}']) for n in report["labels"]) + " |"
                   for c in conds]
         lines.append("")
+    lines += _paired_table(report)
     lines += [f"### CPU latency of one window (batch 1, median ms, {report['torch_threads']} torch threads)", "",
               "| model | " + " | ".join(conds) + " |", "|---" * (len(conds) + 1) + "|"]
     lines += [f"| {row} | " + " | ".join(f"{lat[c]:.1f}" for c in conds) + " |"
               for row, lat in report["latency_ms"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _paired_table(report: Mapping[str, Any]) -> list[str]:
+    """Macro-F1 on test-speaker clips with their own ASR transcript (real pairs), overall and per corpus."""
+    paired = report.get("paired_asr") or {}
+    if not paired:
+        return []
+    groups = list(next(iter(paired.values())))
+    columns = [(g, c) for g in groups for c in PAIRED_CONDITIONS]
+    lines = ["### Real audio + its own ASR transcript (test speakers; macro-F1 / accuracy)", "",
+             f"Clips: {sum(report['paired_clips'].values())}. Vision is missing in all three conditions.", "",
+             "| model | " + " | ".join(f"{c} ({g})" for g, c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for row, results in paired.items():
+        cells = [f"{_fmt(results[g][c]['macro_f1'])} / {_fmt(results[g][c]['accuracy'])}" for g, c in columns]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def write_tables(report: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
@@ -260,4 +306,9 @@ def write_tables(report: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
         for row, lat in report["latency_ms"].items():
             for condition, value in lat.items():
                 writer.writerow([row, condition, "latency_ms", f"{value:.3f}"])
+        for row, groups in report.get("paired_asr", {}).items():
+            for group, results in groups.items():
+                for condition, metrics in results.items():
+                    for metric, value in metrics.items():
+                        writer.writerow([f"{row} [asr-paired {group}]", condition, metric, f"{value:.6f}"])
     return md, path
