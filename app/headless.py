@@ -50,6 +50,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-silence", type=float, default=15.0,
                         help="seconds without transcribed speech after which text counts as failing")
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="guided calibration: act each emotion while reading its sentence; writes "
+                             "calibration.npz into the session folder (for imer-train finetune)")
+    parser.add_argument("--calibration-seconds", type=float, default=10.0, help="seconds per emotion")
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
@@ -105,7 +109,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         recording.start()
         pipeline.start()
-        _loop(pipeline, args, stop, started, out)
+        if args.calibrate:
+            _calibrate(pipeline, folder, args, stop, out)
+        else:
+            _loop(pipeline, args, stop, started, out)
     finally:
         pipeline.stop()
         recording.stop()
@@ -131,6 +138,31 @@ def _loop(pipeline: LivePipeline, args: argparse.Namespace, stop: threading.Even
         line = status_line(pipeline.latest_result, pipeline.stats(), elapsed)
         print(("\r" + line[:150].ljust(150)) if tty else line, end="" if tty else "\n", file=out, flush=True)
         last_print = elapsed
+
+
+def _calibrate(pipeline: LivePipeline, folder: Path, args: argparse.Namespace, stop: threading.Event,
+               out: TextIO) -> None:
+    """Walk the user through the calibration script with prompts in the terminal."""
+    from dataclasses import replace as replace_step
+
+    from imer_core.live.calibration import DEFAULT_SCRIPT, CalibrationRun
+    print("calibration: loading models...", file=out, flush=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not stop.is_set() and any(
+            s.reason == "loading models" or s.reason == "waiting for data" for s in pipeline.statuses().values()):
+        time.sleep(0.2)
+    script = [replace_step(step, seconds=args.calibration_seconds) for step in DEFAULT_SCRIPT]
+    shown = [-1]
+
+    def prompt(progress) -> None:
+        if progress.index != shown[0]:
+            shown[0] = progress.index
+            step = progress.step
+            print(f"\n[{progress.index + 1}/{len(script)}] {step.emotion.upper()}: {step.instruction}\n"
+                  f"    \"{step.sentence}\"", file=out, flush=True)
+
+    path = CalibrationRun(pipeline, folder, script).run(prompt, stop.is_set)
+    print(f"\ncalibration windows written to {path}", file=out)
 
 
 def _main_thread() -> bool:

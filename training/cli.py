@@ -30,6 +30,7 @@ from imer_core.registry import get_method_class
 
 from .distributed import setup, teardown
 from .experiment import Experiment, available_experiments, load_experiment
+from .finetune import add_parser as add_finetune_parser, cmd_finetune
 from .live.cli import HANDLERS as LIVE_HANDLERS, add_parsers as add_live_parsers
 
 
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("configs", help="list the shipped experiment configs")
     add_live_parsers(sub)
+    add_finetune_parser(sub)
     return parser
 
 
@@ -263,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_experiments()))
         return 0
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth,
-                "cv": cmd_cv, "compare": cmd_compare, **LIVE_HANDLERS}
+                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, **LIVE_HANDLERS}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:

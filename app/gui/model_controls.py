@@ -79,6 +79,7 @@ class ModelControls(QObject):
             self.method_box.addItem(method_name(method), method)
         self.method_box.activated.connect(lambda i: self.set_method(self.method_box.itemData(i)))
         self.method_box.setToolTip("Recovery method that generates the missing modalities")
+        self.method_box.setPlaceholderText("no model")
         self.steps_box.setRange(0, 200)
         self.steps_box.setSpecialValueText("default")
         self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's)")
@@ -109,8 +110,8 @@ class ModelControls(QObject):
         """Check ``method`` in the menu and the toolbar and name it in the status bar."""
         for name, action in self._method_actions.items():
             action.setChecked(name == method)
-        if method in METHODS:
-            self.method_box.setCurrentIndex(METHODS.index(method))
+        self.method_box.setCurrentIndex(METHODS.index(method) if method in METHODS else -1)
+        self.method_box.setEnabled(bool(self.pipeline.bank.methods))
         pipeline = self.pipeline
         self.label.setText(f"Model: {method_name(method)} on {pipeline.device.upper()}" if pipeline.bank.methods
                            else "No trained model loaded")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from .style import method_name
 
 #: Rows of the panel: key → title.
 ROWS = {
     "device": "Device", "method": "Method", "face_fps": "Face analysis", "predictions_per_s": "Predictions",
-    "asr_rtf": "Speech recognition", "capture_to_features_ms": "Capture → features", "window_ms": "Window",
-    "recovery_ms": "Recovery", "prediction_ms": "Prediction", "end_to_end_ms": "End to end",
-    "skipped_ticks": "Skipped ticks",
+    "asr_rtf": "Speech recognition", "skipped_ticks": "Skipped ticks",
+    "capture_to_features_ms": "Capture → features", "window_ms": "Window", "recovery_ms": "Recovery",
+    "prediction_ms": "Prediction", "end_to_end_ms": "End to end",
 }
 
 
@@ -38,15 +38,22 @@ def format_stat(key: str, value: Any) -> str:
 
 
 class PerformancePanel(QWidget):
-    """A form of :meth:`LivePipeline.stats` values."""
+    """:meth:`LivePipeline.stats` values in two columns of title/value pairs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QFormLayout(self)
+        layout = QGridLayout(self)
+        layout.setVerticalSpacing(2)
         self.values: dict[str, QLabel] = {}
-        for key, title in ROWS.items():
+        half = (len(ROWS) + 1) // 2
+        for k, (key, title) in enumerate(ROWS.items()):
+            row, column = k % half, 2 * (k // half)
             self.values[key] = QLabel("—")
-            layout.addRow(f"{title}:", self.values[key])
+            layout.addWidget(QLabel(f"{title}:"), row, column)
+            layout.addWidget(self.values[key], row, column + 1)
+        layout.setColumnStretch(1, 1)
+        layout.setColumnStretch(3, 1)
+        layout.setRowStretch(half, 1)
 
     def show_stats(self, stats: Mapping[str, Any], method: str | None, steps: int | None) -> None:
         """Show ``pipeline.stats()`` and the method in use."""

@@ -32,8 +32,8 @@ class VideoView(QWidget):
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._image: QImage | None = None
-        self._landmarks: np.ndarray | None = None
-        self._bbox: tuple[float, float, float, float] | None = None
+        self.landmarks: np.ndarray | None = None
+        self.bbox: tuple[float, float, float, float] | None = None
         self._frame_key: object = None
         self.caption = ""
         self.placeholder = "Starting..."
@@ -75,9 +75,9 @@ class VideoView(QWidget):
             return
         self._frame_key, self.caption, self.placeholder = key, caption, ""
         self._image = to_qimage(frame.image)
-        self._landmarks, self._bbox = _overlay(face)
+        self.landmarks, self.bbox = _overlay(face)
         self.frames_shown += 1
-        self.faces_drawn += self._landmarks is not None or self._bbox is not None
+        self.faces_drawn += self.landmarks is not None or self.bbox is not None
         self.update()
 
     @property
@@ -108,13 +108,13 @@ class VideoView(QWidget):
 
     def _paint_overlay(self, painter: QPainter, target: QRectF) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if self._landmarks is not None:
+        if self.landmarks is not None:
             painter.setPen(QPen(QColor(80, 255, 120, 200), 2.0))
-            xs = target.left() + self._landmarks[:, 0] * target.width()
-            ys = target.top() + self._landmarks[:, 1] * target.height()
+            xs = target.left() + self.landmarks[:, 0] * target.width()
+            ys = target.top() + self.landmarks[:, 1] * target.height()
             painter.drawPoints(QPolygonF([QPointF(float(x), float(y)) for x, y in zip(xs, ys)]))
-        if self._bbox is not None:
-            x0, y0, x1, y1 = self._bbox
+        if self.bbox is not None:
+            x0, y0, x1, y1 = self.bbox
             painter.setPen(QPen(QColor(255, 200, 0), 2.0))
             painter.drawRect(QRectF(target.left() + x0 * target.width(), target.top() + y0 * target.height(),
                                     (x1 - x0) * target.width(), (y1 - y0) * target.height()))

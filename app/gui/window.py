@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self._ended = False
         self._last_slow = 0.0
         self._render_error = ""
+        self.running = False
         self.closed = False
         self.timer = QTimer(self)
         self.timer.setInterval(refresh_ms)
@@ -107,11 +108,12 @@ class MainWindow(QMainWindow):
         right, bottom = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
         self.docks = {name: self._dock(title, widget, area) for name, title, widget, area in (
             ("modalities", "Modalities", self.modalities, right), ("emotion", "Emotion", self.emotions, right),
-            ("performance", "Performance", self.performance, right),
-            ("timeline", "Timeline", self.timeline, bottom), ("transcript", "Transcript", self.transcript, bottom))}
+            ("timeline", "Timeline", self.timeline, bottom), ("transcript", "Transcript", self.transcript, bottom),
+            ("performance", "Performance", self.performance, bottom))}
         self.splitDockWidget(self.docks["timeline"], self.docks["transcript"], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["timeline"], self.docks["transcript"]], [800, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["timeline"]], [240], Qt.Orientation.Vertical)
+        self.splitDockWidget(self.docks["transcript"], self.docks["performance"], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks[n] for n in ("timeline", "transcript", "performance")], [640, 320, 320],
+                         Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -172,6 +174,8 @@ class MainWindow(QMainWindow):
     def _started(self, _: object, error: str) -> None:
         if error:
             self.notifier.error(f"could not start the pipeline: {error}", dialog=True)
+            self.video.show_placeholder(f"Could not start\n{error}")
+        self.running = not error
 
     def set_modality(self, name: str, on: bool) -> None:
         """Switch a modality on or off (the badge follows within a few hundred ms)."""
@@ -200,6 +204,8 @@ class MainWindow(QMainWindow):
 
     # -- rendering ---------------------------------------------------------------------------
     def _tick(self) -> None:
+        if not self.running:  # the pipeline is read only once it has started
+            return
         try:
             self._render()
         except Exception as exc:  # a display problem must never take the window down

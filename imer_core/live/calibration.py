@@ -1,0 +1,190 @@
+"""Guided calibration: the user acts each emotion while every modality is recorded.
+
+This is the only genuinely *paired* face + voice + text data the project can
+get (no public corpus here has all three), so a short calibration session
+lets ``imer-train finetune`` adapt the shipped model to one person.
+
+A :class:`CalibrationRun` walks through :data:`DEFAULT_SCRIPT`: for each
+emotion it shows an instruction and a sentence to read aloud, waits
+``settle_s`` and then samples a model window of every modality each
+``sample_every_s`` until the step ends.  The text features of a step only
+come from what was said during that step (the transcript is cleared when a
+step begins).  ``calibration.npz`` in the session folder holds the windows
+(raw, un-normalised features as the live extractors produce them) with their
+labels; :func:`load_calibration` reads one or more session folders back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..config import LIVE_EMOTIONS
+from ..modalities import MODALITIES, Modality
+from .engine import DEFAULT_HOLD_S
+
+CALIBRATION_FILE = "calibration.npz"
+#: Live window: 20 steps at 10 Hz (2 s), the spec of the shipped live models.
+WINDOW_STEPS, WINDOW_RATE_HZ = 20, 10.0
+
+
+@dataclass(frozen=True)
+class CalibrationStep:
+    """One emotion to act: an instruction, a sentence to read aloud, and its duration."""
+
+    emotion: str
+    instruction: str
+    sentence: str
+    seconds: float = 10.0
+
+
+DEFAULT_SCRIPT: tuple[CalibrationStep, ...] = (
+    CalibrationStep("neutral", "Relax, look at the camera and read calmly:",
+                    "The meeting starts at ten and ends at eleven."),
+    CalibrationStep("happy", "Smile and read as if you just heard great news:",
+                    "That is wonderful, I am so happy for you!"),
+    CalibrationStep("sad", "Think of something sad and read slowly:", "I really miss the way things used to be."),
+    CalibrationStep("angry", "Frown and read firmly, as if annoyed:", "Stop it, this is completely unacceptable!"),
+    CalibrationStep("fearful", "Widen your eyes and read as if frightened:", "Did you hear that? Someone is outside."),
+    CalibrationStep("disgusted", "Wrinkle your nose and read with disgust:", "Ugh, that smells absolutely horrible."),
+    CalibrationStep("surprised", "Raise your eyebrows and read astonished:", "Wow, I did not expect that at all!"),
+)
+
+
+@dataclass(frozen=True)
+class CalibrationProgress:
+    """Where a calibration run is (for a prompt line or a dialog)."""
+
+    index: int
+    step: CalibrationStep
+    remaining_s: float
+    samples: int
+
+
+class CalibrationRun:
+    """Collects labelled windows from a running pipeline, one script step after another.
+
+    Args:
+        pipeline: a started :class:`~imer_core.live.pipeline.LivePipeline`.
+        folder: where ``calibration.npz`` / ``calibration.json`` are written.
+        script: the steps (labels must be in ``labels``).
+        settle_s: time after a step starts before windows are taken.
+        sample_every_s: time between windows.
+    """
+
+    def __init__(self, pipeline, folder: "str | Path", script: Sequence[CalibrationStep] = DEFAULT_SCRIPT,
+                 settle_s: float = 1.5, sample_every_s: float = 0.5, labels: Sequence[str] = LIVE_EMOTIONS) -> None:
+        unknown = [s.emotion for s in script if s.emotion not in labels]
+        if unknown:
+            raise ValueError(f"calibration steps with unknown emotions: {unknown}")
+        self.pipeline, self.folder = pipeline, Path(folder)
+        self.script, self.labels = tuple(script), tuple(labels)
+        self.settle_s, self.sample_every_s = settle_s, sample_every_s
+        self._windows: dict[Modality, list[np.ndarray]] = {m: [] for m in MODALITIES}
+        self._available: list[list[bool]] = []
+        self._label: list[int] = []
+        self._step: list[int] = []
+
+    @property
+    def samples(self) -> int:
+        return len(self._label)
+
+    def run(self, on_progress: Callable[[CalibrationProgress], None] | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> Path:
+        """Go through every step (blocking) and save; returns the ``calibration.npz`` path."""
+        for index, step in enumerate(self.script):
+            self.begin_step()
+            started = time.monotonic()
+            next_sample = started + self.settle_s
+            while (left := step.seconds - (time.monotonic() - started)) > 0 and not should_stop():
+                if on_progress is not None:
+                    on_progress(CalibrationProgress(index, step, left, self.samples))
+                if time.monotonic() >= next_sample:
+                    self.take_window(index)
+                    next_sample += self.sample_every_s
+                time.sleep(0.05)
+            if should_stop():
+                break
+        return self.save()
+
+    def begin_step(self) -> None:
+        """Forget the transcript so a step's text comes only from what is said in it."""
+        self.pipeline.tracks[Modality.TEXT].clear()
+        if getattr(self.pipeline, "transcript", None) is not None:
+            self.pipeline.transcript.clear()
+
+    def take_window(self, index: int, now: float | None = None) -> bool:
+        """Add the current window of every modality labelled with step ``index``; False if none is available."""
+        now = time.monotonic() if now is None else now
+        dims = {m: self.pipeline.tracks[m].dim for m in MODALITIES}
+        windows = {m: self.pipeline.tracks[m].window(now, WINDOW_STEPS, WINDOW_RATE_HZ, DEFAULT_HOLD_S[m])
+                   for m in MODALITIES}
+        if all(w is None for w in windows.values()):
+            return False
+        for m in MODALITIES:
+            w = windows[m]
+            self._windows[m].append(w.values if w is not None else np.zeros((WINDOW_STEPS, dims[m]), np.float32))
+        self._available.append([windows[m] is not None for m in MODALITIES])
+        self._label.append(self.labels.index(self.script[index].emotion))
+        self._step.append(index)
+        return True
+
+    def save(self) -> Path:
+        """Write ``calibration.npz`` and ``calibration.json``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays = {m.value: np.asarray(self._windows[m], np.float32).reshape(self.samples, WINDOW_STEPS, -1)
+                  for m in MODALITIES}
+        path = self.folder / CALIBRATION_FILE
+        np.savez_compressed(path, **arrays, label=np.asarray(self._label, np.int64),
+                            step=np.asarray(self._step, np.int64),
+                            available=np.asarray(self._available, bool).reshape(self.samples, 3),
+                            labels=np.asarray(self.labels))
+        counts = {e: int(np.sum(np.asarray(self._label) == i)) for i, e in enumerate(self.labels)}
+        info = {"samples": self.samples, "per_emotion": counts, "window_steps": WINDOW_STEPS,
+                "rate_hz": WINDOW_RATE_HZ, "script": [asdict(s) for s in self.script],
+                "available_share": {m.value: float(np.mean([a[i] for a in self._available])) if self._available
+                                    else 0.0 for i, m in enumerate(MODALITIES)}}
+        (self.folder / "calibration.json").write_text(json.dumps(info, indent=2))
+        return path
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationData:
+    """Windows of one or more calibration sessions."""
+
+    features: dict[str, np.ndarray]
+    available: np.ndarray
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+    sources: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def load_calibration(folders: Sequence["str | Path"]) -> CalibrationData:
+    """Read ``calibration.npz`` from each folder (or any folder below it).
+
+    Raises:
+        FileNotFoundError: no calibration data under the folders.
+        ValueError: sessions with different label spaces or window shapes.
+    """
+    files = sorted({p for f in folders for p in ([Path(f)] if Path(f).is_file() else Path(f).rglob(CALIBRATION_FILE))})
+    if not files:
+        raise FileNotFoundError(f"no {CALIBRATION_FILE} under {', '.join(map(str, folders))}: record a calibration "
+                                "first (imer run --calibrate, or Calibrate in the app)")
+    parts = [np.load(p, allow_pickle=False) for p in files]
+    names = {tuple(str(x) for x in part["labels"]) for part in parts}
+    if len(names) != 1:
+        raise ValueError(f"calibration sessions use different label spaces: {sorted(names)}")
+    try:
+        features = {m.value: np.concatenate([part[m.value] for part in parts]) for m in MODALITIES}
+    except ValueError as exc:
+        raise ValueError(f"calibration sessions have different window shapes: {exc}") from exc
+    return CalibrationData(features, np.concatenate([p["available"] for p in parts]),
+                           np.concatenate([p["label"] for p in parts]), names.pop(), tuple(files))

@@ -1,0 +1,73 @@
+"""Guided calibration on a test clip (``imer run --calibrate``) and ``imer-train finetune`` on its session."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from app.cli import main as imer_main
+from imer_core.config import LIVE_EMOTIONS
+from imer_core.live.calibration import CalibrationRun, CalibrationStep, load_calibration
+from imer_core.live.models import load_live_model
+from training.cli import main as train_main
+
+pytestmark = pytest.mark.slow
+
+
+def test_calibrate_on_a_clip_then_finetune(demo_test_clip, live_checkpoints, tmp_path, capsys):
+    code = imer_main(["run", "--source", str(demo_test_clip.path), "--loop", "--calibrate",
+                      "--calibration-seconds", "2.5", "--checkpoint", str(live_checkpoints["cmarr"]),
+                      "--out", str(tmp_path / "sessions")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "[1/7] NEUTRAL" in err and "[7/7] SURPRISED" in err and "calibration windows written" in err
+    data = load_calibration([tmp_path / "sessions"])
+    assert len(data) >= 7 * 2
+    assert set(data.labels.tolist()) == set(range(7))
+    assert data.features["vision"].shape[1:] == (20, 55) and data.features["audio"].shape[1:] == (20, 44)
+    assert data.available[:, 2].mean() > 0.8  # the face is visible throughout
+    info = json.loads(next((tmp_path / "sessions").glob("session-*/calibration.json")).read_text())
+    assert info["samples"] == len(data)
+
+    out = tmp_path / "personal.pt"
+    assert train_main(["finetune", "--sessions", str(tmp_path / "sessions"), "--checkpoint",
+                       str(live_checkpoints["cmarr"]), "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    personal = load_live_model(out)
+    assert personal.metadata["personalized"]["samples"] == len(data)
+    base = load_live_model(live_checkpoints["cmarr"])
+    changed = [k for k, v in personal.model.state_dict().items()
+               if not torch.equal(v, base.model.state_dict()[k])]
+    assert changed, "fine-tuning changed no weight"
+    assert "fine-tuned on" in capsys.readouterr().out
+
+
+def test_finetune_without_calibration_data_says_what_to_do(tmp_path, live_checkpoints, capsys):
+    assert train_main(["finetune", "--sessions", str(tmp_path), "--checkpoint", str(live_checkpoints["cmarr"]),
+                       "--out", str(tmp_path / "p.pt")]) == 2
+    assert "record a calibration first" in capsys.readouterr().err
+
+
+def test_calibration_text_comes_only_from_its_own_step(tmp_path):
+    from imer_core.live.tracks import FeatureTrack
+    from imer_core.modalities import Modality
+
+    class Pipe:
+        tracks = {Modality.TEXT: FeatureTrack(3), Modality.AUDIO: FeatureTrack(2), Modality.VISION: FeatureTrack(2)}
+        transcript = None
+
+    pipe = Pipe()
+    run = CalibrationRun(pipe, tmp_path, [CalibrationStep("happy", "smile", "yay", 1.0),
+                                          CalibrationStep("sad", "frown", "oh", 1.0)])
+    pipe.tracks[Modality.TEXT].append(9.0, np.ones(3))
+    pipe.tracks[Modality.VISION].append(9.9, np.ones(2))
+    assert run.take_window(0, now=10.0)
+    run.begin_step()  # step 2: the sentence of step 1 must not be reused
+    pipe.tracks[Modality.VISION].append(10.4, np.ones(2))
+    assert run.take_window(1, now=10.5)
+    run.save()
+    data = load_calibration([tmp_path])
+    assert data.available.tolist() == [[True, False, True], [False, False, True]]
+    assert [LIVE_EMOTIONS[k] for k in data.labels] == ["happy", "sad"]
+    with pytest.raises(ValueError, match="unknown emotions"):
+        CalibrationRun(pipe, tmp_path, [CalibrationStep("bored", "", "", 1.0)])
