@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-SIZE = (1280, 820)
+SIZE = (1280, 860)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -73,6 +73,11 @@ def test_with_a_camera_the_webcam_is_used_and_saved_choices_apply(settings):
     assert startup_args(parse(), settings, list_cameras=lambda: cameras)[0].camera == 2
 
 
+def test_an_explicit_webcam_source_gets_no_demo_fallback(settings):
+    args, notes = startup_args(parse("--source", "webcam"), settings, list_cameras=lambda: [])
+    assert args.source == "webcam" and notes == []
+
+
 def test_a_source_file_skips_the_camera_probe(settings, tmp_path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"")

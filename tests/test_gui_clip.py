@@ -53,6 +53,8 @@ def test_window_on_the_demo_clip_shows_frames_with_the_face_mesh(qtbot, tmp_path
         qtbot.waitUntil(lambda: window.modalities.badge_text("vision") == "observed", timeout=WAIT_MS)
         qtbot.waitUntil(lambda: window.modalities.badge_text("audio") == "observed", timeout=WAIT_MS)
         assert "demo_clip.mp4" in window.sources.label.text()
+        qtbot.waitUntil(lambda: window.transcript.lines >= 1, timeout=WAIT_MS)  # the first sentence, heard
+        assert "i am very happy today" in window.transcript.toPlainText()
         image = window.grab().toImage()
         assert image.width() > 0 and not image.isNull()
     finally:

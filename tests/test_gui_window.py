@@ -60,10 +60,10 @@ def make_window(qtbot, rig, settings):
     """``make(parts=None, **PipelineConfig fields)`` → a started window (closed after the test)."""
     windows: list[MainWindow] = []
 
-    def make(parts=None, **config) -> MainWindow:
+    def make(parts=None, notes=(), **config) -> MainWindow:
         parts = parts or rig.parts()
         window = MainWindow(PipelineConfig(**config), pipeline_factory=lambda c: LivePipeline(c, parts),
-                            settings=settings, list_devices=False)
+                            settings=settings, notes=notes, list_devices=False)
         qtbot.addWidget(window)
         window.show()
         window.start()
@@ -205,12 +205,27 @@ def test_a_failed_source_switch_rolls_back_and_says_so(qtbot, make_window, check
 
 
 def test_without_a_trained_model_the_window_says_so(qtbot, make_window):
-    window = make_window(use_shipped=False)
+    window = make_window(use_shipped=False, notes=["No camera found: playing the demo clip"])
+    assert window.statusBar().currentMessage() == "No camera found: playing the demo clip"
     qtbot.waitUntil(lambda: "no trained model" in window.emotions.detail.text(), timeout=WAIT_MS)
     assert window.emotions.top_label.text() == "no prediction" and not window.emotions.has_prediction
-    assert window.model.label.text() == "No trained model loaded"
+    assert window.model.label.text() == "No trained model loaded" and not window.model.method_box.isEnabled()
     qtbot.waitUntil(lambda: window.video.frames_shown > 0, timeout=WAIT_MS)  # the rest still runs
     assert window.timeline.point_count() == 0
+
+
+def test_device_menus_list_cameras_and_say_why_microphones_are_missing(qtbot, make_window):
+    from imer_core.live.sources.camera import CameraInfo
+
+    window = make_window(use_shipped=False)
+    window.sources._devices_listed(([CameraInfo(0, "Integrated", 640, 480), CameraInfo(2, "USB", 1280, 720)],
+                                    [], "PortAudio library not found (install libportaudio2)"), "")
+    cameras = [a.text() for a in window.sources.camera_menu.actions()]
+    assert cameras == ["0: Integrated (640x480)", "2: USB (1280x720)"]
+    assert window.sources.camera_menu.actions()[0].isChecked()
+    mics = window.sources.mic_menu.actions()
+    assert mics[0].text() == "Default microphone" and mics[0].isChecked()
+    assert "PortAudio library not found" in mics[-1].text() and not mics[-1].isEnabled()
 
 
 def test_about_box_shows_model_card_and_licences(qtbot, make_window):

@@ -2,7 +2,7 @@
 
 Opens the window on the default camera and microphone; on a machine without
 a camera it plays the demo clip shipped in ``assets/demo`` (looping) and
-says so.  ``imer --source FILE`` opens a file.  Saved settings (camera,
+says so (``--source webcam`` insists on the camera).  ``imer --source FILE`` opens a file.  Saved settings (camera,
 microphone, method, sampler steps, device) apply where the command line
 leaves the default.
 """
@@ -17,8 +17,6 @@ from typing import Callable, Sequence
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
-
-from imer_core.live.parts import WEBCAM
 
 from . import settings as keys
 from .source_controls import demo_clip_path
@@ -46,7 +44,7 @@ def startup_args(args: argparse.Namespace, settings: QSettings,
                  list_cameras: Callable[[], Sequence] | None = None) -> tuple[argparse.Namespace, list[str]]:
     """The arguments to start with and notes for the status bar (the demo-clip fallback)."""
     merged = apply_saved(args, settings)
-    if (merged.source or WEBCAM) != WEBCAM:
+    if merged.source is not None:  # a file, or the webcam asked for explicitly: no fallback
         return merged, []
     if list_cameras is None:
         from imer_core.live.sources.camera import list_cameras

@@ -66,6 +66,7 @@ class ModalityPanel(QWidget):
             self.switches[name], self.badges[name], self.captions[name] = switch, badge, caption
             self._show(name, badge_view(None, (), None))
         layout.setColumnStretch(1, 1)
+        self.setMinimumHeight(180)  # room for a two-line reason under every badge
         layout.setRowStretch(2 * len(PANEL_ORDER), 1)
 
     def set_switch(self, name: str, on: bool) -> None:

@@ -23,10 +23,11 @@ class TranscriptView(QPlainTextEdit):
 
     def append_events(self, events: Iterable[TranscriptEvent]) -> None:
         """Add utterances at the end and scroll to them."""
+        before = self.lines
         for event in events:
             text = event.text.strip()
-            if not text:
-                continue
-            self.appendPlainText(f"[{max(0.0, event.start - self.t0):7.1f} s]  {text}")
-            self.lines += 1
-        self.moveCursor(QTextCursor.MoveOperation.End)
+            if text:
+                self.appendPlainText(f"[{max(0.0, event.start - self.t0):7.1f} s]  {text}")
+                self.lines += 1
+        if self.lines > before:
+            self.moveCursor(QTextCursor.MoveOperation.End)

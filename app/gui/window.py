@@ -73,8 +73,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._default_layout = self.saveState(LAYOUT_VERSION)
-        self._restore_layout()
-        self._notes = [n for n in (problem, *notes) if n]
+        self._layout_restored = self._restore_layout()
+        self._notes = [n for n in notes if n]
         self._problem = problem
         self._list_devices = list_devices
         self._transcripts = 0
@@ -112,8 +112,6 @@ class MainWindow(QMainWindow):
             ("performance", "Performance", self.performance, bottom))}
         self.splitDockWidget(self.docks["timeline"], self.docks["transcript"], Qt.Orientation.Horizontal)
         self.splitDockWidget(self.docks["transcript"], self.docks["performance"], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks[n] for n in ("timeline", "transcript", "performance")], [640, 320, 320],
-                         Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -143,7 +141,7 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addAction(toolbar.toggleViewAction())
         view.addAction(self.model.toolbar.toggleViewAction())
-        view.addAction("&Reset layout", lambda: self.restoreState(self._default_layout, LAYOUT_VERSION))
+        view.addAction("&Reset layout", self.reset_layout)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("&About IMER, model card and licences...", self.show_about)
 
@@ -152,23 +150,31 @@ class MainWindow(QMainWindow):
         for label in (self.session.label, self.sources.label, self.model.label):
             bar.addPermanentWidget(label)
 
-    def _restore_layout(self) -> None:
+    def _restore_layout(self) -> bool:
+        """Restore the saved geometry and dock layout; False when there is none."""
         geometry, state = self.settings.value(keys.GEOMETRY), self.settings.value(keys.STATE)
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, LAYOUT_VERSION)
+        return isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION)
+
+    def _default_sizes(self) -> None:
+        """Give the timeline room (docks can only be sized once the window is shown)."""
+        bottom = [self.docks[name] for name in ("timeline", "transcript", "performance")]
+        self.resizeDocks(bottom, [600, 320, 360], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["timeline"]], [290], Qt.Orientation.Vertical)
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the pipeline (in the background) and the render timer."""
         self.controller.start(self._started)
         self.timer.start()
+        if not self._layout_restored:
+            self._default_sizes()
         if self._list_devices:
             self.sources.refresh_devices()
         if self._problem:
             self.notifier.error(self._problem, dialog=True)
-        for note in self._notes[1 if self._problem else 0:]:
+        for note in self._notes:
             self.notifier.message(note, 60_000)
 
     def _started(self, _: object, error: str) -> None:
@@ -196,6 +202,10 @@ class MainWindow(QMainWindow):
         for modality, on in pipeline.enabled.items():
             self.modalities.set_switch(modality.value, on)
         self.sources.sync()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_layout, LAYOUT_VERSION)
+        self._default_sizes()
 
     def show_about(self) -> AboutDialog:
         dialog = AboutDialog(self.pipeline.bank.checkpoints, self.pipeline.device, self)

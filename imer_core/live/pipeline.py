@@ -100,13 +100,14 @@ class LivePipeline:
     def start(self) -> None:
         """Open the sources and start every thread; returns at once."""
         from ..text_features import TranscriptWindow
-        self.video, self.audio = self.parts.sources(self.config.sources)
-        self.face_worker = FaceWorker(self.video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
-        self.voice_worker = VoiceWorker(self.audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
+        video, audio = self.parts.sources(self.config.sources)
+        self.face_worker = FaceWorker(video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
+        self.voice_worker = VoiceWorker(audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
                                         self.parts.voice_extractor())
         self.transcript = TranscriptWindow()
-        self.speech_worker = SpeechWorker(self.audio.ring, self.speech_track, self.tracks[Modality.TEXT],
+        self.speech_worker = SpeechWorker(audio.ring, self.speech_track, self.tracks[Modality.TEXT],
                                           self.parts.asr, self.parts.embedder, self.transcript, self.config.speech)
+        self.video, self.audio = video, audio  # published last: statuses() may be called from other threads
         self._apply_switches()
         self.engine.start()
         self._stop.clear()

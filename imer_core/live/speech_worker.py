@@ -36,6 +36,8 @@ class SpeechConfig:
         context_s: seconds of transcript embedded as the text features.
         timeout_s: an ASR call taking longer counts as hung (abandoned).
         retry_load_s: wait before retrying a backend that failed to load.
+        stop_grace_s: on stop, how long a recognition in progress may still run (a
+            transcription thread left running when Python exits aborts the process).
     """
 
     end_silence_s: float = 0.6
@@ -44,6 +46,7 @@ class SpeechConfig:
     context_s: float = 12.0
     timeout_s: float = 10.0
     retry_load_s: float = 10.0
+    stop_grace_s: float = 3.0
 
 
 class _Call:
@@ -53,7 +56,8 @@ class _Call:
         self._done = threading.Event()
         self._result: Any = None
         self._error: BaseException | None = None
-        threading.Thread(target=self._run, args=(fn,), name="imer-asr-call", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="imer-asr-call", daemon=True)
+        self._thread.start()
 
     def _run(self, fn: Callable[[], Any]) -> None:
         try:
@@ -73,6 +77,10 @@ class _Call:
         if self._error is not None:
             raise self._error
         return self._result
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the call to return."""
+        self._thread.join(timeout)
 
 
 class SpeechWorker(Worker):
@@ -104,6 +112,10 @@ class SpeechWorker(Worker):
         self._asr: Any = None
         self._embedder: Any = None
         self._load_failed_at: float | None = None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop; an in-flight recognition gets up to ``config.stop_grace_s`` to finish first."""
+        super().stop(max(timeout, self.config.stop_grace_s + 0.5))
 
     def _loop(self) -> None:
         cfg = self.config
@@ -167,10 +179,11 @@ class SpeechWorker(Worker):
         if len(audio) < self.ring.sample_rate * 0.2:
             return
         self.busy_since = time.monotonic()
+        call = _Call(lambda: self._asr.transcribe(audio, start_time=start))
         try:
-            transcript = _Call(lambda: self._asr.transcribe(audio, start_time=start)).wait(
-                self.config.timeout_s, self._stop)
+            transcript = call.wait(self.config.timeout_s, self._stop)
         except InterruptedError:
+            call.join(self.config.stop_grace_s)  # a recognition still running at exit aborts the process
             return
         except TimeoutError:
             self.error = f"speech recognition timed out (no answer after {self.config.timeout_s:.0f} s)"

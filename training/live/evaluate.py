@@ -8,9 +8,9 @@
    ``v``, ``la``, ``lv``, ``av``, ``lav``; ``l`` text, ``a`` audio, ``v``
    vision): accuracy, macro-F1, UAR and per-class recall;
 3. trains and evaluates the baselines of :mod:`training.live.baselines` on
-   the same tuples: zero-fill and mean-fill (the first checkpoint's fusion
-   network, no recovery, same two stages and protocol) and unimodal
-   classifiers combined by late fusion;
+   the same tuples: zero-fill and mean-fill (the MulT fusion network and
+   training settings of ``--baseline-config``, no recovery, same two stages
+   and protocol) and unimodal classifiers combined by late fusion;
 4. evaluates every model and baseline on the test speakers' real audio clips
    with the embedding of their own ASR transcript (the one genuinely paired
    combination in the corpora): audio only, transcript only, both;
@@ -26,7 +26,6 @@ import csv
 import json
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -195,7 +194,8 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
         latency[title] = window_latency_ms(model, latency_runs)
         models.append((title, path, model))
     experiment = load_experiment(baseline_config, list(overrides))
-    config = replace(models[0][2].config, method="fill", method_options={})
+    config = ModelConfig(method="fill", specs=data.specs, task="classification", labels=tuple(LIVE_LABELS),
+                         fusion=experiment.fusion)
     predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress)
     for title, predict in predictors.items():
         rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
