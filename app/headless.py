@@ -145,7 +145,7 @@ def _calibrate(pipeline: LivePipeline, folder: Path, args: argparse.Namespace, s
     """Walk the user through the calibration script with prompts in the terminal."""
     from dataclasses import replace as replace_step
 
-    from imer_core.live.calibration import DEFAULT_SCRIPT, CalibrationRun
+    from imer_core.live.calibration import DEFAULT_SCRIPT, CalibrationError, CalibrationRun
     print("calibration: loading models...", file=out, flush=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not stop.is_set() and any(
@@ -161,7 +161,11 @@ def _calibrate(pipeline: LivePipeline, folder: Path, args: argparse.Namespace, s
             print(f"\n[{progress.index + 1}/{len(script)}] {step.emotion.upper()}: {step.instruction}\n"
                   f"    \"{step.sentence}\"", file=out, flush=True)
 
-    path = CalibrationRun(pipeline, folder, script).run(prompt, stop.is_set)
+    try:
+        path = CalibrationRun(pipeline, folder, script).run(prompt, stop.is_set)
+    except CalibrationError as exc:
+        print(f"\ncalibration: {exc}", file=out)
+        return
     print(f"\ncalibration windows written to {path}", file=out)
 
 

@@ -22,6 +22,7 @@ from imer_core.live.pipeline import LivePipeline, PipelineConfig
 from imer_core.modalities import Modality
 
 from . import settings as keys
+from .calibration_dialog import CalibrationDialog
 from .controller import PipelineController, PipelineFactory
 from .dialogs import AboutDialog
 from .emotion_panel import EmotionPanel
@@ -70,6 +71,7 @@ class MainWindow(QMainWindow):
         self.sources = SourceControls(self.controller, self.notifier, self.settings, self)
         self.model = ModelControls(self.controller, self.notifier, self.settings, self)
         self.session = SessionControls(self.controller, self.notifier, self.settings, self)
+        self.calibration: CalibrationDialog | None = None
         self._build_menus()
         self._build_status_bar()
         self._default_layout = self.saveState(LAYOUT_VERSION)
@@ -127,6 +129,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.session.menu.addSeparator()
+        self.calibrate_action = self.session.menu.addAction("&Calibrate...", self.show_calibration)
+        self.calibrate_action.setToolTip("Act each emotion while every modality is recorded (for a personal model)")
         for menu in (self.sources.menu, self.model.menu, self.session.menu):
             bar.addMenu(menu)
         view = bar.addMenu("&View")
@@ -212,6 +217,15 @@ class MainWindow(QMainWindow):
         dialog.show()
         return dialog
 
+    def show_calibration(self) -> CalibrationDialog:
+        """Open (or raise) the non-modal guided calibration dialog."""
+        if self.calibration is None:
+            self.calibration = CalibrationDialog(self)
+        self.calibration.show()
+        self.calibration.raise_()
+        self.calibration.activateWindow()
+        return self.calibration
+
     # -- rendering ---------------------------------------------------------------------------
     def _tick(self) -> None:
         if not self.running:  # the pipeline is read only once it has started
@@ -274,6 +288,8 @@ class MainWindow(QMainWindow):
             return
         self.closed = True
         self.timer.stop()
+        if self.calibration is not None:
+            self.calibration.shutdown()
         self.session.stop()
         self.sources.shutdown()
         self.controller.shutdown()

@@ -33,6 +33,10 @@ CALIBRATION_FILE = "calibration.npz"
 WINDOW_STEPS, WINDOW_RATE_HZ = 20, 10.0
 
 
+class CalibrationError(RuntimeError):
+    """A calibration run produced nothing usable."""
+
+
 @dataclass(frozen=True)
 class CalibrationStep:
     """One emotion to act: an instruction, a sentence to read aloud, and its duration."""
@@ -135,7 +139,14 @@ class CalibrationRun:
         return True
 
     def save(self) -> Path:
-        """Write ``calibration.npz`` and ``calibration.json``."""
+        """Write ``calibration.npz`` and ``calibration.json``.
+
+        Raises:
+            CalibrationError: no window was collected (nothing is written).
+        """
+        if self.samples == 0:
+            raise CalibrationError("no calibration window was collected: check that the camera and microphone "
+                                   "deliver data (the modality states say why not) and let the steps run")
         self.folder.mkdir(parents=True, exist_ok=True)
         arrays = {m.value: np.asarray(self._windows[m], np.float32).reshape(self.samples, WINDOW_STEPS, -1)
                   for m in MODALITIES}
