@@ -75,29 +75,18 @@ class FakeVideo(VideoSource):
         self.fail = False
         self.starts = 0
         self.description = "fake camera"
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         self.starts += 1
-        self._stop_event.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._launch(self._run, "fake-camera")
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
+        self._join(timeout)
         self._set_status(SourceStatus(False, "stopped"))
 
     def _run(self) -> None:
         index = 0
-        while not self._stop_event.wait(1.0 / self.fps):
+        while not self._stop.wait(1.0 / self.fps):
             if self.fail:
                 self._set_status(SourceStatus(False, "fake camera stopped delivering frames"))
                 continue
@@ -115,29 +104,18 @@ class FakeAudio(AudioSource):
         self.voiced = voiced
         self.fail = False
         self.starts = 0
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         self.starts += 1
-        self._stop_event.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._launch(self._run, "fake-microphone")
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
+        self._join(timeout)
         self._set_status(SourceStatus(False, "stopped"))
 
     def _run(self) -> None:
         n, k = 320, 0
-        while not self._stop_event.wait(0.02):
+        while not self._stop.wait(0.02):
             try:
                 if self.fail:
                     raise OSError("fake stream error: device vanished")

@@ -12,7 +12,9 @@ health monitor polls, and a failing source keeps trying to recover on its own
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from typing import Any, Callable
 
 from ..buffers import STOPPED, AudioRingBuffer, FrameSlot, SourceStatus
 
@@ -27,6 +29,8 @@ class CaptureSource(ABC):
 
     def __init__(self) -> None:
         self._status: SourceStatus = STOPPED
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @property
     def status(self) -> SourceStatus:
@@ -45,9 +49,26 @@ class CaptureSource(ABC):
         """Stop the thread and release the device; idempotent."""
 
     @property
-    @abstractmethod
     def running(self) -> bool:
         """Whether the capture thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _launch(self, target: Callable[..., Any], name: str, *args: Any) -> None:
+        """Clear the stop flag and run ``target(*args)`` in a new daemon thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._thread.start()
+
+    def _join(self, timeout: float) -> bool:
+        """Set the stop flag and wait for the thread; ``True`` when it is gone (and forgotten)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self._thread = None
+            return True
+        return False
 
 
 class VideoSource(CaptureSource):

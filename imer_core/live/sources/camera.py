@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +107,6 @@ class CameraSource(VideoSource):
         self.stall_after_s = float(stall_after_s)
         self.description = f"camera {self.index} ({self.width}x{self.height} @ {self.fps:g} fps)"
         self._factory = capture_factory or _opencv_capture
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._capture: Any = None
         self._last_frame_time: float | None = None
         self._index_counter = 0
@@ -125,30 +122,18 @@ class CameraSource(VideoSource):
             return SourceStatus(False, f"camera {self.index} stopped delivering frames")
         return status
 
-    @property
-    def running(self) -> bool:
-        """Whether the capture thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
         """Start the capture thread (returns at once; opening happens in the thread)."""
         if self.running:
             return
-        self._stop.clear()
         self._last_frame_time = None
         self._set_status(STARTING)
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.index}", daemon=True)
-        self._thread.start()
+        self._launch(self._run, f"camera-{self.index}")
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread, release the device and clear the frame slot (idempotent)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        if thread is None or not thread.is_alive():
+        if self._join(timeout):
             self._release()
-            self._thread = None
         self._last_frame_time = None
         self.frames.clear()
         self._set_status(STOPPED)

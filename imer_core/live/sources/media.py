@@ -162,36 +162,21 @@ class _StreamWorker(CaptureSource):
     def _init_worker(self, owner: MediaFileSource, present: bool) -> None:
         self._owner = owner
         self._present = present
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.description = f"{owner.path.name} ({self.kind})"
         if not present:
             self._set_status(SourceStatus(False, f"file has no {self.kind} track", absent=True))
-
-    @property
-    def running(self) -> bool:
-        """Whether the decoding thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         """Start decoding (a stream the file does not have stays ``absent``)."""
         if not self._present or self.running:
             return
-        self._stop.clear()
         self._set_status(STARTING)
         t0, position = self._owner._clock.join(self._owner.realtime)
-        self._thread = threading.Thread(target=self._guarded, args=(t0, position),
-                                        name=f"media-{self.kind}", daemon=True)
-        self._thread.start()
+        self._launch(self._guarded, f"media-{self.kind}", t0, position)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop decoding (idempotent)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if not thread.is_alive():
-                self._thread = None
+        self._join(timeout)
         if self._present:
             self._set_status(STOPPED)
 

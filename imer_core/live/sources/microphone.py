@@ -234,8 +234,6 @@ class MicrophoneSource(AudioSource):
         self.restart_backoff = (float(restart_backoff[0]), float(restart_backoff[1]))
         self.description = "microphone (default)" if device is None else f"microphone {device!r}"
         self._stream_factory = stream_factory
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         #: the device opened last (``None`` with an injected factory and no PortAudio).
         self.device_info: AudioDeviceInfo | None = None
         #: the rate the device runs at (``None`` until opened).
@@ -243,28 +241,16 @@ class MicrophoneSource(AudioSource):
         self.restart_count = 0
 
     # -- public API ------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        """Whether the supervisor thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
         """Start the supervisor thread, which opens the stream (returns at once)."""
         if self.running:
             return
-        self._stop.clear()
         self._set_status(STARTING)
-        self._thread = threading.Thread(target=self._run, name="microphone", daemon=True)
-        self._thread.start()
+        self._launch(self._run, "microphone")
 
     def stop(self, timeout: float = 2.0) -> None:
         """Close the stream and join the thread (idempotent)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if not thread.is_alive():
-                self._thread = None
+        self._join(timeout)
         self._set_status(STOPPED)
 
     # -- supervisor thread -------------------------------------------------
