@@ -45,4 +45,4 @@ def small_imder():
 from clip_fixtures import demo_test_clip  # noqa: E402, F401
 
 # --- Live pipeline fakes (tests/live_fakes.py): fixture live_checkpoints ---
-from live_fakes import live_checkpoints  # noqa: E402, F401
+from live_fakes import live_checkpoints, sources  # noqa: E402, F401

@@ -193,3 +193,12 @@ def live_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Tiny trained live checkpoints: ``{"cmarr": path, "imder": path}`` (built once per session)."""
     folder = tmp_path_factory.mktemp("live_ckpt")
     return {m: train_small_checkpoint(folder / f"live_{m}.pt", m, steps=1) for m in ("cmarr", "imder")}
+
+
+@pytest.fixture
+def sources() -> list:
+    """Sources a test starts; every one is stopped at teardown."""
+    made: list = []
+    yield made
+    for source in made:
+        source.stop()

@@ -84,14 +84,6 @@ class Factory:
         return capture
 
 
-@pytest.fixture
-def sources():
-    made: list[CameraSource] = []
-    yield made
-    for source in made:
-        source.stop()
-
-
 def make(sources, factory, **kwargs) -> CameraSource:
     kwargs.setdefault("reopen_backoff", (0.05, 0.4))
     source = CameraSource(index=0, width=64, height=48, fps=100, capture_factory=factory, **kwargs)

@@ -139,14 +139,6 @@ def fake_sd(monkeypatch):
     return sd
 
 
-@pytest.fixture
-def sources():
-    made: list[MicrophoneSource] = []
-    yield made
-    for source in made:
-        source.stop()
-
-
 def make(sources, factory, **kwargs) -> MicrophoneSource:
     kwargs.setdefault("restart_backoff", (0.05, 0.2))
     source = MicrophoneSource(stream_factory=factory, **kwargs)
