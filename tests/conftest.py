@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from imer_core.config import ModelConfig
 from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
+
+# Qt windows in tests render offscreen (no display needed); a real window runs under xvfb-run.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True, scope="session")
