@@ -102,7 +102,7 @@ def test_a_shortened_calibration_runs_to_a_labelled_npz_and_offers_finetuning(qt
     assert dialog.pages.currentIndex() == 2 and not calibration_threads()
     summary = dialog.summary.text()
     assert str(path) in summary and "surprised" in summary
-    expected = finetune_command(tmp_path / "sessions", tmp_path / "sessions" / "personal_imder.pt")
+    expected = finetune_command(tmp_path / "sessions", tmp_path / "sessions" / "personal.pt")
     assert dialog.command.text() == expected and expected.startswith("imer-train finetune --sessions ")
     dialog.copy_button.click()
     assert QGuiApplication.clipboard().text() == expected

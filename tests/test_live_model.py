@@ -1,4 +1,6 @@
-"""Live model end to end on tiny schema-exact corpora: extract-live → pseudo-pairs → training → live-eval → contract.
+"""Live model end to end on tiny schema-exact corpora.
+
+extract-live → pseudo-pairs → training → live-eval → engine contract of the shipped checkpoints.
 
 The corpora are written to a temporary data root in the layout of
 ``../shared/data``: FER2013-like 48×48 faces (matplotlib's Grace Hopper sample,

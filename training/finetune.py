@@ -139,9 +139,9 @@ def add_parser(sub) -> None:
     p.add_argument("--sessions", nargs="+", required=True, metavar="DIR",
                    help="session folders with calibration.npz (folders are searched recursively)")
     p.add_argument("--checkpoint", default=None,
-                   help="live checkpoint to start from (default: the shipped assets/models/live_imder.pt, "
-                        "else the first shipped one)")
-    p.add_argument("--out", required=True, help="personal checkpoint to write (e.g. ~/imer/personal_imder.pt)")
+                   help="live checkpoint to start from (default: the app's default shipped model, "
+                        "assets/models/live_cmarr.pt)")
+    p.add_argument("--out", required=True, help="personal checkpoint to write (e.g. ~/imer/personal.pt)")
     p.add_argument("--epochs", type=int, default=FinetuneOptions.epochs)
     p.add_argument("--lr", type=float, default=FinetuneOptions.learning_rate)
     p.add_argument("--batch-size", type=int, default=FinetuneOptions.batch_size)
@@ -154,13 +154,14 @@ def add_parser(sub) -> None:
 
 def cmd_finetune(args) -> int:
     """Run ``imer-train finetune``."""
+    from imer_core.live.engine import PREFERRED_METHODS
     from imer_core.live.models import shipped_checkpoints
     checkpoint = args.checkpoint
     if checkpoint is None:
         shipped = shipped_checkpoints()
         if not shipped:
             raise FileNotFoundError("no shipped live checkpoint in assets/models: pass --checkpoint")
-        checkpoint = shipped.get("imder") or next(iter(shipped.values()))
+        checkpoint = next((shipped[m] for m in PREFERRED_METHODS if m in shipped), next(iter(shipped.values())))
     options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.missing_rate, seed=args.seed,
                               device=args.device)
     summary = finetune(checkpoint, args.sessions, args.out, options, progress=not args.no_progress)

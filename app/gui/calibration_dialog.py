@@ -49,7 +49,7 @@ THREAD_NAME = "imer-gui-calibration"
 #: Statuses the run waits out before the first step (as ``imer run --calibrate`` does).
 NOT_READY = ("loading models", "waiting for data")
 #: Personal checkpoint suggested in the fine-tuning command (under the sessions root).
-PERSONAL_CHECKPOINT = "personal_imder.pt"
+PERSONAL_CHECKPOINT = "personal.pt"
 #: Below this share of windows with a modality, the summary warns.
 LOW_SHARE = 0.5
 

@@ -252,7 +252,8 @@ def _fmt(value: float) -> str:
 def markdown_tables(report: Mapping[str, Any]) -> str:
     """Macro-F1 and accuracy per condition, per-class recall per row, latency (percent values)."""
     conds = report["conditions"]
-    lines = [f"Held-out test tuples: {report['test_tuples']} ({', '.join(f'{k} {v}' for k, v in report['test_tuple_counts'].items())}).",
+    counts = ", ".join(f"{k} {v}" for k, v in report["test_tuple_counts"].items())
+    lines = [f"Held-out test tuples: {report['test_tuples']} ({counts}).",
              "Conditions list the available modalities: l text, a audio, v vision. Values in %.", ""]
     for metric, title in (("macro_f1", "Macro-F1"), ("accuracy", "Accuracy"), ("uar", "UAR (mean per-class recall)")):
         lines += [f"### {title}", "", "| model | " + " | ".join(conds) + " | mean |", "|---" * (len(conds) + 2) + "|"]
