@@ -112,35 +112,42 @@ class SpeechWorker(Worker):
         self._asr: Any = None
         self._embedder: Any = None
         self._load_failed_at: float | None = None
+        self._utt_start: float | None = None  # current utterance: first and last voiced time
+        self._last_speech: float | None = None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop; an in-flight recognition gets up to ``config.stop_grace_s`` to finish first."""
         super().stop(max(timeout, self.config.stop_grace_s + 0.5))
 
     def _loop(self) -> None:
-        cfg = self.config
         self.loading = True
         try:
             self._backends_ready()  # load now, while the first words are being spoken
         finally:
             self.loading = False
-        seen, utt_start, last_speech = -np.inf, None, None
+        seen, self._utt_start, self._last_speech = -np.inf, None, None
         while not self._stop.wait(0.1):
             times, fractions = self._speech_since(seen)
-            if len(times):
-                seen = float(times[-1])
-            for t, frac in zip(times, fractions):
-                if frac > 0.5:
-                    utt_start = t - 0.05 if utt_start is None else utt_start
-                    last_speech = t + 0.05
-            if utt_start is None or last_speech is None:
-                continue
-            if seen - last_speech >= cfg.end_silence_s:
-                self._transcribe(utt_start - cfg.pad_s, last_speech + cfg.pad_s)
-                utt_start = last_speech = None
-            elif last_speech - utt_start >= cfg.max_utterance_s:
-                self._transcribe(utt_start - cfg.pad_s, last_speech)
-                utt_start = last_speech
+            for t, frac in zip(times, fractions):  # step by step: a backlog still splits at pauses
+                if self._stop.is_set():
+                    break
+                seen = float(t)
+                self._advance(seen, frac > 0.5)
+
+    def _advance(self, t: float, voiced: bool) -> None:
+        """Update the utterance with one step; transcribe it when it ends or grows too long."""
+        cfg = self.config
+        if voiced:
+            self._utt_start = t - 0.05 if self._utt_start is None else self._utt_start
+            self._last_speech = t + 0.05
+        if self._utt_start is None or self._last_speech is None:
+            return
+        if t - self._last_speech >= cfg.end_silence_s:
+            self._transcribe(self._utt_start - cfg.pad_s, self._last_speech + cfg.pad_s)
+            self._utt_start = self._last_speech = None
+        elif self._last_speech - self._utt_start >= cfg.max_utterance_s:
+            self._transcribe(self._utt_start - cfg.pad_s, self._last_speech)
+            self._utt_start = self._last_speech
 
     def _speech_since(self, seen: float) -> tuple[np.ndarray, np.ndarray]:
         newest = self.speech_track.newest_time
