@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from imer_core.config import LIVE_EMOTIONS
+from training.cli import main
 from training.live.corpora import (CorpusNotFound, check_corpus, emodb_clips, load_fer2013, meld_utterances,
                                    ravdess_clips, spread_subset)
 from training.live.extract import loudest_window
@@ -74,11 +75,14 @@ def test_fer_and_meld_readers(tmp_path):
         ("train line", "train", "joy"), ("dev line", "val", "fear"), ("test line", "test", "neutral")]
 
 
-def test_missing_data_fails_clearly(tmp_path):
+def test_missing_data_fails_clearly(tmp_path, capsys):
     with pytest.raises(CorpusNotFound, match="data root .* does not exist"):
         check_corpus(tmp_path / "nope", "meld")
     with pytest.raises(CorpusNotFound, match="meld"):
         check_corpus(tmp_path, "meld")
+    assert main(["extract-live", "--data", str(tmp_path / "nope"), "--cache", str(tmp_path / "cache")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
 
 
 def test_loudest_window_and_spread_subset():

@@ -59,8 +59,6 @@ from .labels import LIVE_LABELS, live_index
 SEQ_LEN = 20
 RATE_HZ = 10.0
 STD_FLOOR = 1e-3
-MODALITY_CORPORA: dict[str, tuple[str, ...]] = {"text": ("meld",), "audio": ("ravdess", "emodb"),
-                                                "vision": ("fer2013",)}
 TRAINER_SPLITS: dict[str, str] = {"train": "train", "val": "valid", "test": "test"}
 
 

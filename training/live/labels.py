@@ -8,7 +8,7 @@ or to ``None`` (the sample is dropped).
 Two source labels have no counterpart in the live space:
 
 * **RAVDESS "calm"** is mapped to **neutral**.  RAVDESS's calm is a
-  low-arousal, neutral-valence delivery of the same neutral sentences; its
+  low-arousal, neutral-valence delivery of the same two sentences; its
   authors introduced it next to neutral and many studies merge the two.
   Keeping it also balances RAVDESS (neutral has 96 clips, every other emotion
   192, because neutral was recorded at normal intensity only).
