@@ -65,7 +65,11 @@ def test_imer_run_writes_a_session_folder(live_checkpoints, tmp_path, capsys):
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert rows and all(r["modalities"]["text"]["state"] == "disabled" for r in rows)
     predicted = [r for r in rows if r["probabilities"]]
-    assert predicted and all(r["recovered"] == ["text"] or "vision" in r["recovered"] for r in predicted)
+    assert predicted and all("text" in r["recovered"] for r in predicted)
+    # a loaded CI machine may briefly starve a worker (its modality is then failing and recovered too), but
+    # every recovered modality is one that was not observed, and most windows recover text alone
+    assert all(r["modalities"][m]["state"] != "observed" for r in predicted for m in r["recovered"])
+    assert sum(r["recovered"] == ["text"] for r in predicted) > len(predicted) / 2
     csv_lines = (folder / "predictions.csv").read_text().splitlines()
     assert len(csv_lines) == len(rows) + 1
     info = json.loads((folder / "session.json").read_text())
