@@ -135,7 +135,8 @@ def _loop(pipeline: LivePipeline, args: argparse.Namespace, stop: threading.Even
             break
         if args.quiet or (not tty and elapsed - last_print < 5.0):
             continue
-        line = status_line(pipeline.latest_result, pipeline.stats(), elapsed)
+        line = (f"[{elapsed:6.1f}s] loading models; the file starts playing when they are ready"
+                if pipeline.waiting_for_models else status_line(pipeline.latest_result, pipeline.stats(), elapsed))
         print(("\r" + line[:150].ljust(150)) if tty else line, end="" if tty else "\n", file=out, flush=True)
         last_print = elapsed
 
@@ -148,8 +149,7 @@ def _calibrate(pipeline: LivePipeline, folder: Path, args: argparse.Namespace, s
     from imer_core.live.calibration import DEFAULT_SCRIPT, CalibrationError, CalibrationRun
     print("calibration: loading models...", file=out, flush=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not stop.is_set() and any(
-            s.reason == "loading models" or s.reason == "waiting for data" for s in pipeline.statuses().values()):
+    while time.monotonic() < deadline and not stop.is_set() and pipeline.warming_up:
         time.sleep(0.2)
     script = [replace_step(step, seconds=args.calibration_seconds) for step in DEFAULT_SCRIPT]
     shown = [-1]

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -155,3 +156,45 @@ def test_stop_leaves_no_threads(live_checkpoints):
     assert not rig.video.running and not rig.audio.running
     names = [t.name for t in threading.enumerate() if t.name.startswith("imer-") and t.name != "imer-asr-call"]
     assert names == []
+
+
+def test_a_media_file_waits_for_the_models_to_load(live_checkpoints, tmp_path):
+    rig = fake_rig()
+    loaded = threading.Event()
+
+    def slow_face_extractor():
+        loaded.wait(10)
+        return FakeFaceExtractor()
+
+    parts = replace(rig.parts(), face_extractor=slow_face_extractor)
+    config = PipelineConfig(sources=SourceSpec(str(tmp_path / "clip.mp4")),
+                            checkpoints=(str(live_checkpoints["cmarr"]),), hop_s=0.1)
+    pipeline = LivePipeline(config, parts)
+    pipeline.start()
+    try:
+        time.sleep(0.6)
+        assert pipeline.waiting_for_models and rig.video.starts == 0 and rig.audio.starts == 0
+        assert "once the models have loaded" in state(pipeline, Modality.VISION).reason
+        loaded.set()
+        wait_for(lambda: rig.video.starts == 1 and rig.audio.starts == 1, 2.0, "the file to start playing")
+        assert not pipeline.waiting_for_models
+        wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.OBSERVED, 3.0, "vision observed")
+    finally:
+        loaded.set()
+        pipeline.stop()
+
+
+def test_a_media_file_model_wait_is_bounded(live_checkpoints, tmp_path):
+    rig = fake_rig()
+    release = threading.Event()
+    parts = replace(rig.parts(), face_extractor=lambda: release.wait(10) and FakeFaceExtractor())
+    config = PipelineConfig(sources=SourceSpec(str(tmp_path / "clip.mp4")), file_model_wait_s=0.5,
+                            checkpoints=(str(live_checkpoints["cmarr"]),), hop_s=0.1)
+    pipeline = LivePipeline(config, parts)
+    pipeline.start()
+    try:
+        wait_for(lambda: rig.audio.starts == 1, 2.0, "the file to start after the wait")
+        wait_for(lambda: state(pipeline, Modality.VISION).reason == "loading models", 2.0, "loading models")
+    finally:
+        release.set()
+        pipeline.stop()

@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 
 SECONDS = "calibration/seconds"
 THREAD_NAME = "imer-gui-calibration"
-#: Statuses the run waits out before the first step (as ``imer run --calibrate`` does).
-NOT_READY = ("loading models", "waiting for data")
 #: Personal checkpoint suggested in the fine-tuning command (under the sessions root).
 PERSONAL_CHECKPOINT = "personal.pt"
 #: Below this share of windows with a modality, the summary warns.
@@ -320,8 +318,7 @@ class CalibrationDialog(QDialog):
         """The calibration thread: wait for the models and the first data, run, discard when stopped."""
         try:
             deadline = time.monotonic() + self.load_timeout_s
-            while not stop.is_set() and time.monotonic() < deadline and any(
-                    s.reason in NOT_READY for s in pipeline.statuses().values()):
+            while not stop.is_set() and time.monotonic() < deadline and pipeline.warming_up:
                 stop.wait(0.2)
             path = None if stop.is_set() else run.run(self.progressed.emit, stop.is_set)
             error = ""

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..modalities import MODALITIES, Modality, as_modality
+from .buffers import SourceStatus
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
 from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityStatus
 from .models import ModelBank, shipped_checkpoints
@@ -35,6 +36,9 @@ from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker
 
 log = logging.getLogger(__name__)
+
+#: Health reasons that mean "not there yet" rather than a fault.
+WARMING_UP_REASONS = ("loading models", "waiting for data")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class PipelineConfig:
         sampler_steps: diffusion sampling steps (``None``: checkpoint default).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         hop_s: time between predictions.
+        file_model_wait_s: a media file starts playing only once the face
+            and speech models have loaded (so no part of a clip is lost to a
+            slow model load), waiting at most this long; 0 starts at once.
+            Live sources always start at once.
     """
 
     sources: SourceSpec = field(default_factory=SourceSpec)
@@ -61,6 +69,7 @@ class PipelineConfig:
     device: str = "auto"
     hop_s: float = 0.15
     tick_s: float = 0.1
+    file_model_wait_s: float = 60.0
     health: HealthConfig = field(default_factory=HealthConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
 
@@ -85,6 +94,7 @@ class LivePipeline:
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.video = self.audio = None
+        self._hold_sources_until: float | None = None  # media file held while models load
         self.face_worker = self.voice_worker = self.speech_worker = None
         self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms),
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
@@ -107,6 +117,8 @@ class LivePipeline:
         self.transcript = TranscriptWindow()
         self.speech_worker = SpeechWorker(audio.ring, self.speech_track, self.tracks[Modality.TEXT],
                                           self.parts.asr, self.parts.embedder, self.transcript, self.config.speech)
+        if self.config.sources.is_file and self.config.file_model_wait_s > 0:
+            self._hold_sources_until = time.monotonic() + self.config.file_model_wait_s
         self.video, self.audio = video, audio  # published last: statuses() may be called from other threads
         self._apply_switches()
         self.engine.start()
@@ -150,13 +162,13 @@ class LivePipeline:
                 self._apply_switches()
 
     def _apply_switches(self) -> None:
-        on = self.enabled
-        _run_if(on[Modality.VISION], self.video, self.face_worker, on_stop=self._forget_vision)
+        on, held = self.enabled, self._hold_sources_until is not None
+        _run_if(on[Modality.VISION], None if held else self.video, self.face_worker, on_stop=self._forget_vision)
         self.voice_worker.features_enabled = on[Modality.AUDIO]
         if not on[Modality.AUDIO]:
             self.tracks[Modality.AUDIO].clear()
         need_audio = on[Modality.AUDIO] or on[Modality.TEXT]
-        _run_if(need_audio, self.audio, self.voice_worker, on_stop=self.audio.ring.clear)
+        _run_if(need_audio, None if held else self.audio, self.voice_worker, on_stop=self.audio.ring.clear)
         _run_if(on[Modality.TEXT], None, self.speech_worker, on_stop=self._forget_text)
 
     def _forget_vision(self) -> None:
@@ -181,6 +193,7 @@ class LivePipeline:
         Returns an empty string on success, else the reason the switch was rolled back.
         """
         with self._lock:
+            self._hold_sources_until = None  # a switch asked for while running plays at once
             old_spec, old = self.config.sources, (self.video, self.audio)
             for source in old:
                 source.stop()
@@ -219,9 +232,32 @@ class LivePipeline:
         return "; ".join(s.status.reason or "no data" for s in wanted if not s.status.ok)
 
     # -- health ------------------------------------------------------------------------------
+    @property
+    def waiting_for_models(self) -> bool:
+        """A media file source is held until the face / speech models have loaded."""
+        return self._hold_sources_until is not None
+
+    @property
+    def warming_up(self) -> bool:
+        """Models are still loading, a held file has not started, or a source has sent nothing yet."""
+        if self.waiting_for_models:
+            return True
+        return any(s.reason in WARMING_UP_REASONS for s in self.statuses().values())
+
+    def _release_held_sources(self) -> None:
+        """Start a held media file once the enabled workers' models are loaded (or the wait is over)."""
+        workers = [w for w in (self.face_worker, self.speech_worker) if w is not None and w.running]
+        if any(w.loading for w in workers) and time.monotonic() < self._hold_sources_until:
+            return
+        with self._lock:
+            self._hold_sources_until = None
+            self._apply_switches()
+
     def _supervise(self) -> None:
         while not self._stop.wait(self.config.tick_s):
             try:
+                if self._hold_sources_until is not None:
+                    self._release_held_sources()
                 self._evaluate()
             except Exception:  # keep supervising whatever a part reports
                 log.exception("health evaluation failed")
@@ -237,6 +273,8 @@ class LivePipeline:
         face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
         frame = video.frames.latest()
         vs, aus = video.status, audio.status
+        if self.waiting_for_models:
+            vs = aus = SourceStatus(False, "the file starts playing once the models have loaded")
         return {
             Modality.VISION: ModalitySignals(self.enabled[Modality.VISION], vs.ok, vs.reason,
                                              frame.t_capture if frame else None, face.error, face.last_signal,

@@ -96,6 +96,7 @@ class SpeechWorker(Worker):
     """
 
     name = "speech"
+    loads_models = True
 
     def __init__(self, ring: AudioRingBuffer, speech_track: FeatureTrack, text_track: FeatureTrack,
                  asr_factory: Callable[[], Any], embedder_factory: Callable[[], Any], transcript_window: Any,
@@ -120,11 +121,8 @@ class SpeechWorker(Worker):
         super().stop(max(timeout, self.config.stop_grace_s + 0.5))
 
     def _loop(self) -> None:
-        self.loading = True
-        try:
-            self._backends_ready()  # load now, while the first words are being spoken
-        finally:
-            self.loading = False
+        self._backends_ready()  # load now, while the first words are being spoken
+        self.loading = False
         seen, self._utt_start, self._last_speech = -np.inf, None, None
         while not self._stop.wait(0.1):
             times, fractions = self._speech_since(seen)

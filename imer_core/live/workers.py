@@ -36,6 +36,7 @@ class Worker:
     """A restartable daemon thread running :meth:`_loop` until stopped."""
 
     name = "worker"
+    loads_models = False  # whether the thread builds models before its first output
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -58,6 +59,7 @@ class Worker:
         self.error = ""
         self.last_output = self.last_signal = None
         self.started_at = time.monotonic()
+        self.loading = self.loads_models  # set before the thread runs: "not loaded yet" is never missed
         self._thread = threading.Thread(target=self._run, name=f"imer-{self.name}", daemon=True)
         self._thread.start()
 
@@ -75,6 +77,7 @@ class Worker:
             log.exception("%s worker failed", self.name)
             self.error = f"{self.name} failed: {type(exc).__name__}: {exc}"
         finally:
+            self.loading = False
             self._close()
 
     def _loop(self) -> None:
@@ -103,6 +106,7 @@ class FaceWorker(Worker):
     """
 
     name = "face"
+    loads_models = True
 
     def __init__(self, frames: FrameSlot, track: FeatureTrack, extractor_factory: Callable[[], Any]) -> None:
         super().__init__()
@@ -116,11 +120,8 @@ class FaceWorker(Worker):
 
     def _loop(self) -> None:
         if self._extractor is None:
-            self.loading = True
-            try:
-                self._extractor = self._factory()
-            finally:
-                self.loading = False
+            self._extractor = self._factory()
+        self.loading = False
         seq, last_ms = self.frames.sequence, -1.0
         while not self._stop.is_set():
             frame, seq = self.frames.wait_newer(seq, timeout=0.1)
