@@ -48,6 +48,8 @@ def run_once(clip: Path, checkpoints: list[str], method: str | None, steps: int 
     pipeline.add_listener(results.append)
     load_before = os.getloadavg()[0]
     pipeline.start()
+    while pipeline.waiting_for_models:  # the file plays once the models have loaded: time from there
+        time.sleep(0.05)
     started = time.monotonic()
     while not pipeline.ended and time.monotonic() - started < 600:
         time.sleep(0.2)
