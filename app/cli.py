@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run the live pipeline without a window: a one-line status in the "
                                 "terminal and a session folder with predictions as JSONL and CSV.")
     add_run_arguments(run_parser)
-    run_parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    run_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                            help="log details to stderr")
     return parser
 
 

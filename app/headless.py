@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from imer_core.live.engine import LiveResult
 from imer_core.live.health import HealthConfig
@@ -24,24 +24,34 @@ from imer_core.live.recording import SessionRecording
 from imer_core.live.session import new_session_dir
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``imer`` (the window) and ``imer run``."""
-    parser.add_argument("--source", default=None,
+def add_source_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Options shared by ``imer`` (the window) and ``imer run``.
+
+    ``defaults=False`` (the ``run`` subcommand) leaves out the defaults, so
+    ``imer --source clip.mp4 run`` keeps what was given before ``run``.
+    """
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--source", default=default(None),
                         help="'webcam' (camera + microphone) or a media/audio file; default: webcam")
-    parser.add_argument("--camera", type=int, default=0, help="camera index (OpenCV)")
-    parser.add_argument("--mic", default=None, help="microphone: name (substring) or index; default device if omitted")
-    parser.add_argument("--loop", action="store_true", help="replay a media file forever")
-    parser.add_argument("--disable", default="", help="modalities switched off at start, e.g. 'vision,text'")
-    parser.add_argument("--method", default=None, help="recovery method: imder, rohydr or cmarr")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
+    parser.add_argument("--camera", type=int, default=default(0), help="camera index (OpenCV)")
+    parser.add_argument("--mic", default=default(None),
+                        help="microphone: name (substring) or index; default device if omitted")
+    parser.add_argument("--loop", action="store_true", default=default(False), help="replay a media file forever")
+    parser.add_argument("--disable", default=default(""),
+                        help="modalities switched off at start, e.g. 'vision,text'")
+    parser.add_argument("--method", default=default(None), help="recovery method: imder, rohydr or cmarr")
+    parser.add_argument("--checkpoint", action="append", default=default([]), metavar="PATH",
                         help="live checkpoint (repeat for several methods); default: the shipped assets/models")
-    parser.add_argument("--sampler-steps", type=int, default=None, help="diffusion sampling steps")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+    parser.add_argument("--sampler-steps", type=int, default=default(None), help="diffusion sampling steps")
+    parser.add_argument("--device", default=default("auto"), choices=("auto", "cpu", "cuda"),
                         help="where the model runs (auto: CUDA when present)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    add_source_arguments(parser)
+    """Options of ``imer run`` (the source options' defaults come from the main ``imer`` parser)."""
+    add_source_arguments(parser, defaults=False)
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--out", default="sessions", help="folder that receives the session folder")
     parser.add_argument("--record-audio", action="store_true", help="also keep the raw audio (audio.wav)")
@@ -94,7 +104,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = sys.stderr if out is None else out
     try:
         pipeline = LivePipeline(pipeline_config(args))
-    except LiveModelError as exc:
+        if pipeline.engine.method is not None:
+            pipeline.bank.get(pipeline.engine.method)  # refuse a checkpoint that does not fit, before starting
+    except (LiveModelError, ValueError) as exc:
         print(f"imer: {exc}", file=out)
         return 2
     if not pipeline.bank.methods:
@@ -131,7 +143,8 @@ def _loop(pipeline: LivePipeline, args: argparse.Namespace, stop: threading.Even
         if args.duration is not None and elapsed >= args.duration:
             break
         if pipeline.ended:
-            print("\nend of file", file=out)
+            print("\nend of file", file=out, flush=True)
+            pipeline.finish_file(cancel=stop)  # the last words and the prediction with them
             break
         if args.quiet or (not tty and elapsed - last_print < 5.0):
             continue

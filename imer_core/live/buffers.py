@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -108,7 +108,6 @@ class _RingState:
     data: np.ndarray
     written: int = 0
     last_write: float | None = None
-    chunks: int = field(default=0)
 
 
 class AudioRingBuffer:
@@ -119,8 +118,13 @@ class AudioRingBuffer:
         capacity_s: seconds of audio kept.
 
     The writer passes the monotonic time of the last sample it writes, so a
-    reader can map any absolute sample index to a monotonic time.
+    reader can map any absolute sample index to a monotonic time.  A write
+    that starts more than ``GAP_TOLERANCE_S`` after the previous one ended (a
+    microphone restarted after an error, a paused file) is preceded by
+    silence for the gap, so the times of older samples stay right.
     """
+
+    GAP_TOLERANCE_S = 0.25
 
     def __init__(self, sample_rate: int = 16000, capacity_s: float = 30.0) -> None:
         if sample_rate <= 0 or capacity_s <= 0:
@@ -157,13 +161,25 @@ class AudioRingBuffer:
         t_end = time.monotonic() if t_end is None else float(t_end)
         with self._lock:
             st = self._state
+            if st.last_write is not None:
+                self._fill_gap_locked(t_end - n_total / self.sample_rate - st.last_write)
             start = (st.written + n_total - len(x)) % self.capacity
             first = min(len(x), self.capacity - start)
             st.data[start:start + first] = x[:first]
             st.data[:len(x) - first] = x[first:]
             st.written += n_total
             st.last_write = t_end
-            st.chunks += 1
+
+    def _fill_gap_locked(self, gap_s: float) -> None:
+        """Advance the counter over a gap in the audio, with zeros where the buffer holds it."""
+        if gap_s <= self.GAP_TOLERANCE_S:
+            return
+        st = self._state
+        missing = int(round(gap_s * self.sample_rate))
+        zeroed = min(missing, self.capacity)
+        idx = np.arange(st.written + missing - zeroed, st.written + missing) % self.capacity
+        st.data[idx] = 0.0
+        st.written += missing
 
     def time_of(self, sample_index: int) -> float:
         """Monotonic time of an absolute sample index (extrapolated from the last write)."""
@@ -172,6 +188,23 @@ class AudioRingBuffer:
         if last_write is None:
             raise RuntimeError("nothing written yet")
         return last_write - (written - 1 - sample_index) / self.sample_rate
+
+    def read_between(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
+        """Samples whose monotonic times lie in ``[t0, t1]`` still held, and the time of the first.
+
+        Raises:
+            RuntimeError: nothing was written yet (or since :meth:`clear`).
+        """
+        with self._lock:
+            st = self._state
+            if st.last_write is None:
+                raise RuntimeError("nothing written yet")
+            newest = st.written - 1
+            first = max(newest - int(np.floor((st.last_write - t0) * self.sample_rate)),
+                        st.written - self.capacity, 0)
+            stop = min(newest - int(np.ceil((st.last_write - t1) * self.sample_rate)) + 1, st.written)
+            audio = self._read_locked(first, stop)
+            return audio, st.last_write - (newest - first) / self.sample_rate
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` by absolute index; indices no longer held are zero."""

@@ -13,7 +13,6 @@ probabilities that say why — an untrained network's output is never shown.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -25,6 +24,7 @@ from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
 from .health import ModalityState, ModalityStatus
 from .models import LiveModel, LiveModelError, ModelBank
+from .threads import RestartableThread
 from .tracks import FeatureTrack
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class EngineInputs:
     hold_s: Mapping[Modality, float] = field(default_factory=lambda: dict(DEFAULT_HOLD_S))
 
 
-class InferenceEngine:
+class InferenceEngine(RestartableThread):
     """Runs the selected method on the newest windows in a thread of its own.
 
     Args:
@@ -129,10 +129,18 @@ class InferenceEngine:
         sampler_steps: sampling steps of diffusion methods (``None``: the
             checkpoint's default).
         on_result: called in the engine thread with every result (keep it quick).
+
+    Raises:
+        ValueError: ``hop_s`` is not positive or ``sampler_steps`` is below 1.
     """
 
     def __init__(self, bank: ModelBank, inputs: EngineInputs, method: str | None = None, hop_s: float = 0.2,
                  sampler_steps: int | None = None, on_result: Callable[[LiveResult], None] | None = None) -> None:
+        super().__init__()
+        if not hop_s > 0:
+            raise ValueError(f"the hop between predictions must be positive, got {hop_s}")
+        if sampler_steps is not None and int(sampler_steps) < 1:
+            raise ValueError("sampler steps must be at least 1")
         self.bank, self.inputs, self.hop_s = bank, inputs, float(hop_s)
         self.device = bank.device
         self.on_result = on_result
@@ -144,8 +152,6 @@ class InferenceEngine:
         self.sequence = 0
         self.skipped = 0
         self.latest: LiveResult | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- control (any thread) ------------------------------------------------------------
     @property
@@ -167,21 +173,13 @@ class InferenceEngine:
         self._requested_steps = None if steps is None else int(steps)
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="imer-engine", daemon=True)
-        self._thread.start()
+        """Start the engine thread (no-op when running)."""
+        if not self.running:
+            self._launch(self._run, "imer-engine")
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Stop the engine thread, waiting up to ``timeout`` s."""
+        self._join(timeout)
 
     # -- engine thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -202,7 +200,10 @@ class InferenceEngine:
                 result = self._result(now, self._statuses(), None, (), (), f"inference failed: {exc}")
             self.latest = result
             if self.on_result is not None:
-                self.on_result(result)
+                try:
+                    self.on_result(result)
+                except Exception:  # a listener's bug must not stop the predictions
+                    log.exception("result listener failed")
 
     def _sync_model(self) -> None:
         wanted = self._requested_method

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from ..config import CLASSIFICATION, ModelConfig
+from ..config import CLASSIFICATION, LIVE_EMOTIONS, ModelConfig
 from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
 
@@ -60,6 +60,8 @@ def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any]) -> 
         problems.append(f"it is a {config.task} model; the live engine needs emotion classes")
     if not metadata.get("trained", False):
         problems.append("its metadata does not mark it as trained (\"trained\": true)")
+    if config.task == CLASSIFICATION and tuple(config.labels) != LIVE_EMOTIONS:
+        problems.append(f"its classes {list(config.labels)} are not the live label space {list(LIVE_EMOTIONS)}")
     for modality, (extractor, dim) in running_extractors().items():
         spec = config.specs[modality]
         if spec.extractor != extractor or spec.dim != dim:

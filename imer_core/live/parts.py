@@ -60,16 +60,19 @@ def open_sources(spec: SourceSpec) -> tuple[VideoSource, AudioSource]:
 
 
 def default_face_extractor() -> Any:
+    """The MediaPipe face extractor (built in the face worker's thread)."""
     from ..features.face import FaceFeatureExtractor
     return FaceFeatureExtractor()
 
 
 def default_voice_extractor() -> Any:
+    """The voice feature extractor."""
     from ..features.voice import VoiceFeatureExtractor
     return VoiceFeatureExtractor()
 
 
 def default_embedder(device: str = "cpu") -> Callable[[], Any]:
+    """A factory of the MiniLM sentence embedder on ``device``."""
     def build() -> Any:
         from ..text_features import SentenceEmbedder
         return SentenceEmbedder(device=device)
@@ -77,6 +80,7 @@ def default_embedder(device: str = "cpu") -> Callable[[], Any]:
 
 
 def default_asr(backend: str = "auto", model: "str | Path | None" = None, device: str = "cpu") -> Callable[[], Any]:
+    """A factory of the speech recogniser (see :func:`imer_core.asr.load_asr`)."""
     def build() -> Any:
         from ..asr import load_asr
         return load_asr(backend, model=model, device=device)
@@ -92,3 +96,8 @@ class PipelineParts:
     voice_extractor: Callable[[], Any] = default_voice_extractor
     asr: Callable[[], Any] = default_asr()
     embedder: Callable[[], Any] = default_embedder()
+
+    @classmethod
+    def for_device(cls, device: str) -> "PipelineParts":
+        """The real parts, with speech recognition and the sentence embedder on ``device`` (cpu/cuda)."""
+        return cls(asr=default_asr(device=device), embedder=default_embedder(device))

@@ -2,7 +2,7 @@
 
 One object the headless command and the desktop app both drive::
 
-    pipeline = LivePipeline(PipelineConfig(source=SourceSpec("clip.mp4")))
+    pipeline = LivePipeline(PipelineConfig(sources=SourceSpec("clip.mp4")))
     pipeline.start()
     ...  # pipeline.latest_result, pipeline.poll_results(), pipeline.set_enabled("vision", False)
     pipeline.stop()
@@ -29,7 +29,7 @@ from ..modalities import MODALITIES, Modality, as_modality
 from .buffers import SourceStatus
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
 from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityStatus
-from .models import ModelBank, shipped_checkpoints
+from .models import ModelBank, running_extractors, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
@@ -77,13 +77,13 @@ class PipelineConfig:
 class LivePipeline:
     """Owns the sources, workers, health monitor and engine of one live session."""
 
-    def __init__(self, config: PipelineConfig = PipelineConfig(), parts: PipelineParts = PipelineParts()) -> None:
-        self.config, self.parts = config, parts
+    def __init__(self, config: PipelineConfig = PipelineConfig(), parts: PipelineParts | None = None) -> None:
+        self.config = config
         self.device = resolve_device(config.device)
-        self.bank = self._bank(config)
+        self.parts = parts if parts is not None else PipelineParts.for_device(self.device)
+        self.bank = self._bank(config, self.device)
         self.enabled = {m: m not in config.disabled for m in MODALITIES}
-        dims = {Modality.TEXT: 384, Modality.AUDIO: 44, Modality.VISION: 55}
-        self.tracks = {m: FeatureTrack(dims[m]) for m in MODALITIES}
+        self.tracks = {m: FeatureTrack(dim) for m, (_, dim) in running_extractors().items()}
         self.speech_track = FeatureTrack(1)
         self.health = HealthMonitor(config.health)
         self._statuses: dict[Modality, ModalityStatus] = {}
@@ -100,8 +100,7 @@ class LivePipeline:
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
 
     @staticmethod
-    def _bank(config: PipelineConfig) -> ModelBank:
-        device = resolve_device(config.device)
+    def _bank(config: PipelineConfig, device: str) -> ModelBank:
         if config.checkpoints:
             return ModelBank.from_paths(list(config.checkpoints), device)
         return ModelBank(shipped_checkpoints() if config.use_shipped else {}, device)
@@ -139,6 +138,32 @@ class LivePipeline:
         for source in (self.video, self.audio):
             if source is not None:
                 source.stop()
+
+    def finish_file(self, timeout_s: float = 20.0, cancel: threading.Event | None = None) -> None:
+        """After a media file ended: transcribe its last words and wait for the prediction with them.
+
+        Lets the voice features catch up with the end of the audio, has the
+        speech worker transcribe an utterance still in progress (or finish the
+        one it is transcribing) and waits for one more result; gives up after
+        ``timeout_s`` or when ``cancel`` is set.
+        """
+        deadline = time.monotonic() + timeout_s
+        cancel = cancel or threading.Event()
+
+        def waiting(condition: Callable[[], bool], until: float = deadline) -> bool:
+            while condition() and time.monotonic() < until and not cancel.wait(0.02):
+                pass
+            return not condition()
+
+        voice, speech = self.voice_worker, self.speech_worker
+        if voice is not None and voice.running:
+            waiting(lambda: not voice.caught_up)
+        if speech is None or not speech.running:
+            return
+        before, latest = speech.event_count, self.latest_result
+        done = speech.request_finish()
+        if waiting(lambda: not done.is_set()) and speech.event_count > before:
+            waiting(lambda: self.latest_result is latest, min(deadline, time.monotonic() + 3 * self.config.hop_s + 0.5))
 
     def __enter__(self) -> "LivePipeline":
         self.start()
@@ -246,8 +271,9 @@ class LivePipeline:
 
     def _release_held_sources(self) -> None:
         """Start a held media file once the enabled workers' models are loaded (or the wait is over)."""
+        until = self._hold_sources_until
         workers = [w for w in (self.face_worker, self.speech_worker) if w is not None and w.running]
-        if any(w.loading for w in workers) and time.monotonic() < self._hold_sources_until:
+        if until is None or (any(w.loading for w in workers) and time.monotonic() < until):
             return
         with self._lock:
             self._hold_sources_until = None

@@ -98,7 +98,7 @@ class SessionRecording:
 
     def _record_video(self) -> None:
         from .sources.media_writer import MediaWriter
-        writer, slot, seq = None, None, 0
+        writer, slot, seq, t0 = None, None, 0, 0.0
         try:
             while not self._stop.is_set():
                 if self.pipeline.video is None:
@@ -113,9 +113,10 @@ class SessionRecording:
                     h, w = (d - d % 2 for d in frame.image.shape[:2])  # H.264 needs even sizes
                     writer = MediaWriter(self.folder / "video.mkv", w, h, self.pipeline.config.sources.fps,
                                          audio=False)
+                    t0 = frame.t_capture
                 image = frame.image[:writer.height, :writer.width]
                 if image.shape[:2] == (writer.height, writer.width):  # frames of another size are skipped
-                    writer.add_frame(image)
+                    writer.add_frame(image, frame.t_capture - t0)  # capture times: dropped frames keep the pace
         finally:
             if writer is not None:
                 writer.close()

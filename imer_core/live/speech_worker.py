@@ -62,7 +62,7 @@ class _Call:
     def _run(self, fn: Callable[[], Any]) -> None:
         try:
             self._result = fn()
-        except BaseException as exc:  # handed to the waiting worker
+        except Exception as exc:  # handed to the waiting worker
             self._error = exc
         finally:
             self._done.set()
@@ -76,6 +76,8 @@ class _Call:
                 raise TimeoutError
         if self._error is not None:
             raise self._error
+        if self._result is None:
+            raise RuntimeError("speech recognition ended without a result")
         return self._result
 
     def join(self, timeout: float) -> None:
@@ -115,37 +117,62 @@ class SpeechWorker(Worker):
         self._load_failed_at: float | None = None
         self._utt_start: float | None = None  # current utterance: first and last voiced time
         self._last_speech: float | None = None
+        self._lead_pad = config.pad_s  # 0 for the continuation of a long utterance (no overlap)
+        self._finish_request: threading.Event | None = None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop; an in-flight recognition gets up to ``config.stop_grace_s`` to finish first."""
         super().stop(max(timeout, self.config.stop_grace_s + 0.5))
 
+    def request_finish(self) -> threading.Event:
+        """Ask for the utterance in progress to be transcribed now (its audio has ended).
+
+        Used when a media file ends, so its last sentence is not lost.
+        Returns an event set once that is done (at once when not running).
+        """
+        done = threading.Event()
+        if self.running:
+            self._finish_request = done
+        else:
+            done.set()
+        return done
+
     def _loop(self) -> None:
         self._backends_ready()  # load now, while the first words are being spoken
-        self.loading = False
+        self._loaded()
         seen, self._utt_start, self._last_speech = -np.inf, None, None
         while not self._stop.wait(0.1):
+            request = self._finish_request
             times, fractions = self._speech_since(seen)
             for t, frac in zip(times, fractions):  # step by step: a backlog still splits at pauses
                 if self._stop.is_set():
                     break
                 seen = float(t)
                 self._advance(seen, frac > 0.5)
+            if request is not None:
+                self._finish_utterance()
+                self._finish_request = None
+                request.set()
+
+    def _finish_utterance(self) -> None:
+        if self._utt_start is not None and self._last_speech is not None:
+            self._transcribe(self._utt_start - self._lead_pad, self._last_speech + self.config.pad_s)
+        self._utt_start = self._last_speech = None
 
     def _advance(self, t: float, voiced: bool) -> None:
         """Update the utterance with one step; transcribe it when it ends or grows too long."""
         cfg = self.config
         if voiced:
-            self._utt_start = t - 0.05 if self._utt_start is None else self._utt_start
+            if self._utt_start is None:
+                self._utt_start, self._lead_pad = t - 0.05, cfg.pad_s
             self._last_speech = t + 0.05
         if self._utt_start is None or self._last_speech is None:
             return
         if t - self._last_speech >= cfg.end_silence_s:
-            self._transcribe(self._utt_start - cfg.pad_s, self._last_speech + cfg.pad_s)
-            self._utt_start = self._last_speech = None
+            self._finish_utterance()
         elif self._last_speech - self._utt_start >= cfg.max_utterance_s:
-            self._transcribe(self._utt_start - cfg.pad_s, self._last_speech)
-            self._utt_start = self._last_speech
+            self._transcribe(self._utt_start - self._lead_pad, self._last_speech)
+            self._utt_start, self._lead_pad = self._last_speech, 0.0  # the next part starts where this ends
 
     def _speech_since(self, seen: float) -> tuple[np.ndarray, np.ndarray]:
         newest = self.speech_track.newest_time
@@ -153,14 +180,6 @@ class SpeechWorker(Worker):
             return np.zeros(0), np.zeros(0)
         times, values = self.speech_track.between(seen + 1e-6, newest)
         return times, values[:, 0]
-
-    def _audio_between(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
-        last = self.ring.last_write_time
-        written = self.ring.total_written
-        sr = self.ring.sample_rate
-        i0 = max(int(written - 1 - (last - t0) * sr), written - self.ring.capacity, 0)
-        i1 = min(int(written - 1 - (last - t1) * sr), written)
-        return self.ring.read(i0, i1), self.ring.time_of(i0)
 
     def _backends_ready(self) -> bool:
         if self._asr is not None and self._embedder is not None:
@@ -180,11 +199,15 @@ class SpeechWorker(Worker):
     def _transcribe(self, t0: float, t1: float) -> None:
         if not self._backends_ready():
             return
-        audio, start = self._audio_between(t0, t1)
+        try:
+            audio, start = self.ring.read_between(t0, t1)
+        except RuntimeError:  # the audio was cleared (microphone switched off)
+            return
         if len(audio) < self.ring.sample_rate * 0.2:
             return
         self.busy_since = time.monotonic()
-        call = _Call(lambda: self._asr.transcribe(audio, start_time=start))
+        asr = self._asr
+        call = _Call(lambda: asr.transcribe(audio, start_time=start))
         try:
             transcript = call.wait(self.config.timeout_s, self._stop)
         except InterruptedError:

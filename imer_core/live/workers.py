@@ -18,7 +18,6 @@ model shows up as a failing modality rather than a crash.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,64 +26,58 @@ from typing import Any, Callable
 import numpy as np
 
 from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
+from .threads import RestartableThread
 from .tracks import FeatureTrack
 
 log = logging.getLogger(__name__)
 
 
-class Worker:
+class Worker(RestartableThread):
     """A restartable daemon thread running :meth:`_loop` until stopped."""
 
     name = "worker"
     loads_models = False  # whether the thread builds models before its first output
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.error = ""
         self.last_output: float | None = None
         self.last_signal: float | None = None
         self.started_at = 0.0
         self.loading = False
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
         """Start the thread (no-op when running)."""
         if self.running:
             return
-        self._stop.clear()
         self.error = ""
         self.last_output = self.last_signal = None
         self.started_at = time.monotonic()
         self.loading = self.loads_models  # set before the thread runs: "not loaded yet" is never missed
-        self._thread = threading.Thread(target=self._run, name=f"imer-{self.name}", daemon=True)
-        self._thread.start()
+        self._launch(self._run, f"imer-{self.name}")
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Ask the thread to stop and wait up to ``timeout`` s for it."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        self._thread = None
+        """Ask the thread to stop and wait up to ``timeout`` s for it (a thread still busy is abandoned)."""
+        self._join(timeout)
 
     def _run(self) -> None:
         try:
             self._loop()
         except Exception as exc:  # reported through the health monitor, never raised
             log.exception("%s worker failed", self.name)
-            self.error = f"{self.name} failed: {type(exc).__name__}: {exc}"
+            if self._is_current_run():  # an abandoned run does not speak for the new one
+                self.error = f"{self.name} failed: {type(exc).__name__}: {exc}"
         finally:
-            self.loading = False
-            self._close()
+            if self._is_current_run():
+                self.loading = False
 
     def _loop(self) -> None:
         raise NotImplementedError
 
-    def _close(self) -> None:
-        """Release what the loop built (called in the worker thread)."""
+    def _loaded(self) -> None:
+        """Mark the models as loaded (called by :meth:`_loop` of the current run)."""
+        if self._is_current_run():
+            self.loading = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,16 +105,20 @@ class FaceWorker(Worker):
         super().__init__()
         self.frames, self.track = frames, track
         self._factory = extractor_factory
-        self._extractor: Any = None
         self.latest: FaceSnapshot | None = None
         self.feature_latency_s: deque[float] = deque(maxlen=300)
         self.processed_times: deque[float] = deque(maxlen=300)
         self.frames_processed = 0
 
     def _loop(self) -> None:
-        if self._extractor is None:
-            self._extractor = self._factory()
-        self.loading = False
+        extractor = self._factory()  # one per run: a run abandoned while loading keeps its own
+        self._loaded()
+        try:
+            self._analyse_frames(extractor)
+        finally:
+            extractor.close()
+
+    def _analyse_frames(self, extractor: Any) -> None:
         seq, last_ms = self.frames.sequence, -1.0
         while not self._stop.is_set():
             frame, seq = self.frames.wait_newer(seq, timeout=0.1)
@@ -129,7 +126,7 @@ class FaceWorker(Worker):
                 continue
             ts_ms = max(frame.t_capture * 1000.0, last_ms + 1.0)  # VIDEO mode: strictly increasing
             last_ms = ts_ms
-            face = self._extractor.process(frame.image, ts_ms)
+            face = extractor.process(frame.image, ts_ms)
             done = time.monotonic()
             self.latest = FaceSnapshot(frame, face, done)
             self.last_output = frame.t_capture
@@ -139,11 +136,6 @@ class FaceWorker(Worker):
             if face.detected:
                 self.last_signal = frame.t_capture
                 self.track.append(frame.t_capture, face.vector)
-
-    def _close(self) -> None:
-        if self._extractor is not None:
-            self._extractor.close()
-            self._extractor = None
 
     def fps(self, now: float | None = None, span_s: float = 2.0) -> float:
         """Frames analysed per second over the last ``span_s`` seconds."""
@@ -171,6 +163,13 @@ class VoiceWorker(Worker):
         self.context_s = context_s
         self.features_enabled = True
         self.feature_latency_s: deque[float] = deque(maxlen=300)
+        self.processed_samples = 0  # absolute ring index up to which features were extracted
+
+    @property
+    def caught_up(self) -> bool:
+        """Every complete step written to the ring so far has been extracted."""
+        written = self.ring.total_written
+        return written - written % self.extractor.config.step_samples <= self.processed_samples
 
     def _loop(self) -> None:
         step = self.extractor.config.step_samples
@@ -185,7 +184,7 @@ class VoiceWorker(Worker):
             if end <= next_step:
                 continue
             self._extract(next_step, end)
-            next_step = end
+            next_step = self.processed_samples = end
 
     def _extract(self, first: int, end: int) -> None:
         context = int(self.context_s * self.ring.sample_rate)

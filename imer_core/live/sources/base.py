@@ -12,25 +12,24 @@ health monitor polls, and a failing source keeps trying to recover on its own
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Callable
 
 from ..buffers import STOPPED, AudioRingBuffer, FrameSlot, SourceStatus
+from ..threads import RestartableThread
 
 LIVE_SAMPLE_RATE = 16000
 
 
-class CaptureSource(ABC):
+class CaptureSource(RestartableThread, ABC):
     """Common part of video and audio sources."""
 
     #: short human-readable description ("camera 0 (640x480 @ 30 fps)", "demo.mp4").
     description: str = ""
 
     def __init__(self) -> None:
+        super().__init__()
         self._status: SourceStatus = STOPPED
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def status(self) -> SourceStatus:
@@ -40,6 +39,11 @@ class CaptureSource(ABC):
     def _set_status(self, status: SourceStatus) -> None:
         self._status = status
 
+    def _fail(self, reason: str) -> None:
+        """Report a failure of the running stream (ignored once it is being stopped)."""
+        if not self._stop.is_set():
+            self._set_status(SourceStatus(False, reason))
+
     @abstractmethod
     def start(self) -> None:
         """Open the device/file and start the capture thread; returns at once."""
@@ -48,27 +52,23 @@ class CaptureSource(ABC):
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread and release the device; idempotent."""
 
-    @property
-    def running(self) -> bool:
-        """Whether the capture thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+    def _keep_open(self, session: Callable[[], bool], backoff: tuple[float, float]) -> None:
+        """Run ``session`` again and again until stopped (in the capture thread).
 
-    def _launch(self, target: Callable[..., Any], name: str, *args: Any) -> None:
-        """Clear the stop flag and run ``target(*args)`` in a new daemon thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._thread.start()
-
-    def _join(self, timeout: float) -> bool:
-        """Set the stop flag and wait for the thread; ``True`` when it is gone (and forgotten)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        if thread is None or not thread.is_alive():
-            self._thread = None
-            return True
-        return False
+        ``session`` opens the device, delivers until a failure and closes it;
+        it returns whether data flowed.  Between sessions the thread waits
+        ``backoff[0]`` s, doubling after every session without data up to
+        ``backoff[1]``.
+        """
+        delay = backoff[0]
+        while not self._stop.is_set():
+            delivered = session()
+            if self._stop.is_set():
+                break
+            if delivered:
+                delay = backoff[0]
+            self._stop.wait(delay)
+            delay = min(delay * 2.0, backoff[1])
 
 
 class VideoSource(CaptureSource):

@@ -107,10 +107,8 @@ class CameraSource(VideoSource):
         self.stall_after_s = float(stall_after_s)
         self.description = f"camera {self.index} ({self.width}x{self.height} @ {self.fps:g} fps)"
         self._factory = capture_factory or _opencv_capture
-        self._capture: Any = None
         self._last_frame_time: float | None = None
         self._index_counter = 0
-        self.reopen_count = 0
 
     # -- public API ------------------------------------------------------
     @property
@@ -127,73 +125,70 @@ class CameraSource(VideoSource):
         if self.running:
             return
         self._last_frame_time = None
+        self._index_counter = 0
         self._set_status(STARTING)
-        self._launch(self._run, f"camera-{self.index}")
+        self._launch(self._keep_open, f"camera-{self.index}", self._session, self.reopen_backoff)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread, release the device and clear the frame slot (idempotent)."""
-        if self._join(timeout):
-            self._release()
+        """Stop the thread and clear the frame slot (idempotent).
+
+        The thread releases the device; a read hung in the driver is
+        abandoned and releases it when it returns.
+        """
+        self._join(timeout)
         self._last_frame_time = None
         self.frames.clear()
         self._set_status(STOPPED)
 
     # -- capture thread ----------------------------------------------------
-    def _run(self) -> None:
-        delay = self.reopen_backoff[0]
-        while not self._stop.is_set():
-            delivered = False
-            if self._open():
-                delivered = self._read_loop()
-            self._release()
-            if self._stop.is_set():
-                break
-            if delivered:
-                delay = self.reopen_backoff[0]
-            self._stop.wait(delay)
-            delay = min(delay * 2.0, self.reopen_backoff[1])
-            self.reopen_count += 1
+    def _session(self) -> bool:
+        """Open the device, read until a failure or stop, release it; returns whether frames came."""
+        capture = self._open()
+        if capture is None:
+            return False
+        try:
+            return self._read_loop(capture)
+        finally:
+            _release(capture)
 
     def _fail(self, reason: str) -> None:
         if not self._stop.is_set():
             self._last_frame_time = None
-            self._set_status(SourceStatus(False, reason))
+        super()._fail(reason)
 
-    def _open(self) -> bool:
-        """Open the device; on failure set a failing status and return ``False``."""
+    def _open(self) -> Any:
+        """The opened device; on failure a failing status and ``None``."""
         try:
             capture = self._factory(self.index, self.api_preference)
         except ImportError as exc:
             self._fail(f"camera unavailable: OpenCV is not installed ({exc})")
-            return False
+            return None
         except Exception as exc:  # a driver error must not kill the thread
             self._fail(f"camera {self.index} could not be opened: {exc}")
-            return False
-        self._capture = capture
+            return None
         try:
-            opened = bool(capture.isOpened())
-            if opened:
+            if capture.isOpened():
                 self._configure(capture)
+                return capture
+            self._fail(f"camera {self.index} could not be opened")
         except Exception as exc:
             self._fail(f"camera {self.index} could not be opened: {exc}")
-            return False
-        if not opened:
-            self._fail(f"camera {self.index} could not be opened")
-        return opened
+        _release(capture)
+        return None
 
     def _configure(self, capture: Any) -> None:
         capture.set(CAP_PROP_FRAME_WIDTH, float(self.width))
         capture.set(CAP_PROP_FRAME_HEIGHT, float(self.height))
         capture.set(CAP_PROP_FPS, float(self.fps))
 
-    def _read_loop(self) -> bool:
+    def _read_loop(self, capture: Any) -> bool:
         """Read until a failure or stop; returns whether good frames were delivered."""
         delivered = False
         last_thumb: np.ndarray | None = None
         same_since: float | None = None
         while not self._stop.is_set():
             try:
-                ok, raw = self._capture.read()
+                ok, raw = capture.read()
             except Exception as exc:
                 self._fail(f"camera {self.index} stopped delivering frames: {exc}")
                 return delivered
@@ -224,13 +219,13 @@ class CameraSource(VideoSource):
             h, w = image.shape[:2]
             self._set_status(SourceStatus(True, f"camera {self.index}: {w}x{h}"))
 
-    def _release(self) -> None:
-        capture, self._capture = self._capture, None
-        if capture is not None:
-            try:
-                capture.release()
-            except Exception:  # releasing a vanished device may fail; nothing to do
-                pass
+
+
+def _release(capture: Any) -> None:
+    try:
+        capture.release()
+    except Exception:  # releasing a vanished device may fail; nothing to do
+        pass
 
 
 def _linux_video_indices() -> list[tuple[int, str]] | None:

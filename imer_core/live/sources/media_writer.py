@@ -69,6 +69,7 @@ class MediaWriter:
         self.fps = float(fps)
         self.sample_rate = int(sample_rate)
         self.frames_written = 0
+        self._next_pts = 0
         self.samples_written = 0
         self._lock = threading.Lock()
         self._closed = False
@@ -108,8 +109,14 @@ class MediaWriter:
         return stream
 
     # -- writing ---------------------------------------------------------
-    def add_frame(self, bgr: np.ndarray) -> None:
-        """Encode one ``(height, width, 3)`` uint8 BGR frame."""
+    def add_frame(self, bgr: np.ndarray, time_s: float | None = None) -> None:
+        """Encode one ``(height, width, 3)`` uint8 BGR frame.
+
+        ``time_s``: its presentation time in seconds from the start (frames
+        of a live camera come at an uneven rate or get dropped); ``None``
+        places it one frame period after the previous one.  A frame whose
+        time falls on the previous frame's slot is moved one slot later.
+        """
         if self._video is None:
             raise RuntimeError("this MediaWriter has no video stream")
         image = np.asarray(bgr)
@@ -118,12 +125,14 @@ class MediaWriter:
         import av
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=np.uint8), format="bgr24")
+        frame = frame.reformat(format="yuv420p")  # outside the lock: audio is not held up by it
         with self._lock:
             self._check_open()
-            frame = frame.reformat(format="yuv420p")
-            frame.pts = self.frames_written
+            pts = self._next_pts if time_s is None else max(int(round(time_s / self._video_tb)), self._next_pts)
+            frame.pts = pts
             frame.time_base = self._video_tb
             self._mux(self._video.encode(frame))
+            self._next_pts = pts + 1
             self.frames_written += 1
 
     def add_audio(self, samples: np.ndarray) -> None:

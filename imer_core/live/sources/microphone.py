@@ -238,7 +238,6 @@ class MicrophoneSource(AudioSource):
         self.device_info: AudioDeviceInfo | None = None
         #: the rate the device runs at (``None`` until opened).
         self.capture_rate: int | None = None
-        self.restart_count = 0
 
     # -- public API ------------------------------------------------------
     def start(self) -> None:
@@ -246,7 +245,7 @@ class MicrophoneSource(AudioSource):
         if self.running:
             return
         self._set_status(STARTING)
-        self._launch(self._run, "microphone")
+        self._launch(self._keep_open, "microphone", self._session, self.restart_backoff)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Close the stream and join the thread (idempotent)."""
@@ -254,26 +253,16 @@ class MicrophoneSource(AudioSource):
         self._set_status(STOPPED)
 
     # -- supervisor thread -------------------------------------------------
-    def _run(self) -> None:
-        delay = self.restart_backoff[0]
-        while not self._stop.is_set():
-            opened = self._open()
-            delivered = False
-            if opened is not None:
-                stream, state = opened
-                delivered = self._watch(state)
-                self._close(stream, state)
-            if self._stop.is_set():
-                break
-            if delivered:
-                delay = self.restart_backoff[0]
-            self._stop.wait(delay)
-            delay = min(delay * 2.0, self.restart_backoff[1])
-            self.restart_count += 1
-
-    def _fail(self, reason: str) -> None:
-        if not self._stop.is_set():
-            self._set_status(SourceStatus(False, reason))
+    def _session(self) -> bool:
+        """Open a stream, watch it until it fails or is stopped, close it; returns whether samples came."""
+        opened = self._open()
+        if opened is None:
+            return False
+        stream, state = opened
+        try:
+            return self._watch(state)
+        finally:
+            self._close(stream, state)
 
     def _candidates(self, sd: Any) -> list[tuple[int, int]]:
         """``(rate, channels)`` to try in order; sets :attr:`device_info`."""
@@ -327,17 +316,18 @@ class MicrophoneSource(AudioSource):
 
     def _try_open(self, factory: StreamFactory, device: Any, rate: int,
                   channels: int) -> tuple[Any, _StreamState] | BaseException:
-        resampler = None if rate == LIVE_SAMPLE_RATE else StreamingResampler(rate, LIVE_SAMPLE_RATE)
-        state = _StreamState(rate, resampler)
-        stream = None
+        stream = state = None
         try:
+            resampler = None if rate == LIVE_SAMPLE_RATE else StreamingResampler(rate, LIVE_SAMPLE_RATE)
+            state = _StreamState(rate, resampler)
             stream = factory(device=device, samplerate=rate, channels=channels, dtype="float32",
                              blocksize=max(int(round(rate * self.block_s)), 1),
                              callback=self._make_callback(state),
                              finished_callback=state.finished.set)
             stream.start()
-        except Exception as exc:  # PortAudioError, invalid settings, device busy
-            state.active = False
+        except Exception as exc:  # PortAudioError, invalid settings, device busy, scipy missing
+            if state is not None:
+                state.active = False
             if stream is not None:
                 self._close(stream, state)
             return exc
