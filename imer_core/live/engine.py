@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: Default method when several checkpoints are loaded: CM-ARR scored best on the live test table and is
 #: the fastest (assets/MODEL_CARD.md); the others stay one switch away.
 PREFERRED_METHODS = ("cmarr", "imder", "rohydr")
+#: Latency stages of a result, in pipeline order (milliseconds in :attr:`LiveResult.latency`).
+LATENCY_STAGES = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
 #: How long a modality's last sample may be held to fill a window (text: the last sentence).
 DEFAULT_HOLD_S = {Modality.VISION: 0.5, Modality.AUDIO: 0.5, Modality.TEXT: 15.0}
 
@@ -214,7 +216,8 @@ class InferenceEngine(RestartableThread):
             self.model_error = ""
         except LiveModelError as exc:
             self.model_error = str(exc)
-            self._requested_method = self._model.method if self._model is not None else None
+            if self._requested_method == wanted:  # not if another method was asked for meanwhile
+                self._requested_method = self._model.method if self._model is not None else None
             log.warning("%s", exc)
 
     def _statuses(self) -> tuple[ModalityStatus, ...]:

@@ -24,8 +24,6 @@ from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
 
 ASSETS_ENV = "IMER_ASSETS"
-#: Step rate of the live voice features (VoiceConfig's default).
-VOICE_RATE_HZ = 10.0
 
 
 class LiveModelError(RuntimeError):
@@ -69,9 +67,10 @@ def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any]) -> 
                             f"({spec.dim}-d), the pipeline runs {extractor!r} ({dim}-d)")
         if spec.rate_hz is None or spec.rate_hz <= 0:
             problems.append(f"{modality.value} features: no step rate in the checkpoint's spec")
-    audio_rate = config.specs[Modality.AUDIO].rate_hz
-    if audio_rate is not None and abs(audio_rate - VOICE_RATE_HZ) > 1e-6:
-        problems.append(f"audio features at {audio_rate} Hz; the voice extractor runs at {VOICE_RATE_HZ} Hz")
+    from ..features.voice import VoiceConfig
+    audio_rate, voice_rate = config.specs[Modality.AUDIO].rate_hz, VoiceConfig().rate_hz
+    if audio_rate is not None and abs(audio_rate - voice_rate) > 1e-6:
+        problems.append(f"audio features at {audio_rate} Hz; the voice extractor runs at {voice_rate} Hz")
     problems.extend(_normalization_problems(config, metadata.get("feature_normalization")))
     return problems
 

@@ -25,11 +25,11 @@ import numpy as np
 
 from ..config import LIVE_EMOTIONS
 from ..modalities import MODALITIES
-from .engine import LiveResult
+from .engine import LATENCY_STAGES, LiveResult
 from .speech_worker import TranscriptEvent
 
 SESSION_FORMAT = "imer-session-v1"
-LATENCY_COLUMNS = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
+LATENCY_COLUMNS = LATENCY_STAGES
 
 
 def new_session_dir(root: "str | Path") -> Path:
@@ -131,18 +131,22 @@ class WavAppender:
     """16-bit mono WAV written incrementally; the header is valid after every write."""
 
     def __init__(self, path: "str | Path", sample_rate: int = 16000) -> None:
-        self._wav = wave.open(str(path), "wb")
+        self._file = open(path, "wb")
+        self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(sample_rate)
 
     def write(self, samples: np.ndarray) -> None:
+        """Append float samples in ``[-1, 1]`` and flush (the wave module patches the header each write)."""
         pcm = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
         self._wav.writeframes((pcm * 32767.0).astype("<i2").tobytes())
-        self._wav._file.flush()  # the wave module patches the header in writeframes
+        self._file.flush()
 
     def close(self) -> None:
+        """Finish the header and close the file."""
         self._wav.close()
+        self._file.close()
 
 
 @dataclass(frozen=True, eq=False)
