@@ -51,9 +51,8 @@ def test_help_documents_the_window_and_every_option(capsys):
 
 
 def test_without_a_camera_the_demo_clip_plays_and_the_window_says_so(settings):
+    assert demo_clip_path().is_file(), "assets/demo/demo_clip.mp4 is tracked in git"
     args, notes = startup_args(parse(), settings, list_cameras=lambda: [])
-    if not demo_clip_path().is_file():
-        pytest.skip("the demo clip is not shipped in this checkout")
     assert args.source == str(demo_clip_path()) and args.loop
     assert len(notes) == 1 and "No camera found" in notes[0] and "demo clip" in notes[0]
 

@@ -31,8 +31,7 @@ WAIT_MS = 30_000
 @pytest.fixture
 def clip():
     path = demo_clip_path()
-    if not path.is_file():
-        pytest.skip("assets/demo/demo_clip.mp4 is not in this checkout")
+    assert path.is_file(), "assets/demo/demo_clip.mp4 is tracked in git"
     return path
 
 
@@ -57,6 +56,30 @@ def test_window_on_the_demo_clip_shows_frames_with_the_face_mesh(qtbot, tmp_path
         assert "i am very happy today" in window.transcript.toPlainText()
         image = window.grab().toImage()
         assert image.width() > 0 and not image.isNull()
+    finally:
+        window.close()
+    assert not window.pipeline.video.running and not window.pipeline.audio.running
+
+
+def test_after_a_failed_start_on_a_broken_file_the_demo_clip_plays(qtbot, tmp_path, clip):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"this is not a video")
+    parts = replace(PipelineParts(), asr=FakeASR, embedder=FakeEmbedder)
+    config = PipelineConfig(sources=SourceSpec(str(broken)), use_shipped=False)
+    window = MainWindow(config, pipeline_factory=lambda c: LivePipeline(c, parts),
+                        settings=QSettings(str(tmp_path / "imer.ini"), QSettings.Format.IniFormat),
+                        list_devices=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    try:
+        qtbot.waitUntil(lambda: "cannot read broken.mp4" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+        assert not window.running
+        with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
+            window.sources.play_demo()
+        assert blocker.args == [""] and window.running and "demo_clip.mp4" in window.sources.label.text()
+        qtbot.waitUntil(lambda: window.video.frames_shown >= 3, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: window.modalities.badge_text("vision") == "observed", timeout=WAIT_MS)
     finally:
         window.close()
     assert not window.pipeline.video.running and not window.pipeline.audio.running

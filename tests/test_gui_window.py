@@ -22,12 +22,13 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
 from live_fakes import fake_rig, train_small_checkpoint  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 
 from app.gui import settings as keys  # noqa: E402
 from app.gui.window import MainWindow  # noqa: E402
 from imer_core.config import LIVE_EMOTIONS  # noqa: E402
 from imer_core.live.health import ModalityState  # noqa: E402
+from imer_core.live.parts import SourceSpec, open_sources  # noqa: E402
 from imer_core.live.pipeline import LivePipeline, PipelineConfig  # noqa: E402
 from imer_core.modalities import Modality  # noqa: E402
 
@@ -57,12 +58,12 @@ def rig():
 
 @pytest.fixture
 def make_window(qtbot, rig, settings):
-    """``make(parts=None, **PipelineConfig fields)`` → a started window (closed after the test)."""
+    """``make(parts=None, factory=None, **PipelineConfig fields)`` → a started window (closed after the test)."""
     windows: list[MainWindow] = []
 
-    def make(parts=None, notes=(), **config) -> MainWindow:
+    def make(parts=None, notes=(), factory=None, **config) -> MainWindow:
         parts = parts or rig.parts()
-        window = MainWindow(PipelineConfig(**config), pipeline_factory=lambda c: LivePipeline(c, parts),
+        window = MainWindow(PipelineConfig(**config), pipeline_factory=factory or (lambda c: LivePipeline(c, parts)),
                             settings=settings, notes=notes, list_devices=False)
         qtbot.addWidget(window)
         window.show()
@@ -77,6 +78,10 @@ def make_window(qtbot, rig, settings):
 
 def predicting(window: MainWindow, count: int = 3) -> bool:
     return window.emotions.predictions_shown >= count and window.timeline.point_count() >= count
+
+
+def imer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("imer-")]
 
 
 def test_predictions_update_bars_timeline_video_and_performance(qtbot, make_window, checkpoints):
@@ -232,6 +237,7 @@ def test_about_box_shows_model_card_and_licences(qtbot, make_window):
     window = make_window(use_shipped=False)
     dialog = window.show_about()
     qtbot.addWidget(dialog)
+    assert dialog.testAttribute(Qt.WidgetAttribute.WA_DeleteOnClose), "closed about boxes do not pile up"
     licences = dialog.tab_text("Licences")
     assert "MIT License" in licences and "Apache" in licences
     card = dialog.tab_text("Model card")
@@ -245,9 +251,95 @@ def test_closing_stops_every_thread_and_releases_the_devices(qtbot, make_window,
     window.session.start()
     window.close()
     assert window.closed and window.session.recording is None
-    qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith("imer-")], timeout=5_000)
+    qtbot.waitUntil(lambda: not imer_threads(), timeout=5_000)
     assert not rig.video.running and not rig.audio.running
     assert not window.pipeline.engine.running
     assert settings.value(keys.GEOMETRY) is not None and settings.value(keys.STATE) is not None
     time.sleep(0.3)
     assert not rig.video.running, "nothing restarts the camera after closing"
+
+
+def test_a_failed_start_on_a_bad_file_recovers_when_another_file_is_opened(qtbot, make_window, checkpoints, rig,
+                                                                            tmp_path):
+    broken, good = tmp_path / "broken.mp4", tmp_path / "good.mp4"
+    broken.write_bytes(b"this is not a video")
+
+    def sources(spec):  # the real media source fails on the broken file; the "good" one plays the fakes
+        return open_sources(spec) if spec.source == str(broken) else (rig.video, rig.audio)
+
+    window = make_window(parts=replace(rig.parts(), sources=sources), sources=SourceSpec(str(broken)),
+                         checkpoints=(checkpoints["cmarr"],), method="cmarr")
+    qtbot.waitUntil(lambda: "could not start the pipeline" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    assert "broken.mp4" in window.statusBar().currentMessage() and window.notifier.dialog_open
+    assert not window.running and not window.controller.running and "Could not start" in window.video.placeholder
+
+    with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
+        window.sources.open_path(broken)  # still broken: says so, nothing runs
+    assert blocker.args[0].startswith("could not start on file broken.mp4") and "NoneType" not in blocker.args[0]
+    assert not window.running and window.pipeline.video is None
+
+    old = window.pipeline
+    with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
+        window.sources.open_path(good)
+    assert blocker.args == [""] and "Started on file good.mp4" in window.statusBar().currentMessage()
+    assert window.pipeline is not old and window.pipeline.config.sources.source == str(good)
+    assert window.running and "good.mp4" in window.sources.label.text()
+    qtbot.waitUntil(lambda: predicting(window), timeout=WAIT_MS)
+    assert window.pipeline.engine.method == "cmarr" and rig.video.running
+    assert window.video.frames_shown > 0
+
+    with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
+        window.sources.use_camera(3)  # now running: an ordinary switch
+    assert blocker.args == [""] and "Now using camera 3" in window.statusBar().currentMessage()
+
+
+def test_a_model_reload_after_a_failed_start_shows_the_new_pipeline(qtbot, make_window, checkpoints, rig):
+    attempts = []
+
+    def sources(spec):  # the camera is busy at the first try only
+        attempts.append(spec)
+        if len(attempts) == 1:
+            raise OSError("camera 0 is busy")
+        return rig.video, rig.audio
+
+    window = make_window(parts=replace(rig.parts(), sources=sources), checkpoints=(checkpoints["cmarr"],),
+                         method="cmarr")
+    qtbot.waitUntil(lambda: "camera 0 is busy" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    assert not window.running
+    with qtbot.waitSignal(window.model.rebuilt, timeout=WAIT_MS) as blocker:
+        window.model.load_checkpoints([checkpoints["imder"]])
+    assert blocker.args == [""] and window.running and window.pipeline.bank.methods == ["cmarr", "imder"]
+    qtbot.waitUntil(lambda: predicting(window), timeout=WAIT_MS)
+
+
+def test_an_unavailable_saved_method_falls_back_to_a_loaded_one(qtbot, make_window, checkpoints):
+    window = make_window(checkpoints=(checkpoints["cmarr"],), method="imder")  # e.g. saved with IMDer loaded
+    assert "No checkpoint for IMDer is loaded: using CM-ARR" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: predicting(window), timeout=WAIT_MS)
+    assert window.pipeline.engine.method == "cmarr" and window.pipeline.latest_result.method == "cmarr"
+
+
+def test_closing_during_a_model_reload_opens_no_device_afterwards(qtbot, make_window, checkpoints, rig):
+    gate, builds, parts = threading.Event(), [], rig.parts()
+
+    def factory(config):  # the reload's pipeline is built only once the gate opens
+        builds.append(config)
+        if len(builds) > 1:
+            gate.wait(10)
+        return LivePipeline(config, parts)
+
+    window = make_window(factory=factory, checkpoints=(checkpoints["cmarr"],), method="cmarr")
+    qtbot.waitUntil(lambda: predicting(window), timeout=WAIT_MS)
+    old = window.pipeline
+    window.model.load_checkpoints([checkpoints["imder"]])
+    qtbot.waitUntil(lambda: len(builds) == 2, timeout=WAIT_MS)  # the reload runs: old stopped, new being built
+    window.set_modality("vision", True)  # queued behind the reload (would reopen the camera): dropped on closing
+    window.controller.shutdown(timeout=0.2)  # as if the models took longer to load than closing waits
+    window.close()
+    assert window.closed and not window.isVisible()
+    gate.set()
+    qtbot.waitUntil(lambda: not imer_threads(), timeout=10_000)
+    assert window.pipeline is old and not old.engine.running and not window.controller.running
+    assert not rig.video.running and not rig.audio.running
+    time.sleep(0.3)
+    assert not rig.video.running and not rig.audio.running, "nothing opens the devices after closing"

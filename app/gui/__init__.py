@@ -10,5 +10,9 @@ its results.  Qt is imported only inside this package.
 * widgets: :mod:`.video_view`, :mod:`.modality_panel`, :mod:`.emotion_panel`,
   :mod:`.timeline`, :mod:`.transcript_view`, :mod:`.performance_panel`;
 * menus: :mod:`.source_controls`, :mod:`.model_controls`, :mod:`.session_controls`;
-* :mod:`.dialogs` — the about box (model card and licences).
+* :mod:`.dialogs` — the about box (model card and licences);
+* :mod:`.calibration_dialog` — the guided calibration (records acted emotions for a personal model);
+* :mod:`.notify` — status-bar messages and at most one error dialog;
+* :mod:`.settings` — the persistent settings (QSettings keys);
+* :mod:`.style` — method names and emotion colours.
 """

@@ -6,6 +6,11 @@ and loading checkpoints may take seconds.  :class:`TaskRunner` runs such
 calls in order in one daemon thread and hands each result back to the GUI
 thread; :class:`PipelineController` owns the pipeline and runs every command
 that touches it there, so the window never blocks on it.
+
+When the pipeline could not start (e.g. on a media file that cannot be
+read), a source switch starts a new pipeline on the chosen sources instead.
+Closing drops the queued commands, and a command still running then (a slow
+model reload) opens no device.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from imer_core.live.parts import SourceSpec
 from imer_core.live.pipeline import LivePipeline, PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -38,26 +44,26 @@ class TaskRunner(QObject):
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._queue: queue.Queue = queue.Queue()
-        self._pending = 0
+        self._closed = False
         self._finished.connect(self._deliver)
         self._thread = threading.Thread(target=self._serve, name=f"imer-gui-{name}", daemon=True)
         self._thread.start()
 
     def submit(self, task: Callable[[], Any], on_done: Done | None = None) -> None:
         """Queue ``task``; ``on_done`` receives its result (ignored after :meth:`shutdown`)."""
-        if not self._thread.is_alive():
+        if self._closed or not self._thread.is_alive():
             log.warning("task runner stopped; task dropped")
             return
-        self._pending += 1
         self._queue.put((task, on_done))
 
-    @property
-    def busy(self) -> bool:
-        """Tasks are queued or running."""
-        return self._pending > 0
-
     def shutdown(self, timeout: float = 15.0) -> None:
-        """Finish the queued tasks and stop the thread (waits up to ``timeout`` s)."""
+        """Drop the queued tasks, let the running one finish and stop the thread (waits up to ``timeout`` s)."""
+        self._closed = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -75,16 +81,24 @@ class TaskRunner(QObject):
             self._finished.emit(on_done, result, error)
 
     def _deliver(self, on_done: Done | None, result: Any, error: str) -> None:
-        self._pending -= 1
-        if on_done is not None:
+        if on_done is not None and not self._closed:
             on_done(result, error)
+
+
+class Closed(RuntimeError):
+    """The controller was shut down while a command ran; its result is discarded."""
 
 
 class PipelineController(QObject):
     """Owns the live pipeline; every call that may block runs in its command thread.
 
+    ``pipeline`` is replaced (and ``running`` changes) only in the command
+    thread, so every queued command sees the pipeline the commands before
+    it left.
+
     Signals:
-        replaced(object): a new pipeline took over (after :meth:`rebuild`).
+        replaced(object): a new, running pipeline took over (after :meth:`rebuild`
+            or :meth:`switch_sources` on a pipeline that was not running).
     """
 
     replaced = Signal(object)
@@ -95,6 +109,9 @@ class PipelineController(QObject):
         self.factory = factory
         self.runner = TaskRunner("commands", self)
         self.closed = False
+        #: The current pipeline started (False before :meth:`start`, after a failed start, and after closing).
+        self.running = False
+        self._lock = threading.Lock()  # orders taking a pipeline over against shutdown()
 
     def submit(self, command: Callable[[LivePipeline], Any], on_done: Done | None = None) -> None:
         """Run ``command(pipeline)`` on the pipeline current when it runs."""
@@ -102,43 +119,125 @@ class PipelineController(QObject):
             self.runner.submit(lambda: command(self.pipeline), on_done)
 
     def start(self, on_done: Done | None = None) -> None:
-        self.submit(lambda p: p.start(), on_done)
+        """Start the pipeline in the background; ``on_done`` gets the error ("" once it runs).
+
+        A failed start (e.g. a media file that cannot be read) releases what
+        it opened; :meth:`switch_sources` or :meth:`rebuild` can then start
+        a pipeline on other sources or models.
+        """
+        if not self.closed:
+            self.runner.submit(self._start, on_done)
+
+    def _start(self) -> None:
+        pipeline = self.pipeline
+        try:
+            with self._lock:
+                if self.closed:
+                    raise Closed("closed before the pipeline started")
+                pipeline.start()  # returns at once
+                self.running = True
+        except Exception:
+            pipeline.stop()  # release whatever the failed start opened (idempotent)
+            raise
+
+    def switch_sources(self, spec: SourceSpec, timeout_s: float, on_done: Done | None = None) -> None:
+        """Switch to the sources ``spec`` in the background.
+
+        On a running pipeline this is :meth:`LivePipeline.replace_sources`
+        (rolled back when the new sources deliver nothing); a pipeline that is
+        not running (its start failed) is replaced by a new one started on
+        ``spec`` (:attr:`replaced` is emitted).  ``on_done`` gets
+        ``(problem, started)``: ``problem`` is "" on success, else the reason,
+        and ``started`` says that a pipeline was started rather than switched.
+        """
+        if not self.closed:
+            self.runner.submit(lambda: self._switch_sources(spec, timeout_s), on_done)
+
+    def _switch_sources(self, spec: SourceSpec, timeout_s: float) -> tuple[str, bool]:
+        if self.running:
+            return self.pipeline.replace_sources(spec, timeout_s), False
+        old = self.pipeline
+        config = replace(old.config, sources=spec, disabled=_disabled(old), method=old.engine.method,
+                         sampler_steps=old.engine.sampler_steps)
+        old.stop()  # idempotent: releases whatever a failed start left open
+        try:
+            self._take_over(config, preload=False)
+        except Closed:
+            raise
+        except Exception as exc:
+            return f"could not start on {spec.describe()}: {exc}; nothing is running", True
+        return "", True
 
     def rebuild(self, config: PipelineConfig, on_done: Done | None = None) -> None:
         """Replace the pipeline by one built from ``config`` (its sources and switches are kept).
 
         Every checkpoint is loaded before the switch; on any failure the old
-        pipeline is restarted and ``on_done`` gets the error.
+        pipeline is restarted (if it was running) and ``on_done`` gets the error.
         """
         if not self.closed:
             self.runner.submit(lambda: self._rebuild(config), on_done)
 
     def _rebuild(self, config: PipelineConfig) -> LivePipeline:
-        old = self.pipeline
-        disabled = frozenset(m for m, on in old.enabled.items() if not on)
-        config = replace(config, sources=old.config.sources, disabled=disabled)
+        old, was_running = self.pipeline, self.running
+        config = replace(config, sources=old.config.sources, disabled=_disabled(old))
         old.stop()
+        self.running = False
+        try:
+            return self._take_over(config, preload=True)
+        except Exception:
+            with self._lock:
+                if was_running and not self.closed:
+                    old.start()
+                    self.running = True
+            raise
+
+    def _take_over(self, config: PipelineConfig, preload: bool) -> LivePipeline:
+        """Build and start a pipeline from ``config`` and make it current (raises if it fails or on closing)."""
         new = None
         try:
-            new = self.factory(config)
-            if config.method and config.method not in new.bank.methods:  # keep the method only if it is there
-                new = self.factory(replace(config, method=None))
-            for method in new.bank.methods:
-                new.bank.get(method)  # load now: a bad checkpoint fails here, not later
-            new.start()
+            new = build_pipeline(self.factory, config)
+            if preload:
+                for method in new.bank.methods:
+                    new.bank.get(method)  # load now: a bad checkpoint fails here, not later
+            with self._lock:
+                if self.closed:  # the window closed while the models loaded: open no device
+                    raise Closed("closed while the pipeline was being built")
+                new.start()  # returns at once
+                self.pipeline, self.running = new, True
         except Exception:
             if new is not None:
                 new.stop()
-            old.start()
             raise
-        self.pipeline = new
         self.replaced.emit(new)
         return new
 
     def shutdown(self, timeout: float = 15.0) -> None:
-        """Finish pending commands, then stop every pipeline thread and release the devices."""
+        """Drop queued commands, wait for the running one, then stop every pipeline thread and release the devices.
+
+        A command still running after ``timeout`` s finds the controller
+        closed and starts nothing.
+        """
         if self.closed:
             return
-        self.closed = True
+        with self._lock:
+            self.closed = True
         self.runner.shutdown(timeout)
-        self.pipeline.stop()
+        with self._lock:
+            pipeline, self.running = self.pipeline, False
+        pipeline.stop()
+
+
+def build_pipeline(factory: PipelineFactory, config: PipelineConfig) -> LivePipeline:
+    """``factory(config)``, without ``config.method`` when no loaded checkpoint holds it.
+
+    The engine then starts with its preferred method instead of predicting nothing.
+    """
+    pipeline = factory(config)
+    if config.method and config.method not in pipeline.bank.methods:
+        pipeline = factory(replace(config, method=None))
+    return pipeline
+
+
+def _disabled(pipeline: LivePipeline) -> frozenset:
+    """The modalities switched off in ``pipeline``."""
+    return frozenset(m for m, on in pipeline.enabled.items() if not on)

@@ -46,6 +46,7 @@ def model_card_markdown() -> str:
 
 
 def licences_markdown() -> str:
+    """The licence texts of :func:`licence_files` as one Markdown document (a note for each missing file)."""
     parts = []
     for path in licence_files():
         if not path.is_file():

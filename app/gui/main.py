@@ -31,7 +31,7 @@ def apply_saved(args: argparse.Namespace, settings: QSettings) -> argparse.Names
         merged.camera = keys.read(settings, keys.CAMERA, 0, int)
     if merged.mic is None:
         merged.mic = keys.read(settings, keys.MICROPHONE, None, str)
-    if merged.method is None:
+    if merged.method is None:  # the window drops a method that no loaded checkpoint holds
         merged.method = keys.read(settings, keys.METHOD, None, str)
     if merged.sampler_steps is None:
         merged.sampler_steps = keys.read(settings, keys.SAMPLER_STEPS, 0, int) or None

@@ -19,6 +19,7 @@ DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"
 
 
 def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA device (the *CUDA* device choice is greyed out otherwise)."""
     import torch
     return torch.cuda.is_available()
 
@@ -50,6 +51,7 @@ class ModelControls(QObject):
 
     @property
     def pipeline(self) -> LivePipeline:
+        """The controller's current pipeline."""
         return self.controller.pipeline
 
     # -- widgets -----------------------------------------------------------------------------
@@ -83,6 +85,7 @@ class ModelControls(QObject):
         self.steps_box.setRange(0, 200)
         self.steps_box.setSpecialValueText("default")
         self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's)")
+        self.steps_box.setKeyboardTracking(False)  # typing "25" applies 25 once, not 2 then 25
         self.steps_box.valueChanged.connect(self.set_sampler_steps)
         self.toolbar.addWidget(QLabel(" Method: "))
         self.toolbar.addWidget(self.method_box)
@@ -159,9 +162,11 @@ class ModelControls(QObject):
         self._rebuild(checkpoints=current + tuple(str(p) for p in paths), use_shipped=False)
 
     def use_shipped(self) -> None:
+        """Replace the loaded checkpoints by the models shipped in ``assets/`` (rebuilds the pipeline)."""
         self._rebuild(checkpoints=(), use_shipped=True)
 
     def set_device(self, device: str) -> None:
+        """Run the models on ``device`` ("auto", "cpu" or "cuda"; rebuilds the pipeline)."""
         self._rebuild(device=device)
 
     def _rebuild(self, **changes: object) -> None:

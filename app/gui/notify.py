@@ -25,26 +25,22 @@ class Notifier(QObject):
         self.status_bar = status_bar
         self._parent = parent
         self._dialog: QMessageBox | None = None
-        self.history: list[str] = []
 
     def message(self, text: str, timeout_ms: int = MESSAGE_MS) -> None:
         """A transient status-bar message (also logged)."""
         log.info("%s", text)
-        self.history.append(text)
-        del self.history[:-100]
         self.status_bar.showMessage(text, timeout_ms)
 
     def error(self, text: str, dialog: bool = False, title: str = "imer") -> None:
         """An error in the status bar; with ``dialog``, also in a dialog unless one is already open."""
         log.warning("%s", text)
-        self.history.append(text)
-        del self.history[:-100]
         self.status_bar.showMessage(text, 3 * MESSAGE_MS)
         if dialog and self._dialog is None:
             self._open_dialog(title, text)
 
     @property
     def dialog_open(self) -> bool:
+        """An error dialog is open (further errors go to the status bar only)."""
         return self._dialog is not None
 
     def _open_dialog(self, title: str, text: str) -> None:

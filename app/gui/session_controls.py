@@ -6,8 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeySequence
+from PySide6.QtCore import QObject, QSettings, Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QWidget
 
 from imer_core.live.recording import SessionRecording
@@ -19,13 +19,7 @@ from .notify import Notifier
 
 
 class SessionControls(QObject):
-    """Records the running pipeline with :class:`SessionRecording` (the same files as ``imer run``).
-
-    Signals:
-        recording_changed(bool): recording started (True) or stopped (False).
-    """
-
-    recording_changed = Signal(bool)
+    """Records the running pipeline with :class:`SessionRecording` (the same files as ``imer run``)."""
 
     def __init__(self, controller: PipelineController, notifier: Notifier, settings: QSettings,
                  parent: QWidget) -> None:
@@ -49,7 +43,8 @@ class SessionControls(QObject):
         self.export_action = self.menu.addAction("&Export last session...", self.export)
         self.export_action.setEnabled(False)
 
-    def _option(self, text: str, key: str):
+    def _option(self, text: str, key: str) -> QAction:
+        """A checkable menu entry whose state persists under ``key``."""
         action = self.menu.addAction(text)
         action.setCheckable(True)
         action.setChecked(keys.read(self.settings, key, False, bool))
@@ -58,10 +53,12 @@ class SessionControls(QObject):
 
     @property
     def root(self) -> Path:
+        """The folder new session folders are created in."""
         return keys.sessions_root(self.settings)
 
     # -- record / stop -----------------------------------------------------------------------
     def toggle(self) -> None:
+        """Start recording, or stop the recording in progress."""
         self.stop() if self.recording is not None else self.start()
 
     def start(self) -> Path | None:
@@ -101,7 +98,6 @@ class SessionControls(QObject):
         self.record_action.blockSignals(False)
         self.record_action.setText("Stop &recording" if on else "&Record")
         self.refresh()
-        self.recording_changed.emit(on)
 
     def refresh(self) -> None:
         """Update the status-bar indicator (call a few times a second)."""
@@ -119,12 +115,14 @@ class SessionControls(QObject):
 
     # -- folders -----------------------------------------------------------------------------
     def pick_root(self) -> None:
+        """Ask for the folder sessions are recorded to (saved in the settings)."""
         folder = QFileDialog.getExistingDirectory(self._parent, "Folder for recorded sessions", str(self.root))
         if folder:
             self.settings.setValue(keys.SESSIONS_ROOT, folder)
             self.notifier.message(f"Sessions are recorded to {folder}")
 
     def open_root(self) -> None:
+        """Show the sessions folder in the file manager (created if missing)."""
         self.root.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.root)))
 

@@ -48,4 +48,5 @@ def default_sessions_root() -> Path:
 
 
 def sessions_root(settings: QSettings) -> Path:
+    """The folder recorded sessions go to: the one saved in ``settings``, else :func:`default_sessions_root`."""
     return Path(read(settings, SESSIONS_ROOT, str(default_sessions_root()), str))

@@ -2,7 +2,9 @@
 
 Switching runs ``pipeline.replace_sources`` in the command thread; when the
 new device delivers nothing the pipeline rolls back to the previous one, and
-the status bar says so.
+the status bar says so.  When no pipeline runs (its start failed, e.g. on a
+media file that cannot be read), a switch starts a new pipeline on the chosen
+sources instead.
 """
 
 from __future__ import annotations
@@ -134,15 +136,19 @@ class SourceControls(QObject):
 
     # -- switching ---------------------------------------------------------------------------
     def use_camera(self, index: int) -> None:
+        """Switch to camera ``index`` (with the microphone in use)."""
         self.switch(replace(self.spec, source=WEBCAM, camera=int(index)))
 
     def use_microphone(self, device: Any) -> None:
+        """Switch to microphone ``device`` (name, index or ``None`` for the default; with the camera in use)."""
         self.switch(replace(self.spec, source=WEBCAM, microphone=device))
 
     def use_webcam(self) -> None:
+        """Switch from a media file back to the selected camera and microphone."""
         self.switch(replace(self.spec, source=WEBCAM, loop=False))
 
     def play_demo(self) -> None:
+        """Play the shipped demo clip (looping if *Loop media files* is checked)."""
         self.open_path(demo_clip_path())
 
     def open_file(self) -> None:
@@ -153,6 +159,7 @@ class SourceControls(QObject):
             self.open_path(Path(path))
 
     def open_path(self, path: Path) -> None:
+        """Play the media file ``path`` (looping if *Loop media files* is checked)."""
         self.switch(replace(self.spec, source=str(path), loop=self.loop_action.isChecked()))
 
     def switch(self, spec: SourceSpec) -> None:
@@ -162,15 +169,18 @@ class SourceControls(QObject):
             return
         self.switching = True
         self.notifier.message(f"Switching to {spec.describe()}...", 0)
-        self.controller.submit(lambda p: p.replace_sources(spec, self.switch_timeout_s),
-                               lambda problem, error: self._switched(spec, problem or error))
+        self.controller.switch_sources(spec, self.switch_timeout_s,
+                                       lambda result, error: self._switched(spec, result, error))
 
-    def _switched(self, spec: SourceSpec, problem: str) -> None:
+    def _switched(self, spec: SourceSpec, result: tuple[str, bool] | None, error: str) -> None:
+        """``result`` is ``(problem, started)`` from :meth:`PipelineController.switch_sources` (``None`` on ``error``)."""
+        problem, started = result if result is not None else (error, False)
         self.switching = False
         if problem:
-            self.notifier.error(problem if "kept" in problem else f"could not switch to {spec.describe()}: {problem}")
+            self.notifier.error(problem if problem.startswith("could not ")
+                                else f"could not switch to {spec.describe()}: {problem}", dialog=started)
         else:
-            self.notifier.message(f"Now using {spec.describe()}")
+            self.notifier.message(f"Started on {spec.describe()}" if started else f"Now using {spec.describe()}")
             if not spec.is_file:
                 self.settings.setValue(keys.CAMERA, spec.camera)
                 self.settings.setValue(keys.MICROPHONE, "" if spec.microphone is None else str(spec.microphone))
@@ -178,4 +188,5 @@ class SourceControls(QObject):
         self.switched.emit(problem)
 
     def shutdown(self) -> None:
+        """Stop the device-listing thread (waits up to 5 s)."""
         self.devices.shutdown(5.0)

@@ -23,7 +23,7 @@ from imer_core.modalities import Modality
 
 from . import settings as keys
 from .calibration_dialog import CalibrationDialog
-from .controller import PipelineController, PipelineFactory
+from .controller import PipelineController, PipelineFactory, build_pipeline
 from .dialogs import AboutDialog
 from .emotion_panel import EmotionPanel
 from .model_controls import ModelControls
@@ -32,6 +32,7 @@ from .notify import Notifier
 from .performance_panel import PerformancePanel
 from .session_controls import SessionControls
 from .source_controls import SourceControls
+from .style import method_name
 from .timeline import TimelinePlot
 from .transcript_view import TranscriptView
 from .video_view import VideoView
@@ -64,6 +65,10 @@ class MainWindow(QMainWindow):
         self.resize(1280, 820)
         self.notifier = Notifier(self.statusBar(), self)
         pipeline, problem = _first_pipeline(config, pipeline_factory)
+        if config.method and pipeline.engine.method != config.method and not problem:
+            used = pipeline.engine.method
+            notes = [f"No checkpoint for {method_name(config.method)} is loaded"
+                     + (f": using {method_name(used)}" if used else ""), *notes]
         self.controller = PipelineController(pipeline, pipeline_factory, self)
         self.controller.replaced.connect(self._on_replaced)
         self._t0 = time.monotonic()
@@ -184,8 +189,9 @@ class MainWindow(QMainWindow):
 
     def _started(self, _: object, error: str) -> None:
         if error:
-            self.notifier.error(f"could not start the pipeline: {error}", dialog=True)
-            self.video.show_placeholder(f"Could not start\n{error}")
+            self.notifier.error(f"could not start the pipeline: {error} — choose another source in the Source menu "
+                                "(a media file, the demo clip or the camera) to start again", dialog=True)
+            self.video.show_placeholder(f"Could not start\n{error}\n\nChoose another source in the Source menu")
         self.running = not error
 
     def set_modality(self, name: str, on: bool) -> None:
@@ -200,20 +206,25 @@ class MainWindow(QMainWindow):
             self.notifier.message(f"{name.capitalize()} switched {'on' if on else 'off'}")
 
     def _on_replaced(self, pipeline: LivePipeline) -> None:
-        self.session.stop(reason=" — recording stopped because the model changed")
+        self.session.stop(reason=" — recording stopped because the pipeline was replaced")
         self._transcripts = 0
         self._model_error = ""
         self.timeline.clear()
         for modality, on in pipeline.enabled.items():
             self.modalities.set_switch(modality.value, on)
         self.sources.sync()
+        self.model.sync()
+        self.running = not self.closed  # the controller replaces the pipeline only by a started one
 
     def reset_layout(self) -> None:
+        """Put the docks and toolbars back where they are on first start."""
         self.restoreState(self._default_layout, LAYOUT_VERSION)
         self._default_sizes()
 
     def show_about(self) -> AboutDialog:
+        """Open the about box (model card and licences); it is deleted when closed."""
         dialog = AboutDialog(self.pipeline.bank.checkpoints, self.pipeline.device, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
 
@@ -279,6 +290,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.settings.setValue(keys.GEOMETRY, self.saveGeometry())
         self.settings.setValue(keys.STATE, self.saveState(LAYOUT_VERSION))
+        self.hide()  # stopping the threads may take seconds: do not leave a frozen window on screen
         self.shutdown()
         super().closeEvent(event)
 
@@ -297,9 +309,13 @@ class MainWindow(QMainWindow):
 
 
 def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> tuple[LivePipeline, str]:
-    """The pipeline of ``config``; if its checkpoints or device cannot be used, the shipped models on auto."""
+    """The pipeline of ``config``; if its checkpoints or device cannot be used, the shipped models on auto.
+
+    A method no loaded checkpoint holds (e.g. saved while other checkpoints
+    were loaded) is dropped: the engine's preferred method runs instead.
+    """
     try:
-        return factory(config), ""
+        return build_pipeline(factory, config), ""
     except LiveModelError as exc:
         fallback = replace(config, checkpoints=(), method=None, device="auto")
         return factory(fallback), f"{exc} — started with the shipped models instead"
