@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from app.cli import main as imer_main
+from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import LIVE_EMOTIONS
 from imer_core.live.calibration import CalibrationRun, CalibrationStep, load_calibration
 from imer_core.live.models import load_live_model
@@ -30,12 +31,22 @@ def test_calibrate_on_a_clip_then_finetune(demo_test_clip, live_checkpoints, tmp
     info = json.loads(next((tmp_path / "sessions").glob("session-*/calibration.json")).read_text())
     assert info["samples"] == len(data)
 
+    # a base checkpoint as shipped: it carries the measurements of *that* model
+    shipped = load_checkpoint(live_checkpoints["cmarr"])
+    base_path = save_checkpoint(shipped, tmp_path / "live_cmarr.pt", {
+        **shipped.checkpoint_metadata, "results": {"table": {"CM-ARR": {}}}, "test_metrics": {"accuracy": 0.5},
+        "method_title": "CM-ARR"})
     out = tmp_path / "personal.pt"
     assert train_main(["finetune", "--sessions", str(tmp_path / "sessions"), "--checkpoint",
-                       str(live_checkpoints["cmarr"]), "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+                       str(base_path), "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
     personal = load_live_model(out)
     assert personal.metadata["personalized"]["samples"] == len(data)
-    base = load_live_model(live_checkpoints["cmarr"])
+    assert personal.metadata["personalized"]["base_checkpoint"] == str(base_path)
+    base = load_live_model(base_path)
+    # the base model's test results describe the base model, not the personal one
+    assert "results" in base.metadata and not {"results", "test_metrics"} & set(personal.metadata)
+    assert personal.metadata["feature_normalization"] == base.metadata["feature_normalization"]
+    assert personal.metadata["method_title"] == "CM-ARR"
     changed = [k for k, v in personal.model.state_dict().items()
                if not torch.equal(v, base.model.state_dict()[k])]
     assert changed, "fine-tuning changed no weight"

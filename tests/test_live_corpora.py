@@ -106,3 +106,42 @@ def test_real_corpora_counts_and_speaker_independence():
                     or speakers["val"] & speakers["test"])
     assert len(meld_utterances(REAL_DATA)) == 9989 + 1109 + 2610
     assert load_fer2013(REAL_DATA).images.shape == (35887, 48, 48)
+
+
+def _fake_audio_cache(cache: Path, corpus: str = "ravdess") -> Path:
+    """A feature-free audio cache whose meta is what extract-live would record today."""
+    from training.live.extract import CACHE_VERSION, _settings, _write_npz, cache_path, extractor_ids
+
+    speakers = np.array(["ravdess-01", "ravdess-19", "ravdess-21"])
+    meta = {"version": CACHE_VERSION, "corpus": corpus, "limit": None, "extractors": extractor_ids(),
+            "settings": _settings(corpus), "stats": {"n": 3}}
+    path = cache_path(cache, corpus)
+    _write_npz(path, meta, {"ids": np.array(["a", "b", "c"]), "speaker": speakers,
+                            "split": np.array(["train", "val", "test"]), "audio": np.zeros((3, 20, 44), np.float32)})
+    return path
+
+
+def test_split_tables_are_part_of_the_cache_and_a_change_is_not_silent(tmp_path, monkeypatch):
+    from training.live import corpora
+    from training.live.extract import extract_live, load_cache, read_meta
+
+    cache = tmp_path / "cache"
+    path = _fake_audio_cache(cache)
+    assert read_meta(path)["settings"]["speaker_splits"]["test"] == [21, 22, 23, 24]
+    assert load_cache(cache, "ravdess")["split"].tolist() == ["train", "val", "test"]
+    # actor 19 moves from val to test: the stored split is now stale and must be refused
+    monkeypatch.setattr(corpora, "RAVDESS_SPLITS", {"train": tuple(range(1, 19)), "val": (20,),
+                                                    "test": (19, 21, 22, 23, 24)})
+    with pytest.raises(ValueError, match="split table"):
+        load_cache(cache, "ravdess")
+    # a re-run re-derives the splits from the cached speakers without extracting anything
+    (tmp_path / "data" / "ravdess_speech").mkdir(parents=True)
+    lines: list[str] = []
+    extract_live(tmp_path / "data", cache, corpora=["ravdess"], progress=False, log=lines.append)
+    assert "re-split" in lines[0]
+    data = load_cache(cache, "ravdess")
+    assert data["split"].tolist() == ["train", "test", "test"] and data["audio"].shape == (3, 20, 44)
+    assert data["meta"]["settings"]["speaker_splits"]["test"] == [19, 21, 22, 23, 24]
+    assert data["meta"]["stats"] == {"n": 3}
+    extract_live(tmp_path / "data", cache, corpora=["ravdess"], progress=False, log=lines.append)
+    assert "up to date" in lines[1]

@@ -194,3 +194,54 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
         assert model.config.specs.vision == face_feature_spec(20, 10.0)
         assert compatibility_problems(model.config, meta) == []
         assert load_live_model(path).labels == LIVE_EMOTIONS
+
+
+def _tiny_pools() -> dict:
+    from training.live.dataset import ModalityPool
+
+    rng = np.random.default_rng(0)
+    shapes = {"text": (384,), "audio": (20, 44), "vision": (55,)}
+    labels = np.array([0, 1, 0, 1])
+    return {m: ModalityPool(rng.standard_normal((4, *s)).astype(np.float32), labels, np.full(4, "train"),
+                            np.array([f"{m}:{i}" for i in range(4)])) for m, s in shapes.items()}
+
+
+def test_live_options_reject_unknown_keys_and_training_tuples_refuse_worker_processes():
+    from torch.utils.data import DataLoader
+
+    from training.live.dataset import LiveTupleDataset, load_live_experiment_data
+
+    assert LiveDataOptions.from_mapping({"audio_corpora": ["ravdess"], "seed": 3}) == LiveDataOptions(
+        audio_corpora=("ravdess",), seed=3)
+    with pytest.raises(ValueError, match="unknown LiveDataOptions option"):
+        LiveDataOptions.from_mapping({"tuples": 3})
+    train = LiveTupleDataset(_tiny_pools(), len(LIVE_EMOTIONS), seed=0, resample=True, tuples_per_class=2,
+                             vision_jitter=0.1)
+    assert len(list(DataLoader(train, batch_size=2, num_workers=0))) == 2
+    with pytest.raises(ValueError, match="num_workers = 0"):   # workers would repeat the same draws
+        list(DataLoader(train, batch_size=2, num_workers=1))
+    fixed = LiveTupleDataset(_tiny_pools(), len(LIVE_EMOTIONS), seed=0, resample=False, tuples_per_class=None)
+    assert len(list(DataLoader(fixed, batch_size=2, num_workers=1))) == 2   # fixed tuples are safe in workers
+    with pytest.raises(ValueError, match="num_workers = 0"):
+        load_live_experiment_data(load_experiment("live_cmarr", ["train.num_workers=2"]))
+
+
+def test_ship_refuses_an_oversized_checkpoint_without_leaving_it_behind(tmp_path, monkeypatch):
+    from live_fakes import train_small_checkpoint
+    from training.live import evaluate
+    from training.live.dataset import LiveData
+
+    path = train_small_checkpoint(tmp_path / "run" / "model.pt", "cmarr", steps=1)
+    model = load_checkpoint(path)
+    data = LiveData({}, live_specs(), {}, {})
+    report = {"conditions": ["l"], "test": {"CM-ARR": {"l": {"accuracy": 0.5}}}, "latency_ms": {"CM-ARR": {"l": 1.0}},
+              "torch_threads": 1, "test_tuples": 2}
+    ship = tmp_path / "models"
+    shipped = evaluate.ship_checkpoints([("CM-ARR", path, model)], report, data, ship)
+    assert [p.name for p in ship.iterdir()] == ["live_cmarr.pt"] and shipped["CM-ARR"]["bytes"] < 20_000_000
+    assert checkpoint_metadata(ship / "live_cmarr.pt")["metadata"]["results"]["torch_threads"] == 1
+    before = (ship / "live_cmarr.pt").read_bytes()
+    monkeypatch.setattr(evaluate, "MAX_SHIP_BYTES", 1000)
+    with pytest.raises(ValueError, match="over the 1,000-byte limit"):
+        evaluate.ship_checkpoints([("CM-ARR", path, model)], report, data, ship)
+    assert [p.name for p in ship.iterdir()] == ["live_cmarr.pt"] and (ship / "live_cmarr.pt").read_bytes() == before

@@ -29,6 +29,11 @@ from imer_core.modalities import MODALITIES
 from .metrics import classification_metrics
 
 
+# Metadata of the base checkpoint that measured *that* model (held-out test table, training-run test
+# metrics); a personal checkpoint leaves them out and names its base under ``personalized.base_checkpoint``.
+BASE_ONLY_METADATA: tuple[str, ...] = ("results", "test_metrics")
+
+
 @dataclass(frozen=True)
 class FinetuneOptions:
     """Settings of a fine-tuning run (few samples: small learning rate, few epochs)."""
@@ -124,7 +129,7 @@ def finetune(checkpoint: "str | Path", sessions: Sequence["str | Path"], out: "s
                "samples": len(data), "train": int(len(train_idx)), "valid": int(len(valid_idx)),
                "valid_before": before, "valid_after": after, "final_loss": losses[-1] if losses else None,
                "options": options.__dict__}
-    metadata = dict(live.metadata)
+    metadata = {k: v for k, v in live.metadata.items() if k not in BASE_ONLY_METADATA}
     metadata["personalized"] = summary
     metadata["trained"] = True
     save_checkpoint(model, out, metadata)

@@ -10,7 +10,9 @@ the corpora as described in its README:
 * ``meld/{train,dev,test}_sent_emo.csv``: MELD utterances with MELD's split.
 
 Audio splits are speaker-independent and fixed here (:data:`RAVDESS_SPLITS`,
-:data:`EMODB_SPLITS`); each is gender balanced.
+:data:`EMODB_SPLITS`); each is gender balanced.  Extraction stores each clip's
+split and the tables in the feature cache; a cache made with other tables is
+refused when loaded (see :func:`training.live.extract.load_cache`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,24 @@ def _split_of(value: object, table: dict[str, tuple]) -> str:
         if value in members:
             return split
     raise ValueError(f"speaker {value!r} is in no split")
+
+
+def split_table(corpus: str) -> dict[str, list]:
+    """The speaker split table of an audio corpus as plain lists (how extraction records it in the cache)."""
+    tables: dict[str, dict[str, tuple]] = {"ravdess": RAVDESS_SPLITS, "emodb": EMODB_SPLITS}
+    if corpus not in tables:
+        raise ValueError(f"{corpus!r} has no speaker split table; expected one of {', '.join(AUDIO_CORPORA)}")
+    return {split: list(members) for split, members in tables[corpus].items()}
+
+
+def speaker_split(corpus: str, speaker: str) -> str:
+    """Split of an audio speaker id (``ravdess-21``, ``emodb-15``) under the current split tables."""
+    code = speaker.partition("-")[2]
+    if corpus == "ravdess":
+        return _split_of(int(code), RAVDESS_SPLITS)
+    if corpus == "emodb":
+        return _split_of(code, EMODB_SPLITS)
+    raise ValueError(f"{corpus!r} has no speaker split table; expected one of {', '.join(AUDIO_CORPORA)}")
 
 
 @dataclass(frozen=True)

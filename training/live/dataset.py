@@ -35,6 +35,12 @@ transcript embedding the same way and averages the face vectors of each
 100 ms step).  Training faces get independent Gaussian noise of
 ``vision_jitter`` (normalised units) per step, a crude stand-in for the
 frame-to-frame variation of live video.
+
+The training draws come from one numpy generator held by the dataset, seeded
+by :data:`LiveDataOptions.seed`.  DataLoader worker processes would each get
+a copy of it and repeat the same draws, so the resampling training dataset
+refuses to run in a worker: a live experiment needs ``[train] num_workers = 0``
+(the shipped configs' setting; the items are cheap tensor lookups).
 """
 
 from __future__ import annotations
@@ -45,8 +51,9 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
+from imer_core.config import options_from_dict
 from imer_core.features.face import face_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.modalities import MODALITIES, FeatureSpecs
@@ -82,12 +89,8 @@ class LiveDataOptions:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "LiveDataOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown [data.live] option(s) {unknown}; known: {sorted(known)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        """Options from a ``[data.live]`` table (unknown keys rejected, lists turned into tuples)."""
+        return options_from_dict(cls, data)
 
 
 def live_specs(seq_len: int = SEQ_LEN, rate_hz: float = RATE_HZ) -> FeatureSpecs:
@@ -197,8 +200,15 @@ def fixed_tuples(labels: Mapping[str, np.ndarray], n_classes: int, seed: int,
     return {m: np.concatenate(v) for m, v in index.items()}, np.concatenate(tuple_labels)
 
 
+WORKER_ERROR = ("the live training tuples are drawn from one generator held by the dataset; DataLoader "
+                "workers would each copy it and repeat the same draws: set [train] num_workers = 0")
+
+
 class LiveTupleDataset(Dataset):
     """Pseudo-pair tuples of one split as trainer items.
+
+    The resampling (training) dataset must be read in the main process: in a
+    DataLoader worker (``num_workers > 0``) it raises ``ValueError``.
 
     Items are ``{"index", "text" (20, 384), "audio" (20, 44), "vision" (20, 55), "label"}``
     (normalised float32, int64 label).
@@ -241,6 +251,8 @@ class LiveTupleDataset(Dataset):
         return {m: int(self._rng.choice(self.members[m][c])) for m in self.members}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.resample and get_worker_info() is not None:
+            raise ValueError(WORKER_ERROR)
         rows = self.rows(index)
         item: dict[str, Any] = {"index": int(index), "label": torch.tensor(int(self.labels[index]))}
         for modality, row in rows.items():
@@ -320,6 +332,8 @@ def load_live_experiment_data(experiment: Any) -> Any:
     if experiment.task != "classification":
         raise ValueError(f"{experiment.name}: the live data source is a classification task; "
                          "set [model] task = \"classification\"")
+    if experiment.train.num_workers > 0:
+        raise ValueError(f"{experiment.name}: {WORKER_ERROR} (got num_workers = {experiment.train.num_workers})")
     cache = Path(experiment.data.path or "runs/live_cache").expanduser()
     data = build_live_data(cache, LiveDataOptions.from_mapping(experiment.data.live))
     note = ("live corpora (FER2013, RAVDESS, EmoDB, MELD) as class-matched pseudo-pairs: no corpus records the "

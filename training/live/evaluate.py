@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ from .labels import LIVE_LABELS
 CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)
 PAIRED_CONDITIONS: tuple[str, ...] = ("a", "l", "la")
 METHOD_TITLES = {"imder": "IMDer", "rohydr": "RoHyDR", "cmarr": "CM-ARR"}
-MAX_SHIP_BYTES = 20 * 1024 * 1024
+MAX_SHIP_BYTES = 20_000_000  # 20 MB: the size limit of a shipped checkpoint
 Predictor = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 
@@ -177,9 +178,10 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in checkpoints]
-    data = build_live_data(cache, data_options_of(paths))
+    options = data_options_of(paths)
+    data = build_live_data(cache, options)
     test = data.datasets["test"]
-    paired = paired_asr_dataset(cache, data.normalization, data_options_of(paths))
+    paired = paired_asr_dataset(cache, data.normalization, options)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     paired_rows: dict[str, Any] = {}
     latency: dict[str, dict[str, float]] = {}
@@ -224,23 +226,36 @@ def results_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
     paired = {row: {g: {c: {k: float(m[k]) for k in ("accuracy", "macro_f1")} for c, m in conds.items()}
                     for g, conds in groups.items()} for row, groups in report.get("paired_asr", {}).items()}
     return {"split": "test", "conditions": report["conditions"], "table": table, "paired_asr": paired,
-            "latency_ms_batch1": report["latency_ms"], "test_tuples": report["test_tuples"],
+            "latency_ms_batch1": report["latency_ms"], "torch_threads": report.get("torch_threads"),
+            "test_tuples": report["test_tuples"],
             "note": "class-matched pseudo-pairs of unimodal corpora; see assets/MODEL_CARD.md"}
 
 
 def ship_checkpoints(models: Sequence[tuple[str, Path, Any]], report: Mapping[str, Any], data: LiveData,
                      ship_dir: Path) -> dict[str, dict[str, Any]]:
-    """Write ``ship_dir/live_<method>.pt`` with the live metadata and the results; each must stay < 20 MB."""
+    """Write ``ship_dir/live_<method>.pt`` with the live metadata and the results.
+
+    Each file must stay under :data:`MAX_SHIP_BYTES` (20 MB).  It is written under a staging name
+    first and only renamed into place when it fits, so an oversized checkpoint never lands in
+    ``ship_dir`` (nor replaces a file already there).
+
+    Raises:
+        ValueError: a checkpoint is 20 MB or more (nothing of it is left in ``ship_dir``).
+    """
     from imer_core.checkpoint import checkpoint_metadata as read_meta
 
     shipped = {}
     for title, path, model in models:
         meta = {**read_meta(path)["metadata"], **checkpoint_metadata(data), "results": results_metadata(report),
                 "method_title": title}
-        target = save_checkpoint(model, ship_dir / f"live_{model.name}.pt", meta)
-        size = target.stat().st_size
+        target = ship_dir / f"live_{model.name}.pt"
+        staged = save_checkpoint(model, ship_dir / f".{target.name}.staged", meta)
+        size = staged.stat().st_size
         if size >= MAX_SHIP_BYTES:
-            raise ValueError(f"{target} is {size / 2**20:.1f} MiB, over the 20 MB limit")
+            staged.unlink()
+            raise ValueError(f"{title}: the checkpoint is {size:,} bytes ({size / 1e6:.1f} MB), over the "
+                             f"{MAX_SHIP_BYTES:,}-byte limit of a shipped model; {target} was not written")
+        os.replace(staged, target)
         shipped[title] = {"path": str(target), "bytes": size, "parameters": model.parameter_count()}
     return shipped
 

@@ -18,6 +18,12 @@
 Each corpus is cached as ``<cache>/<corpus>.npz`` (ids, source labels,
 splits, speakers, features, and a JSON ``meta`` with the extractor ids and
 settings).  A cache whose meta matches the request is reused.
+
+The audio splits are decided here, from the speaker tables of
+:mod:`training.live.corpora`, and the tables are part of the settings.  When
+only the tables changed, a re-run re-derives the stored splits from the
+cached speakers (no new extraction); :func:`load_cache` refuses an audio
+cache whose stored splits differ from the current tables.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .corpora import (AUDIO_CORPORA, CORPORA, audio_clips, check_corpus, load_fer2013, meld_utterances, read_audio,
-                      spread_subset)
+                      speaker_split, split_table, spread_subset)
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +89,37 @@ def _write_npz(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     os.replace(tmp, path)
 
 
+def _load_npz(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as data:
+        out: dict[str, Any] = {k: data[k] for k in data.files if k != "meta"}
+        out["meta"] = json.loads(str(data["meta"]))
+    return out
+
+
+def current_splits(corpus: str, speakers: np.ndarray) -> np.ndarray:
+    """Split of each cached audio clip under the current speaker tables of :mod:`training.live.corpora`."""
+    return np.asarray([speaker_split(corpus, str(s)) for s in speakers])
+
+
 def load_cache(cache_dir: str | Path, corpus: str) -> dict[str, Any]:
     """Arrays of one cached corpus plus its ``meta`` dict.
 
     Raises:
         FileNotFoundError: the corpus has not been extracted into ``cache_dir``.
+        ValueError: an audio cache's stored splits differ from the current speaker split tables.
     """
     path = cache_path(cache_dir, corpus)
     if not path.is_file():
         raise FileNotFoundError(f"no feature cache {str(path)!r}: run `imer-train extract-live --cache "
                                 f"{cache_dir}` first")
-    with np.load(path, allow_pickle=False) as data:
-        out: dict[str, Any] = {k: data[k] for k in data.files if k != "meta"}
-        out["meta"] = json.loads(str(data["meta"]))
+    out = _load_npz(path)
+    if corpus in AUDIO_CORPORA:
+        stale = current_splits(corpus, out["speaker"]) != out["split"].astype(str)
+        if stale.any():
+            raise ValueError(f"{path}: the splits stored at extraction differ from the current {corpus} speaker "
+                             f"split table in training/live/corpora.py for {int(stale.sum())} of {len(stale)} clips: "
+                             f"re-run `imer-train extract-live --data DIR --cache {cache_dir} --corpora {corpus}` "
+                             "(it re-derives the splits without re-extracting)")
     return out
 
 
@@ -230,8 +254,30 @@ def _settings(corpus: str) -> dict[str, Any]:
         return {"upscale": FACE_UPSCALE, "pad_fraction": FACE_PAD_FRACTION, "mode": "still-image"}
     if corpus in AUDIO_CORPORA:
         return {"window_s": AUDIO_WINDOW_S, "window": "loudest", "window_hop_s": WINDOW_HOP_S,
-                "asr": "faster-whisper tiny.en (bundled), beam 5, language en, whole clip"}
+                "asr": "faster-whisper tiny.en (bundled), beam 5, language en, whole clip",
+                "speaker_splits": split_table(corpus)}
     return {}
+
+
+def _without_splits(meta: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: v for k, v in (meta.get("settings") or {}).items() if k != "speaker_splits"}
+    return {**meta, "settings": settings}
+
+
+def _only_splits_differ(corpus: str, meta: dict[str, Any] | None, request: dict[str, Any]) -> bool:
+    """The cache holds this request's features, made under other (or unrecorded) speaker split tables."""
+    return (corpus in AUDIO_CORPORA and meta is not None
+            and _cache_matches(_without_splits(meta), _without_splits(request)))
+
+
+def resplit_cache(path: Path, corpus: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Re-derive an audio cache's stored splits from its speakers under the current tables; returns the new meta."""
+    data = _load_npz(path)
+    meta = data.pop("meta")
+    data["split"] = current_splits(corpus, data["speaker"])
+    meta = {**meta, "settings": request["settings"], "split_counts": _count(data["split"])}
+    _write_npz(path, meta, data)
+    return meta
 
 
 class _Models:
@@ -285,6 +331,12 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
         meta = read_meta(path)
         if not force and _cache_matches(meta, request):
             log(f"{corpus}: cache {path} is up to date ({meta['stats']['n']} items), skipped")
+            summary[corpus] = meta
+            continue
+        if not force and _only_splits_differ(corpus, meta, request):
+            meta = resplit_cache(path, corpus, request)
+            log(f"{corpus}: cache {path} re-split by the current speaker tables, features kept "
+                f"({json.dumps(meta['split_counts'])})")
             summary[corpus] = meta
             continue
         start = time.perf_counter()
