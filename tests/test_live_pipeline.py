@@ -62,8 +62,8 @@ def test_all_modalities_observed_then_faults_are_recovered(running):
     # camera stops delivering: vision failing within 0.5 s, predictions go on with vision recovered
     rig.video.fail = True
     t0 = time.monotonic()
-    t1 = wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.FAILING, 2.0, "vision failing")
-    assert t1 - t0 <= 0.5
+    wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.FAILING, 2.0, "vision failing")
+    assert state(pipeline, Modality.VISION).since - t0 <= 0.5  # when the pipeline saw it, not when we polled
     wait_for(lambda: "vision" in recovered(pipeline), 2.0, "vision recovered")
     rig.video.fail = False
     wait_for(lambda: state(pipeline, Modality.VISION).state is ModalityState.OBSERVED, 3.0, "vision back")
@@ -80,8 +80,8 @@ def test_microphone_error_fails_audio_and_text(running):
     wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.OBSERVED, 10.0, "audio observed")
     rig.audio.fail = True
     t0 = time.monotonic()
-    t1 = wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.FAILING, 2.0, "audio failing")
-    assert t1 - t0 <= 0.5
+    wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.FAILING, 2.0, "audio failing")
+    assert state(pipeline, Modality.AUDIO).since - t0 <= 0.5
     assert "device vanished" in state(pipeline, Modality.AUDIO).reason
     assert state(pipeline, Modality.TEXT).state is ModalityState.FAILING
     wait_for(lambda: {"audio", "text"} <= recovered(pipeline), 2.0, "audio+text recovered")
@@ -99,7 +99,7 @@ def test_asr_errors_and_hangs_fail_text_without_crashing(running):
     wait_for(lambda: state(pipeline, Modality.TEXT).state is ModalityState.OBSERVED, 4.0, "text back")
     rig.asr.mode = "hang"
     wait_for(lambda: "timed out" in state(pipeline, Modality.TEXT).reason, 5.0, "ASR hang detected")
-    assert pipeline.latest_result.probabilities is not None
+    wait_for(lambda: "text" in recovered(pipeline), 2.0, "text recovered while the recogniser hangs")
     rig.asr.mode = "ok"
     rig.asr.release.set()
     wait_for(lambda: state(pipeline, Modality.TEXT).state is ModalityState.OBSERVED, 5.0, "text back after hang")
@@ -148,13 +148,14 @@ def test_recording_writes_rows_as_they_come(running, tmp_path):
 
 
 def test_stop_leaves_no_threads(live_checkpoints):
+    before = set(threading.enumerate())
     rig = fake_rig()
     pipeline = LivePipeline(PipelineConfig(checkpoints=(str(live_checkpoints["cmarr"]),), hop_s=0.1), rig.parts())
     pipeline.start()
     time.sleep(0.5)
     pipeline.stop()
     assert not rig.video.running and not rig.audio.running
-    names = [t.name for t in threading.enumerate() if t.name.startswith("imer-") and t.name != "imer-asr-call"]
+    names = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("imer-")]
     assert names == []
 
 

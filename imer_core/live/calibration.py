@@ -27,10 +27,11 @@ import numpy as np
 from ..config import LIVE_EMOTIONS
 from ..modalities import MODALITIES, Modality
 from .engine import DEFAULT_HOLD_S
+from .models import LIVE_WINDOW_RATE_HZ, LIVE_WINDOW_STEPS
 
 CALIBRATION_FILE = "calibration.npz"
 #: Live window: 20 steps at 10 Hz (2 s), the spec of the shipped live models.
-WINDOW_STEPS, WINDOW_RATE_HZ = 20, 10.0
+WINDOW_STEPS, WINDOW_RATE_HZ = LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ
 
 
 class CalibrationError(RuntimeError):

@@ -24,6 +24,8 @@ from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
 
 ASSETS_ENV = "IMER_ASSETS"
+#: Window of the live models: steps and step rate (2 s at 10 Hz); training and calibration use it.
+LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ = 20, 10.0
 
 
 class LiveModelError(RuntimeError):

@@ -56,6 +56,7 @@ from torch.utils.data import Dataset, get_worker_info
 from imer_core.config import options_from_dict
 from imer_core.features.face import face_feature_spec
 from imer_core.features.voice import voice_feature_spec
+from imer_core.live.models import LIVE_WINDOW_RATE_HZ, LIVE_WINDOW_STEPS
 from imer_core.modalities import MODALITIES, FeatureSpecs
 from imer_core.text_features import text_feature_spec
 
@@ -63,8 +64,7 @@ from .corpora import SPLITS
 from .extract import extractor_ids, load_cache
 from .labels import LIVE_LABELS, live_index
 
-SEQ_LEN = 20
-RATE_HZ = 10.0
+SEQ_LEN, RATE_HZ = LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ  # the live pipeline's window
 STD_FLOOR = 1e-3
 TRAINER_SPLITS: dict[str, str] = {"train": "train", "val": "valid", "test": "test"}
 
