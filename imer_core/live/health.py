@@ -37,6 +37,7 @@ class ModalityStatus:
         return self.state is ModalityState.OBSERVED
 
     def to_dict(self) -> dict[str, str]:
+        """``{"state": ..., "reason": ...}`` as written to session files."""
         return {"state": self.state.value, "reason": self.reason}
 
 

@@ -68,6 +68,7 @@ class _Call:
             self._done.set()
 
     def wait(self, timeout: float, stop: threading.Event) -> Any:
+        """The result; raises ``TimeoutError`` after ``timeout`` s, ``InterruptedError`` once ``stop`` is set."""
         deadline = time.monotonic() + timeout
         while not self._done.wait(0.05):
             if stop.is_set():

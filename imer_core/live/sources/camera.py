@@ -238,7 +238,10 @@ def _linux_video_indices() -> list[tuple[int, str]] | None:
         if match:
             index = int(match.group(1))
             name_file = Path(f"/sys/class/video4linux/video{index}/name")
-            name = name_file.read_text().strip() if name_file.exists() else f"camera {index}"
+            try:
+                name = name_file.read_text().strip()
+            except OSError:  # no sysfs entry (or it vanished with the device)
+                name = f"camera {index}"
             found.append((index, name))
     return sorted(found)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class MediaWriter:
             raise
 
     # -- stream set-up -------------------------------------------------
-    def _add_video_stream(self, fps: float):
+    def _add_video_stream(self, fps: float) -> Any:
         rate = _rate_fraction(fps)
         codec = _video_codec_name()
         options = {"preset": "veryfast", "crf": "20"} if codec == "libx264" else {}
@@ -96,7 +97,7 @@ class MediaWriter:
             stream.bit_rate = 2_000_000
         return stream
 
-    def _add_audio_stream(self):
+    def _add_audio_stream(self) -> Any:
         codec, fmt = _AUDIO_CODEC_BY_SUFFIX.get(self.path.suffix.lower(), ("aac", "fltp"))
         stream = self._container.add_stream(codec, rate=self.sample_rate)
         stream.layout = "mono"
@@ -171,7 +172,7 @@ class MediaWriter:
         self._mux(self._audio.encode(frame))
         self.samples_written += len(chunk)
 
-    def _mux(self, packets) -> None:
+    def _mux(self, packets: Any) -> None:
         for packet in packets:
             self._container.mux(packet)
 
