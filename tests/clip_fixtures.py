@@ -1,4 +1,4 @@
-"""Shared test helpers for synthetic speech and media clips.
+"""Shared test helpers for synthetic speech and media clips, and for capture-source timing.
 
 Imported by ``conftest.py`` (so the fixtures below are available to every test
 module) and directly by test modules for the plain helpers::
@@ -10,6 +10,12 @@ module) and directly by test modules for the plain helpers::
 * :func:`decode_audio_16k`, :func:`decode_video_frames` — read a media file
   back with PyAV;
 * :func:`words`, :func:`word_overlap` — normalised word comparison for ASR;
+* :func:`tone`, :func:`peak_frequency` — a 0.5-amplitude sine and the
+  strongest frequency of a signal;
+* :func:`wait_until` — poll a condition (returns early, ``None`` on time-out);
+* :class:`StatusLog` — every status a capture source sets, with the time the
+  source set it (source-side timestamps: robust on a loaded machine, and
+  short-lived states are never missed by polling);
 * fixture ``demo_test_clip`` (session scope) — a short demo clip (animated
   portrait + one spoken sentence, 640x480 @ 30 fps, AAC 16 kHz) written once
   per test session, as an :class:`imer_core.live.demo_clip.DemoClip`.
@@ -18,7 +24,11 @@ module) and directly by test modules for the plain helpers::
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,6 +98,71 @@ def word_overlap(expected: str, got: str) -> float:
     """Share of the words of ``expected`` that occur in ``got`` (normalised)."""
     want, have = words(expected), set(words(got))
     return sum(w in have for w in want) / max(1, len(want))
+
+
+def tone(rate: int, n: int, start: int = 0, freq: float = 440.0) -> np.ndarray:
+    """Samples ``start .. start + n`` of a 0.5-amplitude sine at ``rate`` Hz (float32)."""
+    return (0.5 * np.sin(2 * np.pi * freq * (np.arange(start, start + n) / rate))).astype(np.float32)
+
+
+def peak_frequency(x: np.ndarray, rate: int = SR) -> float:
+    """The strongest frequency of ``x`` (Hann window, FFT bin resolution)."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spectrum) * rate / len(x))
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, step: float = 0.005) -> float | None:
+    """Seconds until ``predicate()`` held, or ``None`` on time-out.
+
+    Returns as soon as the predicate holds, so generous time-outs cost nothing
+    when the code is right.  Compare the result with ``is not None`` (it can be
+    ``0.0``).
+    """
+    t0 = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - t0
+        if time.monotonic() - t0 >= timeout:
+            return None
+        time.sleep(step)
+
+
+class StatusLog:
+    """Records every status a capture source sets, with the monotonic time it set it.
+
+    Hooks the source's ``_set_status`` (instance attribute), so latencies are
+    measured by the source's own clock reading rather than by when a polling
+    test thread happened to look, and a failure status that lasts only until
+    the next automatic reopen is still seen.  A status the ``status`` property
+    computes on read (a camera's stall check) is not recorded.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.entries: list[tuple[float, Any]] = []
+        self._lock = threading.Lock()
+        original = source._set_status
+
+        def record(status: Any) -> None:
+            with self._lock:
+                self.entries.append((time.monotonic(), status))
+            original(status)
+
+        source._set_status = record
+
+    def snapshot(self) -> list[tuple[float, Any]]:
+        """``(time, status)`` pairs set so far, oldest first."""
+        with self._lock:
+            return list(self.entries)
+
+    def first(self, predicate: Callable[[Any], bool]) -> tuple[float, Any] | None:
+        """The first ``(time, status)`` whose status satisfies ``predicate`` (``None`` if none yet)."""
+        return next(((t, s) for t, s in self.snapshot() if predicate(s)), None)
+
+    def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> tuple[float, Any] | None:
+        """Wait up to ``timeout`` s for a status satisfying ``predicate``; its ``(time, status)``."""
+        if wait_until(lambda: self.first(predicate) is not None, timeout) is None:
+            return None
+        return self.first(predicate)
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,8 @@ out["status"] = {k: [m.status.ok, m.status.reason] for k, m in mics.items()}
 time.sleep(0.3)
 marks = {k: m.ring.total_written for k, m in mics.items()}
 player = subprocess.Popen(["paplay", wav])
-time.sleep(1.6)
+out["paplay_rc"] = player.wait(10)  # paplay exits once the tone has drained into the null sink
+time.sleep(0.3)  # its last samples pass through the monitor source into the rings
 for k, mic in mics.items():
     lag = time.monotonic() - mic.ring.last_write_time
     mic.stop()
@@ -65,7 +66,6 @@ for k, mic in mics.items():
               "rms_before": float(np.sqrt(np.mean(before ** 2))) if len(before) else 0.0,
               "peak_hz": float(np.argmax(spectrum) * 16000 / max(len(after), 1)),
               "loud_s": float(np.sum(np.abs(after) > 0.1) / 16000)}
-player.wait(10)
 print(json.dumps(out))
 """
 
@@ -146,6 +146,7 @@ def test_microphone_records_a_tone_through_portaudio(pulse_env, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert {"pulse", "default"} & set(result["devices"]), result["devices"]
+    assert result["paplay_rc"] == 0, result
     assert result["status"]["16k"] == [True, "default @ 16000 Hz"], result
     assert result["status"]["44k"] == [True, "default @ 44100 Hz, resampled to 16000 Hz"], result
     for key, rate in (("16k", 16000), ("44k", 44100)):
