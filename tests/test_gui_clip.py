@@ -35,15 +35,21 @@ def clip():
     return path
 
 
-def test_window_on_the_demo_clip_shows_frames_with_the_face_mesh(qtbot, tmp_path, clip):
+def started_window(qtbot, tmp_path, source: SourceSpec) -> MainWindow:
+    """The window on ``source`` with the real pipeline (speech faked), shown and started."""
     parts = replace(PipelineParts(), asr=FakeASR, embedder=FakeEmbedder)
-    config = PipelineConfig(sources=SourceSpec(str(clip), loop=True), use_shipped=False)
+    config = PipelineConfig(sources=source, use_shipped=False)
     window = MainWindow(config, pipeline_factory=lambda c: LivePipeline(c, parts),
                         settings=QSettings(str(tmp_path / "imer.ini"), QSettings.Format.IniFormat),
                         list_devices=False)
     qtbot.addWidget(window)
     window.show()
     window.start()
+    return window
+
+
+def test_window_on_the_demo_clip_shows_frames_with_the_face_mesh(qtbot, tmp_path, clip):
+    window = started_window(qtbot, tmp_path, SourceSpec(str(clip), loop=True))
     try:
         qtbot.waitUntil(lambda: window.video.faces_drawn >= 3, timeout=WAIT_MS)
         assert window.video.showing_video and window.video.landmarks.shape[0] == 478
@@ -64,14 +70,7 @@ def test_window_on_the_demo_clip_shows_frames_with_the_face_mesh(qtbot, tmp_path
 def test_after_a_failed_start_on_a_broken_file_the_demo_clip_plays(qtbot, tmp_path, clip):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"this is not a video")
-    parts = replace(PipelineParts(), asr=FakeASR, embedder=FakeEmbedder)
-    config = PipelineConfig(sources=SourceSpec(str(broken)), use_shipped=False)
-    window = MainWindow(config, pipeline_factory=lambda c: LivePipeline(c, parts),
-                        settings=QSettings(str(tmp_path / "imer.ini"), QSettings.Format.IniFormat),
-                        list_devices=False)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
+    window = started_window(qtbot, tmp_path, SourceSpec(str(broken)))
     try:
         qtbot.waitUntil(lambda: "cannot read broken.mp4" in window.statusBar().currentMessage(), timeout=WAIT_MS)
         assert not window.running
