@@ -19,6 +19,7 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from . import settings as keys
+from .qt_binding import binding_problem
 from .source_controls import demo_clip_path
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ def launch(args: argparse.Namespace) -> int:
     _close_on_sigint(window)
     window.show()
     window.start()
+    binding = binding_problem()
+    if binding:  # a binding installed outside the project's bound: say why the window will not last
+        print(binding, file=sys.stderr)
+        window.notifier.error(binding, dialog=True)
     try:
         return app.exec()
     finally:
