@@ -22,6 +22,7 @@ from imer_core.live.parts import WEBCAM, SourceSpec
 from imer_core.live.pipeline import LivePipeline, PipelineConfig, disabled_from_text
 from imer_core.live.recording import SessionRecording
 from imer_core.live.session import new_session_dir
+from imer_core.live.smoothing import DEFAULT_SMOOTHING_S
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -59,6 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, default=0.15, help="seconds between predictions")
     parser.add_argument("--text-silence", type=float, default=15.0,
                         help="seconds without transcribed speech after which text counts as failing")
+    parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING_S, metavar="SECONDS",
+                        help="time constant of the smoothed probabilities shown in the status line and stored "
+                             "beside the raw ones (0: raw only; default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--calibrate", action="store_true",
                         help="guided calibration: act each emotion while reading its sentence; writes "
@@ -76,7 +80,14 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(sources=spec, disabled=disabled_from_text(args.disable),
                           checkpoints=tuple(args.checkpoint), method=args.method,
                           sampler_steps=args.sampler_steps, device=args.device,
-                          hop_s=getattr(args, "hop", 0.15), health=health)
+                          hop_s=getattr(args, "hop", 0.15), health=health,
+                          smoothing_s=_smoothing(getattr(args, "smoothing", DEFAULT_SMOOTHING_S)))
+
+
+def _smoothing(value: float) -> float:
+    if not (value >= 0 and value < float("inf")):
+        raise SystemExit(f"imer: --smoothing must be a number of seconds >= 0, got {value}")
+    return float(value)
 
 
 def _mic(value: str | None) -> "str | int | None":
@@ -87,7 +98,7 @@ def status_line(result: LiveResult | None, stats: dict, elapsed: float) -> str:
     """One line: time, top emotion, modality states, rates and latency."""
     if result is None:
         return f"[{elapsed:6.1f}s] starting..."
-    top = result.top
+    top = result.shown_top  # smoothed unless --smoothing 0
     head = f"{top[0]} {top[1]:.2f}" if top else (result.message or "no prediction")[:60]
     marks = []
     for status in result.statuses:

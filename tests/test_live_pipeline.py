@@ -195,7 +195,8 @@ def test_a_media_file_model_wait_is_bounded(live_checkpoints, tmp_path):
     pipeline.start()
     try:
         wait_for(lambda: rig.audio.starts == 1, 2.0, "the file to start after the wait")
-        wait_for(lambda: state(pipeline, Modality.VISION).reason == "loading models", 2.0, "loading models")
+        wait_for(lambda: state(pipeline, Modality.VISION).reason.startswith("loading the face model"), 2.0,
+                 "loading the face model")
     finally:
         release.set()
         pipeline.stop()

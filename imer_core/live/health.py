@@ -1,4 +1,4 @@
-"""Modality health: observed, disabled by the user, or failing with a reason.
+"""Modality health: observed, loading, disabled by the user, or failing with a reason.
 
 The health monitor is a pure function of what the sources and workers report
 (:class:`ModalitySignals`), evaluated by the pipeline's supervisor every
@@ -18,6 +18,9 @@ class ModalityState(str, Enum):
     """What the engine may do with a modality."""
 
     OBSERVED = "observed"
+    #: Not there yet, and not a fault: its model is loading, a held media file
+    #: has not started, or the source has just been opened.
+    LOADING = "loading"
     DISABLED = "disabled"
     FAILING = "failing"
 
@@ -47,6 +50,8 @@ class HealthConfig:
 
     Attributes:
         stale_after_s: no new frames / audio samples for this long.
+        first_data_within_s: a source that was just (re-)enabled is *loading*
+            (waiting for its first frames or samples) for this long, then failing.
         no_face_after_s: frames arrive but no face was found for this long.
         audio_silence_after_s: no voice for this long fails the audio
             modality; ``None`` (the default) means silence is fine for voice
@@ -57,6 +62,7 @@ class HealthConfig:
     """
 
     stale_after_s: float = 0.5
+    first_data_within_s: float = 5.0
     no_face_after_s: float = 1.0
     audio_silence_after_s: float | None = None
     text_silence_after_s: float = 15.0
@@ -77,6 +83,8 @@ class ModalitySignals:
         started: when the modality was (re-)enabled.
         busy_since: start of a still-running ASR call (text only).
         loading: the worker is still loading its model.
+        loading_what: what is loading, for the reason ("the face model").
+        held: the source is held until the models have loaded (a media file).
     """
 
     enabled: bool = True
@@ -88,6 +96,8 @@ class ModalitySignals:
     started: float = 0.0
     busy_since: float | None = None
     loading: bool = False
+    loading_what: str = "the models"
+    held: bool = False
 
 
 @dataclass
@@ -114,15 +124,20 @@ class HealthMonitor:
     def _judge(self, modality: Modality, now: float, s: ModalitySignals) -> tuple[ModalityState, str]:
         if not s.enabled:
             return ModalityState.DISABLED, "switched off"
+        if s.held:
+            held = "the file starts playing once the models have loaded"
+            return ModalityState.LOADING, f"loading {s.loading_what}; {held}" if s.loading else held
         if not s.source_ok:
             return ModalityState.FAILING, s.source_reason or "capture failed"
         if s.worker_error:
             return ModalityState.FAILING, s.worker_error
         if s.loading:
-            return ModalityState.FAILING, "loading models"
+            return ModalityState.LOADING, f"loading {s.loading_what}"
         cfg = self.config
         if s.last_data is None:
-            return ModalityState.FAILING, "waiting for data"
+            if now - s.started <= cfg.first_data_within_s:
+                return ModalityState.LOADING, f"waiting for the first {_data_name(modality)}"
+            return ModalityState.FAILING, f"no {_data_name(modality)} since the start ({now - s.started:.0f} s)"
         if now - s.last_data > cfg.stale_after_s:
             return ModalityState.FAILING, f"no new {_data_name(modality)} for {now - s.last_data:.1f} s"
         if modality is Modality.TEXT:

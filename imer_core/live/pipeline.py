@@ -26,19 +26,20 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..modalities import MODALITIES, Modality, as_modality
-from .buffers import SourceStatus
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
-from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityStatus
+from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
 from .models import ModelBank, running_extractors, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
+from .smoothing import DEFAULT_SMOOTHING_S
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker
 
 log = logging.getLogger(__name__)
 
-#: Health reasons that mean "not there yet" rather than a fault.
-WARMING_UP_REASONS = ("loading models", "waiting for data")
+#: What each worker loads, as the *loading* reason says it.
+LOADING_WHAT = {Modality.VISION: "the face model (MediaPipe)",
+                Modality.TEXT: "speech recognition (Whisper) and the sentence encoder"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class PipelineConfig:
             and speech models have loaded (so no part of a clip is lost to a
             slow model load), waiting at most this long; 0 starts at once.
             Live sources always start at once.
+        smoothing_s: time constant of the displayed (smoothed) probabilities;
+            0 shows the raw ones (:mod:`.smoothing`).
     """
 
     sources: SourceSpec = field(default_factory=SourceSpec)
@@ -70,6 +73,7 @@ class PipelineConfig:
     hop_s: float = 0.15
     tick_s: float = 0.1
     file_model_wait_s: float = 60.0
+    smoothing_s: float = DEFAULT_SMOOTHING_S
     health: HealthConfig = field(default_factory=HealthConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
 
@@ -98,6 +102,7 @@ class LivePipeline:
         self.face_worker = self.voice_worker = self.speech_worker = None
         self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms),
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
+        self.engine.set_smoothing(config.smoothing_s)
 
     @staticmethod
     def _bank(config: PipelineConfig, device: str) -> ModelBank:
@@ -212,6 +217,15 @@ class LivePipeline:
     def set_sampler_steps(self, steps: int | None) -> None:
         self.engine.set_sampler_steps(steps)
 
+    def set_smoothing(self, time_constant_s: float) -> None:
+        """Time constant (s) of the displayed probabilities; 0 shows the raw ones."""
+        self.engine.set_smoothing(time_constant_s)
+        self.config = replace(self.config, smoothing_s=float(time_constant_s))
+
+    def set_compare_hidden(self, modalities: "Iterable[Modality | str]") -> None:
+        """Compare mode: also predict with these (observed) modalities hidden and recovered."""
+        self.engine.set_compare_hidden(modalities)
+
     def replace_sources(self, spec: SourceSpec, timeout_s: float = 3.0) -> str:
         """Switch to other sources; roll back to the previous ones if the new ones deliver nothing.
 
@@ -267,7 +281,7 @@ class LivePipeline:
         """Models are still loading, a held file has not started, or a source has sent nothing yet."""
         if self.waiting_for_models:
             return True
-        return any(s.reason in WARMING_UP_REASONS for s in self.statuses().values())
+        return any(s.state is ModalityState.LOADING for s in self.statuses().values())
 
     def _release_held_sources(self) -> None:
         """Start a held media file once the enabled workers' models are loaded (or the wait is over)."""
@@ -298,20 +312,22 @@ class LivePipeline:
         video, audio = self.video, self.audio
         face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
         frame = video.frames.latest()
-        vs, aus = video.status, audio.status
-        if self.waiting_for_models:
-            vs = aus = SourceStatus(False, "the file starts playing once the models have loaded")
+        vs, aus, held = video.status, audio.status, self.waiting_for_models
+        # Text counts as heard when a transcript arrives, even if recognition lags behind the speech.
+        heard = [t for t in (speech.last_signal, speech.last_output) if t is not None]
         return {
             Modality.VISION: ModalitySignals(self.enabled[Modality.VISION], vs.ok, vs.reason,
                                              frame.t_capture if frame else None, face.error, face.last_signal,
-                                             face.started_at, loading=face.loading),
+                                             face.started_at, loading=face.loading,
+                                             loading_what=LOADING_WHAT[Modality.VISION], held=held),
             Modality.AUDIO: ModalitySignals(self.enabled[Modality.AUDIO], aus.ok, aus.reason,
                                             audio.ring.last_write_time, voice.error, voice.last_signal,
-                                            voice.started_at),
+                                            voice.started_at, held=held),
             Modality.TEXT: ModalitySignals(self.enabled[Modality.TEXT], aus.ok, aus.reason,
                                            audio.ring.last_write_time, speech.error or voice.error,
-                                           speech.last_signal, speech.started_at, speech.busy_since,
-                                           loading=speech.loading),
+                                           max(heard) if heard else None, speech.started_at, speech.busy_since,
+                                           loading=speech.loading, loading_what=LOADING_WHAT[Modality.TEXT],
+                                           held=held),
         }
 
     def statuses(self) -> dict[Modality, ModalityStatus]:

@@ -76,6 +76,8 @@ class SessionRecorder:
         """Header of ``predictions.csv``."""
         cols = ["t_session", "t_monotonic", "t_wall", "sequence", "method", "sampler_steps", "top", "top_p"]
         cols += [f"p_{label}" for label in self.labels]
+        cols += ["smoothed_top"] + [f"smoothed_p_{label}" for label in self.labels]
+        cols += ["comparison", "comparison_modalities", "comparison_top", "comparison_agreement_last_minute"]
         for m in MODALITIES:
             cols += [f"{m.value}_state", f"{m.value}_recovered", f"{m.value}_reason"]
         return cols + [f"latency_{k}_ms" for k in LATENCY_COLUMNS] + ["message"]
@@ -102,6 +104,15 @@ class SessionRecorder:
                           result.method or "", result.sampler_steps or "", top[0] if top else "",
                           f"{top[1]:.5f}" if top else ""]
         row += [f"{probs[label]:.5f}" if label in probs else "" for label in self.labels]
+        smoothed = dict(zip(result.labels, result.smoothed or ()))
+        shown_top = result.shown_top if result.smoothed is not None else None
+        row += [shown_top[0] if shown_top else ""]
+        row += [f"{smoothed[label]:.5f}" if label in smoothed else "" for label in self.labels]
+        c = result.comparison
+        row += ["", "", "", ""] if c is None else [
+            c.kind, "+".join(c.modalities), result.labels[max(range(len(c.probabilities)),
+                                                              key=c.probabilities.__getitem__)],
+            f"{c.agreement:.4f}"]
         for status in result.statuses:
             row += [status.state.value, int(status.modality.value in result.recovered), status.reason]
         latency = result.latency
