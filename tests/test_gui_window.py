@@ -160,7 +160,8 @@ def test_loading_a_checkpoint_rebuilds_the_pipeline(qtbot, make_window, checkpoi
     with qtbot.waitSignal(window.model.rebuilt, timeout=WAIT_MS) as blocker:
         window.model.load_checkpoints([__file__])  # not a checkpoint: rolls back
     assert blocker.args[0] and window.pipeline.bank.methods == ["cmarr", "imder"]
-    assert "could not load the model" in window.statusBar().currentMessage()
+    assert "Could not load the model" in window.statusBar().currentMessage()
+    assert "weights_only" not in window.statusBar().currentMessage()  # technical text behind Details
     seq = window.pipeline.latest_result.sequence
     qtbot.waitUntil(lambda: window.pipeline.latest_result.sequence > seq + 2, timeout=WAIT_MS)
 
@@ -269,8 +270,11 @@ def test_a_failed_start_on_a_bad_file_recovers_when_another_file_is_opened(qtbot
 
     window = make_window(parts=replace(rig.parts(), sources=sources), sources=SourceSpec(str(broken)),
                          checkpoints=(checkpoints["cmarr"],), method="cmarr")
-    qtbot.waitUntil(lambda: "could not start the pipeline" in window.statusBar().currentMessage(), timeout=WAIT_MS)
-    assert "broken.mp4" in window.statusBar().currentMessage() and window.notifier.dialog_open
+    qtbot.waitUntil(lambda: "Could not start" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    message = window.statusBar().currentMessage()
+    assert "broken.mp4" in message and window.notifier.dialog_open
+    assert "Errno" not in message and "Errno" not in window.notifier.dialog.text()  # readable, codes dropped
+    assert "Errno" in window.notifier.dialog.detailedText()  # the technical text behind Details
     assert not window.running and not window.controller.running and "Could not start" in window.video.placeholder
 
     with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -45,6 +46,7 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
+        self._busy = False
         self._finished.connect(self._deliver)
         self._thread = threading.Thread(target=self._serve, name=f"imer-gui-{name}", daemon=True)
         self._thread.start()
@@ -67,17 +69,25 @@ class TaskRunner(QObject):
         self._queue.put(None)
         self._thread.join(timeout)
 
+    @property
+    def busy(self) -> bool:
+        """A task is still running (e.g. after :meth:`shutdown` gave up waiting for it)."""
+        return self._busy and self._thread.is_alive()
+
     def _serve(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
             task, on_done = item
+            self._busy = True
             try:
                 result, error = task(), ""
             except Exception as exc:  # reported to the caller, never raised in this thread
                 log.exception("background task failed")
                 result, error = None, str(exc) or type(exc).__name__
+            finally:
+                self._busy = False
             self._finished.emit(on_done, result, error)
 
     def _deliver(self, on_done: Done | None, result: Any, error: str) -> None:
@@ -211,20 +221,30 @@ class PipelineController(QObject):
         self.replaced.emit(new)
         return new
 
-    def shutdown(self, timeout: float = 15.0) -> None:
-        """Drop queued commands, wait for the running one, then stop every pipeline thread and release the devices.
+    def shutdown(self, timeout: float = 15.0) -> bool:
+        """Drop queued commands, then stop every pipeline thread and release the devices, within ``timeout`` s.
 
-        A command still running after ``timeout`` s finds the controller
-        closed and starts nothing.
+        The running command and the pipeline's stop share the budget; the
+        stop runs in a daemon thread, so a model load or a speech recognition
+        call that cannot be interrupted never holds the caller longer.  A
+        command still running after that finds the controller closed and
+        starts nothing.  Returns whether everything stopped in time.
         """
         if self.closed:
-            return
+            return True
+        deadline = time.monotonic() + timeout
         with self._lock:
             self.closed = True
-        self.runner.shutdown(timeout)
+        self.runner.shutdown(max(0.05, (deadline - time.monotonic()) / 2))
         with self._lock:
             pipeline, self.running = self.pipeline, False
-        pipeline.stop()
+        stopper = threading.Thread(target=pipeline.stop, name="imer-gui-stop", daemon=True)
+        stopper.start()
+        stopper.join(max(0.05, deadline - time.monotonic()))
+        if stopper.is_alive():
+            log.warning("the pipeline did not stop within %.1f s; its threads are daemons and end with the app",
+                        timeout)
+        return not stopper.is_alive() and not self.runner.busy
 
 
 def build_pipeline(factory: PipelineFactory, config: PipelineConfig) -> LivePipeline:

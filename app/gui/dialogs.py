@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QTextBrowse
 
 from imer_core.live.models import assets_dir
 
-from .style import method_name
+from .style import EMOTION_COLORS, MODALITY_COLORS, PANEL_ORDER, STATE_COLORS, STATE_MEANINGS, method_name
 
 ABOUT = """# IMER — incomplete multimodal emotion recognition
 
@@ -92,3 +92,44 @@ class AboutDialog(QDialog):
             if self.tabs.tabText(k) == title:
                 return self.tabs.widget(k).toPlainText()
         raise KeyError(title)
+
+
+class HelpDialog(QDialog):
+    """A small non-modal help window (keyboard shortcuts, legend)."""
+
+    def __init__(self, title: str, html: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.resize(520, 420)
+        self.browser = QTextBrowser()
+        self.browser.setHtml(html)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+
+
+def shortcuts_html(rows: list[tuple[str, str]]) -> str:
+    """A table of ``(key, what it does)``."""
+    body = "".join(f"<tr><td><b>{key}</b></td><td>{what}</td></tr>" for key, what in rows)
+    return f"<h3>Keyboard shortcuts</h3><table cellpadding='3'>{body}</table>"
+
+
+def legend_html(method: str | None) -> str:
+    """What the badge states and the timeline's colours mean."""
+    states = "".join(
+        f"<tr><td><span style='background:{STATE_COLORS[key]}; color:white; padding:2px 6px'>&nbsp;"
+        f"{key if key != 'recovered' else f'… · recovered by {method_name(method)}'}&nbsp;</span></td>"
+        f"<td>{meaning}</td></tr>" for key, meaning in STATE_MEANINGS.items())
+    emotions = " ".join(f"<span style='color:{color}'>━━</span> {label}" for label, color in EMOTION_COLORS.items())
+    strips = " ".join(f"<span style='color:{MODALITY_COLORS[name]}'>■■</span> {name}" for name in PANEL_ORDER)
+    return (f"<h3>Modality states</h3><table cellpadding='3'>{states}</table>"
+            f"<h3>Timeline</h3><p>Curves: {emotions}</p>"
+            f"<p>Strips under the curves (a modality's strip is filled while it was recovered, not observed): "
+            f"{strips}</p><p>A curve is broken where there was no prediction (every modality off, a source "
+            "switch). The bars and curves show smoothed probabilities unless Smoothing is off.</p>"
+            "<h3>Compare</h3><p>While a modality is missing, the Emotion panel also shows the same network's "
+            "prediction <i>without recovery</i> (the missing input at its training mean) and how often the two "
+            "agreed in the last minute. With every modality observed, <i>Hide to compare</i> shows the "
+            "prediction with one modality hidden and recovered beside the observed one.</p>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from typing import Callable, Sequence
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import QApplication
 
 from . import settings as keys
 from .qt_binding import binding_problem
+from .theme import apply_theme
 from .source_controls import demo_clip_path
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,15 @@ def startup_args(args: argparse.Namespace, settings: QSettings,
     return merged, []
 
 
-def launch(args: argparse.Namespace) -> int:
-    """Open the window; returns the exit code once it is closed."""
+def launch(args: argparse.Namespace, end_process: bool = True) -> int:
+    """Open the window; returns the exit code once it is closed.
+
+    Closing hides the window at once and stops every thread within
+    :data:`~app.gui.window.CLOSE_BUDGET_S`; with ``end_process`` the process
+    then ends without waiting for native libraries' threads (a model load or
+    a speech recognition call cannot be interrupted) -- files and settings
+    are closed before that, and the OS releases camera and microphone.
+    """
     from app.headless import pipeline_config  # the same configuration as `imer run`
 
     from .window import MainWindow
@@ -73,13 +82,10 @@ def launch(args: argparse.Namespace) -> int:
     app.setApplicationName(keys.APPLICATION)
     app.setApplicationDisplayName("IMER")
     settings = keys.app_settings()
-    merged, notes = startup_args(args, settings)
-    try:
-        config = pipeline_config(merged)
-    except SystemExit as exc:  # a missing --source file
-        print(exc, file=sys.stderr)
-        return 2
+    apply_theme(app, keys.read(settings, keys.THEME, "system", str))
+    config, notes, errors = _startup_config(args, settings, pipeline_config)
     window = MainWindow(config, settings=settings, notes=notes)
+    window.startup_errors.extend(errors)
     previous_hook = _route_exceptions(window)
     _close_on_sigint(window)
     window.show()
@@ -88,11 +94,49 @@ def launch(args: argparse.Namespace) -> int:
     if binding:  # a binding installed outside the project's bound: say why the window will not last
         print(binding, file=sys.stderr)
         window.notifier.error(binding, dialog=True)
+    code = 1
     try:
-        return app.exec()
+        code = app.exec()
     finally:
-        window.shutdown()
+        stopped = window.shutdown()
         sys.excepthook = previous_hook
+        if end_process:
+            _end_process(code, stopped)
+    return code
+
+
+def _startup_config(args: argparse.Namespace, settings: QSettings, pipeline_config: Callable):
+    """The pipeline config to start with, status-bar notes and errors to show in the window.
+
+    A ``--source`` file that does not exist is reported in the window (a
+    user who started the app from a launcher sees no terminal), and the
+    window starts on the camera or the demo clip instead.
+    """
+    merged, notes = startup_args(args, settings)
+    try:
+        return pipeline_config(merged), notes, []
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        problem = str(exc).removeprefix("imer: ")
+        merged, notes = startup_args(argparse.Namespace(**{**vars(merged), "source": None, "loop": False}),
+                                     settings)
+        config = pipeline_config(merged)
+        instead = config.sources.describe()
+        return config, notes, [(f"Could not open the source: {problem}. Started on {instead} instead; "
+                                "Source ▸ Open media file... plays another file.", str(exc))]
+
+
+def _end_process(code: int, stopped: bool) -> None:
+    """End the process now (files are closed); native threads still running would delay exit by seconds."""
+    if not stopped:
+        log.warning("some threads were still running at exit; the process ends anyway")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _route_exceptions(window) -> Callable:

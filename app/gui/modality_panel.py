@@ -1,4 +1,9 @@
-"""One switch per modality and a badge with its state: observed, recovered, disabled or failing."""
+"""One switch per modality and a badge with its state: observed, loading, disabled, failing, recovered by X.
+
+Badges show the states of the newest prediction's window (the same result
+the Emotion panel's caption and the timeline's strips show), so all three
+agree; without a recent prediction they show the pipeline's current states.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 
 from imer_core.live.health import ModalityStatus
 
-from .style import MODALITY_TITLES, PANEL_ORDER, STATE_COLORS, method_name
+from .style import MODALITY_TITLES, PANEL_ORDER, STATE_COLORS, method_name, text_color
 
 
 @dataclass(frozen=True)
@@ -54,19 +59,18 @@ class ModalityPanel(QWidget):
         self.views: dict[str, BadgeView] = {}
         for row, name in enumerate(PANEL_ORDER):
             switch = QCheckBox(MODALITY_TITLES[name])
+            switch.setObjectName(f"switch_{name}")
             switch.setChecked(True)
             switch.setToolTip(f"Switch {name} off: its capture and analysis stop and the model recovers it")
             switch.toggled.connect(lambda on, n=name: self.toggled.emit(n, on))
             badge, caption = QLabel(), QLabel()
             caption.setWordWrap(True)
-            caption.setStyleSheet("color: #757575; font-size: 9pt;")
             layout.addWidget(switch, 2 * row, 0)
             layout.addWidget(badge, 2 * row, 1)
             layout.addWidget(caption, 2 * row + 1, 0, 1, 2)
             self.switches[name], self.badges[name], self.captions[name] = switch, badge, caption
             self._show(name, badge_view(None, (), None))
         layout.setColumnStretch(1, 1)
-        self.setMinimumHeight(180)  # room for a two-line reason under every badge
         layout.setRowStretch(2 * len(PANEL_ORDER), 1)
 
     def set_switch(self, name: str, on: bool) -> None:
@@ -96,5 +100,8 @@ class ModalityPanel(QWidget):
         badge.setToolTip(view.tooltip)
         badge.setStyleSheet(f"QLabel {{ background: {view.color}; color: white; border-radius: 4px; "
                             "padding: 2px 6px; font-weight: bold; }")
-        self.captions[name].setText(view.caption)
-        self.captions[name].setVisible(bool(view.caption))
+        caption = self.captions[name]
+        caption.setStyleSheet(f"color: {text_color(self.palette(), dim=True).name()}; font-size: 9pt;")
+        caption.setText(view.caption)
+        caption.setToolTip(view.tooltip)
+        caption.setVisible(bool(view.caption))

@@ -6,16 +6,24 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMenu, QSpinBox, QToolBar, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QMenu, QSpinBox, QToolBar, QWidget
 
 from imer_core.live.pipeline import LivePipeline
 
 from . import settings as keys
 from .controller import PipelineController
-from .notify import Notifier
+from .notify import Notifier, short_reason
 from .style import METHODS, method_name
 
 DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"))
+#: What each method does, for the method box's tooltips.
+METHOD_HINTS = {
+    "imder": "score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, uses sampler steps",
+    "rohydr": "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps",
+    "cmarr": "Gaussian encoders aligned by 2-Wasserstein contrast and a normalizing flow; fastest",
+}
+METHOD_SHORTCUT = "Ctrl+M"
 
 
 def cuda_available() -> bool:
@@ -42,6 +50,7 @@ class ModelControls(QObject):
         self.toolbar.setObjectName("model_toolbar")
         self.method_box = QComboBox()
         self.steps_box = QSpinBox()
+        self.smoothing_box = QDoubleSpinBox()
         self.label = QLabel()
         self._method_actions: dict[str, QAction] = {}
         self._device_actions: dict[str, QAction] = {}
@@ -64,6 +73,8 @@ class ModelControls(QObject):
             group.addAction(action)
             methods.addAction(action)
             self._method_actions[method] = action
+        self.next_method_action = self.menu.addAction("&Next method", self.next_method)
+        self.next_method_action.setShortcut(METHOD_SHORTCUT)
         self.menu.addAction("Load &checkpoints...", self.pick_checkpoints)
         self.menu.addAction("Use the &shipped models", self.use_shipped)
         devices = self.menu.addMenu("Compute &device")
@@ -77,10 +88,16 @@ class ModelControls(QObject):
             self._device_actions[key] = action
 
     def _build_toolbar(self) -> None:
-        for method in METHODS:
+        for row, method in enumerate(METHODS):
             self.method_box.addItem(method_name(method), method)
+            self.method_box.setItemData(row, f"{method_name(method)}: {METHOD_HINTS.get(method, '')}",
+                                        Qt.ItemDataRole.ToolTipRole)
         self.method_box.activated.connect(lambda i: self.set_method(self.method_box.itemData(i)))
-        self.method_box.setToolTip("Recovery method that generates the missing modalities")
+        self.method_box.setToolTip(
+            "<b>Recovery method</b>: generates the features of every modality that is switched off, loading "
+            "or failing, so the prediction keeps using all three.<br>" + "<br>".join(
+                f"<b>{method_name(m)}</b>: {hint}" for m, hint in METHOD_HINTS.items())
+            + f"<br>Greyed out: no checkpoint loaded. {METHOD_SHORTCUT} switches to the next method.")
         self.method_box.setPlaceholderText("no model")
         self.steps_box.setRange(0, 200)
         self.steps_box.setSpecialValueText("default")
@@ -91,6 +108,21 @@ class ModelControls(QObject):
         self.toolbar.addWidget(self.method_box)
         self.toolbar.addWidget(QLabel("  Sampler steps: "))
         self.toolbar.addWidget(self.steps_box)
+        self.smoothing_box.setRange(0.0, 10.0)
+        self.smoothing_box.setSingleStep(0.25)
+        self.smoothing_box.setDecimals(2)
+        self.smoothing_box.setSuffix(" s")
+        self.smoothing_box.setSpecialValueText("off (raw)")
+        self.smoothing_box.setKeyboardTracking(False)
+        self.smoothing_box.setToolTip("Time constant of the displayed probabilities (exponential moving average): "
+                                      "the bars, top emotion and timeline follow a change within about this "
+                                      "long. Off shows every raw prediction. Session files keep both.")
+        self.smoothing_box.setValue(keys.read(self.settings, keys.SMOOTHING, self.pipeline.config.smoothing_s,
+                                              float))
+        self.smoothing_box.valueChanged.connect(self.set_smoothing)
+        self.pipeline.set_smoothing(self.smoothing_box.value())  # the saved value (not started yet: no thread)
+        self.toolbar.addWidget(QLabel("  Smoothing: "))
+        self.toolbar.addWidget(self.smoothing_box)
 
     def sync(self) -> None:
         """Show the pipeline's methods (greyed out without a checkpoint), method, steps and device."""
@@ -108,6 +140,20 @@ class ModelControls(QObject):
         self.steps_box.blockSignals(False)
         for key, action in self._device_actions.items():
             action.setChecked(key == pipeline.config.device)
+
+    def set_smoothing(self, seconds: float) -> None:
+        """Apply and remember the display smoothing (0: raw probabilities)."""
+        self.settings.setValue(keys.SMOOTHING, float(seconds))
+        self.controller.submit(lambda p: p.set_smoothing(float(seconds)))
+
+    def next_method(self) -> None:
+        """Switch to the next method that has a checkpoint (wraps around)."""
+        have = [m for m in METHODS if m in self.pipeline.bank.methods]
+        if not have:
+            self.notifier.error("no trained model loaded (Model ▸ Load checkpoints...)")
+            return
+        current = self.pipeline.engine.method
+        self.set_method(have[(have.index(current) + 1) % len(have)] if current in have else have[0])
 
     def show_method(self, method: str | None) -> None:
         """Check ``method`` in the menu and the toolbar and name it in the status bar."""
@@ -177,7 +223,8 @@ class ModelControls(QObject):
 
     def _rebuilt(self, pipeline: object, error: str) -> None:
         if error:
-            self.notifier.error(f"could not load the model: {error}; kept the previous one", dialog=True)
+            self.notifier.error(f"Could not load the model ({short_reason(error)}). Kept the previous one.",
+                                dialog=True, details=error)
         else:
             self.settings.setValue(keys.DEVICE, self.pipeline.config.device)
             self.notifier.message(f"Loaded {', '.join(map(method_name, self.pipeline.bank.methods)) or 'no model'}"

@@ -173,7 +173,7 @@ class SourceControls(QObject):
                                        lambda result, error: self._switched(spec, result, error))
 
     def _switched(self, spec: SourceSpec, result: tuple[str, bool] | None, error: str) -> None:
-        """``result`` is ``(problem, started)`` from :meth:`PipelineController.switch_sources` (``None`` on ``error``)."""
+        """``result``: ``(problem, started)`` from :meth:`PipelineController.switch_sources` (``None`` on error)."""
         problem, started = result if result is not None else (error, False)
         self.switching = False
         if problem:
@@ -187,6 +187,6 @@ class SourceControls(QObject):
         self.sync()
         self.switched.emit(problem)
 
-    def shutdown(self) -> None:
-        """Stop the device-listing thread (waits up to 5 s)."""
-        self.devices.shutdown(5.0)
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the device-listing thread (waits up to ``timeout`` s)."""
+        self.devices.shutdown(timeout)

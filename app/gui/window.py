@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Sequence
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QToolBar, QWidget
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QScrollArea, QToolBar, QWidget
 
 from imer_core.live.health import ModalityState
 from imer_core.live.models import LiveModelError
@@ -24,24 +24,32 @@ from imer_core.modalities import Modality
 from . import settings as keys
 from .calibration_dialog import CalibrationDialog
 from .controller import PipelineController, PipelineFactory, build_pipeline
-from .dialogs import AboutDialog
+from .dialogs import AboutDialog, HelpDialog, legend_html, shortcuts_html
 from .emotion_panel import EmotionPanel
 from .model_controls import ModelControls
 from .modality_panel import ModalityPanel
-from .notify import Notifier
+from .notify import Notifier, short_reason
 from .performance_panel import PerformancePanel
 from .session_controls import SessionControls
 from .source_controls import SourceControls
-from .style import method_name
+from .style import PANEL_ORDER, method_name
+from .theme import THEMES, apply_theme
 from .timeline import TimelinePlot
 from .transcript_view import TranscriptView
 from .video_view import VideoView
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: Seconds between refreshes of the slower parts (timeline, performance, status bar).
 SLOW_REFRESH_S = 0.5
+#: A result older than this no longer describes the modalities: badges then show the pipeline's states.
+FRESH_RESULT_S = 1.0
+#: Keyboard shortcuts of the modality switches and the comparison (Help ▸ Keyboard shortcuts lists all).
+MODALITY_SHORTCUTS = {"vision": "Ctrl+1", "audio": "Ctrl+2", "text": "Ctrl+3"}
+COMPARE_SHORTCUTS = {"vision": "Ctrl+Shift+1", "audio": "Ctrl+Shift+2", "text": "Ctrl+Shift+3"}
+#: The longest closing may take before the process ends anyway (the window is hidden at once).
+CLOSE_BUDGET_S = 1.5
 
 
 class MainWindow(QMainWindow):
@@ -62,9 +70,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else keys.app_settings()
         self.setWindowTitle("IMER — live multimodal emotion recognition")
-        self.resize(1280, 820)
+        self.resize(1280, 700)
         self.notifier = Notifier(self.statusBar(), self)
-        pipeline, problem = _first_pipeline(config, pipeline_factory)
+        pipeline, problem, details = _first_pipeline(config, pipeline_factory)
         if config.method and pipeline.engine.method != config.method and not problem:
             used = pipeline.engine.method
             notes = [f"No checkpoint for {method_name(config.method)} is loaded"
@@ -82,7 +90,8 @@ class MainWindow(QMainWindow):
         self._default_layout = self.saveState(LAYOUT_VERSION)
         self._layout_restored = self._restore_layout()
         self._notes = [n for n in notes if n]
-        self._problem = problem
+        self._problem, self._problem_details = problem, details
+        self.startup_errors: list[tuple[str, str]] = []
         self._list_devices = list_devices
         self._transcripts = 0
         self._model_error = ""
@@ -109,6 +118,7 @@ class MainWindow(QMainWindow):
             self.modalities.set_switch(modality.value, on)
         self.modalities.toggled.connect(self.set_modality)
         self.emotions = EmotionPanel()
+        self.emotions.compare_requested.connect(self.set_compare)
         self.timeline = TimelinePlot()
         self.transcript = TranscriptView(self._t0)
         self.performance = PerformancePanel()
@@ -123,7 +133,15 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
+        if area == Qt.DockWidgetArea.RightDockWidgetArea:  # on a small screen the panels scroll, not the window
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            scroll.setWidget(widget)
+            dock.setWidget(scroll)
+        else:
+            dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
@@ -139,6 +157,7 @@ class MainWindow(QMainWindow):
         self.calibrate_action.setToolTip("Act each emotion while every modality is recorded (for a personal model)")
         for menu in (self.sources.menu, self.model.menu, self.session.menu):
             bar.addMenu(menu)
+        self._build_modality_menu(bar.addMenu("M&odalities"))
         view = bar.addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -152,9 +171,38 @@ class MainWindow(QMainWindow):
         view.addAction(toolbar.toggleViewAction())
         view.addAction(self.model.toolbar.toggleViewAction())
         view.addAction("&Reset layout", self.reset_layout)
+        themes = view.addMenu("&Theme")
+        group = QActionGroup(themes)
+        saved = keys.read(self.settings, keys.THEME, "system", str)
+        self.theme_actions: dict[str, QAction] = {}
+        for key, title in THEMES.items():
+            action = QAction(title, themes, checkable=True)
+            action.setChecked(key == saved)
+            action.triggered.connect(lambda _=False, k=key: self.set_theme(k))
+            group.addAction(action)
+            themes.addAction(action)
+            self.theme_actions[key] = action
         help_menu = bar.addMenu("&Help")
+        shortcuts = help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
+        shortcuts.setShortcut(QKeySequence.StandardKey.HelpContents)
+        help_menu.addAction("&Legend: states and colours", self.show_legend)
+        help_menu.addSeparator()
         help_menu.addAction("&About IMER, model card and licences...", self.show_about)
 
+    def _build_modality_menu(self, menu) -> None:
+        """Shortcuts that flip the modality switches and the comparison buttons."""
+        self.modality_actions: dict[str, QAction] = {}
+        for name in PANEL_ORDER:
+            action = menu.addAction(f"Switch {name} on/off")
+            action.setShortcut(MODALITY_SHORTCUTS[name])
+            action.triggered.connect(lambda _=False, n=name: self.modalities.switches[n].toggle())
+            self.modality_actions[name] = action
+        menu.addSeparator()
+        for name in PANEL_ORDER:
+            action = menu.addAction(f"Hide {name} (compare)")
+            action.setShortcut(COMPARE_SHORTCUTS[name])
+            action.triggered.connect(lambda _=False, n=name: self.emotions.hide_buttons[n].toggle())
+            self.modality_actions[f"compare_{name}"] = action
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         for label in (self.session.label, self.sources.label, self.model.label):
@@ -170,8 +218,9 @@ class MainWindow(QMainWindow):
     def _default_sizes(self) -> None:
         """Give the timeline room (docks can only be sized once the window is shown)."""
         bottom = [self.docks[name] for name in ("timeline", "transcript", "performance")]
-        self.resizeDocks(bottom, [600, 320, 360], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["timeline"]], [290], Qt.Orientation.Vertical)
+        width = max(self.width(), 800)
+        self.resizeDocks(bottom, [width // 2, width // 4, width // 4], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["timeline"]], [max(180, self.height() * 2 // 5)], Qt.Orientation.Vertical)
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,15 +232,19 @@ class MainWindow(QMainWindow):
         if self._list_devices:
             self.sources.refresh_devices()
         if self._problem:
-            self.notifier.error(self._problem, dialog=True)
+            self.notifier.error(self._problem, dialog=True, details=self._problem_details)
+        for text, details in self.startup_errors:
+            self.notifier.error(text, dialog=True, details=details)
         for note in self._notes:
             self.notifier.message(note, 60_000)
 
     def _started(self, _: object, error: str) -> None:
         if error:
-            self.notifier.error(f"could not start the pipeline: {error} — choose another source in the Source menu "
-                                "(a media file, the demo clip or the camera) to start again", dialog=True)
-            self.video.show_placeholder(f"Could not start\n{error}\n\nChoose another source in the Source menu")
+            self.notifier.error(f"Could not start ({short_reason(error)}). Choose another source in the Source "
+                                "menu (a media file, the demo clip or the camera) to start again.", dialog=True,
+                                details=error)
+            self.video.show_placeholder(f"Could not start\n{short_reason(error)}\n\n"
+                                        "Choose another source in the Source menu")
         self.running = not error
 
     def set_modality(self, name: str, on: bool) -> None:
@@ -205,6 +258,47 @@ class MainWindow(QMainWindow):
         else:
             self.notifier.message(f"{name.capitalize()} switched {'on' if on else 'off'}")
 
+    def set_compare(self, name: str) -> None:
+        """Compare mode: hide ``name`` (observed) for the second prediction; "" turns it off."""
+        hidden = [name] if name else []
+        self.controller.submit(lambda p: p.set_compare_hidden(hidden))
+        self.notifier.message(f"Comparing: {name} observed vs {name} hidden and recovered" if name
+                              else "Comparison of a hidden modality off")
+
+    def set_theme(self, key: str) -> None:
+        """Follow the system palette, or force light or dark (remembered)."""
+        self.settings.setValue(keys.THEME, key)
+        apply_theme(QApplication.instance(), key)
+        for name, action in self.theme_actions.items():
+            action.setChecked(name == key)
+
+    def show_shortcuts(self) -> HelpDialog:
+        """Help ▸ Keyboard shortcuts."""
+        rows = [(MODALITY_SHORTCUTS[n], f"switch {n} on/off") for n in PANEL_ORDER]
+        rows += [(COMPARE_SHORTCUTS[n], f"hide {n} (compare: recovered vs observed)") for n in PANEL_ORDER]
+        rows += [(a.shortcut().toString(), a.text().replace("&", "")) for a in self._shortcut_actions()]
+        return self._help("Keyboard shortcuts", shortcuts_html(rows))
+
+    def _shortcut_actions(self) -> list[QAction]:
+        seen = set(MODALITY_SHORTCUTS.values()) | set(COMPARE_SHORTCUTS.values())
+        out = []
+        for action in self.findChildren(QAction):
+            key = action.shortcut().toString()
+            if key and key not in seen:
+                seen.add(key)
+                out.append(action)
+        return out
+
+    def show_legend(self) -> HelpDialog:
+        """Help ▸ Legend: what the badge states and the strip colours mean."""
+        return self._help("Legend", legend_html(self.pipeline.engine.method))
+
+    def _help(self, title: str, html: str) -> HelpDialog:
+        dialog = HelpDialog(title, html, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
     def _on_replaced(self, pipeline: LivePipeline) -> None:
         self.session.stop(reason=" — recording stopped because the pipeline was replaced")
         self._transcripts = 0
@@ -214,6 +308,7 @@ class MainWindow(QMainWindow):
             self.modalities.set_switch(modality.value, on)
         self.sources.sync()
         self.model.sync()
+        pipeline.set_compare_hidden([self.emotions.compare_hidden] if self.emotions.compare_hidden else [])
         self.running = not self.closed  # the controller replaces the pipeline only by a started one
 
     def reset_layout(self) -> None:
@@ -257,10 +352,8 @@ class MainWindow(QMainWindow):
         if results:
             self.timeline.add_results(results)
             self.emotions.show_result(latest)
-        statuses = pipeline.statuses()
-        predicted = latest is not None and latest.probabilities is not None
-        self.modalities.update_statuses(statuses, latest.recovered if predicted else (),
-                                        latest.method if predicted else None)
+        statuses, recovered, method = self.window_states(latest, now)
+        self.modalities.update_statuses(statuses, recovered, method)
         vision = statuses.get(Modality.VISION)
         reason = vision.reason if vision is not None and vision.state is ModalityState.FAILING else ""
         raw = pipeline.video.frames.latest() if pipeline.video is not None else None
@@ -270,6 +363,16 @@ class MainWindow(QMainWindow):
         if now - self._last_slow >= SLOW_REFRESH_S:
             self._last_slow = now
             self._render_slow(pipeline, now)
+
+    def window_states(self, latest, now: float) -> tuple[dict, tuple[str, ...], str | None]:
+        """Statuses, recovered modalities and method of one window: the badges, caption and strips agree.
+
+        The newest result's own statuses while it is fresh (the window the
+        bars and the timeline show); otherwise the pipeline's current ones.
+        """
+        if latest is not None and now - latest.t_monotonic <= FRESH_RESULT_S:
+            return {s.modality: s for s in latest.statuses}, latest.recovered, latest.method
+        return self.pipeline.statuses(), (), None
 
     def _render_slow(self, pipeline: LivePipeline, now: float) -> None:
         self.timeline.redraw(now)
@@ -294,28 +397,57 @@ class MainWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
 
-    def shutdown(self) -> None:
-        """Stop recording, every pipeline thread and the devices (idempotent)."""
+    def shutdown(self, budget_s: float = CLOSE_BUDGET_S) -> bool:
+        """Stop recording, every pipeline thread and the devices (idempotent).
+
+        Files are closed first (the recording, the settings).  The threads
+        get ``budget_s`` seconds in all; a model load or speech recognition
+        still running then cannot be interrupted, and the caller ends the
+        process (:func:`app.gui.main.launch`), which releases the devices.
+        Returns whether everything stopped within the budget.
+        """
         if self.closed:
-            return
+            return True
         self.closed = True
+        deadline = time.monotonic() + budget_s
         self.timer.stop()
         if self.calibration is not None:
             self.calibration.shutdown()
         self.session.stop()
-        self.sources.shutdown()
-        self.controller.shutdown()
         self.settings.sync()
+        self.sources.shutdown(max(0.05, deadline - time.monotonic()))
+        return self.controller.shutdown(max(0.1, deadline - time.monotonic()))
 
 
-def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> tuple[LivePipeline, str]:
+def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> tuple[LivePipeline, str, str]:
     """The pipeline of ``config``; if its checkpoints or device cannot be used, the shipped models on auto.
 
     A method no loaded checkpoint holds (e.g. saved while other checkpoints
     were loaded) is dropped: the engine's preferred method runs instead.
+    Returns the pipeline, one sentence for the user ("" when all went well)
+    and the technical text behind it.
     """
     try:
-        return build_pipeline(factory, config), ""
+        return build_pipeline(factory, config), "", ""
     except LiveModelError as exc:
         fallback = replace(config, checkpoints=(), method=None, device="auto")
-        return factory(fallback), f"{exc} — started with the shipped models instead"
+        what = ("the checkpoint " + ", ".join(config.checkpoints)) if config.checkpoints else \
+            f"the device {config.device!r}"
+        return (factory(fallback), f"Could not use {what}: {checkpoint_problem(str(exc))}. "
+                "Started with the shipped models on the automatic device instead.", str(exc))
+
+
+def checkpoint_problem(text: str) -> str:
+    """What is wrong with a checkpoint, in words a user can act on (the raw text goes behind *Details*)."""
+    lowered = text.lower()
+    for needles, words in ((("not found", "no such file"), "the file does not exist"),
+                           (("does not fit",), "it was made for other feature extractors than this app runs"),
+                           (("not mark it as trained", "not marked as trained"), "it is not marked as trained"),
+                           (("nan", "non-finite", "not finite"), "it holds invalid (non-finite) weights"),
+                           (("could not be read", "corrupt", "truncated", "unpickl", "not a checkpoint",
+                             "not an imer"), "it is not an IMER checkpoint file, or it is damaged"),
+                           (("cuda",), "CUDA is not available on this machine")):
+        if any(n in lowered for n in needles):
+            return words
+    return short_reason(text)
+
