@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self._render_error = ""
         self.running = False
         self.closed = False
+        self.stopped_cleanly = True
         self.timer = QTimer(self)
         self.timer.setInterval(refresh_ms)
         self.timer.timeout.connect(self._tick)
@@ -407,7 +408,7 @@ class MainWindow(QMainWindow):
         Returns whether everything stopped within the budget.
         """
         if self.closed:
-            return True
+            return self.stopped_cleanly
         self.closed = True
         deadline = time.monotonic() + budget_s
         self.timer.stop()
@@ -416,7 +417,8 @@ class MainWindow(QMainWindow):
         self.session.stop()
         self.settings.sync()
         self.sources.shutdown(max(0.05, deadline - time.monotonic()))
-        return self.controller.shutdown(max(0.1, deadline - time.monotonic()))
+        self.stopped_cleanly = self.controller.shutdown(max(0.1, deadline - time.monotonic()))
+        return self.stopped_cleanly
 
 
 def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> tuple[LivePipeline, str, str]:
