@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
-"""Regenerate ``docs/screenshot.png``: the running desktop app on the demo clip.
+"""Regenerate the screenshots in ``docs/``: the running desktop app on the demo clip.
 
 Runs the real window (real pipeline: PyAV decoding, MediaPipe face mesh,
 voice features, Whisper speech recognition, the shipped models in
 ``assets/models`` or ``--checkpoint`` files) on ``assets/demo/demo_clip.mp4``
-for ``--seconds`` and grabs the screen.  Without a display it re-runs itself
-under ``xvfb-run`` (apt-get install xvfb).  Settings go to a temporary
-folder, so the user's saved layout and devices play no part.
+at 1280x720 and grabs the screen in three states:
 
-    python scripts/make_screenshot.py                 # -> docs/screenshot.png
-    python scripts/make_screenshot.py --seconds 25 --out /tmp/shot.png
+* ``screenshot_loading.png`` -- right after the start, while the models load;
+* ``screenshot.png`` -- steady state: ``--seconds`` after the first prediction;
+* ``screenshot_vision_off.png`` -- vision switched off, recovered by the
+  method, with the no-recovery comparison beside it.
+
+Without a display it re-runs itself under ``xvfb-run`` (apt-get install
+xvfb).  Settings go to a temporary folder, so the user's saved layout and
+devices play no part.
+
+    python scripts/make_screenshot.py                          # -> docs/screenshot*.png
+    python scripts/make_screenshot.py --seconds 25 --out-dir /tmp/shots
 """
 
 from __future__ import annotations
@@ -26,14 +33,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-SIZE = (1280, 860)
+SIZE = (1280, 720)
+#: Longest wait for the models to load and the first prediction (seconds).
+FIRST_PREDICTION_TIMEOUT_S = 180.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"), help="PNG to write")
+    parser.add_argument("--out-dir", default=str(REPO / "docs"), help="folder for the PNG files")
     parser.add_argument("--seconds", type=float, default=22.0,
-                        help="how long the app runs before the grab (longer: more timeline and transcript)")
+                        help="how long the app runs after its first prediction before the steady-state grab "
+                             "(longer: more timeline and transcript)")
+    parser.add_argument("--vision-off-seconds", type=float, default=12.0,
+                        help="how long vision is off before that grab")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                         help="live checkpoint (repeat); default: the shipped assets/models")
     parser.add_argument("--method", default=None, help="recovery method to show")
@@ -82,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     config = PipelineConfig(sources=SourceSpec(args.source, loop=True), checkpoints=tuple(args.checkpoint),
                             method=args.method)
+    out = Path(args.out_dir)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "imer.ini"), QSettings.Format.IniFormat)
         window = MainWindow(config, settings=settings, list_devices=False)
@@ -90,11 +103,31 @@ def run(args: argparse.Namespace) -> int:
         window.show()
         window.start()
         try:
+            loading = lambda: any(v.state == "loading" for v in window.modalities.views.values())  # noqa: E731
+            wait(app, 30.0, loading)
+            wait(app, 1.0)
+            if loading():
+                grab(window, out / "screenshot_loading.png")
+                print(f"wrote {out / 'screenshot_loading.png'}")
+            else:
+                print("the models loaded before the loading state could be grabbed", file=sys.stderr)
+            wait(app, FIRST_PREDICTION_TIMEOUT_S, lambda: window.emotions.predictions_shown > 0)
+            if window.emotions.predictions_shown == 0:
+                print(f"no prediction within {FIRST_PREDICTION_TIMEOUT_S:.0f} s: nothing to show", file=sys.stderr)
+                return 1
             wait(app, args.seconds)
-            grab(window, Path(args.out))
+            grab(window, out / "screenshot.png")
+            print(f"wrote {out / 'screenshot.png'}")
+            window.modalities.switches["vision"].click()
+            wait(app, args.vision_off_seconds)
+            latest = window.pipeline.latest_result
+            if latest is None or "vision" not in latest.recovered or latest.comparison is None:
+                print("vision was not recovered with a comparison: not grabbing", file=sys.stderr)
+                return 1
+            grab(window, out / "screenshot_vision_off.png")
+            print(f"wrote {out / 'screenshot_vision_off.png'}")
         finally:
             window.close()
-    print(f"wrote {args.out}")
     return 0
 
 

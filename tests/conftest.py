@@ -51,3 +51,13 @@ from clip_fixtures import demo_test_clip  # noqa: E402, F401
 
 # --- Live pipeline fakes (tests/live_fakes.py): fixture live_checkpoints ---
 from live_fakes import live_checkpoints, sources  # noqa: E402, F401
+
+# --- Desktop-window fixtures (tests/gui_fixtures.py): checkpoints, settings, rig, make_window ---
+try:
+    import pyqtgraph  # noqa: F401
+    import pytestqt  # noqa: F401
+    from PySide6 import QtWidgets  # noqa: F401
+except ImportError:  # the GUI tests skip themselves
+    pass
+else:
+    from gui_fixtures import checkpoints, make_window, rig, settings  # noqa: E402, F401

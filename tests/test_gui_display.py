@@ -20,7 +20,7 @@ pytest.importorskip("pyqtgraph")
 
 from live_fakes import FakeFaceExtractor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-from test_gui_window import WAIT_MS, checkpoints, make_window, predicting, rig, settings  # noqa: E402, F401
+from gui_fixtures import WAIT_MS, predicting  # noqa: E402
 
 from app.gui import settings as keys  # noqa: E402
 from app.gui.notify import STATUS_CHARS, elide, readable  # noqa: E402
