@@ -23,7 +23,7 @@ from .style import PANEL_ORDER, emotion_color, method_name, text_color, track_co
 class ProbabilityBars(QWidget):
     """Horizontal bars, one per class, with the probability in percent (colours follow the palette)."""
 
-    def __init__(self, row_height: int = 20, parent: QWidget | None = None) -> None:
+    def __init__(self, row_height: int = 18, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.row = row_height
         self.values: dict[str, float] = {}
@@ -64,7 +64,7 @@ class ComparisonView(QWidget):
         super().__init__(parent)
         self.title = QLabel()
         self.title.setWordWrap(True)
-        self.bars = ProbabilityBars(row_height=15)
+        self.bars = ProbabilityBars(row_height=14)
         self.agreement = QLabel()
         self.agreement.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -108,7 +108,7 @@ class EmotionPanel(QWidget):
         super().__init__(parent)
         self.top_label = QLabel("—")
         font = self.top_label.font()
-        font.setPointSize(18)
+        font.setPointSize(16)
         font.setBold(True)
         self.top_label.setFont(font)
         self.detail = QLabel("waiting for the first prediction")
@@ -158,6 +158,13 @@ class EmotionPanel(QWidget):
     def compare_hidden(self) -> str:
         """The modality hidden for the comparison ("" when compare mode is off)."""
         return next((n for n, b in self.hide_buttons.items() if b.isChecked()), "")
+
+    def show_waiting(self, loading: list[str]) -> None:
+        """Before the first result: what is loading (or just that the first prediction is awaited)."""
+        text = ("waiting for the first prediction: " + "; ".join(loading)) if loading else \
+            "waiting for the first prediction"
+        if self.detail.text() != text:
+            self.detail.setText(text)
 
     def show_result(self, result: LiveResult | None) -> None:
         """Render one result (with probabilities, or its message)."""

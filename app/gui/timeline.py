@@ -28,8 +28,9 @@ from .style import MODALITY_COLORS, PANEL_ORDER, emotion_color, text_color  # no
 #: Row of each modality's "recovered" strip in the lower plot (top to bottom).
 STRIP_ROW = {name: len(PANEL_ORDER) - 1 - k for k, name in enumerate(PANEL_ORDER)}
 STRIP_H = 0.7
-#: Two predictions further apart than this (seconds) are not joined by a line or a strip.
-GAP_S = 1.0
+#: Two predictions further apart than this (seconds) are not joined by a line or a strip (a result
+#: without prediction always breaks them; this catches stretches with no result at all).
+GAP_S = 2.5
 
 #: One point: time, displayed probabilities (``None``: a result without prediction), recovered modalities.
 Point = tuple[float, "tuple[float, ...] | None", frozenset]
@@ -159,8 +160,8 @@ class TimelinePlot(QWidget):
         strips = " ".join(f"<span style='color:{MODALITY_COLORS[name]}'>■</span>&nbsp;{name}"
                           for name in PANEL_ORDER)
         color = text_color(self.palette()).name()
-        self.legend.setText(f"<span style='color:{color}; font-size:8pt'>{emotions} &nbsp;·&nbsp; "
-                            f"recovered: {strips}</span>")
+        head = f"{emotions} &nbsp;·&nbsp; " if emotions else ""
+        self.legend.setText(f"<span style='color:{color}; font-size:8pt'>{head}recovered: {strips}</span>")
 
     # -- data --------------------------------------------------------------------------------
     def add_results(self, results: Iterable[LiveResult]) -> int:

@@ -128,8 +128,10 @@ class MainWindow(QMainWindow):
             ("modalities", "Modalities", self.modalities, right), ("emotion", "Emotion", self.emotions, right),
             ("timeline", "Timeline", self.timeline, bottom), ("transcript", "Transcript", self.transcript, bottom),
             ("performance", "Performance", self.performance, bottom))}
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)  # full-height panels
         self.splitDockWidget(self.docks["timeline"], self.docks["transcript"], Qt.Orientation.Horizontal)
-        self.splitDockWidget(self.docks["transcript"], self.docks["performance"], Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.docks["transcript"], self.docks["performance"])  # secondary: one tab each
+        self.docks["transcript"].raise_()
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -218,10 +220,13 @@ class MainWindow(QMainWindow):
 
     def _default_sizes(self) -> None:
         """Give the timeline room (docks can only be sized once the window is shown)."""
-        bottom = [self.docks[name] for name in ("timeline", "transcript", "performance")]
-        width = max(self.width(), 800)
-        self.resizeDocks(bottom, [width // 2, width // 4, width // 4], Qt.Orientation.Horizontal)
+        bottom = [self.docks[name] for name in ("timeline", "transcript")]
+        width = max(self.width() - 380, 600)
+        self.resizeDocks(bottom, [width * 3 // 5, width * 2 // 5], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["timeline"]], [max(180, self.height() * 2 // 5)], Qt.Orientation.Vertical)
+        right = [self.docks["modalities"], self.docks["emotion"]]
+        self.resizeDocks(right, [150, max(300, self.height() - 220)], Qt.Orientation.Vertical)
+        self.resizeDocks(right, [380, 380], Qt.Orientation.Horizontal)
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -355,6 +360,9 @@ class MainWindow(QMainWindow):
             self.emotions.show_result(latest)
         statuses, recovered, method = self.window_states(latest, now)
         self.modalities.update_statuses(statuses, recovered, method)
+        if latest is None:  # before the engine's first result: say what the wait is for
+            self.emotions.show_waiting(sorted({s.reason for s in statuses.values()
+                                               if s.state is ModalityState.LOADING}))
         vision = statuses.get(Modality.VISION)
         reason = vision.reason if vision is not None and vision.state is ModalityState.FAILING else ""
         raw = pipeline.video.frames.latest() if pipeline.video is not None else None
