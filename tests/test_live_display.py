@@ -181,3 +181,38 @@ def test_session_files_store_smoothed_and_comparison_beside_raw(live_checkpoints
     assert rows[-1]["smoothed_top"] and float(rows[-1]["smoothed_p_neutral"]) >= 0
     records = [json.loads(line) for line in (tmp_path / "predictions.jsonl").open()]
     assert len(records[-1]["smoothed_probabilities"]) == 7
+
+
+def test_text_counts_as_heard_when_a_transcript_arrives_even_if_recognition_lags(live_checkpoints):
+    from live_fakes import fake_rig
+
+    from imer_core.live.pipeline import LivePipeline, PipelineConfig
+
+    rig = fake_rig()
+    pipeline = LivePipeline(PipelineConfig(checkpoints=(str(live_checkpoints["cmarr"]),)), rig.parts())
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 20
+        while pipeline.speech_worker.loading and time.monotonic() < deadline:
+            time.sleep(0.05)
+        now = time.monotonic()
+        speech = pipeline.speech_worker
+        speech.last_signal, speech.last_output = now - 40.0, now - 1.0  # speech 40 s ago, transcribed just now
+        signal = pipeline.signals()[Modality.TEXT]
+        assert signal.last_signal == pytest.approx(now - 1.0)
+        speech.last_output = now - 40.0
+        assert pipeline.signals()[Modality.TEXT].last_signal == pytest.approx(now - 40.0)
+    finally:
+        pipeline.stop()
+
+
+def test_imer_run_takes_a_smoothing_time_constant():
+    from app.cli import build_parser
+    from app.headless import pipeline_config
+
+    args = build_parser().parse_args(["run", "--source", "webcam", "--smoothing", "0"])
+    assert pipeline_config(args).smoothing_s == 0.0
+    args = build_parser().parse_args(["run", "--source", "webcam"])
+    assert pipeline_config(args).smoothing_s == pytest.approx(1.0)
+    with pytest.raises(SystemExit, match="smoothing"):
+        pipeline_config(build_parser().parse_args(["run", "--source", "webcam", "--smoothing", "-1"]))
