@@ -267,3 +267,20 @@ def test_the_window_fits_a_1280x720_screen(qtbot, make_window):
     QApplication.processEvents()
     assert window.height() <= 720
     assert window.timeline.height() >= 150 and window.timeline.plot.height() >= 60
+
+
+def test_ctrl_c_closes_the_window_even_before_the_event_loop_runs(qtbot, make_window):
+    import signal
+
+    from app.gui.main import _close_on_sigint
+
+    window = make_window()
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        _close_on_sigint(window)
+        os.kill(os.getpid(), signal.SIGINT)  # the Python handler runs at the next bytecode
+        time.sleep(0.01)
+        assert window.closed and not window.isVisible()  # launch() then skips the event loop
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])

@@ -96,7 +96,9 @@ def launch(args: argparse.Namespace, end_process: bool = True) -> int:
         window.notifier.error(binding, dialog=True)
     code = 1
     try:
-        code = app.exec()
+        # Ctrl-C before the event loop started closed the window already: an event loop
+        # with no window would never end.
+        code = app.exec() if not window.closed else 130
     finally:
         stopped = window.shutdown()
         sys.excepthook = previous_hook
@@ -152,10 +154,19 @@ def _route_exceptions(window) -> Callable:
 
 
 def _close_on_sigint(window) -> None:
-    """Ctrl-C in the terminal closes the window cleanly (a timer lets Python see the signal)."""
+    """Ctrl-C or SIGTERM closes the window cleanly (a timer lets Python see the signal); a second one ends at once."""
     if sys.platform == "win32":
         return
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+
+    def close(signum: int, _frame: object) -> None:
+        if window.closed:  # a second Ctrl-C while closing: do not wait any longer
+            _end_process(128 + signum, False)
+        window.close()
+        window.shutdown()  # also when the window was never shown (close() then sends no event)
+        QApplication.quit()
+
+    signal.signal(signal.SIGINT, close)
+    signal.signal(signal.SIGTERM, close)
     timer = QTimer(window)
     timer.timeout.connect(lambda: None)
     timer.start(250)

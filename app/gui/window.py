@@ -49,7 +49,7 @@ FRESH_RESULT_S = 1.0
 MODALITY_SHORTCUTS = {"vision": "Ctrl+1", "audio": "Ctrl+2", "text": "Ctrl+3"}
 COMPARE_SHORTCUTS = {"vision": "Ctrl+Shift+1", "audio": "Ctrl+Shift+2", "text": "Ctrl+Shift+3"}
 #: The longest closing may take before the process ends anyway (the window is hidden at once).
-CLOSE_BUDGET_S = 1.5
+CLOSE_BUDGET_S = 1.0
 
 
 class MainWindow(QMainWindow):
