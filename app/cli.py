@@ -6,7 +6,11 @@ import argparse
 import logging
 import sys
 
-from .headless import add_run_arguments, add_source_arguments, run
+from .signals import EARLY_STOP, note_early_signals
+
+note_early_signals()  # before the heavy imports below: a Ctrl-C while they load is not lost
+
+from .headless import add_run_arguments, add_source_arguments, run  # noqa: E402
 
 WINDOW_HELP = """\
 the window (imer without a subcommand):
@@ -45,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if EARLY_STOP.is_set():
+        print("imer: interrupted while starting", file=sys.stderr)
+        return 130
     if args.command == "run":
         return run(args)
     from .gui.main import launch  # Qt is imported only for the window

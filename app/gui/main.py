@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from ..signals import note_early_signals
 from . import settings as keys
 from .qt_binding import binding_problem
 from .theme import apply_theme
@@ -73,6 +74,7 @@ def launch(args: argparse.Namespace, end_process: bool = True) -> int:
     a speech recognition call cannot be interrupted) -- files and settings
     are closed before that, and the OS releases camera and microphone.
     """
+    interrupted = note_early_signals()  # Ctrl-C while the models load must not be lost
     from app.headless import pipeline_config  # the same configuration as `imer run`
 
     from .window import MainWindow
@@ -88,8 +90,12 @@ def launch(args: argparse.Namespace, end_process: bool = True) -> int:
     window.startup_errors.extend(errors)
     previous_hook = _route_exceptions(window)
     _close_on_sigint(window)
-    window.show()
-    window.start()
+    if interrupted.is_set():  # Ctrl-C / SIGTERM while the window was being built
+        window.close()
+        window.shutdown()
+    else:
+        window.show()
+        window.start()
     binding = binding_problem()
     if binding:  # a binding installed outside the project's bound: say why the window will not last
         print(binding, file=sys.stderr)
