@@ -116,6 +116,7 @@ class TimelinePlot(QWidget):
         plot.setYRange(0.0, 1.0, padding=0.02)
         plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
         plot.getAxis("left").setWidth(64)
+        plot.getAxis("left").setStyle(hideOverlappingLabels=False)  # keep "0" and "1" at the edges
         plot.getAxis("bottom").setStyle(showValues=False)
         plot.showGrid(x=True, y=True, alpha=0.15)
         return plot

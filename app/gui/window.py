@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
         """Give the timeline room (docks can only be sized once the window is shown)."""
         bottom = [self.docks[name] for name in ("timeline", "transcript")]
         width = max(self.width() - 380, 600)
-        self.resizeDocks(bottom, [width * 3 // 5, width * 2 // 5], Qt.Orientation.Horizontal)
+        self.resizeDocks(bottom, [width * 2 // 3, width // 3], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["timeline"]], [max(180, self.height() * 2 // 5)], Qt.Orientation.Vertical)
         right = [self.docks["modalities"], self.docks["emotion"]]
         self.resizeDocks(right, [150, max(300, self.height() - 220)], Qt.Orientation.Vertical)
