@@ -10,6 +10,7 @@ from .signals import EARLY_STOP, note_early_signals
 
 note_early_signals()  # first: a Ctrl-C while the heavy modules load (in main) is not lost
 
+from .analyze_cmd import EPILOG as ANALYZE_EPILOG, add_analyze_arguments  # noqa: E402 - light
 from .arguments import add_run_arguments, add_source_arguments  # noqa: E402 - light: no torch
 
 WINDOW_HELP = """\
@@ -25,6 +26,7 @@ the window (imer without a subcommand):
   An option given with a non-default value overrides the remembered choice.
 
 imer run --help             the same pipeline without a window
+imer analyze --help         images, audio, video and text files or folders, offline (no window)
 """
 
 
@@ -54,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run_parser)
     run_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                             help="log details to stderr")
+    analyze_parser = sub.add_parser(
+        "analyze", help="analyse image, audio, video and text files or folders (offline, as fast as the CPU allows)",
+        description="Predict emotions for files, folders and texts with the live model: one row per image, "
+        "clip, text or video window.", epilog=ANALYZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_analyze_arguments(analyze_parser)
+    analyze_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                help="log details to stderr")
     return parser
 
 
@@ -64,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if EARLY_STOP.is_set():
         print("imer: interrupted while starting", file=sys.stderr)
         return 130
+    if args.command == "analyze":
+        from .analyze_cmd import run_analyze
+        return run_analyze(args)
     if args.command == "run":
         from .headless import run  # torch, the pipeline: imported only to run
         return run(args)

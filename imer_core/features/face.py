@@ -75,6 +75,33 @@ def default_face_model_path() -> Path:
     return asset_path(FACE_MODEL_FILENAME)
 
 
+#: Still faces smaller than this (pixels, longest side) are framed like the training faces (FER2013, 48x48).
+STILL_FACE_SIZE = 192
+#: Gray border added around a small still face, as a fraction of its side.
+STILL_FACE_PAD_FRACTION = 0.25
+
+
+def prepare_still_face(image: np.ndarray, size: int = STILL_FACE_SIZE,
+                       pad_fraction: float = STILL_FACE_PAD_FRACTION) -> np.ndarray:
+    """A tight face crop framed for the detector: gray (128) border of ``pad_fraction`` of the height,
+    then bicubic resize to ``size``x``size``; returns contiguous ``(size, size, 3)`` uint8 RGB.
+
+    This is how the live model's training faces (FER2013) were prepared: MediaPipe's
+    detector misses faces that fill their whole (small) image.  ``image`` is
+    ``(H, W)`` gray or ``(H, W, 3)`` RGB uint8.
+    """
+    import cv2  # brought by mediapipe (opencv-contrib-python)
+
+    pad = int(round(image.shape[0] * pad_fraction))
+    if image.ndim == 2:
+        framed = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
+        resized = cv2.resize(framed, (size, size), interpolation=cv2.INTER_CUBIC)
+        return np.ascontiguousarray(np.repeat(resized[:, :, None], 3, axis=2))
+    framed = cv2.copyMakeBorder(np.ascontiguousarray(image[:, :, :3]), pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=(128, 128, 128))
+    return np.ascontiguousarray(cv2.resize(framed, (size, size), interpolation=cv2.INTER_CUBIC))
+
+
 def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in radians with ``R = Rz(roll) @ Ry(yaw) @ Rx(pitch)``.
 

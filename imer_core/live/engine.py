@@ -29,6 +29,7 @@ import torch
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
 from .health import ModalityState, ModalityStatus
+from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
 from .results import HIDDEN_RECOVERED, WITHOUT_RECOVERY, Comparison, LiveResult
 from .smoothing import DEFAULT_SMOOTHING_S, AgreementWindow, ProbabilitySmoother
@@ -242,7 +243,7 @@ class InferenceEngine(RestartableThread):
         return Comparison(kind, tuple(m.value for m in modalities), other, smoothed or other, agreement, windows)
 
     def _windows(self, model: LiveModel, now: float, statuses: tuple[ModalityStatus, ...]):
-        features, available, newest = {}, {}, {}
+        raw, available, newest = {}, {}, {}
         for status in statuses:
             m = status.modality
             spec = model.config.specs[m]
@@ -250,23 +251,18 @@ class InferenceEngine(RestartableThread):
             if status.available:
                 window = self.inputs.tracks[m].window(now, spec.seq_len, spec.rate_hz, self.inputs.hold_s[m])
             available[m] = window is not None
-            values = np.zeros((spec.seq_len, spec.dim), np.float32)
             if window is not None:
-                values = model.normalise(m, window.values).astype(np.float32)
+                raw[m] = window.values
                 newest[m] = window.newest_time
-            features[m.value] = torch.from_numpy(values)[None].to(self.device)
-        return features, available, newest
+        return window_features(model, [raw], self.device), available, newest
 
     def _predict(self, model: LiveModel, features, available) -> tuple[tuple[float, ...], float, float]:
-        mask = torch.tensor([[available[m] for m in MODALITIES]], dtype=torch.bool, device=self.device)
-        sampling = SamplingOptions(steps=self._requested_steps)
-        with torch.inference_mode():
-            recovered = model.model.recover(features, mask, sampling)
-            _sync(self.device)
-            t_rec = time.perf_counter()
-            logits = model.model.predict_from_recovered(recovered)
-            probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
-            t_pred = time.perf_counter()
+        mask = availability_mask([[m for m in MODALITIES if available[m]]], self.device)
+        recovered = recover(model, features, mask, SamplingOptions(steps=self._requested_steps))
+        _sync(self.device)
+        t_rec = time.perf_counter()
+        probs = classify(model, recovered)[0]
+        t_pred = time.perf_counter()
         return tuple(float(p) for p in probs), t_rec, t_pred
 
     def _latencies(self, statuses, newest, t0, t_window, t_rec, t_pred) -> tuple[tuple[str, float], ...]:
