@@ -49,6 +49,18 @@ def _names(text: str) -> list[str]:
     return names
 
 
+TRUST_PICKLE_HELP = ("load the MMSA pickle with Python's unrestricted unpickler.  RISK: a pickle can run any "
+                     "code with your permissions; only use this for a file you made yourself or fully trust "
+                     "(the default refuses anything but dicts, lists, strings, numbers and numpy arrays)")
+SKIP_SHA256_HELP = ("do not check aligned_50.pkl / unaligned_50.pkl against the SHA-256 published in the "
+                    "MMSA README (for files you re-extracted yourself)")
+
+
+def _pickle_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    p.add_argument("--skip-sha256", action="store_true", help=SKIP_SHA256_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``imer-train`` argument parser."""
     parser = argparse.ArgumentParser(prog="imer-train", description=__doc__,
@@ -65,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
         p.add_argument("--out", default=None, help="output folder (default: runs/<config>-<time>)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        _pickle_options(p)
 
     train = sub.add_parser("train", help="train and test one model (both stages)")
     common(train)
@@ -92,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", type=int, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default="auto")
+    _pickle_options(evaluate)
 
     synth = sub.add_parser("synth", help="write a synthetic MMSA-schema pickle (labelled synthetic)")
     synth.add_argument("--out", required=True)
@@ -123,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--latency-runs", type=int, default=5, help="timed runs per missing pattern")
     compare.add_argument("--fast-steps", type=int, default=10, help="sampler steps of the fast latency setting")
     compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _pickle_options(compare)
 
     sub.add_parser("configs", help="list the shipped experiment configs")
     add_live_parsers(sub)
@@ -138,6 +153,10 @@ def _experiment(args: argparse.Namespace, config: str | None = None) -> Experime
         overrides.append("data.synthetic=true")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
+    if getattr(args, "trust_pickle", False):
+        overrides.append("data.trust_pickle=true")
+    if getattr(args, "skip_sha256", False):
+        overrides.append("data.verify_sha256=false")
     experiment = load_experiment(config or args.config, overrides)
     get_method_class(experiment.method)  # unknown methods fail before any data is loaded
     return experiment
@@ -240,7 +259,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device)
-    splits = load_mmsa(Path(args.data))
+    splits = load_mmsa(Path(args.data), verify_sha256=not args.skip_sha256, trust_pickle=args.trust_pickle)
     datasets = {name: MMSADataset(split) for name, split in splits.items()}
     ctx = setup(args.device)
     trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
