@@ -6,6 +6,8 @@ Examples::
     imer-train sweep --config imder_mosi --data ~/data/MOSI/aligned_50.pkl --out runs/imder_mosi
     imer-train sweep --config quick_synthetic --seeds 1111 --out runs/quick
     imer-train evaluate --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --protocol sample:0.5
+    imer-train distill --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --steps 1
+    imer-train evaluate --checkpoint runs/x/model-distilled.pt --data ~/data/MOSI/aligned_50.pkl --sampler distilled
     imer-train cv --config cmarr_iemocap --data ~/data/IEMOCAP_features_2021 --folds 1,2
     imer-train cv --config quick_cv_cmarr --synthetic
     imer-train extract-live --data ../shared/data --cache runs/live_cache
@@ -28,6 +30,7 @@ from typing import Sequence
 
 from imer_core.registry import get_method_class
 
+from .distill import add_parser as add_distill_parser, cmd_distill
 from .distributed import setup, teardown
 from .experiment import Experiment, available_experiments, load_experiment
 from .finetune import add_parser as add_finetune_parser, cmd_finetune
@@ -101,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--protocol", default="batch:0.3")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    evaluate.add_argument("--sampler", default=None, help="euler-maruyama or heun (default: the model's)")
+    evaluate.add_argument("--sampler", default=None,
+                          help="euler-maruyama, heun or distilled (default: the model's)")
+    evaluate.add_argument("--backend", default=None, help="eager, traced or cuda-graph (default: the model's)")
     evaluate.add_argument("--steps", type=int, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default="auto")
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("configs", help="list the shipped experiment configs")
     add_live_parsers(sub)
     add_finetune_parser(sub)
+    add_distill_parser(sub)
     return parser
 
 
@@ -264,7 +270,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ctx = setup(args.device)
     trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
                       ctx, RunFolder(Path("."), enabled=False))
-    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0)
+    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
     print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
     return 0
 
@@ -284,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_experiments()))
         return 0
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth,
-                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, **LIVE_HANDLERS}
+                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, "distill": cmd_distill, **LIVE_HANDLERS}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
