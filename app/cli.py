@@ -8,9 +8,9 @@ import sys
 
 from .signals import EARLY_STOP, note_early_signals
 
-note_early_signals()  # before the heavy imports below: a Ctrl-C while they load is not lost
+note_early_signals()  # first: a Ctrl-C while the heavy modules load (in main) is not lost
 
-from .headless import add_run_arguments, add_source_arguments, run  # noqa: E402
+from .arguments import add_run_arguments, add_source_arguments  # noqa: E402 - light: no torch
 
 WINDOW_HELP = """\
 the window (imer without a subcommand):
@@ -28,12 +28,24 @@ imer run --help             the same pipeline without a window
 """
 
 
+def _version() -> str:
+    """The installed distribution's version, else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imer")
+    except PackageNotFoundError:
+        from imer_core import __version__
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imer", description="Live incomplete multimodal emotion recognition from a webcam and a microphone "
         "(or a media file). Without a subcommand the desktop window opens.",
         epilog=WINDOW_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"imer {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run_parser = sub.add_parser("run", help="run the live pipeline headless and write a session folder",
@@ -53,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print("imer: interrupted while starting", file=sys.stderr)
         return 130
     if args.command == "run":
+        from .headless import run  # torch, the pipeline: imported only to run
         return run(args)
     from .gui.main import launch  # Qt is imported only for the window
     return launch(args)

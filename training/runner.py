@@ -92,7 +92,8 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
         source, note = str(path), SYNTHETIC_NOTE
     else:
         path = Path(cfg.path).expanduser()
-        splits = load_mmsa(path, expected_sha256=cfg.expected_sha256 or None, dataset=cfg.dataset)
+        splits = load_mmsa(path, expected_sha256=cfg.expected_sha256 or None, dataset=cfg.dataset,
+                           verify_sha256=cfg.verify_sha256, trust_pickle=cfg.trust_pickle)
         source, note = str(path), ""
     train = splits["train"]
     dims = (train.text.shape[2], train.audio.shape[2], train.vision.shape[2])

@@ -64,11 +64,16 @@ def face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
 
 
 def default_face_model_path() -> Path:
-    """Where the shipped model bundle is expected: ``$IMER_FACE_LANDMARKER_MODEL`` or ``<root>/assets/``."""
+    """Where the model bundle is expected: ``$IMER_FACE_LANDMARKER_MODEL``, else in the assets folder.
+
+    The assets folder is ``$IMER_ASSETS`` when set, else the shipped one (see :mod:`imer_core.assets`).
+    """
     env = os.environ.get(FACE_MODEL_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "assets" / FACE_MODEL_FILENAME
+    from ..assets import asset_path
+
+    return asset_path(FACE_MODEL_FILENAME)
 
 
 def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -177,7 +182,7 @@ class FaceFeatureExtractor:
         if not path.is_file():
             raise FileNotFoundError(
                 f"FaceLandmarker model not found at {path}. Pass model_path=..., set ${FACE_MODEL_ENV}, or "
-                f"restore assets/{FACE_MODEL_FILENAME} (see assets/README.md).")
+                f"put {FACE_MODEL_FILENAME} into the folder named by $IMER_ASSETS (see assets/README.md).")
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision

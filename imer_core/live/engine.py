@@ -45,6 +45,10 @@ PREFERRED_METHODS = ("cmarr", "imder", "rohydr")
 LATENCY_STAGES = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
 #: How long a modality's last sample may be held to fill a window (text: the last sentence).
 DEFAULT_HOLD_S = {Modality.VISION: 0.5, Modality.AUDIO: 0.5, Modality.TEXT: 15.0}
+class NonFiniteOutputError(ArithmeticError):
+    """The network's output held NaN or infinity (never shown or written as a prediction)."""
+
+
 def resolve_device(device: str = "auto") -> str:
     """``"cuda"`` when requested or available (``auto``), else ``"cpu"``; errors for unusable requests."""
     if device == "auto":
@@ -191,6 +195,8 @@ class InferenceEngine(RestartableThread):
             next_tick += (missed + 1) * self.hop_s
             try:
                 result = self.step(now)
+            except NonFiniteOutputError as exc:  # said in the result; no traceback for a known state
+                result = self._result(now, self._statuses(), None, (), (), str(exc))
             except Exception as exc:  # a bad window must not kill the engine
                 log.exception("inference failed")
                 result = self._result(now, self._statuses(), None, (), (), f"inference failed: {exc}")
@@ -279,10 +285,14 @@ class InferenceEngine(RestartableThread):
                 stats = self._speaker_stats.get(m)
                 if stats is not None:
                     self._count_speech(m, stats, now)
-                    values = stats.normalise(window.values)
+                    normalised = stats.normalise(window.values)
                 else:
-                    values = model.normalise(m, window.values).astype(np.float32)
-                newest[m] = window.newest_time
+                    normalised = model.normalise(m, window.values).astype(np.float32)
+                if np.isfinite(normalised).all():
+                    values = normalised
+                    newest[m] = window.newest_time
+                else:  # a NaN / inf feature is never fed to the network: the modality counts as missing
+                    available[m] = False
             features[m.value] = torch.from_numpy(values)[None].to(self.device)
         return features, available, newest
 
@@ -315,6 +325,9 @@ class InferenceEngine(RestartableThread):
             logits = model.model.predict_from_recovered(recovered)
             probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
             t_pred = time.perf_counter()
+        if not np.isfinite(probs).all():
+            raise NonFiniteOutputError(f"the {model.method} model produced NaN or infinite probabilities; "
+                                       "no prediction is shown (the checkpoint or its inputs are broken)")
         return tuple(float(p) for p in probs), t_rec, t_pred
 
     def _latencies(self, statuses, newest, t0, t_window, t_rec, t_pred) -> tuple[tuple[str, float], ...]:
