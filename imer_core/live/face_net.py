@@ -26,12 +26,13 @@ FACE_NET_FILENAME = "face_net.pt"
 FACE_NET_FORMAT = "imer-face-net-v1"
 
 
-def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: int = 2, embedding_dim: int = 128,
-                   num_classes: int = 7, dropout: float = 0.3) -> Any:
+def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: "int | Sequence[int]" = (1, 2, 2, 2),
+                   embedding_dim: int = 128, num_classes: int = 7, dropout: float = 0.3) -> Any:
     """A new :class:`FaceExpressionNet` (torch ``nn.Module``).
 
     One stage per width: ``convs_per_stage`` 3×3 convolutions (batch norm,
-    ReLU), then a 2×2 max-pool, so four stages take 48 pixels to 3.  A 1×1
+    ReLU; one count for every stage or one per stage), then a 2×2 max-pool, so
+    four stages take 48 pixels to 3.  A 1×1
     convolution to ``embedding_dim`` channels and global average pooling give
     the embedding; dropout and a linear layer give the class scores.
     """
@@ -45,8 +46,11 @@ def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: i
             super().__init__()
             layers: list[nn.Module] = []
             cin = 1
-            for width in widths:
-                for _ in range(convs_per_stage):
+            counts = [convs_per_stage] * len(widths) if isinstance(convs_per_stage, int) else list(convs_per_stage)
+            if len(counts) != len(widths):
+                raise ValueError(f"{len(widths)} stage widths but {len(counts)} convolution counts")
+            for width, count in zip(widths, counts):
+                for _ in range(count):
                     layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                                nn.ReLU(inplace=True)]
                     cin = width

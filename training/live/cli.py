@@ -56,6 +56,13 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     net.add_argument("--threads", type=int, default=1, help="torch threads")
     net.add_argument("--limit", type=int, default=None, help="at most N training crops (quick runs)")
 
+    text = sub.add_parser("text-head", help="train MELD text-emotion heads on the frozen MiniLM embeddings "
+                                            "(extract-live cache), pick on dev, report test")
+    text.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live (meld)")
+    text.add_argument("--out", default="runs/text_head", help="folder for text_head.pt and summary.json")
+    text.add_argument("--epochs", type=int, default=40)
+    text.add_argument("--seed", type=int, default=0)
+
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
                                                 "conditions against zero-fill, mean-fill and unimodal baselines")
     evaluate.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live")
@@ -107,6 +114,14 @@ def cmd_face_net(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_text_head(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.text_head.run_text_head` (the log goes to stdout)."""
+    from .text_head import run_text_head
+
+    run_text_head(args.cache, args.out, epochs=args.epochs, seed=args.seed, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_live_eval(args: argparse.Namespace) -> int:
     """Run :func:`training.live.evaluate.run_live_eval` and print the tables."""
     from .evaluate import run_live_eval
@@ -121,4 +136,5 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_extract_live,
                                                             "live-eval": cmd_live_eval,
-                                                            "face-crops": cmd_face_crops, "face-net": cmd_face_net}
+                                                            "face-crops": cmd_face_crops, "face-net": cmd_face_net,
+                                                            "text-head": cmd_text_head}

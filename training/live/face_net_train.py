@@ -108,7 +108,7 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
         train_x, train_y = train_x[:limit], train_y[:limit]
     if len(train_x) == 0 or len(parts["val"][0]) == 0:
         raise ValueError(f"{crops_path}: needs train and val crops (train {len(train_x)}, val {len(parts['val'][0])})")
-    config = {"widths": [16, 32, 64, 128], "convs_per_stage": 2, "embedding_dim": 128,
+    config = {"widths": [16, 32, 64, 128], "convs_per_stage": [1, 2, 2, 2], "embedding_dim": 128,
               "num_classes": len(LIVE_EMOTIONS), "dropout": 0.3, **(net_config or {})}
     model = build_face_net(**config)
     n_params = sum(p.numel() for p in model.parameters())
