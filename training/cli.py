@@ -6,6 +6,8 @@ Examples::
     imer-train sweep --config imder_mosi --data ~/data/MOSI/aligned_50.pkl --out runs/imder_mosi
     imer-train sweep --config quick_synthetic --seeds 1111 --out runs/quick
     imer-train evaluate --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --protocol sample:0.5
+    imer-train distill --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --steps 1
+    imer-train evaluate --checkpoint runs/x/model-distilled.pt --data ~/data/MOSI/aligned_50.pkl --sampler distilled
     imer-train cv --config cmarr_iemocap --data ~/data/IEMOCAP_features_2021 --folds 1,2
     imer-train cv --config quick_cv_cmarr --synthetic
     imer-train extract-live --data ../shared/data --cache runs/live_cache
@@ -28,6 +30,7 @@ from typing import Sequence
 
 from imer_core.registry import get_method_class
 
+from .distill import add_parser as add_distill_parser, cmd_distill
 from .distributed import setup, teardown
 from .experiment import Experiment, available_experiments, load_experiment
 from .finetune import add_parser as add_finetune_parser, cmd_finetune
@@ -49,6 +52,18 @@ def _names(text: str) -> list[str]:
     return names
 
 
+TRUST_PICKLE_HELP = ("load the MMSA pickle with Python's unrestricted unpickler.  RISK: a pickle can run any "
+                     "code with your permissions; only use this for a file you made yourself or fully trust "
+                     "(the default refuses anything but dicts, lists, strings, numbers and numpy arrays)")
+SKIP_SHA256_HELP = ("do not check aligned_50.pkl / unaligned_50.pkl against the SHA-256 published in the "
+                    "MMSA README (for files you re-extracted yourself)")
+
+
+def _pickle_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    p.add_argument("--skip-sha256", action="store_true", help=SKIP_SHA256_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``imer-train`` argument parser."""
     parser = argparse.ArgumentParser(prog="imer-train", description=__doc__,
@@ -65,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
         p.add_argument("--out", default=None, help="output folder (default: runs/<config>-<time>)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        _pickle_options(p)
 
     train = sub.add_parser("train", help="train and test one model (both stages)")
     common(train)
@@ -88,10 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--protocol", default="batch:0.3")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    evaluate.add_argument("--sampler", default=None, help="euler-maruyama or heun (default: the model's)")
+    evaluate.add_argument("--sampler", default=None,
+                          help="euler-maruyama, heun or distilled (default: the model's)")
+    evaluate.add_argument("--backend", default=None, help="eager, traced or cuda-graph (default: the model's)")
     evaluate.add_argument("--steps", type=int, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default="auto")
+    _pickle_options(evaluate)
 
     synth = sub.add_parser("synth", help="write a synthetic MMSA-schema pickle (labelled synthetic)")
     synth.add_argument("--out", required=True)
@@ -123,10 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--latency-runs", type=int, default=5, help="timed runs per missing pattern")
     compare.add_argument("--fast-steps", type=int, default=10, help="sampler steps of the fast latency setting")
     compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _pickle_options(compare)
 
     sub.add_parser("configs", help="list the shipped experiment configs")
     add_live_parsers(sub)
     add_finetune_parser(sub)
+    add_distill_parser(sub)
     return parser
 
 
@@ -138,6 +159,10 @@ def _experiment(args: argparse.Namespace, config: str | None = None) -> Experime
         overrides.append("data.synthetic=true")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
+    if getattr(args, "trust_pickle", False):
+        overrides.append("data.trust_pickle=true")
+    if getattr(args, "skip_sha256", False):
+        overrides.append("data.verify_sha256=false")
     experiment = load_experiment(config or args.config, overrides)
     get_method_class(experiment.method)  # unknown methods fail before any data is loaded
     return experiment
@@ -240,12 +265,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device)
-    splits = load_mmsa(Path(args.data))
+    splits = load_mmsa(Path(args.data), verify_sha256=not args.skip_sha256, trust_pickle=args.trust_pickle)
     datasets = {name: MMSADataset(split) for name, split in splits.items()}
     ctx = setup(args.device)
     trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
                       ctx, RunFolder(Path("."), enabled=False))
-    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0)
+    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
     print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
     return 0
 
@@ -265,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_experiments()))
         return 0
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth,
-                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, **LIVE_HANDLERS}
+                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, "distill": cmd_distill, **LIVE_HANDLERS}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:

@@ -13,6 +13,7 @@ import numpy as np
 from ..live.engine import DEFAULT_HOLD_S, PREFERRED_METHODS, resolve_device
 from ..live.inference import predict_windows, repeat_vector
 from ..live.models import LiveModel, LiveModelError, ModelBank, shipped_checkpoints
+from ..live.speaker_norm import RunningSpeakerStats, speaker_normalization_settings
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
 from .core import AnalysisOptions, AnalysisRow
@@ -30,6 +31,7 @@ class _Pending:
     fields: dict[str, Any]
     window: dict[Modality, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
+    speaker: RunningSpeakerStats | None = None  # per-speaker voice statistics of the recording, if the model uses them
 
 
 def load_model(options: AnalysisOptions) -> LiveModel:
@@ -62,6 +64,7 @@ class Analyzer:
         self.rate = {m: float(specs[m].rate_hz or 10.0) for m in MODALITIES}
         self.window_s = self.seq_len[Modality.AUDIO] / self.rate[Modality.AUDIO]
         self.sampling = SamplingOptions(steps=options.sampler_steps, seed=options.seed)
+        self.speaker_settings = speaker_normalization_settings(self.model.metadata).get(Modality.AUDIO.value)
 
     def close(self) -> None:
         self.extractors.close()
@@ -80,11 +83,11 @@ class Analyzer:
                     end = index
                     while end < len(inputs) and inputs[end].kind == TEXT and end - index < self.options.batch_size:
                         end += 1
-                    batch.extend(self._texts(inputs[index:end]))
+                    batch.extend(self._normalised(p) for p in self._texts(inputs[index:end]))
                     bar.update(end - index)
                     index = end
                 else:
-                    batch.extend(self._safely(inputs[index]))
+                    batch.extend(self._normalised(p) for p in self._safely(inputs[index]))
                     bar.update(1)
                     index += 1
                 while sum(p.window is not None for p in batch) >= self.options.batch_size:
@@ -162,9 +165,14 @@ class Analyzer:
                     raise
                 notes.append(f"audio: {exc}")
         duration = len(audio) / self.extractors.voice.config.sample_rate if audio is not None else 0.0
+        speaker = self._speaker_stats(audio) if Modality.AUDIO in self.used else None
         if not has_video and duration <= self.options.windows_above_s:
-            return [self._clip(base, audio, notes)]
-        return self._windows(item, base, audio, duration, has_video, notes)
+            rows = [self._clip(base, audio, notes)]
+        else:
+            rows = self._windows(item, base, audio, duration, has_video, notes)
+        for row in rows:
+            row.speaker = speaker
+        return rows
 
     def _transcript_text(self, audio: np.ndarray, notes: list[str]) -> str | None:
         try:
@@ -235,20 +243,57 @@ class Analyzer:
                 rows.append(_Pending({**fields, "error": "; ".join(notes + ["no face, voice or text in the window"])}))
         return rows
 
+    def _speaker_stats(self, audio: np.ndarray | None) -> RunningSpeakerStats | None:
+        """The recording's voice statistics shrunk towards the corpus ones, when the checkpoint asks for them.
+
+        The live engine folds the speech heard so far into running statistics;
+        offline the whole recording's speech is known, the limit those tend to.
+        """
+        if audio is None or self.speaker_settings is None or Modality.AUDIO not in self.model.mean:
+            return None
+        stats = RunningSpeakerStats(self.model.mean[Modality.AUDIO], self.model.std[Modality.AUDIO],
+                                    self.speaker_settings["prior_steps"], self.speaker_settings["min_speech_fraction"])
+        track, _, speech = self.extractors.voice_track(audio)
+        stats.update(track.between(-np.inf, np.inf)[1], speech)
+        return stats
+
+    def _normalised(self, pending: _Pending) -> _Pending:
+        """The window normalised as the engine does; a modality with NaN/inf features is left out (recovered)."""
+        if pending.window is None:
+            return pending
+        window = {}
+        for m, values in pending.window.items():
+            if m is Modality.AUDIO and pending.speaker is not None:
+                normalised = pending.speaker.normalise(values)
+            else:
+                normalised = self.model.normalise(m, values).astype(np.float32)
+            if np.isfinite(normalised).all():
+                window[m] = normalised
+            else:
+                pending.notes.append(f"{m.value}: non-finite features left out")
+        if not window:
+            pending.fields["error"] = "; ".join(pending.notes)
+            return _Pending(pending.fields)
+        pending.window = window
+        return pending
+
     # -- predictions ------------------------------------------------------------------
     def _predict(self, batch: list[_Pending]) -> Iterator[AnalysisRow]:
         ready = [p for p in batch if p.window is not None]
-        probabilities = iter(predict_windows(self.model, [p.window for p in ready], self.sampling, self.device)
-                             if ready else ())
+        probabilities = iter(predict_windows(self.model, [p.window for p in ready], self.sampling, self.device,
+                                             normalise=False) if ready else ())
         labels = self.model.labels
         for pending in batch:
             fields = dict(pending.fields)
-            if pending.window is not None:
+            probs = next(probabilities) if pending.window is not None else None
+            if probs is not None and not np.isfinite(probs).all():
+                fields["error"] = f"the {self.model.method} model produced NaN or infinite probabilities"
+            elif probs is not None:
                 observed = tuple(m.value for m in MODALITIES if m in pending.window)
                 fields.update(observed=observed, recovered=tuple(m.value for m in MODALITIES
                                                                    if m not in pending.window),
                               method=self.model.method, labels=labels,
-                              probabilities=tuple(float(p) for p in next(probabilities)))
+                              probabilities=tuple(float(p) for p in probs))
                 if pending.notes:
                     fields["note"] = "; ".join(pending.notes)
             yield AnalysisRow(**fields)

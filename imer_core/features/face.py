@@ -22,6 +22,7 @@ MediaPipe is imported only when an extractor is constructed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -132,6 +133,13 @@ class FaceFrameFeatures:
         bbox: ``(x_min, y_min, x_max, y_max)`` of the landmarks, normalised and
             clipped to ``[0, 1]``.
         vector: ``(FACE_FEATURE_DIM,)`` float32 model input (blendshapes + pose in radians).
+        crop: ``(48, 48)`` uint8 aligned grayscale face crop
+            (:func:`~imer_core.features.face_crop.aligned_face_crop`) when the
+            extractor was built with ``with_crop=True`` and a face was found, else ``None``.
+        embedding: the face network's embedding of the crop (extractor built
+            with ``face_net=...``), else ``None``.
+        expression: the face network's probabilities of the live emotions
+            (``imer_core.config.LIVE_EMOTIONS`` order), else ``None``.
     """
 
     timestamp_ms: float
@@ -144,6 +152,9 @@ class FaceFrameFeatures:
     landmarks: np.ndarray
     bbox: tuple[float, float, float, float]
     vector: np.ndarray = field(repr=False)
+    crop: np.ndarray | None = field(default=None, repr=False)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    expression: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def empty(cls, timestamp_ms: float) -> "FaceFrameFeatures":
@@ -185,6 +196,12 @@ class FaceFeatureExtractor:
             are not needed).  For unrelated still images such as a face
             corpus, where VIDEO-mode tracking would carry a face from one image
             to the next.
+        with_crop: also cut the aligned face crop of each detected face
+            (:attr:`FaceFrameFeatures.crop`), the input of the face network.
+        face_net: a face-network file (or a loaded
+            :class:`~imer_core.live.face_net.FaceNetRunner`) to run on each
+            crop (implies ``with_crop``): fills
+            :attr:`FaceFrameFeatures.embedding` and :attr:`FaceFrameFeatures.expression`.
 
     Raises:
         FileNotFoundError: if the model bundle does not exist.
@@ -195,7 +212,8 @@ class FaceFeatureExtractor:
 
     def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, still_images: bool = False) -> None:
+                 min_tracking_confidence: float = 0.5, still_images: bool = False, with_crop: bool = False,
+                 face_net: Any = None) -> None:
         if color not in ("bgr", "rgb"):
             raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
         path = Path(model_path).expanduser() if model_path is not None else default_face_model_path()
@@ -211,6 +229,12 @@ class FaceFeatureExtractor:
         self.model_path = path
         self.color = color
         self.still_images = bool(still_images)
+        self.face_net = None
+        if face_net is not None:
+            from ..live.face_net import FaceNetRunner
+
+            self.face_net = face_net if isinstance(face_net, FaceNetRunner) else FaceNetRunner(face_net)
+        self.with_crop = bool(with_crop) or self.face_net is not None
         self._mp = mp
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
@@ -255,7 +279,17 @@ class FaceFeatureExtractor:
             result = self._landmarker.detect_for_video(image, mp_ts)
         if not result.face_landmarks:
             return FaceFrameFeatures.empty(ts)
-        return self._convert(result, ts)
+        features = self._convert(result, ts)
+        if self.with_crop:
+            from .face_crop import aligned_face_crop
+
+            crop = aligned_face_crop(rgb, features.landmarks, color="rgb")
+            embedding = expression = None
+            if self.face_net is not None:
+                embeddings, probabilities = self.face_net(crop)
+                embedding, expression = embeddings[0], probabilities[0]
+            features = dataclasses.replace(features, crop=crop, embedding=embedding, expression=expression)
+        return features
 
     __call__ = process
 

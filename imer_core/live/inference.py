@@ -31,8 +31,12 @@ def repeat_vector(vector: np.ndarray, seq_len: int) -> np.ndarray:
     return np.repeat(v, int(seq_len), axis=0)
 
 
-def window_features(model: LiveModel, windows: Sequence[Window], device: str = "cpu") -> dict[str, torch.Tensor]:
-    """``{modality: (B, seq_len, dim)}`` normalised model inputs; missing modalities are zeros.
+def window_features(model: LiveModel, windows: Sequence[Window], device: str = "cpu",
+                    normalise: bool = True) -> dict[str, torch.Tensor]:
+    """``{modality: (B, seq_len, dim)}`` model inputs; missing modalities are zeros.
+
+    ``normalise``: apply the checkpoint's feature normalisation (``False``: the windows are normalised already,
+    e.g. with per-speaker statistics).
 
     Raises:
         ValueError: a window's shape differs from the checkpoint's spec.
@@ -48,7 +52,7 @@ def window_features(model: LiveModel, windows: Sequence[Window], device: str = "
             if values.shape != (spec.seq_len, spec.dim):
                 raise ValueError(f"{m.value} window has shape {values.shape}, the checkpoint expects "
                                  f"({spec.seq_len}, {spec.dim})")
-            batch[i] = model.normalise(m, values)
+            batch[i] = model.normalise(m, values) if normalise else values
         out[m.value] = torch.from_numpy(batch).to(device)
     return out
 
@@ -75,8 +79,10 @@ def classify(model: LiveModel, recovered: object) -> np.ndarray:
 
 
 def predict_windows(model: LiveModel, windows: Sequence[Window], sampling: SamplingOptions = SamplingOptions(),
-                    device: str = "cpu") -> np.ndarray:
+                    device: str = "cpu", normalise: bool = True) -> np.ndarray:
     """``(B, K)`` probabilities of a batch of windows; each window's missing modalities are recovered.
+
+    ``normalise``: see :func:`window_features`.
 
     Raises:
         ValueError: a window observes no modality, or has the wrong shape.
@@ -85,6 +91,6 @@ def predict_windows(model: LiveModel, windows: Sequence[Window], sampling: Sampl
         return np.zeros((0, len(model.labels)))
     if any(not window for window in windows):
         raise ValueError("a window observes no modality: there is nothing to predict from")
-    features = window_features(model, windows, device)
+    features = window_features(model, windows, device, normalise)
     mask = availability_mask([list(w) for w in windows], device)
     return classify(model, recover(model, features, mask, sampling))

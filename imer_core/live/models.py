@@ -82,8 +82,19 @@ def _normalization_problems(config: ModelConfig, norm: Any) -> list[str]:
         if entry is None:
             continue
         dim = config.specs[modality].dim
-        if len(entry.get("mean", ())) != dim or len(entry.get("std", ())) != dim:
+        if not isinstance(entry, Mapping):
+            problems.append(f"feature_normalization of {modality.value} must be a dict with mean and std")
+            continue
+        try:
+            mean = np.asarray(entry.get("mean", ()), np.float64)
+            std = np.asarray(entry.get("std", ()), np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"feature_normalization of {modality.value} holds values that are not numbers")
+            continue
+        if mean.shape != (dim,) or std.shape != (dim,):
             problems.append(f"feature_normalization of {modality.value} does not have {dim} means and stds")
+        elif not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            problems.append(f"feature_normalization of {modality.value} holds NaN or infinite values")
     return problems
 
 
@@ -120,11 +131,15 @@ def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu") -> Live
     path = Path(path)
     try:
         payload = read_checkpoint(path)
-        config = ModelConfig.from_dict(payload["config"])
-    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+    except CheckpointError as exc:
         raise LiveModelError(f"cannot use checkpoint {path}: {exc}") from exc
-    metadata = dict(payload.get("metadata", {}))
-    problems = compatibility_problems(config, metadata)
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        metadata = dict(payload.get("metadata", {}))
+        problems = compatibility_problems(config, metadata)
+    except Exception as exc:  # a malformed config can fail in many ways; say which file and why
+        raise LiveModelError(f"cannot use checkpoint {path}: invalid configuration "
+                             f"({type(exc).__name__}: {exc})") from exc
     if problems:
         raise LiveModelError(f"checkpoint {path} does not fit the live pipeline: " + "; ".join(problems))
     try:

@@ -32,6 +32,23 @@ SESSION_FORMAT = "imer-session-v1"
 LATENCY_COLUMNS = LATENCY_STAGES
 
 
+def strict_json(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that never writes the non-JSON tokens ``NaN`` / ``Infinity`` (they become ``null``)."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
 def new_session_dir(root: "str | Path") -> Path:
     """A fresh ``session-YYYYmmdd-HHMMSS[-n]`` folder under ``root``."""
     root = Path(root)
@@ -63,7 +80,7 @@ class SessionRecorder:
         meta = {"format": SESSION_FORMAT, "started_wall": self.t0_wall,
                 "started_iso": datetime.fromtimestamp(self.t0_wall).isoformat(timespec="seconds"),
                 "started_monotonic": self.t0_monotonic, "labels": list(self.labels), **dict(info)}
-        (self.folder / "session.json").write_text(json.dumps(meta, indent=2, default=str))
+        (self.folder / "session.json").write_text(strict_json(meta, indent=2, default=str))
         self._jsonl: TextIO = open(self.folder / "predictions.jsonl", "a", encoding="utf-8")
         self._csv_file: TextIO = open(self.folder / "predictions.csv", "a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file)
@@ -89,7 +106,7 @@ class SessionRecorder:
         with self._lock:
             if self._closed:
                 return
-            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.write(strict_json(record) + "\n")
             self._jsonl.flush()
             self._csv.writerow(self._row(result, record["t_session"]))
             self._csv_file.flush()
@@ -125,7 +142,7 @@ class SessionRecorder:
                   "end": round(event.end - self.t0_monotonic, 3), "asr_seconds": round(event.asr_seconds, 3)}
         with self._lock:
             if not self._closed:
-                self._transcript.write(json.dumps(record) + "\n")
+                self._transcript.write(strict_json(record) + "\n")
                 self._transcript.flush()
 
     def close(self) -> None:
