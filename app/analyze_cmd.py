@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -113,9 +115,11 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
     except OSError as exc:
         print(f"imer analyze: cannot write {args.out}: {exc.strerror or exc}", file=err)
         return 2
+    previous = _interrupt_on_signals()
     try:
         stream = iter_analyze(collected, options, progress=err.isatty())
-        rows = list(write_rows(stream, out, fmt))
+        for row in write_rows(stream, out, fmt):
+            rows.append(row)
     except LiveModelError as exc:
         print(f"imer analyze: {exc}", file=err)
         return 2
@@ -125,6 +129,8 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     _summary(rows, len(collected.inputs), time.perf_counter() - started, args.out, err)
     if labels is not None:
         evaluation = evaluate_labels(rows, labels, label_map, base=Path(args.labels).resolve().parent)
@@ -135,6 +141,21 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
             Path(prefix + ".json").write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n", encoding="utf-8")
             print(f"evaluation written to {prefix}.md and {prefix}.json", file=err)
     return 0
+
+
+def _interrupt_on_signals() -> dict[int, object]:
+    """Ctrl-C / SIGTERM stop the analysis between rows (rows written so far are kept, a JSON array is closed).
+
+    Replaces the early handler of :mod:`app.signals`, which ends the process at once.
+    Returns the previous handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _summary(rows: list, inputs: int, seconds: float, out: str | None, err: TextIO) -> None:

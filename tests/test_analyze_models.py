@@ -62,9 +62,13 @@ def assets(tmp_path_factory, demo_test_clip) -> Path:
     face_image(folder)
     Image.new("RGB", (320, 240), (90, 120, 150)).save(folder / "wall.png")
     speak(SENTENCE, folder / "speech.wav")  # espeak-ng's own WAV (22.05 kHz): resampled on reading
+    soundfile = pytest.importorskip("soundfile")
+    samples, rate = soundfile.read(folder / "speech.wav", dtype="float32")
+    soundfile.write(folder / "speech.flac", samples, rate)
     shutil.copy(demo_test_clip.path, folder / "clip.mp4")
     (folder / "broken.png").write_bytes(b"\x89PNG but not really")
     (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
     (folder / "notes.txt").write_text("What a wonderful surprise, thank you!\n")
     return folder
 
@@ -100,9 +104,10 @@ def test_image_with_and_without_a_face(rows):
 
 def test_unreadable_files_are_rows_with_a_reason(rows):
     assert _one(rows, "broken.png").error == "not a readable image"
-    broken = _one(rows, "broken.wav")
-    assert broken.kind == "audio" and broken.probabilities is None
-    assert broken.error.startswith("not a readable audio/video file")
+    for name, kind in (("broken.wav", "audio"), ("broken.mp4", "video")):
+        broken = _one(rows, name)
+        assert broken.kind == kind and broken.probabilities is None
+        assert broken.error.startswith("not a readable audio/video file"), broken.error
 
 
 def test_texts(rows):
@@ -120,6 +125,10 @@ def test_speech_clip_uses_voice_and_its_transcript(rows):
     assert speech.observed == ("text", "audio") and speech.recovered == ("vision",)
     assert word_overlap(SENTENCE, speech.transcript) >= 0.5, speech.transcript
     assert speech.start_s is not None and speech.end_s - speech.start_s == pytest.approx(2.0)
+    flac = _one(rows, "speech.flac")
+    _check_prediction(flac)
+    assert flac.transcript == speech.transcript
+    np.testing.assert_allclose(flac.probabilities, speech.probabilities, atol=1e-4)  # lossless: the same input
 
 
 def test_video_gives_timed_windows(rows, demo_test_clip):
@@ -156,6 +165,7 @@ def test_cli_modalities_format_and_labels_with_unknown_labels(assets, tmp_path, 
     assert table[3]["error"] == "not a readable image" and table[3]["top_emotion"] == ""
     assert "Unknown labels, not scored:** 'joy' (1 rows" in err
     assert "4 inputs, 4 rows, 2 without prediction" in err
+    assert "input/s" not in err and "analyze:" not in err.replace("imer analyze:", "")  # no progress bar off a TTY
     report = json.loads((tmp_path / "rows.eval.json").read_text())
     assert report["unknown_labels"] == {"joy": 1} and report["scored_rows"] == 1
     assert report["rows_without_prediction"] == {"no face found in the image": 1}
@@ -184,3 +194,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("file,emotion\n")
     assert main(["analyze", "--text", "hi", "--labels", str(tmp_path / "bad.csv")]) == 2
     assert "path,label" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_rows_written_and_closes_the_json(tmp_path):
+    _require_models()
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lines = tmp_path / "many.txt"
+    lines.write_text("".join(f"sentence number {i} is a happy one\n" for i in range(3000)))
+    out = tmp_path / "rows.json"
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "analyze", str(lines), "--out", str(out),
+                                "--batch-size", "16"], cwd=Path(__file__).resolve().parents[1],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and not (out.exists() and out.stat().st_size > 2000):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted;" in err and "rows written" in err and "Traceback" not in err
+    rows = json.loads(out.read_text())  # a valid JSON array
+    assert 0 < len(rows) < 3000 and rows[0]["path"].endswith("many.txt:1")
+
