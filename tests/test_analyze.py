@@ -153,3 +153,19 @@ def test_window_ends_and_options():
         AnalysisOptions(batch_size=0)
     with pytest.raises(ValueError):
         AnalysisOptions(modalities=("smell",))
+
+
+def test_large_images_are_scaled_down_and_rotated_by_exif(tmp_path):
+    from PIL import Image
+
+    from imer_core.analysis.media import MAX_IMAGE_SIDE, UnreadableInput, read_image
+
+    Image.new("RGB", (3000, 2000), (10, 20, 30)).save(tmp_path / "big.png")
+    assert read_image(tmp_path / "big.png").shape == (2000 * MAX_IMAGE_SIDE // 3000, MAX_IMAGE_SIDE, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    Image.new("RGB", (40, 20)).save(tmp_path / "turned.jpg", exif=exif)
+    assert read_image(tmp_path / "turned.jpg").shape == (40, 20, 3)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(UnreadableInput, match="not a readable image"):
+        read_image(tmp_path / "empty.jpg")
