@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fold", type=int, default=None,
                        help="MMIN fold (iemocap / msp; default: the first of the config's folds)")
     train.add_argument("--seed", type=int, default=1111)
+    train.add_argument("--init-reference", default=None, metavar="PTH",
+                       help="start from weights saved by the official IMDer code (pt/pretrained-mosi.pth: "
+                            "stage 1 is skipped, as in the reference; or a trained pt/imder-mosi.pth); "
+                            "IMDer configs only")
 
     sweep = sub.add_parser("sweep", help="reproduction sweep over missing rates and seeds → table + plot")
     common(sweep)
@@ -189,13 +193,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = _out_dir(args, experiment.name)
         data = load_data(experiment, out / "data", args.fold)
         spec = args.protocol or _default_protocol(experiment)
+        pretrained = _reference_init(experiment, data, args.init_reference) if args.init_reference else None
         result, _ = run_experiment(experiment, data, make_protocol(spec, seed=args.seed), args.seed, out, ctx,
-                                   progress=not args.no_progress)
+                                   pretrained=pretrained, progress=not args.no_progress)
         if ctx.is_main:
             print(json.dumps({"run_dir": str(out), "test": result.test}, indent=2, default=str))
     finally:
         teardown()
     return 0
+
+
+def _reference_init(experiment: Experiment, data, path: str) -> dict:
+    """Full state dict of the experiment's model initialised from an official IMDer ``.pth`` file."""
+    from imer_core.methods.imder_reference import load_reference_weights
+
+    from .runner import build_model
+
+    if experiment.method != "imder":
+        raise ValueError(f"--init-reference reads the official IMDer code's files; {experiment.name} is "
+                         f"{experiment.method!r}")
+    if not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"reference weights not found: {path}")
+    model = build_model(experiment, data.specs, data.labels)
+    report = load_reference_weights(model, Path(path).expanduser())
+    print(f"loaded {len(report.loaded)} tensors from {path}; {len(report.not_in_file)} left at initialisation "
+          f"(trained by the recovery stage)", file=sys.stderr)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
