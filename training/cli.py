@@ -37,6 +37,10 @@ from .finetune import add_parser as add_finetune_parser, cmd_finetune
 from .live.cli import HANDLERS as LIVE_HANDLERS, add_parsers as add_live_parsers
 
 
+REFERENCE_SEEDS = (1111, 1112, 1113, 1114, 1115)
+"""The seeds of the IMDer reference's ``run.py`` (five runs per setting)."""
+
+
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
@@ -99,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="reproduction sweep over missing rates and seeds → table + plot")
     common(sweep)
     sweep.add_argument("--missing-rates", type=_floats, default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
-    sweep.add_argument("--seeds", type=_ints, default=[1111, 1112, 1113])
+    sweep.add_argument("--seeds", type=_ints, default=list(REFERENCE_SEEDS),
+                       help="comma-separated seeds (default: the IMDer reference run.py's five)")
     sweep.add_argument("--protocol-kind", choices=("batch", "sample"), default="batch")
     sweep.add_argument("--save-checkpoints", action="store_true", help="keep one checkpoint per run")
 
@@ -139,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", help="auto (default), cpu or cuda")
     compare.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>)")
     compare.add_argument("--missing-rates", type=_floats, default=[0.0, 0.3, 0.5])
-    compare.add_argument("--seeds", type=_ints, default=[1111])
+    compare.add_argument("--seeds", type=_ints, default=list(REFERENCE_SEEDS),
+                         help="comma-separated seeds (default: the IMDer reference run.py's five)")
     compare.add_argument("--protocol-kind", choices=("batch", "sample", "scenario"), default="batch",
                          help="batch / sample: missing-rate protocol (MOSI / MOSEI); scenario: six-scenario CV")
     compare.add_argument("--folds", type=_ints, default=None, help="MMIN folds for --protocol-kind scenario")
