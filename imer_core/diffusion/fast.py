@@ -48,21 +48,30 @@ def trace_score_net(net: nn.Module, x: torch.Tensor, t: torch.Tensor, condition:
     with that eager output; a difference above ``tolerance`` (relative to the
     output scale) raises ``RuntimeError``.
     """
-    was_training = net.training
-    net.eval()
+    args = tuple(a for a in (x, t, condition) if a is not None)
+    frozen = trace_module(net, *args, tolerance=tolerance)
+    return TracedScoreNet(frozen, conditioned=condition is not None)
+
+
+def trace_module(module: nn.Module, *example: torch.Tensor, tolerance: float = 1e-4) -> torch.jit.ScriptModule:
+    """A traced and frozen copy of a tensor-to-tensor ``module`` for inputs shaped like ``example``.
+
+    Checked against the eager module on ``example`` as :func:`trace_score_net`.
+    """
+    was_training = module.training
+    module.eval()
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")                          # TracerWarnings about int(shape) are expected
-        args = tuple(a.clone() for a in (x, t, condition) if a is not None)
-        expected = net(*args)
-        traced = torch.jit.trace(net, args, check_trace=False)
-        frozen = torch.jit.freeze(traced.eval())
+        warnings.simplefilter("ignore")
+        args = tuple(a.clone() for a in example)
+        expected = module(*args)
+        frozen = torch.jit.freeze(torch.jit.trace(module, args, check_trace=False).eval())
         got = frozen(*args)
-    net.train(was_training)
+    module.train(was_training)
     scale = float(expected.abs().max().clamp_min(1.0))
     error = float((got - expected).abs().max())
     if not error <= tolerance * scale:
-        raise RuntimeError(f"traced score network disagrees with the eager one (max error {error:.3g})")
-    return TracedScoreNet(frozen, conditioned=condition is not None)
+        raise RuntimeError(f"traced network disagrees with the eager one (max error {error:.3g})")
+    return frozen
 
 
 class TracedScoreNet:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_score_net
+from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_module, trace_score_net
 from ..diffusion.samplers import DistilledSampler, Sampler, available_samplers, make_sampler
 from ..diffusion.score_unet import ConditionalScoreUNet1d
 from ..diffusion.sde import VESDE, denoising_score_matching_loss
@@ -280,6 +280,14 @@ class IMDer(RecoveryModel):
                 return traced(x, t, c)
         return sampler.sample(score_fn, self.sde, shape, condition=cond, generator=generator)
 
+    def _refine(self, modality: Modality, generated: torch.Tensor, backend: str) -> torch.Tensor:
+        """The modality's refiner; traced and frozen (per shape) with the ``traced`` backend at inference."""
+        refiner = self.refiners[modality.value]
+        if self.training or backend != "traced":
+            return refiner(generated)
+        key = ("refiner", modality.value, tuple(generated.shape), generated.device, generated.dtype)
+        return self._traced.get(key, lambda: trace_module(refiner, generated))(generated)
+
     def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
                  generator: torch.Generator | None, targets: dict[str, torch.Tensor] | None = None,
                  backend: str = "eager") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
@@ -304,7 +312,7 @@ class IMDer(RecoveryModel):
                     score_losses[m.value] = score_losses[m.value] + weight * loss
             generated = {m: self._generate(m, sampler, cond, generator, backend) for m in missing}
             for m in missing:
-                refined = self.refiners[m.value](generated[m])       # gradients flow through the refiner
+                refined = self._refine(m, generated[m], backend)     # gradients flow through the refiner
                 if targets is not None:
                     rec_loss = rec_loss + weight * F.mse_loss(refined, group_targets[m])
                 recovered[m.value] = recovered[m.value].index_copy(0, idx, refined.to(recovered[m.value].dtype))
