@@ -9,11 +9,12 @@ import sys
 
 from .signals import EARLY_STOP, exit_process, note_early_signals
 
-note_early_signals()  # before the heavy imports below: a Ctrl-C while they load is not lost
+note_early_signals()  # first: a Ctrl-C while the heavy modules load (in main) is not lost
 
 # Native libraries' own log lines (OpenCV's camera probing, MediaPipe / TFLite / absl
-# start-up notes) would break into the status line; errors still reach the user
-# through the modality states.  setdefault: a user's own setting wins.
+# start-up notes, progress bars of model loads) would break into the status line;
+# errors still reach the user through the modality states.  setdefault: a user's
+# own setting wins.
 QUIET_NATIVE_LOGS = {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_VIDEOIO_DEBUG": "0", "GLOG_minloglevel": "2",
                      "TF_CPP_MIN_LOG_LEVEL": "3", "ABSL_MIN_LOG_LEVEL": "2",
                      "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -21,7 +22,8 @@ QUIET_NATIVE_LOGS = {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_VIDEOIO_DEBUG": "0", "GL
 for _name, _value in QUIET_NATIVE_LOGS.items():
     os.environ.setdefault(_name, _value)
 
-from .headless import add_run_arguments, add_source_arguments, run  # noqa: E402
+from .analyze_cmd import EPILOG as ANALYZE_EPILOG, add_analyze_arguments  # noqa: E402 - light
+from .arguments import add_run_arguments, add_source_arguments  # noqa: E402 - light: no torch
 
 WINDOW_HELP = """\
 the window (imer without a subcommand):
@@ -36,7 +38,19 @@ the window (imer without a subcommand):
   An option given with a non-default value overrides the remembered choice.
 
 imer run --help             the same pipeline without a window
+imer analyze --help         images, audio, video and text files or folders, offline (no window)
 """
+
+
+def _version() -> str:
+    """The installed distribution's version, else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imer")
+    except PackageNotFoundError:
+        from imer_core import __version__
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(or a media file). Without a subcommand the desktop window opens.",
         epilog=WINDOW_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"imer {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run_parser = sub.add_parser("run", help="run the live pipeline headless and write a session folder",
@@ -53,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run_parser)
     run_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                             help="log details to stderr")
+    analyze_parser = sub.add_parser(
+        "analyze", help="analyse image, audio, video and text files or folders (offline, as fast as the CPU allows)",
+        description="Predict emotions for files, folders and texts with the live model: one row per image, "
+        "clip, text or video window.", epilog=ANALYZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_analyze_arguments(analyze_parser)
+    analyze_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                help="log details to stderr")
     return parser
 
 
@@ -65,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     would try to reach the network).  Called with ``argv`` it returns the code.
     """
     if argv is None:
-        code = _main(None)
-        exit_process(code)
+        exit_process(_main(None))
     return _main(argv)
 
 
@@ -77,7 +98,11 @@ def _main(argv: list[str] | None) -> int:
     if EARLY_STOP.is_set():
         print("imer: interrupted while starting", file=sys.stderr)
         return 130
+    if args.command == "analyze":
+        from .analyze_cmd import run_analyze
+        return run_analyze(args)
     if args.command == "run":
+        from .headless import run  # torch, the pipeline: imported only to run
         return run(args)
     from .gui.main import launch  # Qt is imported only for the window
     return launch(args)

@@ -114,7 +114,7 @@ def test_heun_is_deterministic_and_uses_shared_condition_noise() -> None:
 
 
 def test_make_sampler_registry() -> None:
-    assert available_samplers() == ["euler-maruyama", "heun"]
+    assert available_samplers() == ["distilled", "euler-maruyama", "heun"]
     assert isinstance(make_sampler("euler-maruyama", None), EulerMaruyamaSampler)
     assert make_sampler("euler-maruyama", None).num_steps == 100
     assert make_sampler("Heun", None).num_steps == 10 and make_sampler("heun", 3).num_steps == 3

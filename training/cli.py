@@ -6,6 +6,8 @@ Examples::
     imer-train sweep --config imder_mosi --data ~/data/MOSI/aligned_50.pkl --out runs/imder_mosi
     imer-train sweep --config quick_synthetic --seeds 1111 --out runs/quick
     imer-train evaluate --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --protocol sample:0.5
+    imer-train distill --checkpoint runs/x/model.pt --data ~/data/MOSI/aligned_50.pkl --steps 1
+    imer-train evaluate --checkpoint runs/x/model-distilled.pt --data ~/data/MOSI/aligned_50.pkl --sampler distilled
     imer-train cv --config cmarr_iemocap --data ~/data/IEMOCAP_features_2021 --folds 1,2
     imer-train cv --config quick_cv_cmarr --synthetic
     imer-train extract-live --data ../shared/data --cache runs/live_cache
@@ -28,10 +30,15 @@ from typing import Sequence
 
 from imer_core.registry import get_method_class
 
+from .distill import add_parser as add_distill_parser, cmd_distill
 from .distributed import setup, teardown
 from .experiment import Experiment, available_experiments, load_experiment
 from .finetune import add_parser as add_finetune_parser, cmd_finetune
 from .live.cli import HANDLERS as LIVE_HANDLERS, add_parsers as add_live_parsers
+
+
+REFERENCE_SEEDS = (1111, 1112, 1113, 1114, 1115)
+"""The seeds of the IMDer reference's ``run.py`` (five runs per setting)."""
 
 
 def _floats(text: str) -> list[float]:
@@ -88,11 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fold", type=int, default=None,
                        help="MMIN fold (iemocap / msp; default: the first of the config's folds)")
     train.add_argument("--seed", type=int, default=1111)
+    train.add_argument("--init-reference", default=None, metavar="PTH",
+                       help="start from weights saved by the official IMDer code (pt/pretrained-mosi.pth: "
+                            "stage 1 is skipped, as in the reference; or a trained pt/imder-mosi.pth); "
+                            "IMDer configs only")
 
     sweep = sub.add_parser("sweep", help="reproduction sweep over missing rates and seeds → table + plot")
     common(sweep)
     sweep.add_argument("--missing-rates", type=_floats, default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
-    sweep.add_argument("--seeds", type=_ints, default=[1111, 1112, 1113])
+    sweep.add_argument("--seeds", type=_ints, default=list(REFERENCE_SEEDS),
+                       help="comma-separated seeds (default: the IMDer reference run.py's five)")
     sweep.add_argument("--protocol-kind", choices=("batch", "sample"), default="batch")
     sweep.add_argument("--save-checkpoints", action="store_true", help="keep one checkpoint per run")
 
@@ -101,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--protocol", default="batch:0.3")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    evaluate.add_argument("--sampler", default=None, help="euler-maruyama or heun (default: the model's)")
+    evaluate.add_argument("--sampler", default=None,
+                          help="euler-maruyama, heun or distilled (default: the model's)")
+    evaluate.add_argument("--backend", default=None, help="eager, traced or cuda-graph (default: the model's)")
     evaluate.add_argument("--steps", type=int, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default="auto")
@@ -130,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", help="auto (default), cpu or cuda")
     compare.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>)")
     compare.add_argument("--missing-rates", type=_floats, default=[0.0, 0.3, 0.5])
-    compare.add_argument("--seeds", type=_ints, default=[1111])
+    compare.add_argument("--seeds", type=_ints, default=list(REFERENCE_SEEDS),
+                         help="comma-separated seeds (default: the IMDer reference run.py's five)")
     compare.add_argument("--protocol-kind", choices=("batch", "sample", "scenario"), default="batch",
                          help="batch / sample: missing-rate protocol (MOSI / MOSEI); scenario: six-scenario CV")
     compare.add_argument("--folds", type=_ints, default=None, help="MMIN folds for --protocol-kind scenario")
@@ -142,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("configs", help="list the shipped experiment configs")
     add_live_parsers(sub)
     add_finetune_parser(sub)
+    add_distill_parser(sub)
     return parser
 
 
@@ -183,13 +199,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = _out_dir(args, experiment.name)
         data = load_data(experiment, out / "data", args.fold)
         spec = args.protocol or _default_protocol(experiment)
+        pretrained = _reference_init(experiment, data, args.init_reference) if args.init_reference else None
         result, _ = run_experiment(experiment, data, make_protocol(spec, seed=args.seed), args.seed, out, ctx,
-                                   progress=not args.no_progress)
+                                   pretrained=pretrained, progress=not args.no_progress)
         if ctx.is_main:
             print(json.dumps({"run_dir": str(out), "test": result.test}, indent=2, default=str))
     finally:
         teardown()
     return 0
+
+
+def _reference_init(experiment: Experiment, data, path: str) -> dict:
+    """Full state dict of the experiment's model initialised from an official IMDer ``.pth`` file."""
+    from imer_core.methods.imder_reference import load_reference_weights
+
+    from .runner import build_model
+
+    if experiment.method != "imder":
+        raise ValueError(f"--init-reference reads the official IMDer code's files; {experiment.name} is "
+                         f"{experiment.method!r}")
+    if not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"reference weights not found: {path}")
+    model = build_model(experiment, data.specs, data.labels)
+    report = load_reference_weights(model, Path(path).expanduser())
+    print(f"loaded {len(report.loaded)} tensors from {path}; {len(report.not_in_file)} left at initialisation "
+          f"(trained by the recovery stage)", file=sys.stderr)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -264,7 +299,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ctx = setup(args.device)
     trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
                       ctx, RunFolder(Path("."), enabled=False))
-    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0)
+    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
     print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
     return 0
 
@@ -284,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_experiments()))
         return 0
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate, "synth": cmd_synth,
-                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, **LIVE_HANDLERS}
+                "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, "distill": cmd_distill, **LIVE_HANDLERS}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:

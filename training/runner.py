@@ -102,9 +102,15 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     specs = FeatureSpecs.from_dims(dims, lens, extractor=extractor)
     regression = experiment.task == "regression"
     label_key = "regression_labels" if regression else "classification_labels"
-    datasets = {name: MMSADataset(split, label_key=label_key) for name, split in splits.items()}
+    text_key = "text_bert" if uses_bert_tokens(experiment) else "text"
+    datasets = {name: MMSADataset(split, text_key=text_key, label_key=label_key) for name, split in splits.items()}
     labels = ("sentiment",) if regression else MMSA_CLASSES
     return LoadedData(datasets, specs, source, cfg.synthetic, note, labels)
+
+
+def uses_bert_tokens(experiment: Experiment) -> bool:
+    """Whether the model reads MMSA's ``text_bert`` token ids (``model.options.text_encoder = "bert"``)."""
+    return str(experiment.method_options.get("text_encoder", "features")).strip().lower() == "bert"
 
 
 def mmin_folds(experiment: Experiment) -> list[int]:
@@ -119,6 +125,9 @@ def _load_mmin(experiment: Experiment, cache_dir: Path, fold: int | None) -> Loa
     if experiment.task != "classification":
         raise ValueError(f"{experiment.name}: {key} (MMIN release) is a classification corpus; "
                          "set [model] task = \"classification\"")
+    if uses_bert_tokens(experiment):
+        raise ValueError(f"{experiment.name}: the MMIN release carries BERT-large word vectors, no token ids; "
+                         "use model.options.text_encoder=\"features\"")
     fold = int(fold) if fold is not None else mmin_folds(experiment)[0]
     if cfg.synthetic:
         root = cache_dir / f"synthetic_mmin_{key}_n{cfg.synthetic_utterances}_s{cfg.synthetic_seed}"

@@ -33,6 +33,15 @@ def _check(shape: Sequence[int], condition: torch.Tensor | None) -> tuple[int, .
     return shape
 
 
+def _noise(shape: tuple[int, ...], noise: torch.Tensor | None, generator: torch.Generator | None,
+           device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    if noise is None:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if tuple(noise.shape) != shape:
+        raise ValueError(f"noise shape {tuple(noise.shape)} must equal the sample shape {shape}")
+    return noise.to(device=device, dtype=dtype)
+
+
 def _device(condition: torch.Tensor | None, device: torch.device | str | None) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -71,8 +80,8 @@ class EulerMaruyamaSampler:
         grid = torch.linspace(1.0, self.eps, self.num_steps, device=device, dtype=dtype)
         step = grid[0] - grid[1] if self.num_steps > 1 else torch.tensor(1.0 - self.eps, device=device, dtype=dtype)
         mean_x = x
-        for time in grid:
-            t = torch.full((batch,), float(time), device=device, dtype=dtype)
+        for i in range(self.num_steps):
+            t = grid[i].expand(batch)                  # no host synchronisation (CUDA-graph capturable)
             g = _bcast(sde.diffusion_coeff(t), ndim)
             cond_t = None
             if condition is not None:
@@ -139,13 +148,18 @@ class HeunSampler:
 
     @torch.no_grad()
     def sample(self, score_fn: ScoreFn, sde: VESDE, shape: Sequence[int], condition: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
-        """Integrate the probability-flow ODE from ``σ_max`` to 0 (see class docstring)."""
+               generator: torch.Generator | None = None, device: torch.device | str | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Integrate the probability-flow ODE from ``σ_max`` to 0 (see class docstring).
+
+        ``noise`` (shape ``shape``) replaces the drawn ``z_T``: the result is then a
+        deterministic function of ``(noise, condition)`` (used by distillation).
+        """
         shape = _check(shape, condition)
         device = _device(condition, device)
         batch = shape[0]
         dtype = condition.dtype if condition is not None else torch.get_default_dtype()
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        z = _noise(shape, noise, generator, device, dtype)
         sigmas = self.sigmas(sde, device=device, dtype=dtype)
 
         def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -169,8 +183,74 @@ class HeunSampler:
         return f"HeunSampler(num_steps={self.num_steps}, eps={self.eps}, rho={self.rho})"
 
 
-Sampler = EulerMaruyamaSampler | HeunSampler
-_SAMPLERS: dict[str, type] = {EulerMaruyamaSampler.name: EulerMaruyamaSampler, HeunSampler.name: HeunSampler}
+class DistilledSampler:
+    """Few-step deterministic sampler for a score network distilled from the probability-flow ODE.
+
+    The network is read as a denoiser ``D(x, σ) = x + σ² score(x, t(σ), cond + σ z)``
+    (Tweedie's formula; the condition is noised with the sample's ``z`` as in
+    :class:`HeunSampler`).  With ``N`` steps on the grid ``σ_0 = std(1) > σ_1 > ...
+    > σ_N = 0`` (the EDM schedule of :class:`HeunSampler` over ``N + 1`` levels, last
+    one replaced by 0) each step is the Euler / DDIM step of ``dx/dσ = (x - D)/σ``:
+
+        x ← D + (σ_{i+1} / σ_i) (x - D),
+
+    so one step costs one network evaluation and ``N = 1`` returns ``D(σ_0 z, σ_0)``.
+    Driven by the *teacher's* score it is a coarse Euler solver of the ODE; driven by
+    a student trained with :func:`imer_core.diffusion.distill.fit_student` it is the
+    distilled one/two-evaluation generator.
+    """
+
+    name = "distilled"
+
+    def __init__(self, num_steps: int = 1, eps: float = 1e-3, rho: float = 7.0) -> None:
+        if int(num_steps) < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        self.num_steps = int(num_steps)
+        self.eps = float(eps)
+        self.rho = float(rho)
+
+    def sigmas(self, sde: VESDE, device: torch.device | str | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The ``N + 1`` levels ``σ_0 = std(1) > ... > σ_{N-1} > σ_N = 0``."""
+        grid = HeunSampler(self.num_steps + 1, self.eps, self.rho).sigmas(sde, dtype=torch.float64)
+        return torch.cat([grid[:self.num_steps], grid.new_zeros(1)]).to(device=device, dtype=dtype)
+
+    def trajectory(self, score_fn: ScoreFn, sde: VESDE, z: torch.Tensor,
+                   condition: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Denoised estimates ``D`` after each step (the last one is the sample), with autograd.
+
+        ``z`` is the standard-normal noise of shape ``shape``; the 1-step output is
+        the first entry, so one call trains every prefix of the schedule.
+        """
+        batch = z.shape[0]
+        sigmas = self.sigmas(sde, device=z.device, dtype=z.dtype)
+        x, outputs = z * sigmas[0], []
+        for i in range(self.num_steps):
+            sigma, nxt = sigmas[i], sigmas[i + 1]
+            t = sde.time_from_std(sigma).expand(batch)
+            cond_t = None if condition is None else condition + z * sigma
+            denoised = x + sigma ** 2 * score_fn(x, t, cond_t)
+            outputs.append(denoised)
+            x = denoised + (nxt / sigma) * (x - denoised)
+        return outputs
+
+    @torch.no_grad()
+    def sample(self, score_fn: ScoreFn, sde: VESDE, shape: Sequence[int], condition: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, device: torch.device | str | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw samples of ``shape`` in ``num_steps`` network evaluations (see class docstring)."""
+        shape = _check(shape, condition)
+        device = _device(condition, device)
+        dtype = condition.dtype if condition is not None else torch.get_default_dtype()
+        return self.trajectory(score_fn, sde, _noise(shape, noise, generator, device, dtype), condition)[-1]
+
+    def __repr__(self) -> str:
+        return f"DistilledSampler(num_steps={self.num_steps}, eps={self.eps}, rho={self.rho})"
+
+
+Sampler = EulerMaruyamaSampler | HeunSampler | DistilledSampler
+_SAMPLERS: dict[str, type] = {EulerMaruyamaSampler.name: EulerMaruyamaSampler, HeunSampler.name: HeunSampler,
+                              DistilledSampler.name: DistilledSampler}
 
 
 def available_samplers() -> list[str]:
@@ -179,7 +259,7 @@ def available_samplers() -> list[str]:
 
 
 def make_sampler(name: str, steps: int | None = None, eps: float = 1e-3) -> Sampler:
-    """Build a sampler by name (``"euler-maruyama"`` or ``"heun"``); ``steps=None`` keeps its default."""
+    """Build a sampler by name (``"euler-maruyama"``, ``"heun"``, ``"distilled"``); ``steps=None``: its default."""
     key = str(name).strip().lower()
     if key not in _SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")

@@ -18,24 +18,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..assets import ASSETS_ENV, assets_dir  # noqa: F401 - re-exported (where they were defined before)
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import CLASSIFICATION, LIVE_EMOTIONS, ModelConfig
 from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
 
-ASSETS_ENV = "IMER_ASSETS"
 #: Window of the live models: steps and step rate (2 s at 10 Hz); training and calibration use it.
 LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ = 20, 10.0
 
 
 class LiveModelError(RuntimeError):
     """A checkpoint cannot drive the live pipeline (missing, corrupt, untrained or mismatched)."""
-
-
-def assets_dir() -> Path:
-    """The project's ``assets/`` folder (``$IMER_ASSETS`` overrides it)."""
-    env = os.environ.get(ASSETS_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "assets"
 
 
 def shipped_checkpoints(directory: "str | os.PathLike[str] | None" = None) -> dict[str, Path]:

@@ -100,7 +100,8 @@ class LivePipeline:
         self.video = self.audio = None
         self._hold_sources_until: float | None = None  # media file held while models load
         self.face_worker = self.voice_worker = self.speech_worker = None
-        self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms),
+        self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms,
+                                                                speech_track=self.speech_track),
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
         self.engine.set_smoothing(config.smoothing_s)
 
@@ -268,6 +269,7 @@ class LivePipeline:
         self.video, self.audio = self.parts.sources(self.config.sources)
         self.face_worker.frames = self.video.frames
         self.voice_worker.ring = self.speech_worker.ring = self.audio.ring
+        self.engine.reset_speaker_statistics()  # another source: maybe another speaker
         self._apply_switches()
 
     def _wait_for_data(self, timeout_s: float) -> str:

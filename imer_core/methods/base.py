@@ -68,11 +68,14 @@ class SamplingOptions:
         sampler: sampler name understood by the method (``None``: the method's default).
         steps: number of sampler steps (``None``: the method's default).
         seed: seed for the sampler's noise (``None``: non-deterministic).
+        backend: how a generative method runs its networks at inference (IMDer:
+            ``"eager"``, ``"traced"`` or ``"cuda-graph"``; ``None``: the method's default).
     """
 
     sampler: str | None = None
     steps: int | None = None
     seed: int | None = None
+    backend: str | None = None
 
 
 class RecoveryModel(nn.Module, ABC):

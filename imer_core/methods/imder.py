@@ -20,6 +20,7 @@ pattern gives exactly the reference numbers.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.samplers import Sampler, available_samplers, make_sampler
+from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_score_net
+from ..diffusion.samplers import DistilledSampler, Sampler, available_samplers, make_sampler
 from ..diffusion.score_unet import ConditionalScoreUNet1d
 from ..diffusion.sde import VESDE, denoising_score_matching_loss
 from ..modalities import MODALITIES, Modality, full_mask, validate_mask
@@ -68,6 +70,19 @@ class IMDerOptions:
         recovery_loss_weight: weight of score + reconstruction losses.
         text_encoder: ``"features"`` (pre-extracted 768-d text) or ``"bert"`` (token ids).
         bert_path: local BERT checkpoint folder for ``text_encoder="bert"``.
+        bert_finetune: fine-tune BERT in stage 1 (the reference's ``use_finetune: true``;
+            the released ``pretrained-*.pth`` holds a fine-tuned BERT).  The recovery
+            stage always keeps BERT frozen, as the reference's forward does.
+        bert_learning_rate: Adam learning rate of BERT's parameter group in stage 1.
+            The IMDer release does not publish its stage-1 script; 2e-5 is the
+            ``learning_rate_bert`` of the same group's RoHyDR MOSI config (MOSEI: 2e-6),
+            the MMSA convention for BERT fine-tuning.
+        distill_steps: steps of the distilled few-step generator (0: none; ``imer-train
+            distill`` adds one, see :mod:`imer_core.diffusion.distill`).  Sampler
+            ``"distilled"`` runs it.
+        score_backend: inference backend of the score networks: ``"eager"``,
+            ``"traced"`` (``jit.trace`` + ``freeze``, per input shape) or ``"cuda-graph"``
+            (the whole sampler loop replayed from a CUDA graph; eager on CPU).
     """
 
     sigma: float = 25.0
@@ -84,9 +99,23 @@ class IMDerOptions:
     recovery_loss_weight: float = 0.1
     text_encoder: str = "features"
     bert_path: str = ""
+    bert_finetune: bool = True
+    bert_learning_rate: float = 2e-5
+    distill_steps: int = 0
+    score_backend: str = "eager"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "score_channels", tuple(int(c) for c in self.score_channels))
+        if not self.bert_learning_rate > 0:
+            raise ValueError(f"bert_learning_rate must be > 0, got {self.bert_learning_rate}")
+        object.__setattr__(self, "score_backend", check_backend(self.score_backend))
+        if self.distill_steps < 0:
+            raise ValueError(f"distill_steps must be >= 0, got {self.distill_steps}")
+        if self.train_sampler.strip().lower() == DistilledSampler.name:
+            raise ValueError("train_sampler cannot be 'distilled' (the refiners learn from the teacher's samples)")
+        if self.sampler.strip().lower() == DistilledSampler.name and self.distill_steps == 0:
+            raise ValueError("sampler 'distilled' needs a distilled generator (distill_steps >= 1; "
+                             "run imer-train distill)")
         if self.text_encoder not in ("features", "bert"):
             raise ValueError(f"text_encoder must be 'features' or 'bert', got {self.text_encoder!r}")
         for name in (self.sampler, self.train_sampler):
@@ -133,15 +162,71 @@ class IMDer(RecoveryModel):
         self.cat_av = nn.Conv1d(2 * d, d, 1)
         self.refiners = nn.ModuleDict({m.value: Refiner(d, opts.refiner_blocks, opts.refiner_reduction)
                                        for m in MODALITIES})
+        self.student_nets: nn.ModuleDict | None = None
+        if opts.distill_steps > 0:
+            self.student_nets = copy.deepcopy(self.score_nets)
+        self._traced = InferenceCache()
+        self._graphs = CudaGraphRunner()
         self.prepare_stage(self.stage)
+
+    # ------------------------------------------------------------ distillation
+    def enable_distillation(self, steps: int, make_default: bool = True) -> nn.ModuleDict:
+        """Add (or reset) the few-step student generators, initialised from the score networks.
+
+        The options (and so the saved configuration) record ``distill_steps``; with
+        ``make_default`` the inference sampler becomes ``"distilled"`` with ``steps``.
+        """
+        if int(steps) < 1:
+            raise ValueError(f"distillation steps must be >= 1, got {steps}")
+        self.student_nets = copy.deepcopy(self.score_nets)
+        for p in self.student_nets.parameters():
+            p.requires_grad_(True)
+        changes: dict = {"distill_steps": int(steps)}
+        if make_default:
+            changes.update(sampler=DistilledSampler.name, sampler_steps=int(steps))
+        self.config = self.config.with_options(**changes)
+        self.options = options_from_dict(IMDerOptions, self.config.method_options)
+        self._clear_inference_caches()
+        return self.student_nets
+
+    def _clear_inference_caches(self) -> None:
+        self._traced.clear()
+        self._graphs.clear()
+
+    def train(self, mode: bool = True) -> "IMDer":
+        """Switch train/eval mode; traced networks and CUDA graphs are dropped (weights may change)."""
+        self._clear_inference_caches()
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Mapping, strict: bool = True, assign: bool = False):
+        """Load weights (traced networks and CUDA graphs are dropped: they hold the old weights)."""
+        self._clear_inference_caches()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------ stages
     def prepare_stage(self, stage: str) -> None:
-        """``"pretrain"``: full data, projections train; ``"recovery"``: projections frozen."""
+        """``"pretrain"``: full data, projections (and BERT when fine-tuned) train;
+        ``"recovery"``: projections and BERT frozen."""
         super().prepare_stage(stage)
         for module in self.fusion.projections().values():
             for p in module.parameters():
                 p.requires_grad_(stage == PRETRAIN)
+        if self.text_encoder is not None:
+            self.text_encoder.set_trainable(stage == PRETRAIN and self.options.bert_finetune)
+        if self.student_nets is not None:                              # trained only by the distillation stage
+            for p in self.student_nets.parameters():
+                p.requires_grad_(False)
+
+    def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """One Adam; a fine-tuned BERT gets its own parameter group at ``bert_learning_rate``."""
+        bert = ([p for p in self.text_encoder.parameters() if p.requires_grad]
+                if self.text_encoder is not None else [])
+        bert_ids = {id(p) for p in bert}
+        others = [p for p in self.parameters() if p.requires_grad and id(p) not in bert_ids]
+        groups = [{"params": others, "lr": learning_rate}]
+        if bert:
+            groups.append({"params": bert, "lr": self.options.bert_learning_rate})
+        return {"main": torch.optim.Adam(groups, lr=learning_rate, weight_decay=weight_decay)}
 
     def check_features(self, features: Features) -> int:
         """Validate shapes; with the BERT text encoder ``text`` holds ``(B, 3, L)`` token tensors."""
@@ -158,7 +243,7 @@ class IMDer(RecoveryModel):
     def _project(self, features: Features) -> dict[str, torch.Tensor]:
         feats = dict(features)
         if self.text_encoder is not None:
-            feats["text"] = self.text_encoder(feats["text"])          # frozen, no_grad inside
+            feats["text"] = self.text_encoder(feats["text"])          # no_grad inside unless fine-tuned
         if self.stage == RECOVERY:
             with torch.no_grad():                                      # projections frozen in stage 2
                 return self.fusion.project(feats)
@@ -171,9 +256,33 @@ class IMDer(RecoveryModel):
         conv_name, order = _PAIR_CONDITIONS[missing]
         return getattr(self, conv_name)(torch.cat([proj[m.value] for m in order], dim=1))
 
+    def _generate(self, modality: Modality, sampler: Sampler, cond: torch.Tensor, generator: torch.Generator | None,
+                  backend: str) -> torch.Tensor:
+        """Sample the missing ``modality``'s projection given ``cond`` with the chosen network backend."""
+        if isinstance(sampler, DistilledSampler):
+            if self.student_nets is None:
+                raise ValueError("this IMDer model has no distilled generator; run `imer-train distill` first "
+                                 "or choose the heun / euler-maruyama sampler")
+            net, role = self.student_nets[modality.value], "student"
+        else:
+            net, role = self.score_nets[modality.value], "teacher"
+        shape = tuple(cond.shape)
+        if self.training or backend == "eager":
+            return sampler.sample(net, self.sde, shape, condition=cond, generator=generator)
+        key = (role, modality.value, shape, cond.device, cond.dtype)
+        if backend == "cuda-graph" and generator is None and CudaGraphRunner.available(cond.device):
+            return self._graphs.run((repr(sampler),) + key,
+                                    lambda c: sampler.sample(net, self.sde, shape, condition=c), cond)
+        score_fn = net
+        if backend == "traced":
+            def score_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+                traced = self._traced.get(key + (c is not None,), lambda: trace_score_net(net, x, t, c))
+                return traced(x, t, c)
+        return sampler.sample(score_fn, self.sde, shape, condition=cond, generator=generator)
+
     def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
                  generator: torch.Generator | None, targets: dict[str, torch.Tensor] | None = None,
-                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+                 backend: str = "eager") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per availability pattern; losses when ``targets`` given."""
         batch = mask.shape[0]
         zero = proj["text"].new_zeros(())
@@ -193,8 +302,7 @@ class IMDer(RecoveryModel):
                     loss = denoising_score_matching_loss(self.score_nets[m.value], group_targets[m], self.sde,
                                                          condition=cond, eps=self.options.loss_eps)
                     score_losses[m.value] = score_losses[m.value] + weight * loss
-            generated = {m: sampler.sample(self.score_nets[m.value], self.sde, tuple(cond.shape), condition=cond,
-                                           generator=generator) for m in missing}
+            generated = {m: self._generate(m, sampler, cond, generator, backend) for m in missing}
             for m in missing:
                 refined = self.refiners[m.value](generated[m])       # gradients flow through the refiner
                 if targets is not None:
@@ -208,6 +316,8 @@ class IMDer(RecoveryModel):
         steps = sampling.steps
         if steps is None and name == opts.sampler.strip().lower():
             steps = opts.sampler_steps
+        elif steps is None and name == DistilledSampler.name and opts.distill_steps:
+            steps = opts.distill_steps
         return make_sampler(name, steps, eps=opts.eps)
 
     def _masked(self, features: Features, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -238,20 +348,34 @@ class IMDer(RecoveryModel):
         parts["total"] = total
         return LossOutput(total=total, parts=parts, prediction=prediction)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def recover(self, features: Features, mask: torch.Tensor,
                 sampling: SamplingOptions | None = None) -> dict[str, torch.Tensor]:
-        """Projected features ``(B, d, L')`` of every modality, the missing ones diffused and refined."""
+        """Projected features ``(B, d, L')`` of every modality, the missing ones diffused and refined.
+
+        Runs under ``torch.inference_mode``; ``sampling.backend`` (default: the
+        ``score_backend`` option) picks eager, traced or CUDA-graph score networks.
+        A seeded CUDA-graph call samples eagerly (graphs draw from the default generator).
+        """
         masked, mask = self._masked(features, mask)
         proj = self._project(masked)
         sampling = sampling or SamplingOptions()
+        backend = check_backend(sampling.backend or self.options.score_backend)
         generator = None
         if sampling.seed is not None:
             generator = torch.Generator(device=mask.device).manual_seed(int(sampling.seed))
-        recovered, _, _ = self._recover(proj, mask, self._inference_sampler(sampling), generator)
+        recovered, _, _ = self._recover(proj, mask, self._inference_sampler(sampling), generator, backend=backend)
         return recovered
 
-    @torch.no_grad()
+    @torch.inference_mode()
+    def condition_for(self, available: tuple[Modality, ...], proj: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The score networks' condition for an availability pattern, from projected features ``proj``."""
+        available = tuple(m for m in MODALITIES if m in available)
+        if not available or len(available) == len(MODALITIES):
+            raise ValueError("a condition needs one or two available modalities")
+        return self._condition(available, dict(proj))
+
+    @torch.inference_mode()
     def project(self, features: Features) -> dict[str, torch.Tensor]:
         """MulT projections ``(B, d, L')`` of the given features (the recovery targets)."""
         self.check_features(features)

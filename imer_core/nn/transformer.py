@@ -27,6 +27,7 @@ independently for the key and for the value copy.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,10 +40,33 @@ def causal_mask(query_len: int, key_len: int, device: torch.device | None = None
     """Additive attention mask ``triu(-inf, 1 + |Lk - Lq|)`` of shape ``(Lq, Lk)``.
 
     Entry ``(i, j)`` is ``-inf`` when ``j >= i + 1 + |Lk - Lq|`` and ``0`` otherwise,
-    so the first key is always visible and no softmax row is empty.
+    so the first key is always visible and no softmax row is empty.  Masks are
+    cached per shape, device and dtype (they never require gradients; callers
+    must not modify them in place).
     """
-    full = torch.full((query_len, key_len), float("-inf"), device=device, dtype=dtype)
-    return torch.triu(full, diagonal=1 + abs(key_len - query_len))
+    return _cached_causal_mask(int(query_len), int(key_len), torch.device(device or "cpu"), dtype)
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_causal_mask(query_len: int, key_len: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    with torch.inference_mode(False):              # a normal tensor even when first built under inference_mode
+        full = torch.full((query_len, key_len), float("-inf"), device=device, dtype=dtype)
+        return torch.triu(full, diagonal=1 + abs(key_len - query_len))
+
+
+@functools.lru_cache(maxsize=128)
+def _position_table(length: int, embed_dim: int, device: torch.device) -> torch.Tensor:
+    """Sinusoidal embeddings ``(L, embed_dim)`` of positions 1..L (float32), cached per length and device."""
+    half = embed_dim // 2
+    with torch.inference_mode(False):
+        steps = torch.arange(1, length + 1, device=device, dtype=torch.float32)
+        freq = torch.exp(torch.arange(half, device=device, dtype=torch.float32)
+                         * -(math.log(10000.0) / max(half - 1, 1)))
+        angles = steps.unsqueeze(-1) * freq                                  # (L, half)
+        emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        if embed_dim % 2 == 1:
+            emb = torch.cat([emb, emb.new_zeros(length, 1)], dim=-1)
+        return emb
 
 
 def sinusoidal_positions(x: torch.Tensor, embed_dim: int) -> torch.Tensor:
@@ -52,19 +76,11 @@ def sinusoidal_positions(x: torch.Tensor, embed_dim: int) -> torch.Tensor:
     ``10000^(-k / (half - 1))``).  Positions run 1..L, except that time steps whose
     first feature equals exactly 0 count as padding: position 0, zero embedding.
     """
-    batch, length = x.shape[0], x.shape[1]
-    half = embed_dim // 2
-    steps = torch.arange(1, length + 1, device=x.device, dtype=torch.float32)
+    length = x.shape[1]
     not_pad = (x[..., 0] != 0).to(torch.float32)                        # (B, L)
-    positions = steps.unsqueeze(0) * not_pad                             # pad -> 0
-    freq = torch.exp(torch.arange(half, device=x.device, dtype=torch.float32)
-                     * -(math.log(10000.0) / max(half - 1, 1)))
-    angles = positions.unsqueeze(-1) * freq                              # (B, L, half)
-    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
-    if embed_dim % 2 == 1:
-        emb = torch.cat([emb, emb.new_zeros(batch, length, 1)], dim=-1)
-    # Position 0 is the padding index: its embedding is all zeros (cos(0) = 1 otherwise).
-    return (emb * not_pad.unsqueeze(-1)).to(x.dtype)
+    # Position p's embedding is the cached table row; padding (position 0) is the zero vector.
+    table = _position_table(int(length), int(embed_dim), x.device)
+    return (table.unsqueeze(0) * not_pad.unsqueeze(-1)).to(x.dtype)
 
 
 class MultiheadAttention(nn.Module):
