@@ -7,6 +7,9 @@ from typing import Any
 
 from imer_core.live.smoothing import DEFAULT_SMOOTHING_S
 
+#: Seconds ``imer run --source webcam`` waits for a camera or a microphone to deliver.
+DEFAULT_DEVICE_WAIT_S = 10.0
+
 
 def add_source_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     """Options shared by ``imer`` (the window) and ``imer run``.
@@ -51,3 +54,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="guided calibration: act each emotion while reading its sentence; writes "
                              "calibration.npz into the session folder (for imer-train finetune)")
     parser.add_argument("--calibration-seconds", type=float, default=10.0, help="seconds per emotion")
+    parser.add_argument("--device-wait", type=float, default=DEFAULT_DEVICE_WAIT_S, metavar="SECONDS",
+                        help="webcam source: end (exit code 1) when neither the camera nor the microphone has "
+                             "delivered anything after this long (default %(default)s)")
+    parser.add_argument("--rotate-minutes", type=float, default=None, metavar="MINUTES",
+                        help="long runs: start a new session folder every MINUTES (each one complete, with "
+                             "its own session.json)")
+    parser.add_argument("--keep-sessions", type=int, default=None, metavar="N",
+                        help="with --rotate-minutes: keep only the newest N session folders of this run")

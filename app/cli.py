@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from .signals import EARLY_STOP, note_early_signals
+from .signals import EARLY_STOP, exit_process, note_early_signals
 
 note_early_signals()  # first: a Ctrl-C while the heavy modules load (in main) is not lost
+
+# Native libraries' own log lines (OpenCV's camera probing, MediaPipe / TFLite / absl
+# start-up notes, progress bars of model loads) would break into the status line;
+# errors still reach the user through the modality states.  setdefault: a user's
+# own setting wins.
+QUIET_NATIVE_LOGS = {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_VIDEOIO_DEBUG": "0", "GLOG_minloglevel": "2",
+                     "TF_CPP_MIN_LOG_LEVEL": "3", "ABSL_MIN_LOG_LEVEL": "2",
+                     "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+for _name, _value in QUIET_NATIVE_LOGS.items():
+    os.environ.setdefault(_name, _value)
 
 from .analyze_cmd import EPILOG as ANALYZE_EPILOG, add_analyze_arguments  # noqa: E402 - light
 from .arguments import add_run_arguments, add_source_arguments  # noqa: E402 - light: no torch
@@ -67,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``imer``.
+
+    Called as the installed command (``argv`` is ``None``) the process ends
+    with :func:`~app.signals.exit_process` once the command has closed its
+    files: no wait for native threads, no native destructors (MediaPipe's
+    would try to reach the network).  Called with ``argv`` it returns the code.
+    """
+    if argv is None:
+        exit_process(_main(None))
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -25,10 +25,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -179,6 +180,63 @@ def _to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# MediaPipe's pip wheels report usage statistics to https://play.googleapis.com/log
+# when a task is closed (TasksStatsProtoLogger::LogSessionEnd inside
+# libmediapipe.so; no option of the Python or C API turns it off).  So a
+# landmarker is never closed: "closing" parks it here and the next extractor
+# with the same settings takes it back, which bounds the parked ones by the
+# number of extractors alive at once.  The ``imer`` commands end the process
+# with os._exit after their own cleanup, so the native destructors that would
+# report never run either (see app.signals.exit_process).
+_PARKED: dict[tuple, list[tuple[Any, int | None]]] = {}
+_PARKED_LOCK = threading.Lock()
+
+
+#: Set to 1 to see MediaPipe / TFLite's own start-up lines (hidden by default:
+#: they are notes, not errors, and would break into ``imer run``'s status line).
+NATIVE_LOGS_ENV = "IMER_NATIVE_LOGS"
+_STDERR_LOCK = threading.Lock()
+
+
+def _quietly(create: Callable[[], Any]) -> Any:
+    """Run ``create`` with the process's stderr (fd 2) sent to /dev/null.
+
+    MediaPipe and TFLite print their start-up notes from native code, before
+    any log level they read applies.  Python-level errors are raised, not
+    printed, so nothing the user needs is lost; other threads' stderr output
+    during the fraction of a second this takes is.
+    """
+    if os.environ.get(NATIVE_LOGS_ENV) == "1":
+        return create()
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            return create()
+        try:
+            os.dup2(null, 2)
+            return create()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+def _take_landmarker(key: tuple, create: Callable[[], Any]) -> tuple[Any, int | None]:
+    """A parked landmarker with these settings (and its last timestamp), else a new one."""
+    with _PARKED_LOCK:
+        parked = _PARKED.get(key)
+        if parked:
+            return parked.pop()
+    return _quietly(create), None
+
+
+def _park_landmarker(key: tuple, landmarker: Any, last_ts: int | None) -> None:
+    with _PARKED_LOCK:
+        _PARKED.setdefault(key, []).append((landmarker, last_ts))
+
+
 class FaceFeatureExtractor:
     """Blendshapes + head pose per video frame with MediaPipe FaceLandmarker (VIDEO mode).
 
@@ -244,8 +302,13 @@ class FaceFeatureExtractor:
             min_tracking_confidence=min_tracking_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
         self._factory = vision.FaceLandmarker
-        self._landmarker = self._factory.create_from_options(self._options)
+        self._key = (str(path), self.still_images, min_detection_confidence, min_presence_confidence,
+                     min_tracking_confidence)
         self._last_ts: int | None = None
+        self._landmarker, self._last_ts = _take_landmarker(self._key, self._create)
+
+    def _create(self) -> Any:
+        return self._factory.create_from_options(self._options)
 
     @property
     def feature_dim(self) -> int:
@@ -318,16 +381,20 @@ class FaceFeatureExtractor:
                                  (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), vector)
 
     def reset(self) -> None:
-        """Start a new stream: drop tracking state and the timestamp history."""
+        """Start a new stream: drop tracking state (a fresh graph; the old one is parked)."""
         self.close()
-        self._landmarker = self._factory.create_from_options(self._options)
+        self._landmarker = _quietly(self._create)
         self._last_ts = None
 
     def close(self) -> None:
-        """Release the MediaPipe graph (idempotent)."""
+        """Give the MediaPipe graph back (idempotent).
+
+        It is parked for the next extractor rather than closed: closing a
+        MediaPipe task sends a usage report over the network (see ``_PARKED``).
+        """
         landmarker, self._landmarker = self._landmarker, None
         if landmarker is not None:
-            landmarker.close()
+            _park_landmarker(self._key, landmarker, self._last_ts)
 
     def __enter__(self) -> "FaceFeatureExtractor":
         return self

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import threading
 import time
 import wave
@@ -77,10 +78,14 @@ class SessionRecorder:
         self.t0_monotonic, self.t0_wall = time.monotonic(), time.time()
         self._lock = threading.Lock()
         self.rows = 0
-        meta = {"format": SESSION_FORMAT, "started_wall": self.t0_wall,
-                "started_iso": datetime.fromtimestamp(self.t0_wall).isoformat(timespec="seconds"),
-                "started_monotonic": self.t0_monotonic, "labels": list(self.labels), **dict(info)}
-        (self.folder / "session.json").write_text(strict_json(meta, indent=2, default=str))
+        #: rows that carry a prediction (rows without one say why: loading, nothing available, ...)
+        self.predictions = 0
+        self._meta = {"format": SESSION_FORMAT, "started_wall": self.t0_wall,
+                      "started_iso": datetime.fromtimestamp(self.t0_wall).isoformat(timespec="seconds"),
+                      "started_monotonic": self.t0_monotonic, "labels": list(self.labels), **dict(info),
+                      # rewritten by close(): a session.json still saying false was cut off (killed)
+                      "ended_wall": None, "ended_iso": None, "duration_s": None, "clean_shutdown": False}
+        self._write_meta()
         self._jsonl: TextIO = open(self.folder / "predictions.jsonl", "a", encoding="utf-8")
         self._csv_file: TextIO = open(self.folder / "predictions.csv", "a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file)
@@ -111,6 +116,7 @@ class SessionRecorder:
             self._csv.writerow(self._row(result, record["t_session"]))
             self._csv_file.flush()
             self.rows += 1
+            self.predictions += result.probabilities is not None
 
     __call__ = write_result
 
@@ -145,14 +151,32 @@ class SessionRecorder:
                 self._transcript.write(strict_json(record) + "\n")
                 self._transcript.flush()
 
-    def close(self) -> None:
-        """Close every file (idempotent)."""
+    def _write_meta(self) -> None:
+        """Write ``session.json`` atomically (a kill leaves the old or the new one, never half of one)."""
+        path = self.folder / "session.json"
+        tmp = path.with_name(f".session.json.{os.getpid()}.tmp")
+        tmp.write_text(strict_json(self._meta, indent=2, default=str))
+        os.replace(tmp, path)
+
+    def close(self, clean: bool = True, reason: str = "") -> None:
+        """Close every file and record the end in ``session.json`` (idempotent).
+
+        Args:
+            clean: every thread stopped and every file was flushed (``False``:
+                the shutdown was forced, e.g. a second Ctrl-C).
+            reason: why the session ended (``"end of file"``, ``"SIGTERM"``, ...).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             for f in (self._jsonl, self._csv_file, self._transcript):
                 f.close()
+            ended = time.time()
+            self._meta.update(ended_wall=ended, ended_iso=datetime.fromtimestamp(ended).isoformat(timespec="seconds"),
+                              duration_s=round(time.monotonic() - self.t0_monotonic, 3), clean_shutdown=bool(clean),
+                              end_reason=reason, rows=self.rows, predictions=self.predictions)
+            self._write_meta()
 
 
 class WavAppender:
