@@ -110,8 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint under a missing protocol")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--protocol", default="batch:0.3")
+    evaluate.add_argument("--data", default=None,
+                          help="MMSA aligned_50.pkl / unaligned_50.pkl, MMIN feature root (IEMOCAP_features_2021) "
+                               "or live feature cache")
+    evaluate.add_argument("--dataset", default=None, choices=("mosi", "mosei", "mmsa", "iemocap", "msp", "live"),
+                          help="format of --data (default: the checkpoint's; a file: mmsa, an MMSA pickle of "
+                               "either corpus without the dimension check)")
+    evaluate.add_argument("--synthetic", action="store_true",
+                          help="the synthetic benchmark of the dataset (as configured by --config)")
+    evaluate.add_argument("--config", default=None,
+                          help="experiment whose [data] table to use (default: the checkpoint's training config)")
+    evaluate.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                          help="override a data value, e.g. data.synthetic_sizes=[64,16,16]")
+    evaluate.add_argument("--fold", type=int, default=None, help="MMIN fold (default: the config's first, else 1)")
+    evaluate.add_argument("--protocol", default=None,
+                          help="missing protocol (default: batch:0.3; scenario for iemocap / msp)")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
     evaluate.add_argument("--sampler", default=None,
                           help="euler-maruyama, heun or distilled (default: the model's)")
@@ -282,11 +295,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
     from imer_core.checkpoint import load_checkpoint
     from imer_core.methods.base import SamplingOptions
 
-    from .data import MMSADataset, load_mmsa
     from .distributed import resolve_device
+    from .evaluate_data import evaluation_experiment, load_evaluation_data
     from .experiment import TrainConfig
     from .protocols import make_protocol
     from .runs import RunFolder
@@ -294,13 +309,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device)
-    splits = load_mmsa(Path(args.data), verify_sha256=not args.skip_sha256, trust_pickle=args.trust_pickle)
-    datasets = {name: MMSADataset(split) for name, split in splits.items()}
-    ctx = setup(args.device)
-    trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
-                      ctx, RunFolder(Path("."), enabled=False))
-    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
-    print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
+    experiment = evaluation_experiment(args, model)
+    protocol = make_protocol(args.protocol or _default_protocol(experiment))
+    with tempfile.TemporaryDirectory(prefix="imer-eval-") as cache:      # synthetic data is generated here
+        data = load_evaluation_data(experiment, model, Path(cache), args.fold)
+        ctx = setup(args.device)
+        trainer = Trainer(model, data.datasets, replace(TrainConfig(), batch_size=args.batch_size), protocol,
+                          ctx, RunFolder(Path("."), enabled=False))
+        sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
+        results = trainer.evaluate(args.split, sampling=sampling)
+    results.update(dataset=experiment.data.dataset, data_source=data.source, synthetic=data.synthetic,
+                   protocol=protocol.name, **({"fold": data.fold} if data.fold is not None else {}))
+    print(json.dumps(results, indent=2))
     return 0
 
 

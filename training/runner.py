@@ -92,7 +92,8 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
         source, note = str(path), SYNTHETIC_NOTE
     else:
         path = Path(cfg.path).expanduser()
-        splits = load_mmsa(path, expected_sha256=cfg.expected_sha256 or None, dataset=cfg.dataset,
+        corpus = cfg.dataset.lower() if cfg.dataset.lower() in ("mosi", "mosei") else None  # "mmsa": either
+        splits = load_mmsa(path, expected_sha256=cfg.expected_sha256 or None, dataset=corpus,
                            verify_sha256=cfg.verify_sha256, trust_pickle=cfg.trust_pickle)
         source, note = str(path), ""
     train = splits["train"]
@@ -197,7 +198,8 @@ def run_experiment(experiment: Experiment, data: LoadedData, protocol: MissingPr
         run.write_json("metrics.json", {"valid": result.valid, "test": result.test, "stages": stages,
                                         "protocol": protocol.name, "seed": seed, "synthetic": data.synthetic})
         if save:
-            meta = {"experiment": experiment.name, "protocol": protocol.name, "seed": seed,
+            meta = {"experiment": experiment.name, "dataset": experiment.data.dataset, "protocol": protocol.name,
+                    "seed": seed,
                     "data_source": data.source, "synthetic": data.synthetic, "test_metrics": result.test,
                     **data.metadata}
             result.checkpoint = save_checkpoint(model, run_dir / "model.pt", meta)
