@@ -194,13 +194,15 @@ def _record(pipeline, args: argparse.Namespace, stop: StopRequests, out: TextIO)
 
     rotate_s = args.rotate_minutes * 60.0 if args.rotate_minutes else None
     started = time.monotonic()
-    folders: list[Path] = []
+    folders: list[Path] = []  # this run's folders still on disk (oldest first)
+    parts = 0
     totals = {"predictions": 0, "rows": 0}
     reason = ""
     while not reason:
         folder = new_session_dir(args.out)
         folders.append(folder)
-        recording = SessionRecording(pipeline, folder, {"command": " ".join(sys.argv), "part": len(folders)},
+        parts += 1
+        recording = SessionRecording(pipeline, folder, {"command": " ".join(sys.argv), "part": parts},
                                      raw_audio=args.record_audio, raw_video=args.record_video).start()
         part_started = time.monotonic()
         try:
@@ -219,7 +221,7 @@ def _record(pipeline, args: argparse.Namespace, stop: StopRequests, out: TextIO)
         if args.keep_sessions is not None:
             while len(folders) > args.keep_sessions:
                 _remove_session(folders.pop(0))
-    where = folders[-1] if len(folders) == 1 else f"{len(folders)} folders under {args.out}"
+    where = folders[-1] if parts == 1 else f"{parts} folders under {args.out} ({len(folders)} kept)"
     print(f"\nsession written to {where} ({totals['predictions']} predictions in {totals['rows']} rows)",
           file=out)
     return EXIT_OK

@@ -394,3 +394,23 @@ def test_nan_never_reaches_a_prediction_or_a_session_file(tmp_path, live_checkpo
         assert "NaN" not in text and "Infinity" not in text
         for line in ([text] if name.endswith(".json") else text.splitlines()):
             json.loads(line, parse_constant=lambda token: pytest.fail(f"{name} holds {token}"))
+
+
+def test_raw_audio_is_split_before_the_wav_size_limit(tmp_path):
+    import wave
+
+    from imer_core.live.session import WavAppender
+
+    wav = WavAppender(tmp_path / "audio.wav", part_bytes=2000)  # 1000 frames per part
+    signal_in = np.sin(np.arange(3500) / 7.0).astype(np.float32) * 0.5
+    for lo in range(0, len(signal_in), 300):
+        wav.write(signal_in[lo:lo + 300])
+    wav.close()
+    assert [p.name for p in wav.paths] == ["audio.wav", "audio-002.wav", "audio-003.wav", "audio-004.wav"]
+    parts = []
+    for path in wav.paths:
+        with wave.open(str(path)) as handle:
+            parts.append(np.frombuffer(handle.readframes(handle.getnframes()), "<i2"))
+    joined = np.concatenate(parts).astype(np.float32) / 32767.0
+    assert [len(p) for p in parts] == [1000, 1000, 1000, 500]
+    np.testing.assert_allclose(joined, signal_in, atol=1e-4)

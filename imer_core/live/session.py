@@ -179,26 +179,61 @@ class SessionRecorder:
             self._write_meta()
 
 
-class WavAppender:
-    """16-bit mono WAV written incrementally; the header is valid after every write."""
+#: Largest WAV part written (2 GiB, half the format's 4 GiB limit, which many
+#: readers already fail at 2 GiB): 18.6 hours of 16 kHz 16-bit mono.
+WAV_PART_BYTES = 2 << 30
 
-    def __init__(self, path: "str | Path", sample_rate: int = 16000) -> None:
+
+class WavAppender:
+    """16-bit mono WAV written incrementally; the header is valid after every write.
+
+    WAV cannot hold more than 4 GiB, so a long recording is split: after
+    ``part_bytes`` of samples, ``audio.wav`` is followed by ``audio-002.wav``,
+    ``audio-003.wav``, ... (no sample lost or repeated between parts);
+    :attr:`paths` lists them.
+    """
+
+    def __init__(self, path: "str | Path", sample_rate: int = 16000, part_bytes: int = WAV_PART_BYTES) -> None:
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.part_frames = max(1, int(part_bytes) // 2)
+        self.paths: list[Path] = []
+        self._frames = 0
+        self._file = self._wav = None
+        self._open_part()
+
+    def _open_part(self) -> None:
+        n = len(self.paths) + 1
+        path = self.path if n == 1 else self.path.with_name(f"{self.path.stem}-{n:03d}{self.path.suffix}")
         self._file = open(path, "wb")
         self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
-        self._wav.setframerate(sample_rate)
+        self._wav.setframerate(self.sample_rate)
+        self._frames = 0
+        self.paths.append(path)
 
     def write(self, samples: np.ndarray) -> None:
         """Append float samples in ``[-1, 1]`` and flush (the wave module patches the header each write)."""
-        pcm = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
-        self._wav.writeframes((pcm * 32767.0).astype("<i2").tobytes())
-        self._file.flush()
+        pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype("<i2")
+        while len(pcm):
+            if self._frames >= self.part_frames:
+                self._close_part()
+                self._open_part()
+            take = pcm[:self.part_frames - self._frames]
+            self._wav.writeframes(take.tobytes())
+            self._file.flush()
+            self._frames += len(take)
+            pcm = pcm[len(take):]
 
-    def close(self) -> None:
-        """Finish the header and close the file."""
+    def _close_part(self) -> None:
         self._wav.close()
         self._file.close()
+
+    def close(self) -> None:
+        """Finish the header and close the file (idempotent)."""
+        if self._file is not None and not self._file.closed:
+            self._close_part()
 
 
 @dataclass(frozen=True, eq=False)
