@@ -63,6 +63,12 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     text.add_argument("--epochs", type=int, default=40)
     text.add_argument("--seed", type=int, default=0)
 
+    vnorm = sub.add_parser("voice-norm-eval", help="voice classifier with global vs per-speaker vs running "
+                                                   "per-speaker normalisation (RAVDESS + EmoDB test speakers)")
+    vnorm.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
+    vnorm.add_argument("--out", default="runs/voice_norm", help="folder for the feature cache and summary.json")
+    vnorm.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
                                                 "conditions against zero-fill, mean-fill and unimodal baselines")
     evaluate.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live")
@@ -122,6 +128,14 @@ def cmd_text_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_voice_norm_eval(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.voice_norm_eval.run_voice_norm_eval` (the log goes to stdout)."""
+    from .voice_norm_eval import run_voice_norm_eval
+
+    run_voice_norm_eval(args.data, args.out, progress=not args.no_progress, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_live_eval(args: argparse.Namespace) -> int:
     """Run :func:`training.live.evaluate.run_live_eval` and print the tables."""
     from .evaluate import run_live_eval
@@ -137,4 +151,5 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_extract_live,
                                                             "live-eval": cmd_live_eval,
                                                             "face-crops": cmd_face_crops, "face-net": cmd_face_net,
-                                                            "text-head": cmd_text_head}
+                                                            "text-head": cmd_text_head,
+                                                            "voice-norm-eval": cmd_voice_norm_eval}
