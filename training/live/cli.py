@@ -55,6 +55,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     net.add_argument("--seed", type=int, default=0)
     net.add_argument("--threads", type=int, default=1, help="torch threads")
     net.add_argument("--limit", type=int, default=None, help="at most N training crops (quick runs)")
+    net.add_argument("--evaluate", default=None, metavar="FACE_NET_PT",
+                     help="only evaluate this saved network on --split of --crops (no training)")
+    net.add_argument("--split", default="test", choices=("train", "val", "test"))
 
     text = sub.add_parser("text-head", help="train MELD text-emotion heads on the frozen MiniLM embeddings "
                                             "(extract-live cache), pick on dev, report test")
@@ -113,8 +116,11 @@ def cmd_face_crops(args: argparse.Namespace) -> int:
 
 def cmd_face_net(args: argparse.Namespace) -> int:
     """Run :func:`training.live.face_net_train.train_face_net` (the log goes to stdout)."""
-    from .face_net_train import train_face_net
+    from .face_net_train import evaluate_face_net_file, train_face_net
 
+    if args.evaluate:
+        print(json.dumps(evaluate_face_net_file(args.crops, args.evaluate, args.split), indent=2))
+        return 0
     train_face_net(args.crops, args.out, args.epochs, args.batch_size, args.lr, seed=args.seed, limit=args.limit,
                    threads=args.threads, log=lambda line: print(line, flush=True))
     return 0
