@@ -77,3 +77,34 @@ def test_extractor_runs_the_face_network_on_its_crop(net_file):
     np.testing.assert_allclose(features.embedding, embedding[0], atol=1e-6)
     np.testing.assert_allclose(features.expression, probs[0], atol=1e-6)
     assert features.vector.shape == (55,)  # the live vector is unchanged until the live models are retrained
+
+
+def test_training_command_on_a_tiny_crop_file(tmp_path):
+    import json
+
+    from imer_core.features.face_crop import CROP_ID
+    from training.live.face_net_train import evaluate_face_net_file, train_face_net
+
+    rng = np.random.default_rng(0)
+    n = 84
+    labels = np.array(["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"] * (n // 7))
+    crops = rng.integers(0, 255, (n, 48, 48)).astype(np.uint8)
+    crops[labels == "happy", 30:40, 10:38] = 255  # a learnable "smile"
+    split = np.array(["train", "train", "val", "test"] * (n // 4))
+    meta = {"crop_id": CROP_ID, "n": n, "fallback_full_image": 3}
+    path = tmp_path / "crops.npz"
+    np.savez(path, crops=crops, labels=labels, split=split, detected=np.ones(n, bool),
+             meta=np.asarray(json.dumps(meta)))
+    lines: list[str] = []
+    summary = train_face_net(path, tmp_path / "run", epochs=2, batch_size=16,
+                             net_config={"widths": [4, 4, 8, 8], "convs_per_stage": 1, "embedding_dim": 8},
+                             log=lines.append)
+    assert len(summary["history"]) == 2 and "3 of 84 fell back" in lines[0]
+    assert summary["test"]["n"] == n // 4 and 0.0 <= summary["test"]["accuracy"] <= 1.0
+    again = evaluate_face_net_file(path, tmp_path / "run" / "face_net.pt")
+    assert again["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    bad = tmp_path / "old.npz"
+    np.savez(bad, crops=crops, labels=labels, split=split, detected=np.ones(n, bool),
+             meta=np.asarray(json.dumps({**meta, "crop_id": "another-crop"})))
+    with pytest.raises(ValueError, match="the run-time crop is"):
+        train_face_net(bad, tmp_path / "run2", epochs=1)

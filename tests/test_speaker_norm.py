@@ -115,3 +115,19 @@ def test_settings_are_read_from_metadata():
     assert speaker_normalization_settings({}) == {}
     got = speaker_normalization_settings({"speaker_normalization": {"audio": {"prior_steps": 30}}})
     assert got == {"audio": {"prior_steps": 30.0, "min_speech_fraction": 0.5}}
+
+
+def test_running_normalisation_of_the_evaluation_spans_prior_to_speaker_statistics():
+    from training.live.voice_norm_eval import running_normalised
+
+    rng = np.random.default_rng(2)
+    windows = np.concatenate([4.0 + rng.standard_normal((5, 20, DIM)), -4.0 + rng.standard_normal((5, 20, DIM))])
+    speech = np.ones((10, 20))
+    speakers = np.array(["a"] * 5 + ["b"] * 5)
+    prior = (np.zeros(DIM), np.ones(DIM))
+    np.testing.assert_allclose(running_normalised(windows, speech, speakers, 0.0, prior, 10.0, 0), windows,
+                               rtol=1e-5)  # no speech heard: the prior (here the identity)
+    everything = running_normalised(windows, speech, speakers, 1e6, prior, 10.0, 0)
+    # all 100 steps of each speaker against a prior weight of 100 steps: the means meet halfway
+    assert everything[:5].mean() == pytest.approx((4.0 - 2.0) / np.sqrt((1.0 + 1.0) / 2), abs=0.2)
+    assert everything[5:].mean() == pytest.approx(-everything[:5].mean(), abs=0.3)

@@ -55,6 +55,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     net.add_argument("--seed", type=int, default=0)
     net.add_argument("--threads", type=int, default=1, help="torch threads")
     net.add_argument("--limit", type=int, default=None, help="at most N training crops (quick runs)")
+    net.add_argument("--evaluate", default=None, metavar="FACE_NET_PT",
+                     help="only evaluate this saved network on --split of --crops (no training)")
+    net.add_argument("--split", default="test", choices=("train", "val", "test"))
 
     text = sub.add_parser("text-head", help="train MELD text-emotion heads on the frozen MiniLM embeddings "
                                             "(extract-live cache), pick on dev, report test")
@@ -62,6 +65,12 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     text.add_argument("--out", default="runs/text_head", help="folder for text_head.pt and summary.json")
     text.add_argument("--epochs", type=int, default=40)
     text.add_argument("--seed", type=int, default=0)
+
+    vnorm = sub.add_parser("voice-norm-eval", help="voice classifier with global vs per-speaker vs running "
+                                                   "per-speaker normalisation (RAVDESS + EmoDB test speakers)")
+    vnorm.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
+    vnorm.add_argument("--out", default="runs/voice_norm", help="folder for the feature cache and summary.json")
+    vnorm.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
                                                 "conditions against zero-fill, mean-fill and unimodal baselines")
@@ -107,8 +116,11 @@ def cmd_face_crops(args: argparse.Namespace) -> int:
 
 def cmd_face_net(args: argparse.Namespace) -> int:
     """Run :func:`training.live.face_net_train.train_face_net` (the log goes to stdout)."""
-    from .face_net_train import train_face_net
+    from .face_net_train import evaluate_face_net_file, train_face_net
 
+    if args.evaluate:
+        print(json.dumps(evaluate_face_net_file(args.crops, args.evaluate, args.split), indent=2))
+        return 0
     train_face_net(args.crops, args.out, args.epochs, args.batch_size, args.lr, seed=args.seed, limit=args.limit,
                    threads=args.threads, log=lambda line: print(line, flush=True))
     return 0
@@ -119,6 +131,14 @@ def cmd_text_head(args: argparse.Namespace) -> int:
     from .text_head import run_text_head
 
     run_text_head(args.cache, args.out, epochs=args.epochs, seed=args.seed, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_voice_norm_eval(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.voice_norm_eval.run_voice_norm_eval` (the log goes to stdout)."""
+    from .voice_norm_eval import run_voice_norm_eval
+
+    run_voice_norm_eval(args.data, args.out, progress=not args.no_progress, log=lambda line: print(line, flush=True))
     return 0
 
 
@@ -137,4 +157,5 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_extract_live,
                                                             "live-eval": cmd_live_eval,
                                                             "face-crops": cmd_face_crops, "face-net": cmd_face_net,
-                                                            "text-head": cmd_text_head}
+                                                            "text-head": cmd_text_head,
+                                                            "voice-norm-eval": cmd_voice_norm_eval}

@@ -167,3 +167,16 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
     log(f"face-net test (best epoch {best['epoch']}): accuracy {test['accuracy']:.4f}, "
         f"macro-F1 {test['macro_f1']:.4f}, neutral recall {test['recall']['neutral']:.4f}")
     return summary
+
+
+def evaluate_face_net_file(crops_path: str | Path, net_path: str | Path, split: str = "test") -> dict[str, Any]:
+    """Metrics of a saved face network on one split of a crop file (e.g. a run stopped before its end)."""
+    from imer_core.live.face_net import FaceNetRunner
+
+    data = load_fer_crops(crops_path)
+    rows = data["split"].astype(str) == split
+    runner = FaceNetRunner(net_path)
+    result = evaluate_net(runner.model, data["crops"][rows], live_targets(data["labels"][rows]))
+    result["detected_share"] = float(data["detected"][rows].mean())
+    result["net_metadata"] = runner.metadata
+    return result
