@@ -14,7 +14,8 @@ from .methods.base import RecoveryModel
 
 _METHODS: dict[str, type[RecoveryModel]] = {}
 # Modules imported on first use so that registering stays lazy and import-light.
-_BUILTIN_MODULES = ("imer_core.methods.imder", "imer_core.methods.cmarr", "imer_core.methods.rohydr")
+_BUILTIN_MODULES = ("imer_core.methods.imder", "imer_core.methods.cmarr", "imer_core.methods.rohydr",
+                    "imer_core.methods.regression")
 
 ModelT = TypeVar("ModelT", bound=type[RecoveryModel])
 

@@ -49,7 +49,7 @@ from .protocols import make_protocol
 from .runner import LoadedData, load_data, pretrain_state, run_experiment
 from .scenarios import SCENARIOS, scenario_row
 
-FAST_SAMPLERS: dict[str, str] = {"imder": "heun", "rohydr": "ddim", "cmarr": "mean"}
+FAST_SAMPLERS: dict[str, str] = {"imder": "heun", "rohydr": "ddim", "cmarr": "mean", "regression": "mean"}
 """Sampler of each method's fast setting (with ``fast_steps`` steps; CM-ARR's "mean" is one pass)."""
 REGRESSION_COLUMNS = (("Acc-2", "Non0_acc_2"), ("F1", "Non0_F1_score"), ("Acc-7", "Mult_acc_7"), ("MAE", "MAE"),
                       ("Corr", "Corr"))

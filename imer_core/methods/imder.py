@@ -118,6 +118,9 @@ class IMDerOptions:
                              "run imer-train distill)")
         if self.text_encoder not in ("features", "bert"):
             raise ValueError(f"text_encoder must be 'features' or 'bert', got {self.text_encoder!r}")
+        self._check_samplers()
+
+    def _check_samplers(self) -> None:
         for name in (self.sampler, self.train_sampler):
             if name.strip().lower() not in available_samplers():
                 raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
@@ -131,10 +134,13 @@ class IMDer(RecoveryModel):
 
     name = "imder"
     options_class = IMDerOptions
+    generative = True
+    """``False`` in :class:`~imer_core.methods.regression.ConditionalRegression`: the refiner regresses the
+    missing projection from the condition directly (no score networks, no sampling)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        opts: IMDerOptions = options_from_dict(IMDerOptions, config.method_options)
+        opts: IMDerOptions = options_from_dict(self.options_class, config.method_options)
         self.options = opts
         d = config.fusion.d_model
         self.sde = VESDE(opts.sigma)
@@ -156,7 +162,7 @@ class IMDer(RecoveryModel):
             m.value: ConditionalScoreUNet1d(d, opts.score_channels, opts.score_embed_dim,
                                             marginal_std=self.sde.marginal_std)
             for m in MODALITIES
-        })
+        } if self.generative else {})
         self.cat_la = nn.Conv1d(2 * d, d, 1)
         self.cat_lv = nn.Conv1d(2 * d, d, 1)
         self.cat_av = nn.Conv1d(2 * d, d, 1)
@@ -185,7 +191,7 @@ class IMDer(RecoveryModel):
         if make_default:
             changes.update(sampler=DistilledSampler.name, sampler_steps=int(steps))
         self.config = self.config.with_options(**changes)
-        self.options = options_from_dict(IMDerOptions, self.config.method_options)
+        self.options = options_from_dict(self.options_class, self.config.method_options)
         self._clear_inference_caches()
         return self.student_nets
 
@@ -303,20 +309,25 @@ class IMDer(RecoveryModel):
                 continue
             weight = idx.numel() / batch
             cond = self._condition(available, {m.value: proj[m.value].index_select(0, idx) for m in available})
-            group_targets = {}
-            if targets is not None:                                    # score losses first, as the reference
+            group_targets = ({m: targets[m.value].index_select(0, idx) for m in missing}
+                             if targets is not None else {})
+            if targets is not None and self.generative:               # score losses first, as the reference
                 for m in missing:
-                    group_targets[m] = targets[m.value].index_select(0, idx)
                     loss = denoising_score_matching_loss(self.score_nets[m.value], group_targets[m], self.sde,
                                                          condition=cond, eps=self.options.loss_eps)
                     score_losses[m.value] = score_losses[m.value] + weight * loss
-            generated = {m: self._generate(m, sampler, cond, generator, backend) for m in missing}
+            generated = {m: self._generate(m, sampler, cond, generator, backend) if self.generative else cond
+                         for m in missing}
             for m in missing:
                 refined = self._refine(m, generated[m], backend)     # gradients flow through the refiner
                 if targets is not None:
                     rec_loss = rec_loss + weight * F.mse_loss(refined, group_targets[m])
                 recovered[m.value] = recovered[m.value].index_copy(0, idx, refined.to(recovered[m.value].dtype))
         return recovered, score_losses, rec_loss
+
+    def _training_sampler(self) -> Sampler:
+        """The sampler whose outputs the refiners learn to correct (``train_sampler`` option)."""
+        return make_sampler(self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
 
     def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler:
         opts, sampling = self.options, sampling or SamplingOptions()
@@ -342,7 +353,7 @@ class IMDer(RecoveryModel):
         proj = self._project(masked)
         has_missing = bool((~mask).any())
         targets = self._project(features) if has_missing else None     # ground truth, loss targets only
-        sampler = make_sampler(self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
+        sampler = self._training_sampler()
         recovered, score_losses, rec_loss = self._recover(proj, mask, sampler, None, targets)
         prediction = self.fusion(recovered).prediction
         task = self.task_loss(prediction, labels.to(prediction.device))
