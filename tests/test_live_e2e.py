@@ -7,6 +7,7 @@ tests (its predictions are not meaningful; the plumbing is what is tested).
 """
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -74,6 +75,14 @@ def test_imer_run_writes_a_session_folder(live_checkpoints, tmp_path, capsys):
     assert len(csv_lines) == len(rows) + 1
     info = json.loads((folder / "session.json").read_text())
     assert info["method"] == "cmarr" and info["format"] == "imer-session-v1"
+    # rows start when the file plays: none says "loading ... the file starts playing", and the health
+    # timers do not count the model load (at most the clip's 20 s without a face, never more)
+    assert not any("starts playing" in r["modalities"][m]["reason"] for r in rows for m in ("vision", "audio"))
+    for r in rows:  # "no face detected for X s" never exceeds the time since the file started playing
+        for x in re.findall(r"no face detected for ([\d.]+) s", r["modalities"]["vision"]["reason"]):
+            assert float(x) <= r["t_session"] + 0.5, r["modalities"]["vision"]["reason"]
+    assert info["clean_shutdown"] is True and info["end_reason"] == "end of file"
+    assert info["predictions"] == len(predicted) and f"({len(predicted)} predictions in {len(rows)} rows)" in err
 
 
 def test_imer_run_refuses_a_bad_checkpoint(tmp_path, capsys):
