@@ -200,3 +200,30 @@ def test_rotation_writes_complete_session_folders_and_keeps_the_newest(tmp_path,
     assert all(_rows(f) == i["rows"] > 0 for f, i in zip(folders, infos))
     assert "folders under" in capsys.readouterr().err
     assert main(["run", "--source", str(demo_test_clip.path), "--keep-sessions", "2"]) == 2
+
+
+def test_a_file_ends_at_its_end_with_every_modality_switched_off(tmp_path, demo_test_clip, live_checkpoints, capsys):
+    from app.cli import main
+
+    out = tmp_path / "sessions"
+    assert main(["run", "--source", str(demo_test_clip.path), "--disable", "text,audio,vision", "--checkpoint",
+                 str(live_checkpoints["cmarr"]), "--out", str(out), "--quiet", "--duration", "120"]) == 0
+    info = json.loads((_sessions(out)[0] / "session.json").read_text())
+    assert info["end_reason"] == "end of file" and "end of file" in capsys.readouterr().err
+    assert info["duration_s"] < 60  # the clip lasts a few seconds; --duration 120 only guards against a hang
+
+
+def test_webcam_without_any_device_says_so_and_exits(monkeypatch, tmp_path, live_checkpoints, capsys):
+    from app.cli import main
+    from imer_core.live.parts import PipelineParts
+    from live_fakes import fake_rig
+
+    rig = fake_rig()
+    rig.video.fail = rig.audio.fail = True
+    monkeypatch.setattr(PipelineParts, "for_device", classmethod(lambda cls, device: rig.parts()))
+    out = tmp_path / "sessions"
+    assert main(["run", "--source", "webcam", "--device-wait", "1", "--checkpoint", str(live_checkpoints["cmarr"]),
+                 "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no camera and no microphone delivered anything within 1 s" in err and "device vanished" in err
+    assert not out.exists()
