@@ -181,6 +181,56 @@ class AncestralSampler(_Sampler):
 _SAMPLERS = {"ddim": DDIMSampler, "ddpm": AncestralSampler}
 
 
+class ReferenceDDIMSampler:
+    """The RoHyDR release's inference loop: diffusers ``DDIMScheduler(num_train_timesteps=S)``, defaults.
+
+    Reproduced semantics (η = 0, ``set_alpha_to_one``, ``clip_sample`` with range 1,
+    ``prediction_type="epsilon"``, "leading" spacing with ``S`` inference steps):
+
+    * its *own* linear β schedule of ``S`` steps (``β = linspace(1e-4, 0.02, S)``),
+      not the network's ``T``-step training schedule;
+    * the network is queried at ``t = S-1, …, 0`` — integer times of the ``T``-step
+      schedule it was trained on, i.e. at nearly clean noise levels;
+    * ``x̂_0`` is clamped to ``[-clip, clip]`` and ε is *not* recomputed from it;
+    * ``x_{t-1} = √ᾱ_{t-1} x̂_0 + √(1-ᾱ_{t-1}) ε`` with ``ᾱ_{-1} = 1``.
+
+    Kept to measure the released method; :class:`DDIMSampler` is the consistent one.
+    """
+
+    name = "ddim-reference"
+
+    def __init__(self, steps: int = 50, clip_denoised: float | None = 1.0, beta_start: float = 1e-4,
+                 beta_end: float = 0.02) -> None:
+        if steps < 1:
+            raise ValueError(f"sampler steps must be >= 1, got {steps}")
+        self.steps = int(steps)
+        self.clip_denoised = float(clip_denoised) if clip_denoised else None
+        betas = torch.linspace(beta_start, beta_end, self.steps, dtype=torch.float64)
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+
+    def sample(self, eps_fn: EpsFn, process: GaussianDiffusion, shape: Sequence[int],
+               condition: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Reverse loop as in the release (``process`` only checks that ``S <= T``)."""
+        if self.steps > process.num_steps:
+            raise ValueError(f"reference DDIM with {self.steps} steps exceeds the {process.num_steps}-step process")
+        device = torch.device(device) if device is not None else (
+            condition.device if condition is not None else torch.device("cpu"))
+        x = noise if noise is not None else torch.randn(tuple(shape), device=device, generator=generator)
+        for t in range(self.steps - 1, -1, -1):
+            a_t = float(self.alphas_cumprod[t])
+            a_prev = float(self.alphas_cumprod[t - 1]) if t > 0 else 1.0
+            eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), condition)
+            x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
+            if self.clip_denoised is not None:
+                x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)       # ε kept as predicted
+            x = a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
+        return x
+
+    def __repr__(self) -> str:
+        return f"ReferenceDDIMSampler(steps={self.steps}, clip_denoised={self.clip_denoised})"
+
+
 def available_samplers() -> list[str]:
     """Names accepted by :func:`make_sampler`."""
     return sorted(_SAMPLERS)
@@ -192,3 +242,20 @@ def make_sampler(name: str, steps: int, clip_denoised: float | None = None) -> _
     if key not in _SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
     return _SAMPLERS[key](steps=steps, clip_denoised=clip_denoised)
+
+
+class ScaledClipSampler:
+    """A sampler whose ``x̂_0`` clamp range is set per call (``clip``: a float or a 0-dim tensor)."""
+
+    def __init__(self, inner: _Sampler, clip: "float | torch.Tensor") -> None:
+        self.inner, self.clip = inner, float(clip)
+        self.steps = inner.steps
+
+    def sample(self, *args, **kwargs) -> torch.Tensor:
+        """Run ``inner`` with ``clip_denoised`` = this object's range."""
+        saved = self.inner.clip_denoised
+        self.inner.clip_denoised = self.clip
+        try:
+            return self.inner.sample(*args, **kwargs)
+        finally:
+            self.inner.clip_denoised = saved

@@ -26,7 +26,12 @@ forward, backward and step of the main optimizer):
 As in the reference, the training-time DDIM chain is differentiable, so
 ``L_rec`` and stages 2-3 also train the DiTs through the sampler.
 
-Deviations from the reference code (``Siowllience/RoHyDR``):
+Two modes (option ``mode``, see :class:`RoHyDROptions`): ``"reference"`` keeps
+the release's sampler (diffusers DDIM on its own 50-step schedule, ``[-1, 1]``
+clamp, ε not recomputed) and its main optimiser holding ``D``; ``"improved"``
+(default) is described by the deviations below plus a clamp range scaled to the
+features' running RMS.  Deviations of the improved mode from the reference code
+(``Siowllience/RoHyDR``):
 
 * the reference trains on the 1000-step schedule but samples with a diffusers
   ``DDIMScheduler(num_train_timesteps=50)``, i.e. a *different* 50-step β
@@ -58,7 +63,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.ddpm import DDIMSampler, GaussianDiffusion, make_sampler
+from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
 from ..modalities import MODALITIES, Modality, validate_mask
 from ..nn.dit import DiT1d
 from ..nn.fusion_recovery import (FusionDiscriminator, FusionReconstructor, discriminator_loss, discriminator_step,
@@ -117,6 +122,8 @@ class RoHyDR(RecoveryModel):
                                        for m in MODALITIES})
         self.reconstructor = FusionReconstructor(6 * d, opts.reconstructor_hidden, opts.reconstructor_dropout)
         self.discriminator = FusionDiscriminator(6 * d, opts.discriminator_hidden)
+        # Running RMS of the recovery targets (improved mode's clamp range); 1 until trained.
+        self.register_buffer("target_rms", torch.ones(()))
         self.prepare_stage(self.stage)
 
     # ------------------------------------------------------------------ hooks
@@ -128,9 +135,10 @@ class RoHyDR(RecoveryModel):
                 p.requires_grad_(stage == PRETRAIN)
 
     def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-        """``"main"``: Adam over trainable parameters except ``D``; ``"discriminator"``: Adam over ``D``."""
+        """``"main"``: Adam over trainable parameters except ``D`` (reference mode: including ``D``);
+        ``"discriminator"``: Adam over ``D``."""
         disc = list(self.discriminator.parameters())
-        ids = {id(p) for p in disc}
+        ids = set() if self.options.mode == "reference" else {id(p) for p in disc}
         params = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
         lr_d = self.options.discriminator_lr if self.options.discriminator_lr is not None else learning_rate
         return {"main": torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay),
@@ -171,7 +179,8 @@ class RoHyDR(RecoveryModel):
                 parts["discriminator"] = d_loss.detach()
             discriminator_step(self.discriminator, optimizers["discriminator"], d_loss, distributed)
             if out.reconstructed is not None:                           # R step against the updated D
-                judged = frozen_forward(self.discriminator, out.reconstructed)
+                judged = (self.discriminator(out.reconstructed) if self.options.mode == "reference"
+                          else frozen_forward(self.discriminator, out.reconstructed))
                 adversarial = F.binary_cross_entropy(judged, torch.ones_like(judged))
                 g_loss = g_loss + self.options.lambda_al * adversarial
                 parts["adversarial"] = adversarial.detach()
@@ -266,7 +275,9 @@ class RoHyDR(RecoveryModel):
         mask = validate_mask(mask, self.check_features(features)).to(next(iter(masked.values())).device)
         proj, truth = self._project(masked), self._project(features)   # truth: loss targets / F_gt only
         rows = torch.nonzero(~mask.all(dim=1), as_tuple=False).view(-1)
-        sampler = DDIMSampler(self.options.train_sampler_steps, clip_denoised=self.options.clip_denoised)
+        if self.training:
+            self._track_target_rms(truth, mask)
+        sampler = self._make_sampler("ddim", self.options.train_sampler_steps)
         grad = self.options.sampler_grad
         parts: dict[str, torch.Tensor] = {}
         total = proj["text"].new_zeros(())
@@ -309,7 +320,37 @@ class RoHyDR(RecoveryModel):
     def _inference_sampler(self, sampling: SamplingOptions) -> Any:
         name = (sampling.sampler or self.options.sampler).strip().lower()
         steps = sampling.steps if sampling.steps is not None else self.options.sampler_steps
-        return make_sampler(name, steps, clip_denoised=self.options.clip_denoised)
+        return self._make_sampler(name, steps)
+
+    def _make_sampler(self, name: str, steps: int) -> Any:
+        """The mode's sampler: the release's DDIM loop (reference) or a respaced one with a scale-aware clamp."""
+        if self.options.mode == "reference":
+            if name != "ddim":
+                raise ValueError(f"reference mode samples with the release's DDIM loop only, not {name!r}")
+            return ReferenceDDIMSampler(steps, clip_denoised=self.options.clip_denoised,
+                                        beta_start=self.options.beta_start, beta_end=self.options.beta_end)
+        inner = make_sampler(name, steps, clip_denoised=None)
+        if not self.options.clip_rms_multiple:
+            return inner
+        return ScaledClipSampler(inner, self.options.clip_rms_multiple * float(self.target_rms))
+
+    @torch.no_grad()
+    def _track_target_rms(self, truth: dict[str, torch.Tensor], mask: torch.Tensor, momentum: float = 0.05) -> None:
+        """Exponential moving average of the RMS of the projections the DiTs learn (missing entries)."""
+        values = [truth[m.value][~mask[:, i]] for i, m in enumerate(MODALITIES) if bool((~mask[:, i]).any())]
+        if not values:
+            return
+        rms = torch.sqrt(torch.mean(torch.cat([v.reshape(-1) for v in values]).float() ** 2))
+        if torch.isfinite(rms):
+            first = bool(self.target_rms == 1.0)
+            self.target_rms.copy_(rms if first else (1 - momentum) * self.target_rms + momentum * rms)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # Checkpoints written before the running RMS existed: keep 1 (the clamp range of their training).
+        state_dict.setdefault(prefix + "target_rms", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     @torch.no_grad()
     def recover(self, features: Features, mask: torch.Tensor,

@@ -31,6 +31,25 @@ class RoHyDROptions:
         discriminator_loss_weight: factor of D's BCE loss (0.1).
         discriminator_lr: D's learning rate (``None``: the main one).
         discriminator_weight_decay: D's Adam weight decay (reference ``decay``).
+        mode: ``"improved"`` (default) or ``"reference"``.
+
+            * ``"reference"`` — the released code's semantics where they are
+              numerical: the diffusers ``DDIMScheduler(num_train_timesteps=S)`` loop
+              (:class:`~imer_core.diffusion.ddpm.ReferenceDDIMSampler`: its own S-step
+              schedule, the DiT queried at t = S-1..0 of its 1000-step training
+              schedule, ``x̂_0`` clamped to ``[-clip_denoised, clip_denoised]``, ε not
+              recomputed), for training and inference; and ``D`` in the main
+              optimiser too, so the R step also moves ``D`` (its own Adam still steps it).
+              Not reproduced: the reference's transformers without positional
+              embeddings and its single text-dropout draw (this project's MulT always
+              adds positions; the text projection draws dropout per call).
+            * ``"improved"`` — the sampler respaces the DiT's own training schedule,
+              ε is recomputed from the clamped ``x̂_0``, the clamp range is
+              ``clip_rms_multiple`` × the running RMS of the recovery targets (the
+              features have an RMS far from 1, where a ``[-1, 1]`` clamp destroys them),
+              and ``D`` has only its own optimiser.
+        clip_rms_multiple: improved mode's clamp range in units of the targets' running RMS
+            (0: no clamp).
     """
 
     dit_hidden: int = 64
@@ -56,6 +75,8 @@ class RoHyDROptions:
     discriminator_loss_weight: float = 0.1
     discriminator_lr: float | None = None
     discriminator_weight_decay: float = 1e-5
+    mode: str = "improved"
+    clip_rms_multiple: float = 4.0
 
     def __post_init__(self) -> None:
         for name in ("reconstructor_hidden", "discriminator_hidden"):
@@ -63,6 +84,11 @@ class RoHyDROptions:
             if len(value) != 2 or min(value) < 1:
                 raise ValueError(f"{name} must be two positive widths, got {value}")
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "mode", str(self.mode).strip().lower())
+        if self.mode not in ("improved", "reference"):
+            raise ValueError(f"mode must be 'improved' or 'reference', got {self.mode!r}")
+        if self.clip_rms_multiple < 0:
+            raise ValueError(f"clip_rms_multiple must be >= 0, got {self.clip_rms_multiple}")
         if self.sampler.strip().lower() not in available_samplers():
             raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers())}")
         if not 1 <= min(self.sampler_steps, self.train_sampler_steps) <= max(

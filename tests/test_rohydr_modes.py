@@ -1,0 +1,75 @@
+"""RoHyDR's reference mode (the release's numerics) and improved mode (consistent schedule, scale-aware clamp)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imer_core.diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
+from imer_core.methods.base import RECOVERY
+from imer_core.registry import create_model
+
+from conftest import small_features
+from test_rohydr import MIXED, _changed, _snapshot, make
+
+
+def test_reference_ddim_follows_the_diffusers_loop_by_hand() -> None:
+    queried = []
+
+    def eps_fn(x, t, condition):
+        queried.append(int(t[0]))
+        return 0.5 * x
+
+    steps = 3
+    sampler = ReferenceDDIMSampler(steps, clip_denoised=1.0)
+    x = torch.tensor([[[3.0, -0.2]]])
+    out = sampler.sample(eps_fn, GaussianDiffusion(1000), x.shape, noise=x.clone())
+    assert queried == [2, 1, 0]                                       # t of the 1000-step schedule the DiT learnt
+    alpha_bar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, steps, dtype=torch.float64), 0)
+    expected = x.double()
+    for t in (2, 1, 0):
+        a, a_prev = float(alpha_bar[t]), float(alpha_bar[t - 1]) if t else 1.0
+        eps = 0.5 * expected
+        x0 = ((expected - (1 - a) ** 0.5 * eps) / a ** 0.5).clamp(-1, 1)   # ε not recomputed
+        expected = a_prev ** 0.5 * x0 + (1 - a_prev) ** 0.5 * eps
+    torch.testing.assert_close(out.double(), expected)
+    with pytest.raises(ValueError, match="exceeds"):
+        ReferenceDDIMSampler(20).sample(eps_fn, GaussianDiffusion(10), x.shape, noise=x)
+
+
+def test_reference_mode_puts_d_in_the_main_optimizer_and_uses_the_release_sampler() -> None:
+    net = make(mode="reference").train()
+    net.prepare_stage(RECOVERY)
+    optimizers = net.configure_optimizers(1e-3)
+    main_ids = {id(p) for g in optimizers["main"].param_groups for p in g["params"]}
+    assert {id(p) for p in net.discriminator.parameters()} <= main_ids
+    assert isinstance(net._make_sampler("ddim", 3), ReferenceDDIMSampler)
+    with pytest.raises(ValueError, match="release's DDIM loop only"):
+        net._make_sampler("ddpm", 3)
+    # D's own Adam at lr 0: D still moves, through the main optimizer (as in the release).
+    optimizers["discriminator"] = torch.optim.Adam(net.discriminator.parameters(), lr=0.0)
+    before = _snapshot(net.discriminator)
+    out = net.train_step(small_features(5), torch.randn(5, 1), MIXED, optimizers, grad_clip=0.6)
+    assert bool(torch.isfinite(out.total)) and _changed(net.discriminator, before)
+
+
+def test_improved_mode_clamps_at_a_multiple_of_the_running_target_rms(tmp_path) -> None:
+    net = make(clip_rms_multiple=3.0).train()
+    net.prepare_stage(RECOVERY)
+    feats = {k: 7.0 * v for k, v in small_features(5).items()}        # RMS far from 1
+    assert float(net.target_rms) == 1.0
+    net.train_step(feats, torch.randn(5, 1), MIXED, net.configure_optimizers(1e-3))
+    truth = net.project(feats)
+    rms = float(torch.sqrt(torch.mean(torch.cat([truth[m][~MIXED[:, i]].reshape(-1)
+                                                 for i, m in enumerate(("text", "audio", "vision"))]) ** 2)))
+    assert float(net.target_rms) == pytest.approx(rms, rel=1e-5)
+    sampler = net._make_sampler("ddim", 3)
+    assert isinstance(sampler, ScaledClipSampler) and sampler.clip == pytest.approx(3.0 * rms, rel=1e-5)
+    assert sampler.inner.clip_denoised is None                        # restored after each call
+    state = {k: v for k, v in net.state_dict().items() if k != "target_rms"}   # a checkpoint from before
+    fresh = make()
+    fresh.load_state_dict(state)
+    assert float(fresh.target_rms) == 1.0
+    assert make(clip_rms_multiple=0)._make_sampler("ddim", 3).clip_denoised is None
+    with pytest.raises(ValueError, match="mode must be"):
+        make(mode="faithful")
