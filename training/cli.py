@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="euler-maruyama, heun or distilled (default: the model's)")
     evaluate.add_argument("--backend", default=None, help="eager, traced or cuda-graph (default: the model's)")
     evaluate.add_argument("--steps", type=int, default=None)
-    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--batch-size", type=int, default=32, help="batch size of the missing protocol's schedule")
+    evaluate.add_argument("--eval-batch-size", type=int, default=256,
+                          help="samples recovered per batch (batched sampling; halved on CUDA out-of-memory)")
     evaluate.add_argument("--device", default="auto")
 
     synth = sub.add_parser("synth", help="write a synthetic MMSA-schema pickle (labelled synthetic)")
@@ -249,7 +251,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     splits = load_mmsa(Path(args.data))
     datasets = {name: MMSADataset(split) for name, split in splits.items()}
     ctx = setup(args.device)
-    trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size), make_protocol(args.protocol),
+    trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size, eval_batch_size=args.eval_batch_size), make_protocol(args.protocol),
                       ctx, RunFolder(Path("."), enabled=False))
     sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
     print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
