@@ -1,77 +1,47 @@
 """``imer run``: the live pipeline without a window.
 
 Prints a one-line status (rewritten in place on a terminal, every few
-seconds otherwise) and writes a session folder as it goes; Ctrl-C, the end of
-a media file or ``--duration`` stop every thread cleanly.
+seconds otherwise) and writes a session folder as it goes; Ctrl-C, SIGTERM,
+the end of a media file or ``--duration`` stop every thread cleanly, and a
+second Ctrl-C ends the process at once.
+
+Exit codes: 0 the session ended normally (end of file, ``--duration``,
+Ctrl-C / SIGTERM); 1 the media file or the devices cannot be used (not an
+audio/video file, no camera and no microphone); 2 any other usage error (a
+checkpoint that does not fit, a bad option); 128 + the signal when a signal
+ended the process before it recorded anything or a second one forced it.
+
+Nothing heavy is imported here: ``imer --help`` and argument errors stay
+free of torch, MediaPipe and the models (they are imported by :func:`run`).
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from imer_core.live.engine import LiveResult
-from imer_core.live.health import HealthConfig
-from imer_core.live.models import LiveModelError
-from imer_core.live.parts import WEBCAM, SourceSpec
-from imer_core.live.pipeline import LivePipeline, PipelineConfig, disabled_from_text
-from imer_core.live.recording import SessionRecording
-from imer_core.live.session import new_session_dir
 from imer_core.live.smoothing import DEFAULT_SMOOTHING_S
 
+from .arguments import DEFAULT_DEVICE_WAIT_S, add_run_arguments, add_source_arguments  # noqa: F401 - re-exported
+from .signals import StopRequests
 
-def add_source_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """Options shared by ``imer`` (the window) and ``imer run``.
+if TYPE_CHECKING:
+    from imer_core.live.engine import LiveResult
+    from imer_core.live.pipeline import PipelineConfig
 
-    ``defaults=False`` (the ``run`` subcommand) leaves out the defaults, so
-    ``imer --source clip.mp4 run`` keeps what was given before ``run``.
-    """
-    def default(value: Any) -> Any:
-        return value if defaults else argparse.SUPPRESS
-
-    parser.add_argument("--source", default=default(None),
-                        help="'webcam' (camera + microphone) or a media/audio file; default: webcam")
-    parser.add_argument("--camera", type=int, default=default(0), help="camera index (OpenCV)")
-    parser.add_argument("--mic", default=default(None),
-                        help="microphone: name (substring) or index; default device if omitted")
-    parser.add_argument("--loop", action="store_true", default=default(False), help="replay a media file forever")
-    parser.add_argument("--disable", default=default(""),
-                        help="modalities switched off at start, e.g. 'vision,text'")
-    parser.add_argument("--method", default=default(None), help="recovery method: imder, rohydr or cmarr")
-    parser.add_argument("--checkpoint", action="append", default=default([]), metavar="PATH",
-                        help="live checkpoint (repeat for several methods); default: the shipped assets/models")
-    parser.add_argument("--sampler-steps", type=int, default=default(None), help="diffusion sampling steps")
-    parser.add_argument("--device", default=default("auto"), choices=("auto", "cpu", "cuda"),
-                        help="where the model runs (auto: CUDA when present)")
+WEBCAM = "webcam"  # imer_core.live.parts.WEBCAM (that module imports the capture stack)
+EXIT_OK, EXIT_MEDIA, EXIT_USAGE = 0, 1, 2
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``imer run`` (the source options' defaults come from the main ``imer`` parser)."""
-    add_source_arguments(parser, defaults=False)
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--out", default="sessions", help="folder that receives the session folder")
-    parser.add_argument("--record-audio", action="store_true", help="also keep the raw audio (audio.wav)")
-    parser.add_argument("--record-video", action="store_true", help="also keep the raw video (video.mkv)")
-    parser.add_argument("--hop", type=float, default=0.15, help="seconds between predictions")
-    parser.add_argument("--text-silence", type=float, default=15.0,
-                        help="seconds without transcribed speech after which text counts as failing")
-    parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING_S, metavar="SECONDS",
-                        help="time constant of the smoothed probabilities shown in the status line and stored "
-                             "beside the raw ones (0: raw only; default %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no status line")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="guided calibration: act each emotion while reading its sentence; writes "
-                             "calibration.npz into the session folder (for imer-train finetune)")
-    parser.add_argument("--calibration-seconds", type=float, default=10.0, help="seconds per emotion")
-
-
-def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+def pipeline_config(args: argparse.Namespace) -> "PipelineConfig":
     """The :class:`PipelineConfig` of parsed ``imer``/``imer run`` arguments."""
+    from imer_core.live.health import HealthConfig
+    from imer_core.live.parts import SourceSpec
+    from imer_core.live.pipeline import PipelineConfig, disabled_from_text
+
     source = args.source or WEBCAM
     if source != WEBCAM and not Path(source).is_file():
         raise SystemExit(f"imer: source file not found: {source}")
@@ -94,7 +64,7 @@ def _mic(value: str | None) -> "str | int | None":
     return int(value) if value is not None and value.isdigit() else value
 
 
-def status_line(result: LiveResult | None, stats: dict, elapsed: float) -> str:
+def status_line(result: "LiveResult | None", stats: dict, elapsed: float) -> str:
     """One line: time, top emotion, modality states, rates and latency."""
     if result is None:
         return f"[{elapsed:6.1f}s] starting..."
@@ -111,62 +81,201 @@ def status_line(result: LiveResult | None, stats: dict, elapsed: float) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run the pipeline until Ctrl-C, end of file or ``--duration``; returns an exit code."""
+    """Run the pipeline until Ctrl-C / SIGTERM, end of file or ``--duration``; returns an exit code."""
     out = sys.stderr if out is None else out
+    problem = _check_options(args)
+    if problem:
+        print(f"imer: {problem}", file=out)
+        return EXIT_USAGE
+    source = args.source or WEBCAM
+    if source != WEBCAM:
+        problem = _media_problem(Path(source))
+        if problem:
+            print(f"imer: {problem}", file=out)
+            return EXIT_MEDIA
+    stop = StopRequests(out).install()
+    try:
+        return _run(args, out, stop, source)
+    finally:
+        stop.restore()
+
+
+def _check_options(args: argparse.Namespace) -> str:
+    for name in ("duration", "rotate_minutes"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 < value < float("inf"):
+            return f"--{name.replace('_', '-')} must be a positive number, got {value}"
+    keep = getattr(args, "keep_sessions", None)
+    if keep is not None and keep < 1:
+        return f"--keep-sessions must be at least 1, got {keep}"
+    if keep is not None and getattr(args, "rotate_minutes", None) is None:
+        return "--keep-sessions needs --rotate-minutes"
+    return ""
+
+
+def _media_problem(path: Path) -> str:
+    """Why ``path`` cannot be played (one line), or ``""``."""
+    if not path.exists():
+        return f"source file not found: {path}"
+    from imer_core.live.sources.media import MediaOpenError, probe_media
+
+    try:
+        probe_media(path)
+    except MediaOpenError as exc:
+        return f"not an audio or video file: {path.name} ({exc})"
+    return ""
+
+
+def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str) -> int:
+    from imer_core.live.models import LiveModelError
+    from imer_core.live.pipeline import LivePipeline
+
     try:
         pipeline = LivePipeline(pipeline_config(args))
         if pipeline.engine.method is not None:
             pipeline.bank.get(pipeline.engine.method)  # refuse a checkpoint that does not fit, before starting
+    except SystemExit as exc:
+        print(exc, file=out)
+        return EXIT_USAGE
     except (LiveModelError, ValueError) as exc:
         print(f"imer: {exc}", file=out)
-        return 2
+        return EXIT_USAGE
     if not pipeline.bank.methods:
         print("imer: no trained model loaded (no --checkpoint and no shipped model): modality states and "
               "features are shown, but no emotion is predicted", file=out)
-    folder = new_session_dir(args.out)
-    recording = SessionRecording(pipeline, folder, {"command": " ".join(sys.argv)},
-                                 raw_audio=args.record_audio, raw_video=args.record_video)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if _main_thread() else None
-    started = time.monotonic()
+    stop.starting = False  # from here a Ctrl-C stops the pipeline cleanly
+    pipeline.start()
+    recorded = False
     try:
-        recording.start()
-        pipeline.start()
-        if args.calibrate:
-            _calibrate(pipeline, folder, args, stop, out)
-        else:
-            _loop(pipeline, args, stop, started, out)
+        problem = _wait_for_source(pipeline, args, stop, out, source)
+        if problem:
+            print(f"\nimer: {problem}", file=out)
+            return EXIT_MEDIA
+        if stop.is_set():
+            print("\nstopped before the source started: nothing recorded", file=out)
+            return EXIT_OK
+        recorded = True
+        return _record(pipeline, args, stop, out)
     finally:
-        pipeline.stop()
-        recording.stop()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    print(f"\nsession written to {folder} ({recording.recorder.rows} predictions)", file=out)
-    return 0
+        # A normal end lets a recognition in progress finish (its words reach the transcript);
+        # a signal, an error or nothing recorded: threads get a fraction of a second.
+        pipeline.stop(quick=stop.is_set() or not recorded)
 
 
-def _loop(pipeline: LivePipeline, args: argparse.Namespace, stop: threading.Event, started: float,
-          out: TextIO) -> None:
+def _wait_for_source(pipeline, args: argparse.Namespace, stop: StopRequests, out: TextIO, source: str) -> str:
+    """Wait until the source plays (a held file: its models loaded); ``""`` or why it never will."""
+    started = time.monotonic()
+    last_print = -10.0
+    while not stop.wait(0.1):
+        elapsed = time.monotonic() - started
+        if source == WEBCAM:
+            devices = [(name, s) for name, s in (("camera", pipeline.video), ("microphone", pipeline.audio))
+                       if s is not None]
+            if any(s.status.ok for _, s in devices):
+                return ""
+            if elapsed >= args.device_wait:
+                reasons = "; ".join(f"{name}: {s.status.reason or 'no data'}" for name, s in devices)
+                return (f"no camera and no microphone delivered anything within {args.device_wait:g} s "
+                        f"({reasons}); connect one, or play a file with --source FILE")
+        elif not pipeline.waiting_for_models:
+            return ""
+        if not args.quiet and elapsed - last_print >= 5.0:
+            what = "waiting for the camera / microphone" if source == WEBCAM else \
+                "loading models; the file starts playing when they are ready"
+            print(f"[{elapsed:6.1f}s] {what}", file=out, flush=True)
+            last_print = elapsed
+    return ""
+
+
+def _record(pipeline, args: argparse.Namespace, stop: StopRequests, out: TextIO) -> int:
+    """Write session folders from now on (the source plays) until the run ends."""
+    from imer_core.live.recording import SessionRecording
+    from imer_core.live.session import new_session_dir
+
+    rotate_s = args.rotate_minutes * 60.0 if args.rotate_minutes else None
+    started = time.monotonic()
+    folders: list[Path] = []  # this run's folders still on disk (oldest first)
+    parts = 0
+    totals = {"predictions": 0, "rows": 0}
+    reason = ""
+    while not reason:
+        folder = new_session_dir(args.out)
+        folders.append(folder)
+        parts += 1
+        recording = SessionRecording(pipeline, folder, {"command": " ".join(sys.argv), "part": parts},
+                                     raw_audio=args.record_audio, raw_video=args.record_video).start()
+        part_started = time.monotonic()
+        try:
+            if args.calibrate:
+                _calibrate(pipeline, folder, args, stop, out)
+                reason = stop.signal_name or "calibration done"
+            else:
+                reason = _loop(pipeline, args, stop, started, out,
+                               None if rotate_s is None else part_started + rotate_s)
+        finally:
+            if reason or sys.exc_info()[0] is not None:  # the run ends: threads first, so their last output is kept
+                pipeline.stop(quick=stop.is_set())
+            recording.stop(reason=reason or "rotated", timeout_s=1.0 if stop.is_set() else 5.0)
+            totals["predictions"] += recording.recorder.predictions
+            totals["rows"] += recording.recorder.rows
+        if args.keep_sessions is not None:
+            while len(folders) > args.keep_sessions:
+                _remove_session(folders.pop(0))
+    where = folders[-1] if parts == 1 else f"{parts} folders under {args.out} ({len(folders)} kept)"
+    print(f"\nsession written to {where} ({totals['predictions']} predictions in {totals['rows']} rows)",
+          file=out)
+    return EXIT_OK
+
+
+def _remove_session(folder: Path) -> None:
+    """Delete an old session folder of this run (--keep-sessions); only the files a session holds."""
+    import shutil
+
+    if (folder / "session.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _loop(pipeline, args: argparse.Namespace, stop: StopRequests, started: float, out: TextIO,
+          rotate_at: float | None) -> str:
+    """Status lines until the run (or this part of it) ends; returns why ("" when rotating)."""
     tty = out.isatty()
     last_print = 0.0
+    file_s = _file_seconds(pipeline)
     while not stop.wait(0.2):
-        elapsed = time.monotonic() - started
+        now = time.monotonic()
+        elapsed = now - started
         if args.duration is not None and elapsed >= args.duration:
-            break
-        if pipeline.ended:
+            return "duration"
+        if pipeline.ended or (file_s is not None and _nothing_plays(pipeline) and elapsed >= file_s):
             print("\nend of file", file=out, flush=True)
-            pipeline.finish_file(cancel=stop)  # the last words and the prediction with them
-            break
+            pipeline.finish_file(cancel=stop.event)  # the last words and the prediction with them
+            return "end of file"
+        if rotate_at is not None and now >= rotate_at:
+            return ""
         if args.quiet or (not tty and elapsed - last_print < 5.0):
             continue
-        line = (f"[{elapsed:6.1f}s] loading models; the file starts playing when they are ready"
-                if pipeline.waiting_for_models else status_line(pipeline.latest_result, pipeline.stats(), elapsed))
+        line = status_line(pipeline.latest_result, pipeline.stats(), elapsed)
         print(("\r" + line[:150].ljust(150)) if tty else line, end="" if tty else "\n", file=out, flush=True)
         last_print = elapsed
+    return stop.signal_name or "stopped"
 
 
-def _calibrate(pipeline: LivePipeline, folder: Path, args: argparse.Namespace, stop: threading.Event,
-               out: TextIO) -> None:
+def _file_seconds(pipeline) -> float | None:
+    """Play time of a media file source that does not loop (its duration), else ``None``."""
+    spec = pipeline.config.sources
+    if not spec.is_file or spec.loop:
+        return None
+    info = getattr(pipeline.video, "_owner", None)
+    duration = getattr(getattr(info, "info", None), "duration_s", None)
+    return float(duration) if duration else None
+
+
+def _nothing_plays(pipeline) -> bool:
+    """Every modality is switched off, so neither stream of the file runs (its end is never seen)."""
+    return not any(s is not None and s.running for s in (pipeline.video, pipeline.audio))
+
+
+def _calibrate(pipeline, folder: Path, args: argparse.Namespace, stop: StopRequests, out: TextIO) -> None:
     """Walk the user through the calibration script with prompts in the terminal."""
     from dataclasses import replace as replace_step
 
@@ -192,6 +301,3 @@ def _calibrate(pipeline: LivePipeline, folder: Path, args: argparse.Namespace, s
         return
     print(f"\ncalibration windows written to {path}", file=out)
 
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()

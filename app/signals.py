@@ -40,3 +40,82 @@ def note_early_signals(exit_now: bool = True) -> threading.Event:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, handle)
     return EARLY_STOP
+
+
+def exit_process(code: int) -> None:
+    """End the process now, after flushing logs and the standard streams.
+
+    Used once a command has closed its files: the interpreter's own exit would
+    wait for native threads (a model load, a speech recognition) and run
+    native destructors -- MediaPipe's would send a usage report over the
+    network (see :mod:`imer_core.features.face`).
+    """
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+class StopRequests:
+    """Ctrl-C and SIGTERM for a running command: the first asks to stop, a second ends the process.
+
+    While :attr:`starting` is true (nothing written yet) the first signal
+    already ends the process.  Install with :meth:`install` from the main
+    thread; :meth:`restore` puts the previous handlers back.
+    """
+
+    def __init__(self, out: "object | None" = None) -> None:
+        self.event = threading.Event()
+        self.signal_name = ""
+        self.starting = True
+        self.forced = False
+        self._out = out
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread() and sys.platform != "win32":
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        if EARLY_STOP.is_set():
+            self._handle(signal.SIGINT, None)
+        return self
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _say(self, text: str) -> None:
+        out = self._out or sys.stderr
+        try:
+            out.write(text + "\n")
+            out.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.starting:
+            self._say(f"\nimer: {name} while starting: nothing was recorded")
+            exit_process(128 + signum)
+        if self.event.is_set():
+            self.forced = True
+            self._say(f"\nimer: second {name}: ending now (files written so far are kept)")
+            exit_process(128 + signum)
+        self.signal_name = name
+        self.event.set()
+        self._say(f"\nimer: {name}: stopping (press Ctrl-C again to end at once)")
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self.event.wait(timeout)
+
+    def set(self) -> None:
+        self.event.set()

@@ -1,7 +1,7 @@
 """Live pipeline benchmark: a 60 s 640x480 30 fps clip with speech, real extractors, real time.
 
 Generates the clip (animated public-domain portrait + espeak-ng sentences, see
-``imer_core.live.demo_clip``), plays it through :class:`LivePipeline` at real
+``training.demo_clip``), plays it through :class:`LivePipeline` at real
 time with every modality on, and reports per-stage latency p50/p95, sustained
 face-feature fps, prediction rate, ASR real-time factor, end-to-end latency
 (frame capture → result) and peak memory.  Writes a section of
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_imder import replace_section  # noqa: E402
-from imer_core.live.demo_clip import DEMO_SENTENCES, make_clip  # noqa: E402
+from training.demo_clip import DEMO_SENTENCES, make_clip  # noqa: E402
 from imer_core.live.engine import LATENCY_STAGES  # noqa: E402
 from imer_core.live.parts import SourceSpec  # noqa: E402
 from imer_core.live.pipeline import LivePipeline, PipelineConfig  # noqa: E402

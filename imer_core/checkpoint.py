@@ -27,6 +27,10 @@ from .registry import create_model
 FORMAT_NAME = "imer-checkpoint"
 FORMAT_VERSION = 1
 _REQUIRED_KEYS = ("format", "format_version", "method", "config", "state_dict")
+#: A checkpoint's members are stored uncompressed by torch.save; a file whose
+#: members declare more than this many times its own size (plus slack) is refused
+#: before anything is read (a zip bomb, or a corrupt directory).
+_MAX_EXPANSION, _EXPANSION_SLACK = 4, 64 << 20
 
 
 class CheckpointError(RuntimeError):
@@ -41,6 +45,11 @@ def save_checkpoint(model: RecoveryModel, path: "str | os.PathLike[str]",
     never leaves a truncated checkpoint behind.
     """
     path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"refusing to save a model with NaN or infinite weights ({len(bad)} tensors, "
+                              f"e.g. {bad[0]}) to {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT_NAME,
@@ -49,7 +58,7 @@ def save_checkpoint(model: RecoveryModel, path: "str | os.PathLike[str]",
         "method": model.config.method,
         "config": model.config.to_dict(),
         "metadata": _plain(dict(metadata or {})),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
     }
     fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -67,8 +76,10 @@ def read_checkpoint(path: "str | os.PathLike[str]") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
+    _check_declared_size(path, size)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, io.UnsupportedOperation) as exc:
@@ -81,10 +92,48 @@ def read_checkpoint(path: "str | os.PathLike[str]") -> dict[str, Any]:
     missing = [k for k in _REQUIRED_KEYS if k not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
-    if int(payload["format_version"]) > FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {payload['format_version']}, "
+    version = payload["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"checkpoint {path} has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {version}, "
                               f"newer than this library supports ({FORMAT_VERSION}); upgrade imer")
+    _check_types(path, payload)
     return payload
+
+
+def _check_declared_size(path: Path, size: int) -> None:
+    """Refuse a file whose zip members declare far more bytes than the file holds (before reading them)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip: torch.load reports it (legacy format or corrupt)
+    if declared > _MAX_EXPANSION * size + _EXPANSION_SLACK:
+        raise CheckpointError(f"checkpoint {path} declares {declared} bytes of content in a {size}-byte file; "
+                              "it is corrupt or hostile")
+
+
+def _check_types(path: Path, payload: Mapping[str, Any]) -> None:
+    """Types of the fields every reader relies on; non-finite weights."""
+    if not isinstance(payload["method"], str) or not payload["method"]:
+        raise CheckpointError(f"checkpoint {path}: 'method' must be a non-empty string")
+    if not isinstance(payload["config"], Mapping):
+        raise CheckpointError(f"checkpoint {path}: 'config' must be a dict, got {type(payload['config']).__name__}")
+    metadata = payload.get("metadata", {})
+    if not isinstance(metadata, Mapping):
+        raise CheckpointError(f"checkpoint {path}: 'metadata' must be a dict, got {type(metadata).__name__}")
+    state = payload["state_dict"]
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in state.items()):
+        raise CheckpointError(f"checkpoint {path}: 'state_dict' must map parameter names to tensors")
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in state.items()
+           if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())}
+    if bad:
+        total = sum(int(state[k].numel()) for k in bad)
+        raise CheckpointError(f"checkpoint {path} holds {sum(bad.values())} NaN or infinite weights (in "
+                              f"{len(bad)} tensors of {total} values, e.g. {next(iter(bad))}); "
+                              "the training diverged or the file is corrupt - retrain it")
 
 
 def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.device" = "cpu",
@@ -92,8 +141,10 @@ def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.d
     """Rebuild the model stored in ``path`` (in eval mode) and load its weights.
 
     Raises:
-        CheckpointError: file missing, corrupt or truncated, unknown method, or
-            a state dict that does not fit the configuration.
+        CheckpointError: file missing, corrupt or truncated, unknown method,
+            fields of the wrong type, NaN or infinite weights, or a state dict
+            that does not fit the configuration.  No other exception escapes
+            for a malformed file.
     """
     payload = read_checkpoint(path)
     if expected_method is not None and payload["method"] != expected_method:
@@ -101,11 +152,14 @@ def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.d
     try:
         config = ModelConfig.from_dict(payload["config"])
         model = create_model(config)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} has an invalid configuration: {exc}") from exc
+    except CheckpointError:
+        raise
+    except Exception as exc:  # from_dict / the method's constructor reject bad values in many ways
+        raise CheckpointError(f"checkpoint {path} has an invalid configuration: "
+                              f"{type(exc).__name__}: {exc}") from exc
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match its {payload['method']} configuration: {exc}") from exc
     model.checkpoint_metadata = dict(payload.get("metadata", {}))
     return model.to(map_location).eval()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the mask functions only: importing this module stays light
+    import torch
 
 
 class Modality(str, Enum):
@@ -135,12 +136,16 @@ def mask_from_available(available: Iterable["Modality | str"], batch_size: int,
     present = {as_modality(m) for m in available}
     if not present:
         raise ValueError("at least one modality must be available")
+    import torch
+
     row = torch.tensor([m in present for m in MODALITIES], dtype=torch.bool, device=device)
     return row.unsqueeze(0).expand(batch_size, 3).clone()
 
 
 def full_mask(batch_size: int, device: "torch.device | str | None" = None) -> torch.Tensor:
     """Mask with every modality observed."""
+    import torch
+
     return torch.ones(batch_size, 3, dtype=torch.bool, device=device)
 
 

@@ -27,7 +27,10 @@ def _missing_weights_message(path: Path) -> str:
 
 
 class BertTextEncoder(nn.Module):
-    """Frozen BERT returning the last hidden states ``(B, L, 768)`` of MMSA token tensors.
+    """BERT returning the last hidden states ``(B, L, 768)`` of MMSA token tensors.
+
+    Frozen by default; :meth:`set_trainable` switches fine-tuning on (IMDer's
+    stage 1 fine-tunes BERT, its recovery stage keeps it frozen).
 
     Args:
         pretrained: local folder with a Hugging Face BERT checkpoint (e.g. ``bert-base-uncased``).
@@ -53,19 +56,26 @@ class BertTextEncoder(nn.Module):
             self.model = BertModel.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise TextEncoderUnavailable(_missing_weights_message(path)) from exc
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.trainable = False
+        self.set_trainable(False)
         self.hidden_size = int(self.model.config.hidden_size)
+
+    def set_trainable(self, trainable: bool) -> None:
+        """Fine-tune (``True``: gradients reach BERT's weights) or freeze the encoder."""
+        self.trainable = bool(trainable)
+        for p in self.model.parameters():
+            p.requires_grad_(self.trainable)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Encode ``tokens (B, 3, L)`` (ids, attention mask, segment ids) into ``(B, L, hidden)``.
 
-        Runs under ``no_grad`` (the encoder is frozen, as in the IMDer reference);
-        BERT's dropout follows the module's train/eval mode like the reference.
+        Runs under ``no_grad`` while frozen (the IMDer reference's recovery
+        stage); with :meth:`set_trainable` gradients flow into BERT.  BERT's
+        dropout follows the module's train/eval mode like the reference.
         """
         if tokens.dim() != 3 or tokens.shape[1] != 3:
             raise ValueError(f"BERT token tensors must have shape (batch, 3, length), got {tuple(tokens.shape)}")
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             out = self.model(input_ids=tokens[:, 0].long(), attention_mask=tokens[:, 1].float(),
                              token_type_ids=tokens[:, 2].long())
         return out[0]

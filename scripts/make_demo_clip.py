@@ -2,7 +2,7 @@
 """Regenerate the shipped demo clip ``assets/demo/demo_clip.mp4``.
 
 Without arguments it writes the shipped clip (five sentences, 20 s, 640x480 @
-30 fps); any arguments are passed to ``python -m imer_core.live.demo_clip``
+30 fps); any arguments are passed to ``python -m training.demo_clip``
 instead (``--help`` lists them).  Needs espeak-ng and PyAV.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from imer_core.live.demo_clip import main  # noqa: E402
+from training.demo_clip import main  # noqa: E402
 
 SHIPPED_ARGS = [str(REPO / "assets" / "demo" / "demo_clip.mp4"), "--duration", "20"]
 

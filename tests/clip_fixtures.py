@@ -18,7 +18,7 @@ module) and directly by test modules for the plain helpers::
   short-lived states are never missed by polling);
 * fixture ``demo_test_clip`` (session scope) — a short demo clip (animated
   portrait + one spoken sentence, 640x480 @ 30 fps, AAC 16 kHz) written once
-  per test session, as an :class:`imer_core.live.demo_clip.DemoClip`.
+  per test session, as an :class:`training.demo_clip.DemoClip`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imer_core.live.demo_clip import DemoClip, espeak_available, make_clip, speak
+from training.demo_clip import DemoClip, espeak_available, make_clip, speak
 
 SR = 16000
 #: The one sentence of the ``demo_test_clip`` fixture.

@@ -43,7 +43,8 @@ def live_specs() -> FeatureSpecs:
 
 
 def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, trained: bool = True,
-                           specs: FeatureSpecs | None = None, options: dict | None = None) -> Path:
+                           specs: FeatureSpecs | None = None, options: dict | None = None,
+                           extra_metadata: dict | None = None) -> Path:
     """A tiny live model trained for a few steps with the method's own train_step."""
     torch.manual_seed(0)
     config = ModelConfig(method=method, specs=specs or live_specs(), task=CLASSIFICATION, labels=LIVE_EMOTIONS,
@@ -63,7 +64,7 @@ def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, tr
             model.train_step(features, labels, mask, optimizers)
     norm = {s.modality.value: {"mean": [0.0] * s.dim, "std": [1.0] * s.dim} for s in config.specs}
     return save_checkpoint(model.eval(), path, {"trained": trained, "feature_normalization": norm,
-                                                "label_space": list(LIVE_EMOTIONS)})
+                                                "label_space": list(LIVE_EMOTIONS), **(extra_metadata or {})})
 
 
 class FakeVideo(VideoSource):

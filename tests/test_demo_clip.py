@@ -10,7 +10,7 @@ import pytest
 
 from clip_fixtures import (SR, TEST_CLIP_LEAD_IN_S, TEST_CLIP_SENTENCE, decode_audio_16k, decode_video_frames,
                            require_espeak, require_pyav, word_overlap)
-from imer_core.live.demo_clip import (DEMO_SENTENCES, EspeakNotFoundError, animate_portrait, load_portrait, main,
+from training.demo_clip import (DEMO_SENTENCES, EspeakNotFoundError, animate_portrait, load_portrait, main,
                                       make_clip, speak, speech_track)
 
 REPO = Path(__file__).resolve().parents[1]

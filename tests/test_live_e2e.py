@@ -84,6 +84,18 @@ def test_imer_run_refuses_a_bad_checkpoint(tmp_path, capsys):
     assert "bad.pt" in capsys.readouterr().err
 
 
-def test_imer_run_rejects_a_missing_file(tmp_path):
-    with pytest.raises(SystemExit, match="source file not found"):
-        main(["run", "--source", str(tmp_path / "missing.mp4"), "--duration", "1"])
+def test_imer_run_rejects_a_missing_file(tmp_path, capsys):
+    assert main(["run", "--source", str(tmp_path / "missing.mp4"), "--duration", "1",
+                 "--out", str(tmp_path / "sessions")]) == 1
+    assert "source file not found" in capsys.readouterr().err
+    assert not (tmp_path / "sessions").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"# README\n" * 50, None])
+def test_imer_run_on_a_file_that_is_not_media_says_so_in_one_line(tmp_path, capsys, demo_test_clip, content):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(content if content is not None else demo_test_clip.path.read_bytes()[:10_000])
+    assert main(["run", "--source", str(path), "--out", str(tmp_path / "sessions")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("imer: not an audio or video file: clip.mp4")
+    assert not (tmp_path / "sessions").exists()

@@ -300,3 +300,32 @@ def test_media_writer_mpeg4_fallback_and_validation(tmp_path, monkeypatch):
             writer.add_frame(np.zeros((48, 32, 3), np.uint8))
         with pytest.raises(RuntimeError, match="no audio"):
             writer.add_audio(np.zeros(10, np.float32))
+
+
+def test_looping_silence_padding_does_not_depend_on_the_declared_duration():
+    """A header declaring 10 hours used to make the loop padding allocate them at once (2.3 GB)."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from imer_core.live.sources.media import _ChunkWriter
+
+    writes = []
+
+    class Ring:
+        def write(self, chunk, t):
+            writes.append(len(chunk))
+
+    source = SimpleNamespace(ring=Ring(), _owner=SimpleNamespace(realtime=False), description="x",
+                             _status=SimpleNamespace(ok=True),
+                             _wait_until=lambda due: len(writes) < 2000)  # "stopped" after 2000 chunks
+    ten_hours = 10 * 3600 * 16000
+    writer = _ChunkWriter(source, 0.0, 0, ten_hours)
+    tracemalloc.start()
+    try:
+        assert writer.align(5 * 3600.0) is False  # first packet stamped 5 h in: silence, chunk by chunk
+        writes.clear()
+        assert writer.pad_to(ten_hours) is False
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(writes) == 2000 and peak < 5 << 20

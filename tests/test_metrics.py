@@ -105,13 +105,16 @@ def test_summarize_seeds_and_format() -> None:
         {"Has0_acc_2": 0.80, "MAE": 0.70, "Corr": 0.60, "Loss": 0.5, "note": "seed 1"},
         {"Has0_acc_2": 0.90, "MAE": 0.90, "Corr": 0.80, "Loss": 0.7, "note": "seed 2"},
     ]
-    summary = summarize_seeds(results)
+    summary = summarize_seeds(results, ddof=0)
     assert set(summary) == {"Has0_acc_2", "MAE", "Corr", "Loss"}
     assert summary["Loss"] == pytest.approx((0.6, 0.1))
     assert summary["Has0_acc_2"] == pytest.approx((85.0, 5.0))  # x100, population std
     assert summary["MAE"] == pytest.approx((0.8, 0.1))
     assert summary["Corr"] == pytest.approx((0.7, 0.1))
-    assert summarize_seeds(results[:1])["Has0_acc_2"] == pytest.approx((80.0, 0.0))
+    assert summarize_seeds(results)["Has0_acc_2"] == pytest.approx((85.0, 50 ** 0.5))   # default: sample std
+    one = summarize_seeds(results[:1])["Has0_acc_2"]
+    assert one[0] == pytest.approx(80.0) and np.isnan(one[1])                        # one seed: no spread
+    assert format_mean_std(one) == "80.00"
     assert all(is_percent_key(k) for k in ("Non0_F1_score", "Mult_acc_7", "uar", "recall_pos", "macro_f1"))
     assert not any(is_percent_key(k) for k in ("MAE", "Corr", "Loss", "realised_missing_rate"))
     assert format_mean_std(summary["Has0_acc_2"]) == "85.00 ± 5.00"
@@ -119,3 +122,20 @@ def test_summarize_seeds_and_format() -> None:
     assert format_mean_std(1.5) == "1.50"
     with pytest.raises(ValueError, match="at least one"):
         summarize_seeds([])
+
+
+def test_seed_statistics_sample_std_and_t_interval() -> None:
+    from training.metrics import format_seed_stats, seed_statistics
+
+    values = [0.80, 0.82, 0.85, 0.79, 0.84]                 # five seeds, as the reference run.py
+    stats = seed_statistics([{"Non0_acc_2": v} for v in values])["Non0_acc_2"]
+    array = np.array(values) * 100
+    assert stats.n == 5
+    assert stats.std == pytest.approx(array.std(ddof=1))
+    half = 2.7764451051977987 * array.std(ddof=1) / np.sqrt(5)  # t(0.975, 4)
+    assert (stats.ci_low, stats.ci_high) == pytest.approx((array.mean() - half, array.mean() + half))
+    assert format_seed_stats(stats) == f"{array.mean():.1f} ± {array.std(ddof=1):.1f} " \
+                                       f"[{array.mean() - half:.1f}, {array.mean() + half:.1f}]"
+    single = seed_statistics([{"Non0_acc_2": 0.8}])["Non0_acc_2"]
+    assert format_seed_stats(single) == "80.0"                # never "± 0.0"
+    assert "±" not in format_seed_stats(single)

@@ -183,3 +183,73 @@ def test_labels_predictable_from_each_modality_best_from_all() -> None:
     joint = held_out_r2(("text", "audio", "vision"))
     assert all(r2 > 0.05 for r2 in single.values()), single
     assert joint > max(single.values()) + 0.05, (joint, single)
+
+
+class _RunsCode:
+    """Pickles to a call of ``os.system``: loading it with pickle.load would run the command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_runs_code_is_refused_naming_the_global(tmp_path: Path) -> None:
+    marker = tmp_path / "payload_ran"
+    data = make_synthetic_mmsa(**TINY)
+    data["train"]["raw_text"] = _RunsCode(marker)
+    path = _dump(data, tmp_path / "evil.pkl")
+    with pytest.raises(MMSAFormatError, match=r"posix\.system.*--trust-pickle"):
+        load_mmsa(path)
+    assert not marker.exists()
+
+
+def test_trust_pickle_loads_a_file_with_other_globals(tmp_path: Path) -> None:
+    from collections import OrderedDict
+    data = make_synthetic_mmsa(**TINY)
+    data["train"] = OrderedDict(data["train"])
+    path = _dump(data, tmp_path / "ordered.pkl")
+    with pytest.raises(MMSAFormatError, match="collections.OrderedDict"):
+        load_mmsa(path)
+    assert len(load_mmsa(path, trust_pickle=True)["train"]) == 60
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_restricted_unpickler_reads_every_protocol_numpy_writes(tmp_path: Path, protocol: int) -> None:
+    data = make_synthetic_mmsa(**TINY)
+    data["train"]["audio_lengths"] = [np.int64(10)] * 60  # lists of numpy scalars, as published
+    data["train"]["raw_text"] = np.array(list(data["train"]["raw_text"]), dtype=object)
+    with open(tmp_path / "p.pkl", "wb") as handle:
+        pickle.dump(data, handle, protocol=protocol)
+    split = load_mmsa(tmp_path / "p.pkl")["train"]
+    assert split.audio_lengths.tolist() == [10] * 60 and split.raw_text.dtype.kind == "U"
+
+
+def test_published_names_are_checked_against_the_mmsa_readme_digests(tiny_file: Path, tmp_path: Path) -> None:
+    from training.data import KNOWN_SHA256
+    assert set(KNOWN_SHA256) == {"mosi/aligned_50.pkl", "mosi/unaligned_50.pkl", "mosei/aligned_50.pkl",
+                                 "mosei/unaligned_50.pkl"}
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in KNOWN_SHA256.values())
+    renamed = tmp_path / "MOSI" / "aligned_50.pkl"
+    renamed.parent.mkdir()
+    renamed.write_bytes(tiny_file.read_bytes())
+    with pytest.raises(MMSAFormatError, match="published SHA-256.*--skip-sha256"):
+        load_mmsa(renamed)
+    with pytest.raises(MMSAFormatError, match="published SHA-256"):
+        load_mmsa(renamed, dataset=None)
+    assert len(load_mmsa(renamed, verify_sha256=False)["train"]) == 60
+    assert len(load_mmsa(tiny_file)["train"]) == 60  # other names: no published digest to check
+
+
+def test_imer_train_refuses_the_payload_with_one_line(tmp_path: Path, capsys) -> None:
+    from training.cli import main
+    marker = tmp_path / "payload_ran"
+    data = make_synthetic_mmsa(**TINY)
+    data["valid"]["id"] = _RunsCode(marker)
+    path = _dump(data, tmp_path / "evil.pkl")
+    assert main(["train", "--config", "quick_synthetic", "--data", str(path), "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "posix.system" in err[0] and not marker.exists()

@@ -37,6 +37,10 @@ from .finetune import add_parser as add_finetune_parser, cmd_finetune
 from .live.cli import HANDLERS as LIVE_HANDLERS, add_parsers as add_live_parsers
 
 
+REFERENCE_SEEDS = (1111, 1112, 1113, 1114, 1115)
+"""The seeds of the IMDer reference's ``run.py`` (five runs per setting)."""
+
+
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
@@ -50,6 +54,18 @@ def _names(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list of experiment configs")
     return names
+
+
+TRUST_PICKLE_HELP = ("load the MMSA pickle with Python's unrestricted unpickler.  RISK: a pickle can run any "
+                     "code with your permissions; only use this for a file you made yourself or fully trust "
+                     "(the default refuses anything but dicts, lists, strings, numbers and numpy arrays)")
+SKIP_SHA256_HELP = ("do not check aligned_50.pkl / unaligned_50.pkl against the SHA-256 published in the "
+                    "MMSA README (for files you re-extracted yourself)")
+
+
+def _pickle_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    p.add_argument("--skip-sha256", action="store_true", help=SKIP_SHA256_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
         p.add_argument("--out", default=None, help="output folder (default: runs/<config>-<time>)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        _pickle_options(p)
 
     train = sub.add_parser("train", help="train and test one model (both stages)")
     common(train)
@@ -78,18 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fold", type=int, default=None,
                        help="MMIN fold (iemocap / msp; default: the first of the config's folds)")
     train.add_argument("--seed", type=int, default=1111)
+    train.add_argument("--init-reference", default=None, metavar="PTH",
+                       help="start from weights saved by the official IMDer code (pt/pretrained-mosi.pth: "
+                            "stage 1 is skipped, as in the reference; or a trained pt/imder-mosi.pth); "
+                            "IMDer configs only")
 
     sweep = sub.add_parser("sweep", help="reproduction sweep over missing rates and seeds → table + plot")
     common(sweep)
     sweep.add_argument("--missing-rates", type=_floats, default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
-    sweep.add_argument("--seeds", type=_ints, default=[1111, 1112, 1113])
+    sweep.add_argument("--seeds", type=_ints, default=list(REFERENCE_SEEDS),
+                       help="comma-separated seeds (default: the IMDer reference run.py's five)")
     sweep.add_argument("--protocol-kind", choices=("batch", "sample"), default="batch")
     sweep.add_argument("--save-checkpoints", action="store_true", help="keep one checkpoint per run")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint under a missing protocol")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--protocol", default="batch:0.3")
+    evaluate.add_argument("--data", default=None,
+                          help="MMSA aligned_50.pkl / unaligned_50.pkl, MMIN feature root (IEMOCAP_features_2021) "
+                               "or live feature cache")
+    evaluate.add_argument("--dataset", default=None, choices=("mosi", "mosei", "mmsa", "iemocap", "msp", "live"),
+                          help="format of --data (default: the checkpoint's; a file: mmsa, an MMSA pickle of "
+                               "either corpus without the dimension check)")
+    evaluate.add_argument("--synthetic", action="store_true",
+                          help="the synthetic benchmark of the dataset (as configured by --config)")
+    evaluate.add_argument("--config", default=None,
+                          help="experiment whose [data] table to use (default: the checkpoint's training config)")
+    evaluate.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                          help="override a data value, e.g. data.synthetic_sizes=[64,16,16]")
+    evaluate.add_argument("--fold", type=int, default=None, help="MMIN fold (default: the config's first, else 1)")
+    evaluate.add_argument("--protocol", default=None,
+                          help="missing protocol (default: batch:0.3; scenario for iemocap / msp)")
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
     evaluate.add_argument("--sampler", default=None,
                           help="euler-maruyama, heun or distilled (default: the model's)")
@@ -99,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--eval-batch-size", type=int, default=256,
                           help="samples recovered per batch (batched sampling; halved on CUDA out-of-memory)")
     evaluate.add_argument("--device", default="auto")
+    _pickle_options(evaluate)
 
     synth = sub.add_parser("synth", help="write a synthetic MMSA-schema pickle (labelled synthetic)")
     synth.add_argument("--out", required=True)
@@ -123,13 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", help="auto (default), cpu or cuda")
     compare.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>)")
     compare.add_argument("--missing-rates", type=_floats, default=[0.0, 0.3, 0.5])
-    compare.add_argument("--seeds", type=_ints, default=[1111])
+    compare.add_argument("--seeds", type=_ints, default=list(REFERENCE_SEEDS),
+                         help="comma-separated seeds (default: the IMDer reference run.py's five)")
     compare.add_argument("--protocol-kind", choices=("batch", "sample", "scenario"), default="batch",
                          help="batch / sample: missing-rate protocol (MOSI / MOSEI); scenario: six-scenario CV")
     compare.add_argument("--folds", type=_ints, default=None, help="MMIN folds for --protocol-kind scenario")
     compare.add_argument("--latency-runs", type=int, default=5, help="timed runs per missing pattern")
     compare.add_argument("--fast-steps", type=int, default=10, help="sampler steps of the fast latency setting")
     compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _pickle_options(compare)
 
     sub.add_parser("configs", help="list the shipped experiment configs")
     add_live_parsers(sub)
@@ -146,6 +184,10 @@ def _experiment(args: argparse.Namespace, config: str | None = None) -> Experime
         overrides.append("data.synthetic=true")
     if args.device:
         overrides.append(f'train.device="{args.device}"')
+    if getattr(args, "trust_pickle", False):
+        overrides.append("data.trust_pickle=true")
+    if getattr(args, "skip_sha256", False):
+        overrides.append("data.verify_sha256=false")
     experiment = load_experiment(config or args.config, overrides)
     get_method_class(experiment.method)  # unknown methods fail before any data is loaded
     return experiment
@@ -172,13 +214,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = _out_dir(args, experiment.name)
         data = load_data(experiment, out / "data", args.fold)
         spec = args.protocol or _default_protocol(experiment)
+        pretrained = _reference_init(experiment, data, args.init_reference) if args.init_reference else None
         result, _ = run_experiment(experiment, data, make_protocol(spec, seed=args.seed), args.seed, out, ctx,
-                                   progress=not args.no_progress)
+                                   pretrained=pretrained, progress=not args.no_progress)
         if ctx.is_main:
             print(json.dumps({"run_dir": str(out), "test": result.test}, indent=2, default=str))
     finally:
         teardown()
     return 0
+
+
+def _reference_init(experiment: Experiment, data, path: str) -> dict:
+    """Full state dict of the experiment's model initialised from an official IMDer ``.pth`` file."""
+    from imer_core.methods.imder_reference import load_reference_weights
+
+    from .runner import build_model
+
+    if experiment.method != "imder":
+        raise ValueError(f"--init-reference reads the official IMDer code's files; {experiment.name} is "
+                         f"{experiment.method!r}")
+    if not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"reference weights not found: {path}")
+    model = build_model(experiment, data.specs, data.labels)
+    report = load_reference_weights(model, Path(path).expanduser())
+    print(f"loaded {len(report.loaded)} tensors from {path}; {len(report.not_in_file)} left at initialisation "
+          f"(trained by the recovery stage)", file=sys.stderr)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -236,11 +297,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
     from imer_core.checkpoint import load_checkpoint
     from imer_core.methods.base import SamplingOptions
 
-    from .data import MMSADataset, load_mmsa
     from .distributed import resolve_device
+    from .evaluate_data import evaluation_experiment, load_evaluation_data
     from .experiment import TrainConfig
     from .protocols import make_protocol
     from .runs import RunFolder
@@ -248,13 +311,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device)
-    splits = load_mmsa(Path(args.data))
-    datasets = {name: MMSADataset(split) for name, split in splits.items()}
-    ctx = setup(args.device)
-    trainer = Trainer(model, datasets, replace(TrainConfig(), batch_size=args.batch_size, eval_batch_size=args.eval_batch_size), make_protocol(args.protocol),
-                      ctx, RunFolder(Path("."), enabled=False))
-    sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
-    print(json.dumps(trainer.evaluate(args.split, sampling=sampling), indent=2))
+    experiment = evaluation_experiment(args, model)
+    protocol = make_protocol(args.protocol or _default_protocol(experiment))
+    with tempfile.TemporaryDirectory(prefix="imer-eval-") as cache:      # synthetic data is generated here
+        data = load_evaluation_data(experiment, model, Path(cache), args.fold)
+        ctx = setup(args.device)
+        trainer = Trainer(model, data.datasets, replace(TrainConfig(), batch_size=args.batch_size,
+                                                          eval_batch_size=args.eval_batch_size), protocol,
+                          ctx, RunFolder(Path("."), enabled=False))
+        sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
+        results = trainer.evaluate(args.split, sampling=sampling)
+    results.update(dataset=experiment.data.dataset, data_source=data.source, synthetic=data.synthetic,
+                   protocol=protocol.name, **({"fold": data.fold} if data.fold is not None else {}))
+    print(json.dumps(results, indent=2))
     return 0
 
 

@@ -142,7 +142,7 @@ def _compare_rates(exp: Experiment, data: LoadedData, kind: str, rates: Sequence
         weights = pretrain_state(exp, data, make_protocol(f"{kind}:0"), seed, out_dir / f"seed{seed}" / "pretrain",
                                  ctx, progress)
         for rate in rates:
-            result, model = run_experiment(exp, data, make_protocol(f"{kind}:{rate}"), seed,
+            result, model = run_experiment(exp, data, make_protocol(f"{kind}:{rate}", seed=seed), seed,
                                            out_dir / f"seed{seed}" / f"mr{rate:.2f}", ctx, pretrained=weights,
                                            progress=progress, save=False)
             if ctx.is_main:
@@ -207,7 +207,8 @@ def write_compare_tables(methods: list[MethodSummary], out_dir: Path, protocol_k
     if synthetic:
         md += ["**SYNTHETIC data: not the real corpus; numbers are not comparable to published results.**", ""]
     spread = "folds" if protocol_kind == "scenario" else f"seeds {', '.join(map(str, seeds))}"
-    md += [f"Protocol `{protocol_kind}`; same data for every method; mean ± std over {spread}; accuracies ×100. "
+    md += [f"Protocol `{protocol_kind}`; same data for every method; mean ± sample std over {spread} (test masks "
+           "vary per seed; one seed or fold: the mean alone); accuracies ×100. "
            "Recovery / zero-fill MSE are in each method's own recovery space and not comparable across methods; "
            "their ratio (< 1: better than zero-filling) is. Latency: CPU, batch 1, `recover` only, median over "
            f"the six missing patterns × runs (torch threads: {torch.get_num_threads()}).", "",

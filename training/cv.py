@@ -165,6 +165,8 @@ def fmt_pm(stat: Any, scale: float = 1.0, digits: int = 1) -> str:
     """``mean ± std`` of a ``(mean, std)`` pair, scaled; ``–`` when absent or NaN."""
     if not isinstance(stat, tuple) or not math.isfinite(stat[0]):
         return "–"
+    if not math.isfinite(stat[1]):                       # one seed / fold: no spread to report
+        return f"{stat[0] * scale:.{digits}f}"
     return f"{stat[0] * scale:.{digits}f} ± {stat[1] * scale:.{digits}f}"
 
 

@@ -44,6 +44,10 @@ class DataConfig:
         synthetic_seq_len: time steps of the synthetic MMSA benchmark (aligned: 50).
         synthetic_utterances: utterances of the synthetic MMIN release (spread over all speakers).
         expected_sha256: optional checksum of ``path`` (MMSA only).
+        verify_sha256: check a file named ``aligned_50.pkl`` / ``unaligned_50.pkl``
+            against the digest published in the MMSA README (MMSA only).
+        trust_pickle: unpickle the MMSA file without the restricted unpickler.
+            The file can then execute arbitrary code: only for files you trust.
         folds: MMIN cross-validation folds to run (numbered from 1; empty: all).
         seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: the
             published defaults of :data:`training.data.mmin.MMIN_DATASETS`).
@@ -62,6 +66,8 @@ class DataConfig:
     synthetic_seq_len: int = 50
     synthetic_utterances: int = 200
     expected_sha256: str = ""
+    verify_sha256: bool = True
+    trust_pickle: bool = False
     folds: tuple[int, ...] = ()
     seq_lens: tuple[int, ...] = ()
     audio_norm: str = "published"

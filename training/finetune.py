@@ -100,12 +100,17 @@ def finetune(checkpoint: "str | Path", sessions: Sequence["str | Path"], out: "s
 
     Returns a summary (samples, validation accuracy / macro-F1 before and after).
     """
+    if options.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {options.epochs}")
     torch.manual_seed(options.seed)
     live = load_live_model(checkpoint, options.device)
     data = load_calibration(sessions)
     _check_shapes(data, live)
     rng = np.random.default_rng(options.seed)
     train_idx, valid_idx = _split(data.labels, options.valid_share, rng)
+    if len(train_idx) == 0:
+        raise ValueError(f"no calibration window is left for training ({len(data)} in all); record a longer "
+                         "calibration")
     before = _evaluate(live, data, valid_idx, options.device)
     model = live.model
     model.prepare_stage("recovery")
@@ -124,6 +129,10 @@ def finetune(checkpoint: "str | Path", sessions: Sequence["str | Path"], out: "s
                                         grad_clip=1.0)
             losses.append(float(out_step.total.detach()))
     model.eval()
+    bad = [name for name, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+    if bad or not all(np.isfinite(losses)):
+        raise ValueError(f"fine-tuning diverged (loss {losses[-1] if losses else None}, {len(bad)} tensors with NaN "
+                         f"or infinite weights); nothing was written - try a smaller --lr")
     after = _evaluate(live, data, valid_idx, options.device)
     summary = {"base_checkpoint": str(checkpoint), "sessions": [str(p) for p in data.sources],
                "samples": len(data), "train": int(len(train_idx)), "valid": int(len(valid_idx)),

@@ -20,6 +20,8 @@ fractions in [0, 1] (MAE and Corr on their own scale).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 from typing import Any, Mapping, Sequence
 
@@ -155,19 +157,40 @@ def classification_metrics(logits_or_pred: Any, true: Any, labels: Sequence[str]
     return result
 
 
-def summarize_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+def summarize_seeds(results: Sequence[Mapping[str, Any]], ddof: int = 1) -> dict[str, tuple[float, float]]:
     """Mean and standard deviation over seeds of every numeric metric.
 
     Follows the MMSA / IMDer papers' reporting: accuracies, F1 scores and
     recalls (:func:`is_percent_key`) are multiplied by 100; ``MAE``, ``Corr``
     and any other value (losses, recovery errors, missing rates) keep their
-    raw scale.  The standard deviation is the population one (``np.std`` with
-    ``ddof=0``); a single seed gives std 0.  Keys are those of the first
-    result that are numeric in every result; others (e.g. strings) are skipped.
+    raw scale.  The standard deviation is the sample one (``ddof=1``) by
+    default; with fewer than ``ddof + 1`` seeds it is NaN (one seed has no
+    spread: tables print the mean alone, never "± 0.0").  Keys are those of the
+    first result that are numeric in every result; others (e.g. strings) are skipped.
     """
+    return {key: (stats.mean, stats.std) for key, stats in seed_statistics(results, ddof).items()}
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """Mean over ``n`` seeds, sample standard deviation and 95 % confidence interval of the mean.
+
+    The interval is ``mean ± t(0.975, n − 1) · std / √n`` (Student's t); with one
+    seed ``std`` and the interval bounds are NaN.
+    """
+
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+def seed_statistics(results: Sequence[Mapping[str, Any]], ddof: int = 1) -> dict[str, SeedStats]:
+    """:class:`SeedStats` of every numeric metric over seeds (percent keys ×100, see :func:`summarize_seeds`)."""
     if not results:
         raise ValueError("summarize_seeds needs at least one result")
-    summary: dict[str, tuple[float, float]] = {}
+    summary: dict[str, SeedStats] = {}
     for key in results[0]:
         values = [r.get(key) for r in results]
         if not all(isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
@@ -176,8 +199,30 @@ def summarize_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[flo
         array = np.asarray(values, dtype=np.float64)
         if is_percent_key(key):
             array = array * 100.0
-        summary[key] = (float(np.mean(array)), float(np.std(array, ddof=0)))
+        n = array.size
+        mean = float(np.mean(array))
+        std = float(np.std(array, ddof=ddof)) if n > ddof else float("nan")
+        if n >= 2 and np.isfinite(std):
+            from scipy import stats as scipy_stats  # lazy: only tables need it
+
+            half = float(scipy_stats.t.ppf(0.975, n - 1)) * float(np.std(array, ddof=1)) / np.sqrt(n)
+            low, high = mean - half, mean + half
+        else:
+            low = high = float("nan")
+        summary[key] = SeedStats(mean, std, low, high, n)
     return summary
+
+
+def format_seed_stats(stats: "SeedStats | None", digits: int = 1, interval: bool = True) -> str:
+    """``"84.1 ± 0.5 [83.5, 84.7]"`` (mean ± sample std [95 % CI]); one seed: the mean alone; ``–`` if absent."""
+    if stats is None or not np.isfinite(stats.mean):
+        return "–"
+    if stats.n < 2 or not np.isfinite(stats.std):
+        return f"{stats.mean:.{digits}f}"
+    text = f"{stats.mean:.{digits}f} ± {stats.std:.{digits}f}"
+    if interval:
+        text += f" [{stats.ci_low:.{digits}f}, {stats.ci_high:.{digits}f}]"
+    return text
 
 
 def format_mean_std(mean: "float | tuple[float, float]", std: float | None = None,
@@ -185,6 +230,6 @@ def format_mean_std(mean: "float | tuple[float, float]", std: float | None = Non
     """``"84.12 ± 0.53"``; accepts ``(mean, std)`` tuples from :func:`summarize_seeds`."""
     if isinstance(mean, tuple):
         mean, std = mean
-    if std is None:
+    if std is None or not np.isfinite(std):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"

@@ -92,7 +92,9 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
         source, note = str(path), SYNTHETIC_NOTE
     else:
         path = Path(cfg.path).expanduser()
-        splits = load_mmsa(path, expected_sha256=cfg.expected_sha256 or None, dataset=cfg.dataset)
+        corpus = cfg.dataset.lower() if cfg.dataset.lower() in ("mosi", "mosei") else None  # "mmsa": either
+        splits = load_mmsa(path, expected_sha256=cfg.expected_sha256 or None, dataset=corpus,
+                           verify_sha256=cfg.verify_sha256, trust_pickle=cfg.trust_pickle)
         source, note = str(path), ""
     train = splits["train"]
     dims = (train.text.shape[2], train.audio.shape[2], train.vision.shape[2])
@@ -101,9 +103,15 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     specs = FeatureSpecs.from_dims(dims, lens, extractor=extractor)
     regression = experiment.task == "regression"
     label_key = "regression_labels" if regression else "classification_labels"
-    datasets = {name: MMSADataset(split, label_key=label_key) for name, split in splits.items()}
+    text_key = "text_bert" if uses_bert_tokens(experiment) else "text"
+    datasets = {name: MMSADataset(split, text_key=text_key, label_key=label_key) for name, split in splits.items()}
     labels = ("sentiment",) if regression else MMSA_CLASSES
     return LoadedData(datasets, specs, source, cfg.synthetic, note, labels)
+
+
+def uses_bert_tokens(experiment: Experiment) -> bool:
+    """Whether the model reads MMSA's ``text_bert`` token ids (``model.options.text_encoder = "bert"``)."""
+    return str(experiment.method_options.get("text_encoder", "features")).strip().lower() == "bert"
 
 
 def mmin_folds(experiment: Experiment) -> list[int]:
@@ -118,6 +126,9 @@ def _load_mmin(experiment: Experiment, cache_dir: Path, fold: int | None) -> Loa
     if experiment.task != "classification":
         raise ValueError(f"{experiment.name}: {key} (MMIN release) is a classification corpus; "
                          "set [model] task = \"classification\"")
+    if uses_bert_tokens(experiment):
+        raise ValueError(f"{experiment.name}: the MMIN release carries BERT-large word vectors, no token ids; "
+                         "use model.options.text_encoder=\"features\"")
     fold = int(fold) if fold is not None else mmin_folds(experiment)[0]
     if cfg.synthetic:
         root = cache_dir / f"synthetic_mmin_{key}_n{cfg.synthetic_utterances}_s{cfg.synthetic_seed}"
@@ -187,7 +198,8 @@ def run_experiment(experiment: Experiment, data: LoadedData, protocol: MissingPr
         run.write_json("metrics.json", {"valid": result.valid, "test": result.test, "stages": stages,
                                         "protocol": protocol.name, "seed": seed, "synthetic": data.synthetic})
         if save:
-            meta = {"experiment": experiment.name, "protocol": protocol.name, "seed": seed,
+            meta = {"experiment": experiment.name, "dataset": experiment.data.dataset, "protocol": protocol.name,
+                    "seed": seed,
                     "data_source": data.source, "synthetic": data.synthetic, "test_metrics": result.test,
                     **data.metadata}
             result.checkpoint = save_checkpoint(model, run_dir / "model.pt", meta)

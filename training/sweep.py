@@ -18,8 +18,8 @@ import numpy as np
 
 from .distributed import DistContext
 from .experiment import Experiment
-from .metrics import summarize_seeds
-from .paper_results import PAPER_CITATION, PAPER_COLUMNS, published
+from .metrics import SeedStats, format_seed_stats, seed_statistics
+from .paper_results import PAPER_COLUMNS, contested, provenance_notes, published
 from .protocols import make_protocol
 from .runner import load_data, pretrain_state, run_experiment
 
@@ -48,7 +48,7 @@ def run_sweep(experiment: Experiment, missing_rates: Sequence[float], seeds: Seq
         base = make_protocol(f"{protocol_kind}:0")
         weights = pretrain_state(experiment, data, base, seed, out_dir / f"seed{seed}" / "pretrain", ctx, progress)
         for rate in missing_rates:
-            protocol = make_protocol(f"{protocol_kind}:{rate}")
+            protocol = make_protocol(f"{protocol_kind}:{rate}", seed=seed)    # test masks vary per seed
             run_dir = out_dir / f"seed{seed}" / f"mr{rate:.1f}"
             result, _ = run_experiment(experiment, data, protocol, seed, run_dir, ctx, pretrained=weights,
                                        progress=progress, save=save_checkpoints)
@@ -79,16 +79,20 @@ def write_tables(rows: list[dict[str, Any]], experiment: Experiment, out_dir: Pa
     return SweepResult(rows, csv_path, md_path, plot_path)
 
 
-def summarize_by_rate(rows: list[dict[str, Any]]) -> dict[float, dict[str, tuple[float, float]]]:
-    """Mean ± std over seeds per missing rate (accuracies and F1 ×100, MAE/Corr/MSE raw)."""
+REALISED_TOLERANCE = 0.05
+"""A row whose realised missing rate differs from the nominal one by more is flagged in the table."""
+
+
+def summarize_by_rate(rows: list[dict[str, Any]]) -> dict[float, dict[str, SeedStats]]:
+    """Statistics over seeds per missing rate: mean, sample std, 95 % t-interval (accuracies and F1 ×100)."""
     by_rate: dict[float, list[dict[str, float]]] = {}
     for row in rows:
         metrics = {k: v for k, v in row.items() if k not in ("seed", "missing_rate", "protocol")}
         by_rate.setdefault(row["missing_rate"], []).append(metrics)
-    return {rate: summarize_seeds(results) for rate, results in sorted(by_rate.items())}
+    return {rate: seed_statistics(results) for rate, results in sorted(by_rate.items())}
 
 
-def _markdown(summary: dict[float, dict[str, tuple[float, float]]], experiment: Experiment, synthetic: bool,
+def _markdown(summary: dict[float, dict[str, SeedStats]], experiment: Experiment, synthetic: bool,
               note: str, protocol_kind: str) -> str:
     dataset = experiment.data.dataset
     title = f"# {experiment.method.upper()} on {'SYNTHETIC ' if synthetic else ''}{dataset.upper()}-schema data"
@@ -96,17 +100,29 @@ def _markdown(summary: dict[float, dict[str, tuple[float, float]]], experiment: 
     if synthetic:
         lines += [f"**{note}** These numbers are NOT a reproduction of the paper: the synthetic benchmark only "
                   "has the schema of the real files. The paper's numbers are shown for orientation.", ""]
-    lines += [f"Experiment `{experiment.name}`, protocol `{protocol_kind}`; mean ± std over seeds; "
-              "accuracies/F1 ×100; recovery/zero-fill MSE on projected features of missing modalities.", "",
-              f"Published numbers: {PAPER_CITATION}.", ""]
-    header = ["MR", "realised MR", "Acc-2 (ours)", "Acc-2 (paper)", "F1 (ours)", "F1 (paper)", "Acc-7 (ours)",
-              "Acc-7 (paper)", "Has0 Acc-2", "Acc-5", "MAE", "Corr", "recovery MSE", "zero-fill MSE"]
+    n_seeds = sorted({stats.n for rate_stats in summary.values() for stats in rate_stats.values()})
+    lines += [f"Experiment `{experiment.name}`, protocol `{protocol_kind}`, {'/'.join(map(str, n_seeds))} seed(s) "
+              "(the test missing-modality masks differ per seed); cells: mean ± sample std (n − 1) "
+              "[95 % confidence interval of the mean, Student's t with n − 1 degrees of freedom]; one seed: the "
+              "mean alone. Accuracies/F1 ×100; recovery/zero-fill MSE on projected features of missing modalities.",
+              "",
+              "*Realised MR* is the fraction of missing modality entries in the test split under the protocol. "
+              "The batch schedule (IMDer's) decides per batch, so a small split realises a rate far from the "
+              "nominal one (the reference's schedule rounds the batch count). Rows whose realised MR differs from the nominal by more than "
+              f"{REALISED_TOLERANCE} are marked ‡: the published number beside them was measured at the nominal "
+              "rate, so the two are not at the same missing rate.", ""]
+    lines += provenance_notes(dataset) + [""]
+    header = ["MR (nominal)", "realised MR", "Acc-2 (ours)", "Acc-2 (paper)", "F1 (ours)", "F1 (paper)",
+              "Acc-7 (ours)", "Acc-7 (paper)", "Has0 Acc-2", "Acc-5", "MAE", "Corr", "recovery MSE", "zero-fill MSE"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rate, stats in summary.items():
         paper = published(experiment.method, dataset, rate)
-        cells = [f"{rate:.1f}", _fmt(stats.get("realised_missing_rate"), 3)]
-        for i, (_, key) in enumerate(PAPER_COLUMNS):
-            cells += [_fmt(stats.get(key)), f"{paper[i]:.1f}" if paper else "–"]
+        realised = stats.get("realised_missing_rate")
+        flag = " ‡" if realised is not None and abs(realised.mean - rate) > REALISED_TOLERANCE else ""
+        cells = [f"{rate:.1f}{flag}", _fmt(realised, 3, interval=False)]
+        for i, (label, key) in enumerate(PAPER_COLUMNS):
+            mark = "\\*" if paper and contested(dataset, rate, label) else ""
+            cells += [_fmt(stats.get(key)), f"{paper[i]:.1f}{mark}" if paper else "–"]
         cells += [_fmt(stats.get(k), 3 if k in ("MAE", "Corr") else 1) if k not in ("recovery_mse", "zero_fill_mse")
                   else _fmt(stats.get(k), 4) for k in ("Has0_acc_2", "Mult_acc_5", "MAE", "Corr",
                                                        "recovery_mse", "zero_fill_mse")]
@@ -114,33 +130,36 @@ def _markdown(summary: dict[float, dict[str, tuple[float, float]]], experiment: 
     return "\n".join(lines) + "\n"
 
 
-def _fmt(stat: tuple[float, float] | None, digits: int = 1) -> str:
-    if stat is None or not np.isfinite(stat[0]):
-        return "–"
-    mean, std = stat
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _fmt(stat: SeedStats | None, digits: int = 1, interval: bool = True) -> str:
+    return format_seed_stats(stat, digits, interval)
 
 
-def _plot(summary: dict[float, dict[str, tuple[float, float]]], experiment: Experiment, synthetic: bool,
+def _plot(summary: dict[float, dict[str, SeedStats]], experiment: Experiment, synthetic: bool,
           path: Path) -> Path:
+    """Metrics against the *realised* missing rate (the paper's points at their nominal rates)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rates = sorted(summary)
+    realised = [summary[r]["realised_missing_rate"].mean if "realised_missing_rate" in summary[r] else r
+                for r in rates]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (label, key) in zip(axes, PAPER_COLUMNS):
-        means = [summary[r].get(key, (np.nan, np.nan))[0] for r in rates]
-        stds = [summary[r].get(key, (np.nan, np.nan))[1] for r in rates]
-        ax.errorbar(rates, means, yerr=stds, marker="o", capsize=3,
-                    label="ours (synthetic data)" if synthetic else "ours")
+        empty = SeedStats(np.nan, np.nan, np.nan, np.nan, 0)
+        means = [summary[r].get(key, empty).mean for r in rates]
+        errors = [[m - summary[r].get(key, empty).ci_low for m, r in zip(means, rates)],
+                  [summary[r].get(key, empty).ci_high - m for m, r in zip(means, rates)]]
+        errors = np.nan_to_num(np.asarray(errors, dtype=float))
+        ax.errorbar(realised, means, yerr=errors, marker="o", capsize=3,
+                    label=f"ours{' (synthetic data)' if synthetic else ''}, 95 % CI")
         paper = [published(experiment.method, experiment.data.dataset, r) for r in rates]
         if any(p is not None for p in paper):
             idx = [i for i, p in enumerate(paper) if p is not None]
             ax.plot([rates[i] for i in idx], [paper[i][PAPER_COLUMNS.index((label, key))] for i in idx], "--s",
-                    color="grey", label="IMDer paper (real data)")
-        ax.set_xlabel("missing rate")
+                    color="grey", label="IMDer published (real data, nominal MR)")
+        ax.set_xlabel("realised missing rate (test split)")
         ax.set_ylabel(f"{label} (×100)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

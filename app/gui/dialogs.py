@@ -7,7 +7,7 @@ from typing import Mapping
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
-from imer_core.live.models import assets_dir
+from imer_core.assets import assets_dir, licence_path
 
 from .style import EMOTION_COLORS, MODALITY_COLORS, PANEL_ORDER, STATE_COLORS, STATE_MEANINGS, method_name
 
@@ -36,7 +36,7 @@ but **no emotion prediction**.
 def licence_files() -> list[Path]:
     """The licence texts shown in the about box (the project's, then third-party notices)."""
     assets = assets_dir()
-    return [assets.parent / "LICENSE", *sorted(assets.glob("NOTICE-*.md")), assets / "demo" / "README.md"]
+    return [licence_path(), *sorted(assets.glob("NOTICE-*.md")), assets / "demo" / "README.md"]
 
 
 def model_card_markdown() -> str:

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QWidget
 
-from imer_core.live.models import assets_dir
+from imer_core.assets import demo_clip_path as shipped_demo_clip
 from imer_core.live.parts import WEBCAM, SourceSpec
 
 from . import settings as keys
@@ -29,8 +29,8 @@ MEDIA_FILTER = ("Media files (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.wav *.mp3 *
 
 
 def demo_clip_path() -> Path:
-    """The shipped demo clip (``assets/demo/demo_clip.mp4``)."""
-    return assets_dir() / "demo" / "demo_clip.mp4"
+    """The shipped demo clip (``assets/demo/demo_clip.mp4``; see :mod:`imer_core.assets`)."""
+    return shipped_demo_clip()
 
 
 def list_devices() -> tuple[list[Any], list[Any], str]:

@@ -22,12 +22,14 @@ MediaPipe is imported only when an extractor is constructed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,11 +65,43 @@ def face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
 
 
 def default_face_model_path() -> Path:
-    """Where the shipped model bundle is expected: ``$IMER_FACE_LANDMARKER_MODEL`` or ``<root>/assets/``."""
+    """Where the model bundle is expected: ``$IMER_FACE_LANDMARKER_MODEL``, else in the assets folder.
+
+    The assets folder is ``$IMER_ASSETS`` when set, else the shipped one (see :mod:`imer_core.assets`).
+    """
     env = os.environ.get(FACE_MODEL_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "assets" / FACE_MODEL_FILENAME
+    from ..assets import asset_path
+
+    return asset_path(FACE_MODEL_FILENAME)
+
+
+#: Still faces smaller than this (pixels, longest side) are framed like the training faces (FER2013, 48x48).
+STILL_FACE_SIZE = 192
+#: Gray border added around a small still face, as a fraction of its side.
+STILL_FACE_PAD_FRACTION = 0.25
+
+
+def prepare_still_face(image: np.ndarray, size: int = STILL_FACE_SIZE,
+                       pad_fraction: float = STILL_FACE_PAD_FRACTION) -> np.ndarray:
+    """A tight face crop framed for the detector: gray (128) border of ``pad_fraction`` of the height,
+    then bicubic resize to ``size``x``size``; returns contiguous ``(size, size, 3)`` uint8 RGB.
+
+    This is how the live model's training faces (FER2013) were prepared: MediaPipe's
+    detector misses faces that fill their whole (small) image.  ``image`` is
+    ``(H, W)`` gray or ``(H, W, 3)`` RGB uint8.
+    """
+    import cv2  # brought by mediapipe (opencv-contrib-python)
+
+    pad = int(round(image.shape[0] * pad_fraction))
+    if image.ndim == 2:
+        framed = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
+        resized = cv2.resize(framed, (size, size), interpolation=cv2.INTER_CUBIC)
+        return np.ascontiguousarray(np.repeat(resized[:, :, None], 3, axis=2))
+    framed = cv2.copyMakeBorder(np.ascontiguousarray(image[:, :, :3]), pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=(128, 128, 128))
+    return np.ascontiguousarray(cv2.resize(framed, (size, size), interpolation=cv2.INTER_CUBIC))
 
 
 def rotation_to_euler(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -100,6 +134,13 @@ class FaceFrameFeatures:
         bbox: ``(x_min, y_min, x_max, y_max)`` of the landmarks, normalised and
             clipped to ``[0, 1]``.
         vector: ``(FACE_FEATURE_DIM,)`` float32 model input (blendshapes + pose in radians).
+        crop: ``(48, 48)`` uint8 aligned grayscale face crop
+            (:func:`~imer_core.features.face_crop.aligned_face_crop`) when the
+            extractor was built with ``with_crop=True`` and a face was found, else ``None``.
+        embedding: the face network's embedding of the crop (extractor built
+            with ``face_net=...``), else ``None``.
+        expression: the face network's probabilities of the live emotions
+            (``imer_core.config.LIVE_EMOTIONS`` order), else ``None``.
     """
 
     timestamp_ms: float
@@ -112,6 +153,9 @@ class FaceFrameFeatures:
     landmarks: np.ndarray
     bbox: tuple[float, float, float, float]
     vector: np.ndarray = field(repr=False)
+    crop: np.ndarray | None = field(default=None, repr=False)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    expression: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def empty(cls, timestamp_ms: float) -> "FaceFrameFeatures":
@@ -136,6 +180,63 @@ def _to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# MediaPipe's pip wheels report usage statistics to https://play.googleapis.com/log
+# when a task is closed (TasksStatsProtoLogger::LogSessionEnd inside
+# libmediapipe.so; no option of the Python or C API turns it off).  So a
+# landmarker is never closed: "closing" parks it here and the next extractor
+# with the same settings takes it back, which bounds the parked ones by the
+# number of extractors alive at once.  The ``imer`` commands end the process
+# with os._exit after their own cleanup, so the native destructors that would
+# report never run either (see app.signals.exit_process).
+_PARKED: dict[tuple, list[tuple[Any, int | None]]] = {}
+_PARKED_LOCK = threading.Lock()
+
+
+#: Set to 1 to see MediaPipe / TFLite's own start-up lines (hidden by default:
+#: they are notes, not errors, and would break into ``imer run``'s status line).
+NATIVE_LOGS_ENV = "IMER_NATIVE_LOGS"
+_STDERR_LOCK = threading.Lock()
+
+
+def _quietly(create: Callable[[], Any]) -> Any:
+    """Run ``create`` with the process's stderr (fd 2) sent to /dev/null.
+
+    MediaPipe and TFLite print their start-up notes from native code, before
+    any log level they read applies.  Python-level errors are raised, not
+    printed, so nothing the user needs is lost; other threads' stderr output
+    during the fraction of a second this takes is.
+    """
+    if os.environ.get(NATIVE_LOGS_ENV) == "1":
+        return create()
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            return create()
+        try:
+            os.dup2(null, 2)
+            return create()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+def _take_landmarker(key: tuple, create: Callable[[], Any]) -> tuple[Any, int | None]:
+    """A parked landmarker with these settings (and its last timestamp), else a new one."""
+    with _PARKED_LOCK:
+        parked = _PARKED.get(key)
+        if parked:
+            return parked.pop()
+    return _quietly(create), None
+
+
+def _park_landmarker(key: tuple, landmarker: Any, last_ts: int | None) -> None:
+    with _PARKED_LOCK:
+        _PARKED.setdefault(key, []).append((landmarker, last_ts))
+
+
 class FaceFeatureExtractor:
     """Blendshapes + head pose per video frame with MediaPipe FaceLandmarker (VIDEO mode).
 
@@ -153,6 +254,12 @@ class FaceFeatureExtractor:
             are not needed).  For unrelated still images such as a face
             corpus, where VIDEO-mode tracking would carry a face from one image
             to the next.
+        with_crop: also cut the aligned face crop of each detected face
+            (:attr:`FaceFrameFeatures.crop`), the input of the face network.
+        face_net: a face-network file (or a loaded
+            :class:`~imer_core.live.face_net.FaceNetRunner`) to run on each
+            crop (implies ``with_crop``): fills
+            :attr:`FaceFrameFeatures.embedding` and :attr:`FaceFrameFeatures.expression`.
 
     Raises:
         FileNotFoundError: if the model bundle does not exist.
@@ -163,14 +270,15 @@ class FaceFeatureExtractor:
 
     def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, still_images: bool = False) -> None:
+                 min_tracking_confidence: float = 0.5, still_images: bool = False, with_crop: bool = False,
+                 face_net: Any = None) -> None:
         if color not in ("bgr", "rgb"):
             raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
         path = Path(model_path).expanduser() if model_path is not None else default_face_model_path()
         if not path.is_file():
             raise FileNotFoundError(
                 f"FaceLandmarker model not found at {path}. Pass model_path=..., set ${FACE_MODEL_ENV}, or "
-                f"restore assets/{FACE_MODEL_FILENAME} (see assets/README.md).")
+                f"put {FACE_MODEL_FILENAME} into the folder named by $IMER_ASSETS (see assets/README.md).")
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
@@ -179,6 +287,12 @@ class FaceFeatureExtractor:
         self.model_path = path
         self.color = color
         self.still_images = bool(still_images)
+        self.face_net = None
+        if face_net is not None:
+            from ..live.face_net import FaceNetRunner
+
+            self.face_net = face_net if isinstance(face_net, FaceNetRunner) else FaceNetRunner(face_net)
+        self.with_crop = bool(with_crop) or self.face_net is not None
         self._mp = mp
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
@@ -188,8 +302,13 @@ class FaceFeatureExtractor:
             min_tracking_confidence=min_tracking_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
         self._factory = vision.FaceLandmarker
-        self._landmarker = self._factory.create_from_options(self._options)
+        self._key = (str(path), self.still_images, min_detection_confidence, min_presence_confidence,
+                     min_tracking_confidence)
         self._last_ts: int | None = None
+        self._landmarker, self._last_ts = _take_landmarker(self._key, self._create)
+
+    def _create(self) -> Any:
+        return self._factory.create_from_options(self._options)
 
     @property
     def feature_dim(self) -> int:
@@ -223,7 +342,17 @@ class FaceFeatureExtractor:
             result = self._landmarker.detect_for_video(image, mp_ts)
         if not result.face_landmarks:
             return FaceFrameFeatures.empty(ts)
-        return self._convert(result, ts)
+        features = self._convert(result, ts)
+        if self.with_crop:
+            from .face_crop import aligned_face_crop
+
+            crop = aligned_face_crop(rgb, features.landmarks, color="rgb")
+            embedding = expression = None
+            if self.face_net is not None:
+                embeddings, probabilities = self.face_net(crop)
+                embedding, expression = embeddings[0], probabilities[0]
+            features = dataclasses.replace(features, crop=crop, embedding=embedding, expression=expression)
+        return features
 
     __call__ = process
 
@@ -252,16 +381,20 @@ class FaceFeatureExtractor:
                                  (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), vector)
 
     def reset(self) -> None:
-        """Start a new stream: drop tracking state and the timestamp history."""
+        """Start a new stream: drop tracking state (a fresh graph; the old one is parked)."""
         self.close()
-        self._landmarker = self._factory.create_from_options(self._options)
+        self._landmarker = _quietly(self._create)
         self._last_ts = None
 
     def close(self) -> None:
-        """Release the MediaPipe graph (idempotent)."""
+        """Give the MediaPipe graph back (idempotent).
+
+        It is parked for the next extractor rather than closed: closing a
+        MediaPipe task sends a usage report over the network (see ``_PARKED``).
+        """
         landmarker, self._landmarker = self._landmarker, None
         if landmarker is not None:
-            landmarker.close()
+            _park_landmarker(self._key, landmarker, self._last_ts)
 
     def __enter__(self) -> "FaceFeatureExtractor":
         return self

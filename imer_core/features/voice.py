@@ -295,3 +295,17 @@ class VoiceFeatureExtractor:
         return VoiceFeatures(times, vector.astype(np.float32), fraction.astype(np.float32), activity)
 
     __call__ = extract
+
+
+def loudest_window(audio: np.ndarray, length: int, hop: int) -> tuple[np.ndarray, int]:
+    """The ``length``-sample window with the most energy among offsets ``0, hop, 2·hop, …`` and the end.
+
+    Shorter audio is zero-padded at the end.  Returns ``(window, offset)``.  The
+    live model's training clips were cut this way (a 2 s window of each clip).
+    """
+    if len(audio) <= length:
+        return np.pad(audio, (0, length - len(audio))), 0
+    offsets = sorted(set(range(0, len(audio) - length + 1, hop)) | {len(audio) - length})
+    energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    best = max(offsets, key=lambda o: energy[o + length] - energy[o])
+    return audio[best: best + length], best

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -34,8 +35,18 @@ CALIBRATION_FILE = "calibration.npz"
 WINDOW_STEPS, WINDOW_RATE_HZ = LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ
 
 
+#: Most bytes the arrays of one ``calibration.npz`` may declare (a one-hour
+#: calibration at two windows a second declares about 600 MB).  Checked from
+#: the array headers before any array is read.
+MAX_CALIBRATION_BYTES = 1 << 30
+
+
 class CalibrationError(RuntimeError):
     """A calibration run produced nothing usable."""
+
+
+class CalibrationFileError(ValueError):
+    """A ``calibration.npz`` is corrupt, oversized, or holds values that cannot be trained on."""
 
 
 @dataclass(frozen=True)
@@ -182,21 +193,98 @@ class CalibrationData:
 def load_calibration(folders: Sequence["str | Path"]) -> CalibrationData:
     """Read ``calibration.npz`` from each folder (or any folder below it).
 
+    Every file is checked before use: a readable zip of ``.npy`` arrays whose
+    declared sizes stay under :data:`MAX_CALIBRATION_BYTES` (checked from the
+    headers before reading), the expected keys and shapes with one sample
+    count, finite features, and labels inside the label space.
+
     Raises:
         FileNotFoundError: no calibration data under the folders.
-        ValueError: sessions with different label spaces or window shapes.
+        CalibrationFileError: a corrupt, oversized or invalid file (named), no
+            windows at all, sessions with different label spaces or window shapes.
     """
     files = sorted({p for f in folders for p in ([Path(f)] if Path(f).is_file() else Path(f).rglob(CALIBRATION_FILE))})
     if not files:
         raise FileNotFoundError(f"no {CALIBRATION_FILE} under {', '.join(map(str, folders))}: record a calibration "
                                 "first (imer run --calibrate, or Calibrate in the app)")
-    parts = [np.load(p, allow_pickle=False) for p in files]
-    names = {tuple(str(x) for x in part["labels"]) for part in parts}
+    parts = [_read_calibration_file(p) for p in files]
+    names = {tuple(part["labels"]) for part in parts}
     if len(names) != 1:
-        raise ValueError(f"calibration sessions use different label spaces: {sorted(names)}")
+        raise CalibrationFileError(f"calibration sessions use different label spaces: {sorted(names)}")
+    shapes = {tuple(part[m.value].shape[1:] for m in MODALITIES) for part in parts}
+    if len(shapes) != 1:
+        raise CalibrationFileError(f"calibration sessions have different window shapes: {sorted(shapes)}")
+    features = {m.value: np.concatenate([part[m.value] for part in parts]) for m in MODALITIES}
+    labels = np.concatenate([p["label"] for p in parts])
+    if labels.shape[0] == 0:
+        raise CalibrationFileError(f"the calibration files hold no windows: {', '.join(map(str, files))}")
+    return CalibrationData(features, np.concatenate([p["available"] for p in parts]), labels,
+                           names.pop(), tuple(files))
+
+
+_FEATURE_KEYS = tuple(m.value for m in MODALITIES)
+_REQUIRED = (*_FEATURE_KEYS, "label", "available", "labels")
+
+
+def _declared_arrays(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{key: (shape, dtype)}`` from the ``.npy`` headers of an npz, without reading the data."""
+    declared = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            declared[info.filename[:-4]] = (tuple(shape), dtype)
+    return declared
+
+
+def _read_calibration_file(path: Path) -> dict[str, np.ndarray]:
+    """Validated arrays of one ``calibration.npz`` (see :func:`load_calibration`)."""
+    def fail(why: str) -> CalibrationFileError:
+        return CalibrationFileError(f"{path} is not a usable calibration file: {why}")
+
     try:
-        features = {m.value: np.concatenate([part[m.value] for part in parts]) for m in MODALITIES}
-    except ValueError as exc:
-        raise ValueError(f"calibration sessions have different window shapes: {exc}") from exc
-    return CalibrationData(features, np.concatenate([p["available"] for p in parts]),
-                           np.concatenate([p["label"] for p in parts]), names.pop(), tuple(files))
+        declared = _declared_arrays(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise fail(f"corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in _REQUIRED if k not in declared]
+    if missing:
+        raise fail(f"missing array(s) {missing}")
+    total = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize for shape, dtype in declared.values())
+    if total > MAX_CALIBRATION_BYTES:
+        raise fail(f"its arrays declare {total / 2**20:.0f} MiB (limit {MAX_CALIBRATION_BYTES / 2**20:.0f} MiB)")
+    label_shape, label_dtype = declared["label"]
+    if len(label_shape) != 1 or label_dtype.kind not in "iu":
+        raise fail(f"'label' must be (N,) integers, got {label_dtype} {label_shape}")
+    n = label_shape[0]
+    for key in _FEATURE_KEYS:
+        shape, dtype = declared[key]
+        if len(shape) != 3 or shape[0] != n or dtype.kind != "f":
+            raise fail(f"{key!r} must be float windows (N, steps, dim) with N={n}, got {dtype} {shape}")
+    if declared["available"][0] != (n, len(MODALITIES)):
+        raise fail(f"'available' must be ({n}, {len(MODALITIES)}), got {declared['available'][0]}")
+    if declared["labels"][1].kind not in "U" or len(declared["labels"][0]) != 1:
+        raise fail(f"'labels' must be a list of class names, got {declared['labels'][1]}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in _REQUIRED}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise fail(f"corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+    arrays["labels"] = tuple(str(x) for x in arrays["labels"])
+    label = arrays["label"].astype(np.int64)
+    if label.size and (label.min() < 0 or label.max() >= len(arrays["labels"])):
+        raise fail(f"labels outside 0..{len(arrays['labels']) - 1} (found {int(label.min())}..{int(label.max())})")
+    arrays["label"] = label
+    arrays["available"] = arrays["available"].astype(bool)
+    for key in _FEATURE_KEYS:
+        values = arrays[key].astype(np.float32, copy=False)
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise fail(f"{bad} NaN or infinite {key} feature values")
+        arrays[key] = values
+    return arrays

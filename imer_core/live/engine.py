@@ -29,9 +29,11 @@ import torch
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
 from .health import ModalityState, ModalityStatus
+from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
 from .results import HIDDEN_RECOVERED, WITHOUT_RECOVERY, Comparison, LiveResult
 from .smoothing import DEFAULT_SMOOTHING_S, AgreementWindow, ProbabilitySmoother
+from .speaker_norm import RunningSpeakerStats, speaker_normalization_settings
 from .threads import RestartableThread
 from .tracks import FeatureTrack
 
@@ -44,6 +46,10 @@ PREFERRED_METHODS = ("cmarr", "imder", "rohydr")
 LATENCY_STAGES = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
 #: How long a modality's last sample may be held to fill a window (text: the last sentence).
 DEFAULT_HOLD_S = {Modality.VISION: 0.5, Modality.AUDIO: 0.5, Modality.TEXT: 15.0}
+class NonFiniteOutputError(ArithmeticError):
+    """The network's output held NaN or infinity (never shown or written as a prediction)."""
+
+
 def resolve_device(device: str = "auto") -> str:
     """``"cuda"`` when requested or available (``auto``), else ``"cpu"``; errors for unusable requests."""
     if device == "auto":
@@ -61,6 +67,8 @@ class EngineInputs:
     statuses: Callable[[], Mapping[Modality, ModalityStatus]]
     feature_latency_ms: Callable[[], Mapping[Modality, float]] = lambda: {}
     hold_s: Mapping[Modality, float] = field(default_factory=lambda: dict(DEFAULT_HOLD_S))
+    #: VAD speech fraction per voice step (times as the audio track's); needed by speaker normalisation.
+    speech_track: FeatureTrack | None = None
 
 
 class InferenceEngine(RestartableThread):
@@ -104,6 +112,8 @@ class InferenceEngine(RestartableThread):
         self._comparison_key: object = None
         self._agreement = AgreementWindow(60.0)
         self._compare_hidden: frozenset[Modality] = frozenset()
+        self._speaker_stats: dict[Modality, RunningSpeakerStats] = {}
+        self._counted_until: dict[Modality, float] = {}
 
     # -- control (any thread) ------------------------------------------------------------
     @property
@@ -145,6 +155,24 @@ class InferenceEngine(RestartableThread):
 
         self._compare_hidden = frozenset(as_modality(m) for m in modalities)
 
+    @property
+    def speaker_normalised(self) -> tuple[str, ...]:
+        """Modalities the current checkpoint normalises with running per-speaker statistics."""
+        return tuple(m.value for m in self._speaker_stats)
+
+    def speaker_speech_seconds(self, modality: Modality = Modality.AUDIO) -> float:
+        """Seconds of speech in the running statistics of ``modality`` (0 when it is not speaker-normalised)."""
+        stats = self._speaker_stats.get(modality)
+        if stats is None or self._model is None:
+            return 0.0
+        return stats.speech_steps / float(self._model.config.specs[modality].rate_hz)
+
+    def reset_speaker_statistics(self) -> None:
+        """Forget the running per-speaker statistics (the source changed: maybe another speaker)."""
+        for stats in list(self._speaker_stats.values()):
+            stats.reset()
+        self._counted_until = {}
+
     def start(self) -> None:
         """Start the engine thread (no-op when running)."""
         if not self.running:
@@ -168,6 +196,8 @@ class InferenceEngine(RestartableThread):
             next_tick += (missed + 1) * self.hop_s
             try:
                 result = self.step(now)
+            except NonFiniteOutputError as exc:  # said in the result; no traceback for a known state
+                result = self._result(now, self._statuses(), None, (), (), str(exc))
             except Exception as exc:  # a bad window must not kill the engine
                 log.exception("inference failed")
                 result = self._result(now, self._statuses(), None, (), (), f"inference failed: {exc}")
@@ -183,8 +213,9 @@ class InferenceEngine(RestartableThread):
         if wanted is None or (self._model is not None and self._model.method == wanted):
             return
         try:
-            self._model = self.bank.get(wanted)
-            self.model_error = ""
+            model = self.bank.get(wanted)
+            self._speaker_stats = _speaker_stats_of(model)
+            self._model, self.model_error, self._counted_until = model, "", {}
         except LiveModelError as exc:
             self.model_error = str(exc)
             if self._requested_method == wanted:  # not if another method was asked for meanwhile
@@ -242,7 +273,7 @@ class InferenceEngine(RestartableThread):
         return Comparison(kind, tuple(m.value for m in modalities), other, smoothed or other, agreement, windows)
 
     def _windows(self, model: LiveModel, now: float, statuses: tuple[ModalityStatus, ...]):
-        features, available, newest = {}, {}, {}
+        normed, available, newest = {}, {}, {}
         for status in statuses:
             m = status.modality
             spec = model.config.specs[m]
@@ -250,23 +281,49 @@ class InferenceEngine(RestartableThread):
             if status.available:
                 window = self.inputs.tracks[m].window(now, spec.seq_len, spec.rate_hz, self.inputs.hold_s[m])
             available[m] = window is not None
-            values = np.zeros((spec.seq_len, spec.dim), np.float32)
             if window is not None:
-                values = model.normalise(m, window.values).astype(np.float32)
-                newest[m] = window.newest_time
-            features[m.value] = torch.from_numpy(values)[None].to(self.device)
-        return features, available, newest
+                stats = self._speaker_stats.get(m)
+                if stats is not None:
+                    self._count_speech(m, stats, now)
+                    normalised = stats.normalise(window.values)
+                else:
+                    normalised = model.normalise(m, window.values).astype(np.float32)
+                if np.isfinite(normalised).all():
+                    normed[m] = normalised
+                    newest[m] = window.newest_time
+                else:  # a NaN / inf feature is never fed to the network: the modality counts as missing
+                    available[m] = False
+        return window_features(model, [normed], self.device, normalise=False), available, newest
+
+    def _count_speech(self, modality: Modality, stats: RunningSpeakerStats, now: float) -> None:
+        """Fold the steps that arrived since the last window into the running speaker statistics."""
+        if self.inputs.speech_track is None:
+            return
+        since = self._counted_until.get(modality, -np.inf)
+        times, values = self.inputs.tracks[modality].between(since, now)
+        speech_times, speech = self.inputs.speech_track.between(since, now)
+        fresh = times > since
+        times, values = times[fresh], values[fresh]
+        if not len(times):
+            return
+        fraction = np.zeros(len(times))  # a step without a speech fraction is not counted
+        if len(speech_times):
+            index = np.minimum(np.searchsorted(speech_times, times), len(speech_times) - 1)
+            found = speech_times[index] == times
+            fraction[found] = speech[index[found], 0]
+        stats.update(values, fraction)
+        self._counted_until[modality] = float(times[-1])
 
     def _predict(self, model: LiveModel, features, available) -> tuple[tuple[float, ...], float, float]:
-        mask = torch.tensor([[available[m] for m in MODALITIES]], dtype=torch.bool, device=self.device)
-        sampling = SamplingOptions(steps=self._requested_steps)
-        with torch.inference_mode():
-            recovered = model.model.recover(features, mask, sampling)
-            _sync(self.device)
-            t_rec = time.perf_counter()
-            logits = model.model.predict_from_recovered(recovered)
-            probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
-            t_pred = time.perf_counter()
+        mask = availability_mask([[m for m in MODALITIES if available[m]]], self.device)
+        recovered = recover(model, features, mask, SamplingOptions(steps=self._requested_steps))
+        _sync(self.device)
+        t_rec = time.perf_counter()
+        probs = classify(model, recovered)[0]
+        t_pred = time.perf_counter()
+        if not np.isfinite(probs).all():
+            raise NonFiniteOutputError(f"the {model.method} model produced NaN or infinite probabilities; "
+                                       "no prediction is shown (the checkpoint or its inputs are broken)")
         return tuple(float(p) for p in probs), t_rec, t_pred
 
     def _latencies(self, statuses, newest, t0, t_window, t_rec, t_pred) -> tuple[tuple[str, float], ...]:
@@ -289,6 +346,18 @@ class InferenceEngine(RestartableThread):
         return LiveResult(self.sequence, now, time.time(), self.method, self._requested_steps, self.device,
                           labels, probabilities, statuses, tuple(recovered), tuple(latency), message,
                           smoothed, comparison)
+
+
+def _speaker_stats_of(model: LiveModel) -> dict[Modality, RunningSpeakerStats]:
+    """Running statistics for each modality the checkpoint was trained with per-speaker normalisation."""
+    out = {}
+    for name, settings in speaker_normalization_settings(model.metadata).items():
+        modality = Modality(name)
+        if modality not in model.mean:
+            raise LiveModelError(f"{model.path}: speaker normalisation of {name} needs its feature_normalization")
+        out[modality] = RunningSpeakerStats(model.mean[modality], model.std[modality], settings["prior_steps"],
+                                            settings["min_speech_fraction"])
+    return out
 
 
 def _without_features(status: ModalityStatus) -> ModalityStatus:

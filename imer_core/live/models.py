@@ -18,24 +18,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..assets import ASSETS_ENV, assets_dir  # noqa: F401 - re-exported (where they were defined before)
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import CLASSIFICATION, LIVE_EMOTIONS, ModelConfig
 from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
 
-ASSETS_ENV = "IMER_ASSETS"
 #: Window of the live models: steps and step rate (2 s at 10 Hz); training and calibration use it.
 LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ = 20, 10.0
 
 
 class LiveModelError(RuntimeError):
     """A checkpoint cannot drive the live pipeline (missing, corrupt, untrained or mismatched)."""
-
-
-def assets_dir() -> Path:
-    """The project's ``assets/`` folder (``$IMER_ASSETS`` overrides it)."""
-    env = os.environ.get(ASSETS_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "assets"
 
 
 def shipped_checkpoints(directory: "str | os.PathLike[str] | None" = None) -> dict[str, Path]:
@@ -88,8 +82,19 @@ def _normalization_problems(config: ModelConfig, norm: Any) -> list[str]:
         if entry is None:
             continue
         dim = config.specs[modality].dim
-        if len(entry.get("mean", ())) != dim or len(entry.get("std", ())) != dim:
+        if not isinstance(entry, Mapping):
+            problems.append(f"feature_normalization of {modality.value} must be a dict with mean and std")
+            continue
+        try:
+            mean = np.asarray(entry.get("mean", ()), np.float64)
+            std = np.asarray(entry.get("std", ()), np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"feature_normalization of {modality.value} holds values that are not numbers")
+            continue
+        if mean.shape != (dim,) or std.shape != (dim,):
             problems.append(f"feature_normalization of {modality.value} does not have {dim} means and stds")
+        elif not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            problems.append(f"feature_normalization of {modality.value} holds NaN or infinite values")
     return problems
 
 
@@ -126,11 +131,15 @@ def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu") -> Live
     path = Path(path)
     try:
         payload = read_checkpoint(path)
-        config = ModelConfig.from_dict(payload["config"])
-    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+    except CheckpointError as exc:
         raise LiveModelError(f"cannot use checkpoint {path}: {exc}") from exc
-    metadata = dict(payload.get("metadata", {}))
-    problems = compatibility_problems(config, metadata)
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        metadata = dict(payload.get("metadata", {}))
+        problems = compatibility_problems(config, metadata)
+    except Exception as exc:  # a malformed config can fail in many ways; say which file and why
+        raise LiveModelError(f"cannot use checkpoint {path}: invalid configuration "
+                             f"({type(exc).__name__}: {exc})") from exc
     if problems:
         raise LiveModelError(f"checkpoint {path} does not fit the live pipeline: " + "; ".join(problems))
     try:

@@ -33,7 +33,7 @@ from .parts import PipelineParts, SourceSpec
 from .smoothing import DEFAULT_SMOOTHING_S
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
-from .workers import FaceSnapshot, FaceWorker, VoiceWorker
+from .workers import FaceSnapshot, FaceWorker, VoiceWorker, Worker
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class LivePipeline:
         self.video = self.audio = None
         self._hold_sources_until: float | None = None  # media file held while models load
         self.face_worker = self.voice_worker = self.speech_worker = None
-        self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms),
+        self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms,
+                                                                speech_track=self.speech_track),
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
         self.engine.set_smoothing(config.smoothing_s)
 
@@ -130,19 +131,29 @@ class LivePipeline:
         self._supervisor = threading.Thread(target=self._supervise, name="imer-supervisor", daemon=True)
         self._supervisor.start()
 
-    def stop(self) -> None:
-        """Stop every thread and release camera and microphone (idempotent)."""
+    def stop(self, quick: bool = False) -> None:
+        """Stop every thread and release camera and microphone (idempotent).
+
+        ``quick`` (Ctrl-C, SIGTERM): give each thread a fraction of a second and
+        abandon one still busy (a model load or a recognition cannot be
+        interrupted; the caller ends the process without waiting for them).
+        Otherwise a loading model gets up to 20 s and a recognition its grace time.
+        """
         self._stop.set()
         if self._supervisor is not None:
-            self._supervisor.join(2.0)
+            self._supervisor.join(0.5 if quick else 2.0)
             self._supervisor = None
-        self.engine.stop()
+        self.engine.stop(1.0 if quick else 5.0)
         for worker in (self.face_worker, self.voice_worker, self.speech_worker):
-            if worker is not None:
+            if worker is None:
+                continue
+            if quick:
+                Worker.stop(worker, timeout=0.3)  # no recognition grace: the process ends next
+            else:
                 worker.stop(timeout=20.0 if worker.loading else 3.0)  # a model load cannot be interrupted
         for source in (self.video, self.audio):
             if source is not None:
-                source.stop()
+                source.stop(0.5) if quick else source.stop()
 
     def finish_file(self, timeout_s: float = 20.0, cancel: threading.Event | None = None) -> None:
         """After a media file ended: transcribe its last words and wait for the prediction with them.
@@ -258,6 +269,7 @@ class LivePipeline:
         self.video, self.audio = self.parts.sources(self.config.sources)
         self.face_worker.frames = self.video.frames
         self.voice_worker.ring = self.speech_worker.ring = self.audio.ring
+        self.engine.reset_speaker_statistics()  # another source: maybe another speaker
         self._apply_switches()
 
     def _wait_for_data(self, timeout_s: float) -> str:
@@ -291,6 +303,10 @@ class LivePipeline:
             return
         with self._lock:
             self._hold_sources_until = None
+            now = time.monotonic()
+            for worker in (self.face_worker, self.voice_worker, self.speech_worker):
+                if worker is not None:  # health timers count from when the file plays, not the load
+                    worker.started_at = max(worker.started_at, now)
             self._apply_switches()
 
     def _supervise(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,14 +62,21 @@ class SessionRecording:
             log.exception("recording failed")
             self.error = f"recording failed: {type(exc).__name__}: {exc}"
 
-    def stop(self) -> None:
-        """Write what is pending and close every file (idempotent)."""
+    def stop(self, reason: str = "", timeout_s: float = 5.0) -> bool:
+        """Write what is pending and close every file (idempotent); ``False`` if a writer did not finish.
+
+        ``session.json`` records the end, the ``reason`` and whether the
+        shutdown was clean (every writer thread finished within ``timeout_s``).
+        """
         self.pipeline.remove_listener(self.recorder.write_result)
         self._stop.set()
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(5.0)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        clean = not any(thread.is_alive() for thread in self._threads)
         self._flush_transcripts()
-        self.recorder.close()
+        self.recorder.close(clean=clean, reason=reason)
+        return clean
 
     def _poll_transcripts(self) -> None:
         while not self._stop.wait(0.2):
@@ -112,7 +120,7 @@ class SessionRecording:
                 if writer is None:
                     h, w = (d - d % 2 for d in frame.image.shape[:2])  # H.264 needs even sizes
                     writer = MediaWriter(self.folder / "video.mkv", w, h, self.pipeline.config.sources.fps,
-                                         audio=False)
+                                         audio=False, live=True)
                     t0 = frame.t_capture
                 image = frame.image[:writer.height, :writer.width]
                 if image.shape[:2] == (writer.height, writer.width):  # frames of another size are skipped

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import threading
 import time
 import wave
@@ -30,6 +31,23 @@ from .speech_worker import TranscriptEvent
 
 SESSION_FORMAT = "imer-session-v1"
 LATENCY_COLUMNS = LATENCY_STAGES
+
+
+def strict_json(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that never writes the non-JSON tokens ``NaN`` / ``Infinity`` (they become ``null``)."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
 
 
 def new_session_dir(root: "str | Path") -> Path:
@@ -60,10 +78,14 @@ class SessionRecorder:
         self.t0_monotonic, self.t0_wall = time.monotonic(), time.time()
         self._lock = threading.Lock()
         self.rows = 0
-        meta = {"format": SESSION_FORMAT, "started_wall": self.t0_wall,
-                "started_iso": datetime.fromtimestamp(self.t0_wall).isoformat(timespec="seconds"),
-                "started_monotonic": self.t0_monotonic, "labels": list(self.labels), **dict(info)}
-        (self.folder / "session.json").write_text(json.dumps(meta, indent=2, default=str))
+        #: rows that carry a prediction (rows without one say why: loading, nothing available, ...)
+        self.predictions = 0
+        self._meta = {"format": SESSION_FORMAT, "started_wall": self.t0_wall,
+                      "started_iso": datetime.fromtimestamp(self.t0_wall).isoformat(timespec="seconds"),
+                      "started_monotonic": self.t0_monotonic, "labels": list(self.labels), **dict(info),
+                      # rewritten by close(): a session.json still saying false was cut off (killed)
+                      "ended_wall": None, "ended_iso": None, "duration_s": None, "clean_shutdown": False}
+        self._write_meta()
         self._jsonl: TextIO = open(self.folder / "predictions.jsonl", "a", encoding="utf-8")
         self._csv_file: TextIO = open(self.folder / "predictions.csv", "a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file)
@@ -89,11 +111,12 @@ class SessionRecorder:
         with self._lock:
             if self._closed:
                 return
-            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.write(strict_json(record) + "\n")
             self._jsonl.flush()
             self._csv.writerow(self._row(result, record["t_session"]))
             self._csv_file.flush()
             self.rows += 1
+            self.predictions += result.probabilities is not None
 
     __call__ = write_result
 
@@ -125,39 +148,92 @@ class SessionRecorder:
                   "end": round(event.end - self.t0_monotonic, 3), "asr_seconds": round(event.asr_seconds, 3)}
         with self._lock:
             if not self._closed:
-                self._transcript.write(json.dumps(record) + "\n")
+                self._transcript.write(strict_json(record) + "\n")
                 self._transcript.flush()
 
-    def close(self) -> None:
-        """Close every file (idempotent)."""
+    def _write_meta(self) -> None:
+        """Write ``session.json`` atomically (a kill leaves the old or the new one, never half of one)."""
+        path = self.folder / "session.json"
+        tmp = path.with_name(f".session.json.{os.getpid()}.tmp")
+        tmp.write_text(strict_json(self._meta, indent=2, default=str))
+        os.replace(tmp, path)
+
+    def close(self, clean: bool = True, reason: str = "") -> None:
+        """Close every file and record the end in ``session.json`` (idempotent).
+
+        Args:
+            clean: every thread stopped and every file was flushed (``False``:
+                the shutdown was forced, e.g. a second Ctrl-C).
+            reason: why the session ended (``"end of file"``, ``"SIGTERM"``, ...).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             for f in (self._jsonl, self._csv_file, self._transcript):
                 f.close()
+            ended = time.time()
+            self._meta.update(ended_wall=ended, ended_iso=datetime.fromtimestamp(ended).isoformat(timespec="seconds"),
+                              duration_s=round(time.monotonic() - self.t0_monotonic, 3), clean_shutdown=bool(clean),
+                              end_reason=reason, rows=self.rows, predictions=self.predictions)
+            self._write_meta()
+
+
+#: Largest WAV part written (2 GiB, half the format's 4 GiB limit, which many
+#: readers already fail at 2 GiB): 18.6 hours of 16 kHz 16-bit mono.
+WAV_PART_BYTES = 2 << 30
 
 
 class WavAppender:
-    """16-bit mono WAV written incrementally; the header is valid after every write."""
+    """16-bit mono WAV written incrementally; the header is valid after every write.
 
-    def __init__(self, path: "str | Path", sample_rate: int = 16000) -> None:
+    WAV cannot hold more than 4 GiB, so a long recording is split: after
+    ``part_bytes`` of samples, ``audio.wav`` is followed by ``audio-002.wav``,
+    ``audio-003.wav``, ... (no sample lost or repeated between parts);
+    :attr:`paths` lists them.
+    """
+
+    def __init__(self, path: "str | Path", sample_rate: int = 16000, part_bytes: int = WAV_PART_BYTES) -> None:
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.part_frames = max(1, int(part_bytes) // 2)
+        self.paths: list[Path] = []
+        self._frames = 0
+        self._file = self._wav = None
+        self._open_part()
+
+    def _open_part(self) -> None:
+        n = len(self.paths) + 1
+        path = self.path if n == 1 else self.path.with_name(f"{self.path.stem}-{n:03d}{self.path.suffix}")
         self._file = open(path, "wb")
         self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
-        self._wav.setframerate(sample_rate)
+        self._wav.setframerate(self.sample_rate)
+        self._frames = 0
+        self.paths.append(path)
 
     def write(self, samples: np.ndarray) -> None:
         """Append float samples in ``[-1, 1]`` and flush (the wave module patches the header each write)."""
-        pcm = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
-        self._wav.writeframes((pcm * 32767.0).astype("<i2").tobytes())
-        self._file.flush()
+        pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype("<i2")
+        while len(pcm):
+            if self._frames >= self.part_frames:
+                self._close_part()
+                self._open_part()
+            take = pcm[:self.part_frames - self._frames]
+            self._wav.writeframes(take.tobytes())
+            self._file.flush()
+            self._frames += len(take)
+            pcm = pcm[len(take):]
 
-    def close(self) -> None:
-        """Finish the header and close the file."""
+    def _close_part(self) -> None:
         self._wav.close()
         self._file.close()
+
+    def close(self) -> None:
+        """Finish the header and close the file (idempotent)."""
+        if self._file is not None and not self._file.closed:
+            self._close_part()
 
 
 @dataclass(frozen=True, eq=False)

@@ -49,6 +49,52 @@ class SpeechConfig:
     stop_grace_s: float = 3.0
 
 
+class UtteranceCutter:
+    """Cuts a stream of per-step voice activity into utterances to transcribe (:class:`SpeechConfig` rules).
+
+    :meth:`step` takes the steps in time order and returns the span ``(t0, t1)``
+    of audio to transcribe when an utterance ends (``end_silence_s`` of
+    silence) or has grown to ``max_utterance_s`` (the rest continues without
+    overlap); :meth:`finish` returns the utterance in progress (the audio ended).
+    Used by :class:`SpeechWorker` and by offline analysis.
+    """
+
+    def __init__(self, config: SpeechConfig = SpeechConfig()) -> None:
+        self.config = config
+        self.start: float | None = None  # first and last voiced time of the current utterance
+        self.last_speech: float | None = None
+        self.lead_pad = config.pad_s  # 0 for the continuation of a long utterance (no overlap)
+
+    def reset(self) -> None:
+        """Forget the utterance in progress."""
+        self.start = self.last_speech = None
+
+    def step(self, t: float, voiced: bool) -> tuple[float, float] | None:
+        """Add the step at time ``t``; the span to transcribe now, if any."""
+        cfg = self.config
+        if voiced:
+            if self.start is None:
+                self.start, self.lead_pad = t - 0.05, cfg.pad_s
+            self.last_speech = t + 0.05
+        if self.start is None or self.last_speech is None:
+            return None
+        if t - self.last_speech >= cfg.end_silence_s:
+            return self.finish()
+        if self.last_speech - self.start >= cfg.max_utterance_s:
+            span = (self.start - self.lead_pad, self.last_speech)
+            self.start, self.lead_pad = self.last_speech, 0.0  # the next part starts where this ends
+            return span
+        return None
+
+    def finish(self) -> tuple[float, float] | None:
+        """The utterance in progress as a span to transcribe (``None`` if there is none); then reset."""
+        span = None
+        if self.start is not None and self.last_speech is not None:
+            span = (self.start - self.lead_pad, self.last_speech + self.config.pad_s)
+        self.reset()
+        return span
+
+
 class _Call:
     """Runs ``fn`` in a daemon thread; :meth:`wait` gives up after a time-out."""
 
@@ -116,9 +162,7 @@ class SpeechWorker(Worker):
         self._asr: Any = None
         self._embedder: Any = None
         self._load_failed_at: float | None = None
-        self._utt_start: float | None = None  # current utterance: first and last voiced time
-        self._last_speech: float | None = None
-        self._lead_pad = config.pad_s  # 0 for the continuation of a long utterance (no overlap)
+        self._cutter = UtteranceCutter(config)
         self._finish_request: threading.Event | None = None
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -141,7 +185,8 @@ class SpeechWorker(Worker):
     def _loop(self) -> None:
         self._backends_ready()  # load now, while the first words are being spoken
         self._loaded()
-        seen, self._utt_start, self._last_speech = -np.inf, None, None
+        seen = -np.inf
+        self._cutter.reset()
         while not self._stop.wait(0.1):
             request = self._finish_request
             times, fractions = self._speech_since(seen)
@@ -156,24 +201,15 @@ class SpeechWorker(Worker):
                 request.set()
 
     def _finish_utterance(self) -> None:
-        if self._utt_start is not None and self._last_speech is not None:
-            self._transcribe(self._utt_start - self._lead_pad, self._last_speech + self.config.pad_s)
-        self._utt_start = self._last_speech = None
+        span = self._cutter.finish()
+        if span is not None:
+            self._transcribe(*span)
 
     def _advance(self, t: float, voiced: bool) -> None:
         """Update the utterance with one step; transcribe it when it ends or grows too long."""
-        cfg = self.config
-        if voiced:
-            if self._utt_start is None:
-                self._utt_start, self._lead_pad = t - 0.05, cfg.pad_s
-            self._last_speech = t + 0.05
-        if self._utt_start is None or self._last_speech is None:
-            return
-        if t - self._last_speech >= cfg.end_silence_s:
-            self._finish_utterance()
-        elif self._last_speech - self._utt_start >= cfg.max_utterance_s:
-            self._transcribe(self._utt_start - self._lead_pad, self._last_speech)
-            self._utt_start, self._lead_pad = self._last_speech, 0.0  # the next part starts where this ends
+        span = self._cutter.step(t, voiced)
+        if span is not None:
+            self._transcribe(*span)
 
     def _speech_since(self, seen: float) -> tuple[np.ndarray, np.ndarray]:
         newest = self.speech_track.newest_time

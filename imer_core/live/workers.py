@@ -75,8 +75,13 @@ class Worker(RestartableThread):
         raise NotImplementedError
 
     def _loaded(self) -> None:
-        """Mark the models as loaded (called by :meth:`_loop` of the current run)."""
+        """Mark the models as loaded (called by :meth:`_loop` of the current run).
+
+        The health timers ("no face detected for ...") count from here: the
+        load time is not time without a face.
+        """
         if self._is_current_run():
+            self.started_at = time.monotonic()
             self.loading = False
 
 

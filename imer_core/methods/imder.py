@@ -70,6 +70,13 @@ class IMDerOptions:
         recovery_loss_weight: weight of score + reconstruction losses.
         text_encoder: ``"features"`` (pre-extracted 768-d text) or ``"bert"`` (token ids).
         bert_path: local BERT checkpoint folder for ``text_encoder="bert"``.
+        bert_finetune: fine-tune BERT in stage 1 (the reference's ``use_finetune: true``;
+            the released ``pretrained-*.pth`` holds a fine-tuned BERT).  The recovery
+            stage always keeps BERT frozen, as the reference's forward does.
+        bert_learning_rate: Adam learning rate of BERT's parameter group in stage 1.
+            The IMDer release does not publish its stage-1 script; 2e-5 is the
+            ``learning_rate_bert`` of the same group's RoHyDR MOSI config (MOSEI: 2e-6),
+            the MMSA convention for BERT fine-tuning.
         distill_steps: steps of the distilled few-step generator (0: none; ``imer-train
             distill`` adds one, see :mod:`imer_core.diffusion.distill`).  Sampler
             ``"distilled"`` runs it.
@@ -92,11 +99,15 @@ class IMDerOptions:
     recovery_loss_weight: float = 0.1
     text_encoder: str = "features"
     bert_path: str = ""
+    bert_finetune: bool = True
+    bert_learning_rate: float = 2e-5
     distill_steps: int = 0
     score_backend: str = "eager"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "score_channels", tuple(int(c) for c in self.score_channels))
+        if not self.bert_learning_rate > 0:
+            raise ValueError(f"bert_learning_rate must be > 0, got {self.bert_learning_rate}")
         object.__setattr__(self, "score_backend", check_backend(self.score_backend))
         if self.distill_steps < 0:
             raise ValueError(f"distill_steps must be >= 0, got {self.distill_steps}")
@@ -194,14 +205,28 @@ class IMDer(RecoveryModel):
 
     # ------------------------------------------------------------------ stages
     def prepare_stage(self, stage: str) -> None:
-        """``"pretrain"``: full data, projections train; ``"recovery"``: projections frozen."""
+        """``"pretrain"``: full data, projections (and BERT when fine-tuned) train;
+        ``"recovery"``: projections and BERT frozen."""
         super().prepare_stage(stage)
         for module in self.fusion.projections().values():
             for p in module.parameters():
                 p.requires_grad_(stage == PRETRAIN)
+        if self.text_encoder is not None:
+            self.text_encoder.set_trainable(stage == PRETRAIN and self.options.bert_finetune)
         if self.student_nets is not None:                              # trained only by the distillation stage
             for p in self.student_nets.parameters():
                 p.requires_grad_(False)
+
+    def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """One Adam; a fine-tuned BERT gets its own parameter group at ``bert_learning_rate``."""
+        bert = ([p for p in self.text_encoder.parameters() if p.requires_grad]
+                if self.text_encoder is not None else [])
+        bert_ids = {id(p) for p in bert}
+        others = [p for p in self.parameters() if p.requires_grad and id(p) not in bert_ids]
+        groups = [{"params": others, "lr": learning_rate}]
+        if bert:
+            groups.append({"params": bert, "lr": self.options.bert_learning_rate})
+        return {"main": torch.optim.Adam(groups, lr=learning_rate, weight_decay=weight_decay)}
 
     def check_features(self, features: Features) -> int:
         """Validate shapes; with the BERT text encoder ``text`` holds ``(B, 3, L)`` token tensors."""
@@ -218,7 +243,7 @@ class IMDer(RecoveryModel):
     def _project(self, features: Features) -> dict[str, torch.Tensor]:
         feats = dict(features)
         if self.text_encoder is not None:
-            feats["text"] = self.text_encoder(feats["text"])          # frozen, no_grad inside
+            feats["text"] = self.text_encoder(feats["text"])          # no_grad inside unless fine-tuned
         if self.stage == RECOVERY:
             with torch.no_grad():                                      # projections frozen in stage 2
                 return self.fusion.project(feats)

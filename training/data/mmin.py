@@ -68,6 +68,11 @@ FILE_SPLITS: dict[str, str] = {"train": "trn", "valid": "val", "test": "tst"}
 AUDIO_NORMS: tuple[str, ...] = ("published", "train", "none")
 
 
+#: Largest feature array one utterance may declare (a 10-minute utterance of
+#: 1024-d BERT-large steps at 100 Hz is about 240 MB; the release holds seconds).
+MAX_UTTERANCE_BYTES = 256 << 20
+
+
 class MMINFormatError(ValueError):
     """A file of the MMIN feature release is missing or does not follow its layout."""
 
@@ -200,11 +205,15 @@ def load_mmin_fold(root: "str | Path", dataset: str = "iemocap", fold: int = 1, 
     raw: dict[str, list[list[np.ndarray]]] = {split: [] for split in SPLITS}
     stats: tuple[np.ndarray, np.ndarray] | None = None
     for modality, path, dim in zip(_MODALITY_NAMES, paths, info.dims):
-        with h5py.File(path, "r") as h5:
-            for split in SPLITS:
-                raw[split].append(_read_features(h5, path, targets[split][0], dim, split))
-            if modality == "audio" and audio_norm == "published" and info.audio_stats_file is None:
-                stats = _mean_std([_feature(h5[k], path, k, dim) for k in h5.keys()])
+        try:
+            with h5py.File(path, "r") as h5:
+                for split in SPLITS:
+                    raw[split].append(_read_features(h5, path, targets[split][0], dim, split))
+                if modality == "audio" and audio_norm == "published" and info.audio_stats_file is None:
+                    stats = _mean_std([_feature(h5[k], path, k, dim) for k in h5.keys()])
+        except (OSError, KeyError, TypeError, RuntimeError) as exc:  # h5py's errors for corrupt files
+            raise MMINFormatError(f"{path} is not a readable HDF5 feature file ({type(exc).__name__}: "
+                                  f"{exc})") from exc
     if audio_norm == "published" and info.audio_stats_file is not None:
         stats = _read_stats(h5py, root / info.audio_stats_file, int(fold), info.dims[1])
     elif audio_norm == "train":
@@ -229,13 +238,28 @@ def load_mmin_fold(root: "str | Path", dataset: str = "iemocap", fold: int = 1, 
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    """A plain ``.npy`` array; its header is checked against the file size before the data is read."""
     if not path.is_file():
         raise MMINFormatError(f"label file not found: {path}")
     try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = reader(handle)
+            left = path.stat().st_size - handle.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise MMINFormatError(f"{path} is truncated or not a .npy file ({exc})") from exc
+    if dtype.hasobject:
+        raise MMINFormatError(f"{path} holds Python objects, not a plain numpy array (refused: loading "
+                              "it would need pickle)")
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > left:
+        raise MMINFormatError(f"{path} declares {declared} bytes of {dtype} {shape} but holds {left}: "
+                              "truncated or corrupt")
+    try:
         return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise MMINFormatError(f"{path} holds Python objects, not a plain numpy array ({exc})") from exc
-    except (OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise MMINFormatError(f"{path} is truncated or not a .npy file ({exc})") from exc
 
 
@@ -277,6 +301,13 @@ def _feature(node: Any, path: Path, uid: str, dim: int) -> np.ndarray:
         if "feat" not in node:
             raise MMINFormatError(f"{path}[{uid!r}] is a group without a 'feat' dataset")
         node = node["feat"]
+    shape, dtype = getattr(node, "shape", None), getattr(node, "dtype", None)
+    if shape is None or dtype is None:
+        raise MMINFormatError(f"{path}[{uid!r}] is not a dataset")
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > MAX_UTTERANCE_BYTES:
+        raise MMINFormatError(f"{path}[{uid!r}] declares {declared / 2**20:.0f} MiB ({dtype} {shape}); "
+                              f"the limit per utterance is {MAX_UTTERANCE_BYTES >> 20} MiB")
     array = np.asarray(node[()])
     if array.ndim != 2 or array.dtype.kind not in "biuf":
         raise MMINFormatError(f"{path}[{uid!r}]: expected a numeric (T, {dim}) array, got "
@@ -301,13 +332,21 @@ def _read_features(h5: Any, path: Path, ids: np.ndarray, dim: int, split: str) -
 def _read_stats(h5py: Any, path: Path, fold: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise MMINFormatError(f"audio statistics file not found: {path}")
-    with h5py.File(path, "r") as h5:
-        if str(fold) not in h5 or any(k not in h5[str(fold)] for k in ("mean", "std")):
-            raise MMINFormatError(f"{path}: missing group '{fold}' with 'mean' and 'std'")
-        mean, std = (np.asarray(h5[str(fold)][k][()], dtype=np.float32) for k in ("mean", "std"))
-    if mean.shape != (dim,) or std.shape != (dim,):
-        raise MMINFormatError(f"{path}['{fold}']: expected mean/std of shape ({dim},), "
-                              f"got {mean.shape} and {std.shape}")
+    try:
+        with h5py.File(path, "r") as h5:
+            if str(fold) not in h5 or any(k not in h5[str(fold)] for k in ("mean", "std")):
+                raise MMINFormatError(f"{path}: missing group '{fold}' with 'mean' and 'std'")
+            nodes = [h5[str(fold)][k] for k in ("mean", "std")]
+            if any(getattr(n, "shape", None) != (dim,) for n in nodes):
+                raise MMINFormatError(f"{path}['{fold}']: expected mean/std of shape ({dim},), "
+                                      f"got {[getattr(n, 'shape', None) for n in nodes]}")
+            mean, std = (np.asarray(n[()], dtype=np.float32) for n in nodes)
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, MMINFormatError):
+            raise
+        raise MMINFormatError(f"{path} is not a readable statistics file ({type(exc).__name__}: {exc})") from exc
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise MMINFormatError(f"{path}['{fold}']: NaN or infinite mean/std")
     return mean, np.where(std == 0.0, np.float32(1.0), std)
 
 

@@ -26,9 +26,18 @@ Aligned files have ``L_a = L_v = 50``; feature dims are 768/5/20 (MOSI) and
 replaced by 0.  Per-sample vectors stored as ``(N, 1)`` columns are accepted
 and flattened; lengths may be lists or arrays.
 
-Security: the files are Python pickles, and unpickling can execute arbitrary
-code.  Only load files from a source you trust (ideally verified with
-``expected_sha256``).
+Security: the files are Python pickles by publication, and :func:`pickle.load`
+can execute arbitrary code.  :func:`load_mmsa` therefore reads them with the
+restricted unpickler of :mod:`training.data.safe_pickle`, which resolves only
+numpy arrays, dtypes and scalars (dicts, lists, strings and numbers need no
+global) and refuses anything else with an error naming the global.  The
+published files are also checked against the SHA-256 digests of the MMSA
+README (:data:`KNOWN_SHA256`) when their name is a published one.
+``trust_pickle=True`` (``imer-train --trust-pickle``) turns the restriction
+off for files that need other globals: such a file can then run any code with
+your permissions, so only use it for a file you made yourself or got from a
+source you trust.  ``verify_sha256=False`` (``--skip-sha256``) skips the
+digest check for a renamed or re-extracted file.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,6 +55,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .common import ThreeModalityArrays
+from .safe_pickle import ForbiddenGlobalError, restricted_load
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +71,15 @@ DATASET_SIZES: dict[str, tuple[int, int, int]] = {
     "mosi": (1284, 229, 686), "mosei": (16326, 1871, 4659),
 }
 
-# SHA-256 digests of the published files, keyed by "<dataset>/<file name>"
-# (e.g. "mosi/aligned_50.pkl").  Deliberately empty: neither the MMSA README /
-# code nor the IMDer repository publish checksums for these pickles, and we do
-# not invent any.  Pass ``expected_sha256`` to ``load_mmsa`` to pin a file.
-KNOWN_SHA256: dict[str, str] = {}
+# SHA-256 digests of the published feature files, keyed by "<dataset>/<file name>",
+# as listed in the thuiar/MMSA README ("SHA-256 for feature files", files
+# MOSI/Processed/*.pkl and MOSEI/Processed/*.pkl).
+KNOWN_SHA256: dict[str, str] = {
+    "mosi/unaligned_50.pkl": "78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524",
+    "mosi/aligned_50.pkl": "d3994fd25681f9c7ad6e9c6596a6fe9b4beb85ff7d478ba978b124139002e5f9",
+    "mosei/unaligned_50.pkl": "ad8b23d50557045e7d47959ce6c5b955d8d983f2979c7d9b7b9226f6dd6fec1f",
+    "mosei/aligned_50.pkl": "45eccfb748a87c80ecab9bfac29582e7b1466bf6605ff29d3b338a75120bf791",
+}
 
 _CHUNK = 512  # samples per chunk when scanning large feature arrays
 
@@ -120,18 +135,31 @@ def file_sha256(path: "str | Path", chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def known_digests(path: Path, dataset: str | None) -> list[str]:
+    """Published digests a file named like ``path`` may have (``[]``: not a published name)."""
+    datasets = [dataset] if dataset else sorted(DATASET_DIMS)
+    return [KNOWN_SHA256[key] for key in (f"{d}/{path.name}" for d in datasets) if key in KNOWN_SHA256]
+
+
 def load_mmsa(path: "str | Path", *, expected_sha256: str | None = None,
-              dataset: str | None = None) -> dict[str, MMSASplit]:
+              dataset: str | None = None, verify_sha256: bool = True,
+              trust_pickle: bool = False) -> dict[str, MMSASplit]:
     """Load and validate an MMSA ``aligned_50.pkl`` / ``unaligned_50.pkl`` file.
 
     Args:
-        path: the pickle file.  It is unpickled with :func:`pickle.load`, which
-            can execute code: only load trusted files.
+        path: the pickle file, read with a restricted unpickler that only
+            builds dicts, lists, strings, numbers and numpy arrays.
         expected_sha256: if given, the file's SHA-256 must match (checked before
-            unpickling).  Otherwise a digest from :data:`KNOWN_SHA256` is used
-            when one is known for ``"<dataset>/<file name>"``.
+            unpickling).  Otherwise, with ``verify_sha256``, a file named
+            ``aligned_50.pkl`` / ``unaligned_50.pkl`` must match the published
+            digest of :data:`KNOWN_SHA256` (of ``dataset``, or of either corpus
+            when ``dataset`` is ``None``).
         dataset: ``"mosi"`` or ``"mosei"`` to also check the feature dimensions
             against the published ones; ``None`` skips that check.
+        verify_sha256: ``False`` skips the published-digest check (a renamed
+            or re-extracted file); ``expected_sha256`` is still checked.
+        trust_pickle: ``True`` unpickles with :func:`pickle.load` semantics:
+            the file can then execute arbitrary code.  Only for files you trust.
 
     Returns:
         ``{"train": MMSASplit, "valid": MMSASplit, "test": MMSASplit}``.
@@ -149,14 +177,20 @@ def load_mmsa(path: "str | Path", *, expected_sha256: str | None = None,
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASET_DIMS)}")
     if not path.is_file():
         raise MMSAFormatError(f"MMSA feature file not found: {path}")
-    expected = expected_sha256 or (KNOWN_SHA256.get(f"{dataset}/{path.name}") if dataset else None)
-    if expected:
+    if expected_sha256:
         actual = file_sha256(path)
-        if actual.lower() != expected.strip().lower():
+        if actual.lower() != expected_sha256.strip().lower():
             raise MMSAFormatError(
-                f"SHA-256 mismatch for {path}: expected {expected.lower()}, got {actual}; "
+                f"SHA-256 mismatch for {path}: expected {expected_sha256.lower()}, got {actual}; "
                 "the file is corrupt or a different version - re-download it")
-    raw = _unpickle(path)
+    elif verify_sha256 and (published := known_digests(path, dataset)):
+        actual = file_sha256(path)
+        if actual.lower() not in published:
+            raise MMSAFormatError(
+                f"{path} does not match the published SHA-256 of {path.name} (MMSA README): got {actual}; "
+                "the file is corrupt or another version - re-download it, or pass --skip-sha256 "
+                "if you extracted it yourself")
+    raw = _unpickle(path, trust_pickle)
     if not isinstance(raw, Mapping):
         raise MMSAFormatError(f"{path}: top level must be a dict with keys {list(SPLITS)}, "
                               f"got {type(raw).__name__}")
@@ -169,11 +203,20 @@ def load_mmsa(path: "str | Path", *, expected_sha256: str | None = None,
     return splits
 
 
-def _unpickle(path: Path) -> Any:
+def _unpickle(path: Path, trust: bool = False) -> Any:
     try:
         with open(path, "rb") as handle:
-            return pickle.load(handle)
-    except (EOFError, pickle.UnpicklingError, ValueError, IndexError, OverflowError) as exc:
+            return restricted_load(handle, trust=trust)
+    except ForbiddenGlobalError as exc:
+        raise MMSAFormatError(
+            f"{path} is not a plain MMSA feature file: it names the Python global "
+            f"{exc.module}.{exc.name}, and MMSA files contain only dicts, lists, strings, numbers and "
+            "numpy arrays; refusing to load it (if you made it yourself and trust it, "
+            "--trust-pickle loads it anyway, which lets the file run any code)") from None
+    except MemoryError as exc:
+        raise MMSAFormatError(f"{path} declares more data than fits in memory; it is corrupt") from exc
+    except (EOFError, pickle.UnpicklingError, ValueError, IndexError, OverflowError, TypeError,
+            KeyError, struct.error, UnicodeDecodeError, RecursionError) as exc:
         raise MMSAFormatError(
             f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); re-download the file"
         ) from exc

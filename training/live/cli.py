@@ -37,6 +37,41 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     extract.add_argument("--force", action="store_true", help="re-extract even when the cache is up to date")
     extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+    crops = sub.add_parser("face-crops", help="aligned FER2013 face crops for the face network (the run-time crop "
+                                              "on MediaPipe landmarks; whole image where no face is found)")
+    crops.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
+    crops.add_argument("--out", default="runs/face_net/fer2013_crops.npz", help="crop file (npz)")
+    crops.add_argument("--limit", type=int, default=None, help="at most N images (spread evenly)")
+    crops.add_argument("--shard", default="0/1", help="K/N: every N-th image from the K-th (N processes at once)")
+    crops.add_argument("--merge", default=None, help="comma-separated shard files to join into --out instead")
+    crops.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    net = sub.add_parser("face-net", help="train the face network on aligned FER2013 crops (face-crops)")
+    net.add_argument("--crops", default="runs/face_net/fer2013_crops.npz", help="crop file of face-crops")
+    net.add_argument("--out", default="runs/face_net", help="folder for face_net.pt, summary.json")
+    net.add_argument("--epochs", type=int, default=12)
+    net.add_argument("--batch-size", type=int, default=64)
+    net.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
+    net.add_argument("--seed", type=int, default=0)
+    net.add_argument("--threads", type=int, default=1, help="torch threads")
+    net.add_argument("--limit", type=int, default=None, help="at most N training crops (quick runs)")
+    net.add_argument("--evaluate", default=None, metavar="FACE_NET_PT",
+                     help="only evaluate this saved network on --split of --crops (no training)")
+    net.add_argument("--split", default="test", choices=("train", "val", "test"))
+
+    text = sub.add_parser("text-head", help="train MELD text-emotion heads on the frozen MiniLM embeddings "
+                                            "(extract-live cache), pick on dev, report test")
+    text.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live (meld)")
+    text.add_argument("--out", default="runs/text_head", help="folder for text_head.pt and summary.json")
+    text.add_argument("--epochs", type=int, default=40)
+    text.add_argument("--seed", type=int, default=0)
+
+    vnorm = sub.add_parser("voice-norm-eval", help="voice classifier with global vs per-speaker vs running "
+                                                   "per-speaker normalisation (RAVDESS + EmoDB test speakers)")
+    vnorm.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
+    vnorm.add_argument("--out", default="runs/voice_norm", help="folder for the feature cache and summary.json")
+    vnorm.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
                                                 "conditions against zero-fill, mean-fill and unimodal baselines")
     evaluate.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live")
@@ -64,6 +99,49 @@ def cmd_extract_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_face_crops(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.face_net_data.make_fer_crops` and print its metadata."""
+    from .face_net_data import make_fer_crops, merge_fer_crops
+
+    if args.merge:
+        print(json.dumps(merge_fer_crops(_paths(args.merge), args.out), indent=2))
+        return 0
+    k, n = (int(x) for x in args.shard.split("/"))
+    if not 0 <= k < n:
+        raise SystemExit(f"--shard {args.shard}: expected K/N with 0 <= K < N")
+    meta = make_fer_crops(args.data, args.out, args.limit, progress=not args.no_progress, shard=(k, n))
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def cmd_face_net(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.face_net_train.train_face_net` (the log goes to stdout)."""
+    from .face_net_train import evaluate_face_net_file, train_face_net
+
+    if args.evaluate:
+        print(json.dumps(evaluate_face_net_file(args.crops, args.evaluate, args.split), indent=2))
+        return 0
+    train_face_net(args.crops, args.out, args.epochs, args.batch_size, args.lr, seed=args.seed, limit=args.limit,
+                   threads=args.threads, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_text_head(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.text_head.run_text_head` (the log goes to stdout)."""
+    from .text_head import run_text_head
+
+    run_text_head(args.cache, args.out, epochs=args.epochs, seed=args.seed, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_voice_norm_eval(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.voice_norm_eval.run_voice_norm_eval` (the log goes to stdout)."""
+    from .voice_norm_eval import run_voice_norm_eval
+
+    run_voice_norm_eval(args.data, args.out, progress=not args.no_progress, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_live_eval(args: argparse.Namespace) -> int:
     """Run :func:`training.live.evaluate.run_live_eval` and print the tables."""
     from .evaluate import run_live_eval
@@ -77,4 +155,7 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_extract_live,
-                                                            "live-eval": cmd_live_eval}
+                                                            "live-eval": cmd_live_eval,
+                                                            "face-crops": cmd_face_crops, "face-net": cmd_face_net,
+                                                            "text-head": cmd_text_head,
+                                                            "voice-norm-eval": cmd_voice_norm_eval}

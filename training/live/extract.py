@@ -38,14 +38,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from imer_core.features.voice import loudest_window  # noqa: F401 - used here and by the tests
+
 from .corpora import (AUDIO_CORPORA, CORPORA, audio_clips, check_corpus, load_fer2013, meld_utterances, read_audio,
                       speaker_split, split_table, spread_subset)
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-FACE_UPSCALE = 192
-FACE_PAD_FRACTION = 0.25
+FACE_UPSCALE = 192  # imer_core.features.face.STILL_FACE_SIZE
+FACE_PAD_FRACTION = 0.25  # imer_core.features.face.STILL_FACE_PAD_FRACTION
 AUDIO_WINDOW_S = 2.0
 AUDIO_SAMPLE_RATE = 16000
 WINDOW_HOP_S = 0.1
@@ -128,12 +130,9 @@ def load_cache(cache_dir: str | Path, corpus: str) -> dict[str, Any]:
 
 def prepare_face(image: np.ndarray, size: int = FACE_UPSCALE, pad_fraction: float = FACE_PAD_FRACTION) -> np.ndarray:
     """Gray border of ``pad_fraction`` of the side, then bicubic resize to ``size``² (RGB uint8)."""
-    import cv2  # brought by mediapipe (opencv-contrib-python)
+    from imer_core.features.face import prepare_still_face
 
-    pad = int(round(image.shape[0] * pad_fraction))
-    framed = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
-    resized = cv2.resize(framed, (size, size), interpolation=cv2.INTER_CUBIC)
-    return np.ascontiguousarray(np.repeat(resized[:, :, None], 3, axis=2))
+    return prepare_still_face(image, size, pad_fraction)
 
 
 def extract_fer2013(data_root: str | Path, limit: int | None = None,
@@ -158,19 +157,6 @@ def extract_fer2013(data_root: str | Path, limit: int | None = None,
 
 
 # ----------------------------------------------------------------------------- audio
-
-
-def loudest_window(audio: np.ndarray, length: int, hop: int) -> tuple[np.ndarray, int]:
-    """The ``length``-sample window with the most energy among offsets ``0, hop, 2·hop, …`` and the end.
-
-    Shorter audio is zero-padded at the end.  Returns ``(window, offset)``.
-    """
-    if len(audio) <= length:
-        return np.pad(audio, (0, length - len(audio))), 0
-    offsets = sorted(set(range(0, len(audio) - length + 1, hop)) | {len(audio) - length})
-    energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
-    best = max(offsets, key=lambda o: energy[o + length] - energy[o])
-    return audio[best: best + length], best
 
 
 def _load_asr() -> Any:

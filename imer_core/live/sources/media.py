@@ -307,8 +307,10 @@ class MediaAudioSource(_StreamWorker, AudioSource):
                 writer = _ChunkWriter(self, t0 + pass_offset, int(round(start * LIVE_SAMPLE_RATE)), limit)
                 if not self._play_pass(container, stream, origin, start, writer):
                     return
-                if self._owner.loop and limit:  # pad to the common period: streams stay in sync
-                    writer.pad_to(limit)
+                # pad to the common period (streams stay in sync), chunk by chunk: a header
+                # declaring hours costs time, never memory
+                if self._owner.loop and limit and not writer.pad_to(limit):
+                    return
                 if not writer.flush():
                     return
         finally:
@@ -351,13 +353,30 @@ class _ChunkWriter:
         #: whether the decoded audio has been placed on the timeline (see :meth:`align`).
         self.aligned = False
 
-    def align(self, first_time: float) -> None:
-        """Place the first decoded sample at ``first_time`` (silence before it, or drop samples)."""
+    def align(self, first_time: float) -> bool:
+        """Place the first decoded sample at ``first_time`` (silence before it, or drop samples).
+
+        ``False`` when the source was stopped while the silence was written.
+        """
         self.aligned = True
         gap = int(round(first_time * LIVE_SAMPLE_RATE)) - self.position
-        if gap > 0:
-            self._pending = np.zeros(gap, np.float32)
         self._drop = max(-gap, 0)
+        if self.limit is not None:
+            gap = min(gap, self.limit - self.position)
+        return self.silence(gap)
+
+    def silence(self, count: int) -> bool:
+        """Write ``count`` zero samples one chunk at a time (memory does not grow with ``count``)."""
+        while count > 0:
+            fill = min(count, max(AUDIO_CHUNK - len(self._pending), 0))
+            if fill:
+                self._pending = np.concatenate([self._pending, np.zeros(fill, np.float32)])
+                count -= fill
+            while len(self._pending) >= AUDIO_CHUNK:
+                if not self._write(self._pending[:AUDIO_CHUNK]):
+                    return False
+                self._pending = self._pending[AUDIO_CHUNK:]
+        return True
 
     def add(self, samples: np.ndarray) -> bool:
         """Queue decoded samples; writes every complete chunk (``False`` when stopped)."""
@@ -373,11 +392,9 @@ class _ChunkWriter:
             self._pending = self._pending[AUDIO_CHUNK:]
         return True
 
-    def pad_to(self, total: int) -> None:
-        """Append silence up to ``total`` samples in this pass."""
-        missing = total - self.position - len(self._pending)
-        if missing > 0:
-            self._pending = np.concatenate([self._pending, np.zeros(missing, np.float32)])
+    def pad_to(self, total: int) -> bool:
+        """Append silence up to ``total`` samples in this pass (``False`` when stopped meanwhile)."""
+        return self.silence(total - self.position - len(self._pending))
 
     def flush(self) -> bool:
         """Write what is left (a last partial chunk included)."""

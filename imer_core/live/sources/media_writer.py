@@ -26,6 +26,8 @@ import numpy as np
 
 _AUDIO_CODEC_BY_SUFFIX = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16")}
 _AAC_FRAME = 1024
+#: Longest Matroska cluster of a ``live`` writer (what a kill can lose, at most).
+LIVE_CLUSTER_MS = 1000
 
 
 def _video_codec_name() -> str:
@@ -49,6 +51,11 @@ class MediaWriter:
         fps: constant frame rate; frame ``i`` is stamped ``i / fps`` seconds.
         sample_rate: rate of the audio passed to :meth:`add_audio`.
         video, audio: which streams the file has (at least one).
+        live: the file must survive the process being killed with at most
+            about a second lost: the H.264 encoder runs without look-ahead or
+            B-frames (``tune=zerolatency``, each frame is muxed as it is
+            encoded) and a Matroska file is cut into clusters of at most one
+            second, each written through to the file at once.
 
     Thread-safe: a camera thread may call :meth:`add_frame` while an audio
     thread calls :meth:`add_audio`.  Use as a context manager or call
@@ -56,7 +63,7 @@ class MediaWriter:
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float,
-                 sample_rate: int = 16000, video: bool = True, audio: bool = True) -> None:
+                 sample_rate: int = 16000, video: bool = True, audio: bool = True, live: bool = False) -> None:
         if not (video or audio):
             raise ValueError("MediaWriter needs a video or an audio stream")
         if video and (width <= 0 or height <= 0 or width % 2 or height % 2):
@@ -75,7 +82,13 @@ class MediaWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._pending = np.zeros(0, np.float32)
-        self._container = av.open(str(self.path), mode="w")
+        self.live = bool(live)
+        container_options = {}
+        if self.live:
+            container_options["flush_packets"] = "1"
+            if self.path.suffix.lower() in (".mkv", ".webm"):
+                container_options["cluster_time_limit"] = str(LIVE_CLUSTER_MS)
+        self._container = av.open(str(self.path), mode="w", container_options=container_options)
         try:
             self._video = self._add_video_stream(fps) if video else None
             self._audio = self._add_audio_stream() if audio else None
@@ -88,6 +101,8 @@ class MediaWriter:
         rate = _rate_fraction(fps)
         codec = _video_codec_name()
         options = {"preset": "veryfast", "crf": "20"} if codec == "libx264" else {}
+        if self.live and codec == "libx264":
+            options["tune"] = "zerolatency"
         stream = self._container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"

@@ -10,9 +10,9 @@ a person expressing emotions: the face does not react to the words.
 Everything is deterministic (no randomness): the same sentences and options
 give the same frames and samples.
 
-Command line (``python -m imer_core.live.demo_clip --help``)::
+Command line (``python -m training.demo_clip --help``)::
 
-    python -m imer_core.live.demo_clip assets/demo/demo_clip.mp4 --duration 20
+    python -m training.demo_clip assets/demo/demo_clip.mp4 --duration 20
 
 Heavy modules (OpenCV, PyAV, SciPy, matplotlib) are imported lazily.
 """
@@ -276,7 +276,7 @@ def make_clip(path: str | Path, sentences: Sequence[str] = DEMO_SENTENCES, durat
     Returns:
         A :class:`DemoClip` with the clip's duration and sentence times.
     """
-    from .sources.media_writer import write_media
+    from imer_core.live.sources.media_writer import write_media
 
     audio, timings = speech_track(sentences, gap_s, sample_rate, lead_in_s=lead_in_s, voice=voice, speed=speed)
     speech_end = audio.size / sample_rate
@@ -298,7 +298,7 @@ def make_clip(path: str | Path, sentences: Sequence[str] = DEMO_SENTENCES, durat
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m imer_core.live.demo_clip",
+        prog="python -m training.demo_clip",
         description="Write the synthetic demo clip: the public-domain Grace Hopper portrait, slowly "
                     "animated, with espeak-ng speech (needs espeak-ng and PyAV).")
     parser.add_argument("output", type=Path, help="media file to write (.mp4, .mkv, ...)")

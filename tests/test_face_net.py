@@ -1,0 +1,110 @@
+"""The face network file format, the runner, and the extractor's face-network path."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from imer_core.config import LIVE_EMOTIONS
+from imer_core.live.face_net import FaceNetError, FaceNetRunner, build_face_net, save_face_net
+
+
+@pytest.fixture()
+def net_file(tmp_path):
+    torch.manual_seed(0)
+    config = {"widths": [8, 8, 16, 16], "convs_per_stage": [1, 1, 1, 1], "embedding_dim": 16}
+    model = build_face_net(**config).eval()
+    path = tmp_path / "face_net.pt"
+    save_face_net(path, model, config, {"crop_id": "test"})
+    return path, model
+
+
+def test_runner_gives_embeddings_and_probabilities(net_file):
+    path, model = net_file
+    runner = FaceNetRunner(path)
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48)).astype(np.uint8)
+    embeddings, probs = runner(crops)
+    assert embeddings.shape == (3, 16) and probs.shape == (3, len(LIVE_EMOTIONS))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():  # the same network as the one saved
+        expected = torch.softmax(model(torch.from_numpy(crops.astype(np.float32) / 255)[:, None]), 1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    one_embedding, one_prob = runner(crops[0])
+    np.testing.assert_allclose(one_prob[0], probs[0], atol=1e-5)
+
+
+def test_bad_files_give_one_clear_error(tmp_path, net_file):
+    with pytest.raises(FaceNetError, match="not found"):
+        FaceNetRunner(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not torch")
+    with pytest.raises(FaceNetError, match="cannot read"):
+        FaceNetRunner(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, str(other))
+    with pytest.raises(FaceNetError, match="is not an"):
+        FaceNetRunner(other)
+    path, _ = net_file
+    payload = torch.load(str(path), weights_only=True)
+    payload["config"]["embedding_dim"] = 32
+    torch.save(payload, str(tmp_path / "mismatch.pt"))
+    with pytest.raises(FaceNetError, match="do not fit"):
+        FaceNetRunner(tmp_path / "mismatch.pt")
+
+
+def test_extractor_runs_the_face_network_on_its_crop(net_file):
+    try:
+        importlib.import_module("mediapipe.tasks.python.vision")
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"mediapipe cannot be imported ({exc!r})")
+    import matplotlib.cbook as cbook
+    import matplotlib.image as mimage
+
+    from imer_core.features.face import FaceFeatureExtractor, default_face_model_path
+
+    if not default_face_model_path().is_file():
+        pytest.skip("FaceLandmarker model bundle missing")
+    image = mimage.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    path, _ = net_file
+    runner = FaceNetRunner(path)
+    with FaceFeatureExtractor(color="rgb", still_images=True, face_net=runner) as extractor:
+        features = extractor.process(image)
+    assert features.detected and features.crop.shape == (48, 48)
+    embedding, probs = runner(features.crop)
+    np.testing.assert_allclose(features.embedding, embedding[0], atol=1e-6)
+    np.testing.assert_allclose(features.expression, probs[0], atol=1e-6)
+    assert features.vector.shape == (55,)  # the live vector is unchanged until the live models are retrained
+
+
+def test_training_command_on_a_tiny_crop_file(tmp_path):
+    import json
+
+    from imer_core.features.face_crop import CROP_ID
+    from training.live.face_net_train import evaluate_face_net_file, train_face_net
+
+    rng = np.random.default_rng(0)
+    n = 84
+    labels = np.array(["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"] * (n // 7))
+    crops = rng.integers(0, 255, (n, 48, 48)).astype(np.uint8)
+    crops[labels == "happy", 30:40, 10:38] = 255  # a learnable "smile"
+    split = np.array(["train", "train", "val", "test"] * (n // 4))
+    meta = {"crop_id": CROP_ID, "n": n, "fallback_full_image": 3}
+    path = tmp_path / "crops.npz"
+    np.savez(path, crops=crops, labels=labels, split=split, detected=np.ones(n, bool),
+             meta=np.asarray(json.dumps(meta)))
+    lines: list[str] = []
+    summary = train_face_net(path, tmp_path / "run", epochs=2, batch_size=16,
+                             net_config={"widths": [4, 4, 8, 8], "convs_per_stage": 1, "embedding_dim": 8},
+                             log=lines.append)
+    assert len(summary["history"]) == 2 and "3 of 84 fell back" in lines[0]
+    assert summary["test"]["n"] == n // 4 and 0.0 <= summary["test"]["accuracy"] <= 1.0
+    again = evaluate_face_net_file(path, tmp_path / "run" / "face_net.pt")
+    assert again["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    bad = tmp_path / "old.npz"
+    np.savez(bad, crops=crops, labels=labels, split=split, detected=np.ones(n, bool),
+             meta=np.asarray(json.dumps({**meta, "crop_id": "another-crop"})))
+    with pytest.raises(ValueError, match="the run-time crop is"):
+        train_face_net(bad, tmp_path / "run2", epochs=1)

@@ -1,0 +1,133 @@
+"""Running per-speaker normalisation of voice features: statistics on a known stream, and the engine's opt-in."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from imer_core.live.engine import EngineInputs, InferenceEngine
+from imer_core.live.health import ModalityState, ModalityStatus
+from imer_core.live.models import ModelBank
+from imer_core.live.speaker_norm import (RunningSpeakerStats, normalise_by_speaker, speaker_normalization_settings,
+                                         speaker_statistics)
+from imer_core.live.tracks import FeatureTrack
+from imer_core.modalities import MODALITIES, Modality
+from live_fakes import train_small_checkpoint
+
+DIM = 44
+
+
+def _known_stream(seed: int = 0, n: int = 300):
+    """Speech steps from N(3, 2²) per feature, interleaved with silent steps of huge values."""
+    rng = np.random.default_rng(seed)
+    speech = 3.0 + 2.0 * rng.standard_normal((n, DIM))
+    silence = np.full((n // 3, DIM), 1e6)
+    values = np.concatenate([speech, silence])
+    fraction = np.concatenate([np.ones(n), np.zeros(n // 3)])
+    order = rng.permutation(len(values))
+    return values[order], fraction[order], speech
+
+
+def test_running_statistics_of_a_known_stream():
+    values, fraction, speech = _known_stream()
+    stats = RunningSpeakerStats(np.zeros(DIM), np.ones(DIM), prior_steps=0)
+    for chunk in np.array_split(np.arange(len(values)), 17):  # arrives in uneven pieces
+        stats.update(values[chunk], fraction[chunk])
+    mean, std = stats.running()
+    assert stats.speech_steps == len(speech)
+    np.testing.assert_allclose(mean, speech.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(std, speech.std(axis=0), rtol=1e-10)
+    normalised = stats.normalise(speech)
+    np.testing.assert_allclose(normalised.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(normalised.std(axis=0), 1.0, atol=1e-5)
+
+
+def test_before_speech_the_prior_is_used_and_it_fades_with_speech():
+    prior_mean, prior_std = np.full(DIM, -1.0), np.full(DIM, 0.5)
+    stats = RunningSpeakerStats(prior_mean, prior_std, prior_steps=100)
+    mean, std = stats.mean_std()
+    np.testing.assert_allclose(mean, prior_mean) and np.testing.assert_allclose(std, prior_std)
+    stats.update(np.full((5, DIM), 7.0), np.zeros(5))  # no speech: nothing counted
+    np.testing.assert_allclose(stats.mean_std()[0], prior_mean)
+    stats.update(np.full((100, DIM), 3.0), np.ones(100))  # 10 s of speech = the prior's weight: halfway
+    mean, std = stats.mean_std()
+    np.testing.assert_allclose(mean, (3.0 - 1.0) / 2)
+    np.testing.assert_allclose(std, np.sqrt(0.25 / 2))
+    stats.update(np.array([[np.nan] * DIM]), np.ones(1))  # a bad step is never folded in
+    assert stats.speech_steps == 100 and np.all(np.isfinite(stats.mean_std()[0]))
+    stats.reset()
+    assert stats.speech_steps == 0
+    np.testing.assert_allclose(stats.mean_std()[0], prior_mean)
+
+
+def test_training_side_speaker_statistics():
+    rng = np.random.default_rng(1)
+    a = 5.0 + rng.standard_normal((4, 20, DIM))
+    b = -5.0 + 3.0 * rng.standard_normal((6, 20, DIM))
+    features = np.concatenate([a, b])
+    speakers = np.array(["a"] * 4 + ["b"] * 6)
+    stats = speaker_statistics(features, speakers)
+    np.testing.assert_allclose(stats["a"][0], a.reshape(-1, DIM).mean(axis=0))
+    np.testing.assert_allclose(stats["b"][1], b.reshape(-1, DIM).std(axis=0))
+    normalised = normalise_by_speaker(features, speakers, stats)
+    np.testing.assert_allclose(normalised[:4].reshape(-1, DIM).mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(normalised[4:].reshape(-1, DIM).std(axis=0), 1.0, atol=1e-5)
+
+
+def _inputs(now: float, offset: float) -> EngineInputs:
+    tracks = {Modality.TEXT: FeatureTrack(384), Modality.AUDIO: FeatureTrack(DIM), Modality.VISION: FeatureTrack(55)}
+    speech = FeatureTrack(1)
+    rng = np.random.default_rng(0)
+    for t in np.arange(now - 2.5, now, 0.1):
+        tracks[Modality.AUDIO].append(float(t), offset + rng.standard_normal(DIM))
+        speech.append(float(t), np.ones(1))
+    statuses = {m: ModalityStatus(m, ModalityState.OBSERVED if m is Modality.AUDIO else ModalityState.DISABLED, "")
+                for m in MODALITIES}
+    return EngineInputs(tracks, lambda: statuses, speech_track=speech)
+
+
+def test_engine_applies_running_normalisation_only_when_the_checkpoint_says_so(tmp_path):
+    plain = train_small_checkpoint(tmp_path / "plain.pt", "cmarr", steps=1)
+    opted = train_small_checkpoint(tmp_path / "speaker.pt", "cmarr", steps=1, extra_metadata={
+        "speaker_normalization": {"audio": {"prior_steps": 0, "min_speech_fraction": 0.5}}})
+    now = time.monotonic()
+    outputs = {}
+    for name, path in (("plain", plain), ("speaker", opted)):
+        engine = InferenceEngine(ModelBank({"cmarr": path}), _inputs(now, offset=50.0))
+        result = engine.step(now)
+        assert result.probabilities is not None
+        features, available, _ = engine._windows(engine._model, now, engine._statuses())
+        outputs[name] = (engine, features["audio"].numpy()[0])
+    engine, audio = outputs["plain"]
+    assert engine.speaker_normalised == () and engine.speaker_speech_seconds() == 0.0
+    assert audio.mean() == pytest.approx(50.0, abs=0.5)  # global stats (mean 0, std 1): the offset stays
+    engine, audio = outputs["speaker"]
+    assert engine.speaker_normalised == ("audio",)
+    assert engine.speaker_speech_seconds() == pytest.approx(2.5, abs=0.11)  # each step counted once
+    assert abs(audio.mean()) < 0.5  # the speaker's own offset is removed
+    engine.reset_speaker_statistics()
+    assert engine.speaker_speech_seconds() == 0.0
+
+
+def test_settings_are_read_from_metadata():
+    assert speaker_normalization_settings({}) == {}
+    got = speaker_normalization_settings({"speaker_normalization": {"audio": {"prior_steps": 30}}})
+    assert got == {"audio": {"prior_steps": 30.0, "min_speech_fraction": 0.5}}
+
+
+def test_running_normalisation_of_the_evaluation_spans_prior_to_speaker_statistics():
+    from training.live.voice_norm_eval import running_normalised
+
+    rng = np.random.default_rng(2)
+    windows = np.concatenate([4.0 + rng.standard_normal((5, 20, DIM)), -4.0 + rng.standard_normal((5, 20, DIM))])
+    speech = np.ones((10, 20))
+    speakers = np.array(["a"] * 5 + ["b"] * 5)
+    prior = (np.zeros(DIM), np.ones(DIM))
+    np.testing.assert_allclose(running_normalised(windows, speech, speakers, 0.0, prior, 10.0, 0), windows,
+                               rtol=1e-5)  # no speech heard: the prior (here the identity)
+    everything = running_normalised(windows, speech, speakers, 1e6, prior, 10.0, 0)
+    # all 100 steps of each speaker against a prior weight of 100 steps: the means meet halfway
+    assert everything[:5].mean() == pytest.approx((4.0 - 2.0) / np.sqrt((1.0 + 1.0) / 2), abs=0.2)
+    assert everything[5:].mean() == pytest.approx(-everything[:5].mean(), abs=0.3)
