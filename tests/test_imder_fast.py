@@ -104,3 +104,34 @@ def test_distill_command_writes_a_checkpoint_that_evaluate_uses(tmp_path, capsys
     assert cli_main(["evaluate", "--checkpoint", str(out), *base, "--protocol", "sample:0.5"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert 0 <= results["recovery_mse"] < float("inf") and results["realised_missing_rate"] > 0
+
+
+def test_evaluation_samples_in_large_batches_and_halves_on_out_of_memory(tmp_path, monkeypatch) -> None:
+    from training.data import MMSADataset, load_mmsa
+    from training.distributed import DistContext
+    from training.experiment import TrainConfig
+    from training.protocols import make_protocol
+    from training.runs import RunFolder
+    from training.trainer import Trainer
+
+    path = write_synthetic_mmsa(tmp_path / "s.pkl", seed=2, sizes=(8, 8, 20), seq_len=SMALL_LEN, dims=SMALL_DIMS)
+    datasets = {name: MMSADataset(split) for name, split in load_mmsa(path).items()}
+    model = small_model()
+    trainer = Trainer(model, datasets, TrainConfig(batch_size=4, eval_batch_size=16), make_protocol("sample:0.5"),
+                      DistContext(), RunFolder(tmp_path, enabled=False), progress=False)
+    seen, original = [], model.recover
+
+    def recover(features, mask, sampling=None):
+        seen.append(mask.shape[0])
+        if mask.shape[0] > 5:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return original(features, mask, sampling)
+
+    monkeypatch.setattr(model, "recover", recover)
+    halved = trainer.evaluate("test")
+    assert seen[0] == 16 and seen[1] == 8 and set(seen[2:]) == {4}          # 16 → 8 → 4, then all batches of 4
+    seen.clear()
+    monkeypatch.setattr(model, "recover", original)
+    small = Trainer(model, datasets, TrainConfig(batch_size=4, eval_batch_size=4), make_protocol("sample:0.5"),
+                    DistContext(), RunFolder(tmp_path, enabled=False), progress=False).evaluate("test")
+    assert halved == small                                                  # same masks, same batches → same metrics

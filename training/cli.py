@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="euler-maruyama, heun or distilled (default: the model's)")
     evaluate.add_argument("--backend", default=None, help="eager, traced or cuda-graph (default: the model's)")
     evaluate.add_argument("--steps", type=int, default=None)
-    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--batch-size", type=int, default=32, help="batch size of the missing protocol's schedule")
+    evaluate.add_argument("--eval-batch-size", type=int, default=256,
+                          help="samples recovered per batch (batched sampling; halved on CUDA out-of-memory)")
     evaluate.add_argument("--device", default="auto")
     _pickle_options(evaluate)
 
@@ -314,7 +316,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="imer-eval-") as cache:      # synthetic data is generated here
         data = load_evaluation_data(experiment, model, Path(cache), args.fold)
         ctx = setup(args.device)
-        trainer = Trainer(model, data.datasets, replace(TrainConfig(), batch_size=args.batch_size), protocol,
+        trainer = Trainer(model, data.datasets, replace(TrainConfig(), batch_size=args.batch_size,
+                                                          eval_batch_size=args.eval_batch_size), protocol,
                           ctx, RunFolder(Path("."), enabled=False))
         sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
         results = trainer.evaluate(args.split, sampling=sampling)

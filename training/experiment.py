@@ -93,6 +93,8 @@ class TrainConfig:
         pretrain_max_epochs: upper bound for stage 1 (complete-data pre-training).
         key_eval: validation metric that selects the best epoch (``"Loss"``: lower is better).
         eval_sampler, eval_sampler_steps: sampler used on valid/test (``""``/0: the method default).
+        eval_batch_size: samples per evaluation batch (batched sampling; halved on CUDA
+            out-of-memory; 0: ``batch_size``).
         device: ``"auto"`` (CUDA when present), ``"cuda"`` or ``"cpu"``.
         num_workers: DataLoader workers.
     """
@@ -109,6 +111,7 @@ class TrainConfig:
     key_eval: str = "Loss"
     eval_sampler: str = ""
     eval_sampler_steps: int = 0
+    eval_batch_size: int = 256
     device: str = "auto"
     num_workers: int = 0
 

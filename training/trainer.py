@@ -171,7 +171,10 @@ class Trainer:
         Besides the task metrics this reports ``recovery_mse`` (recovered vs.
         true projected features, over missing entries only) and
         ``zero_fill_mse`` (the same error for zero-filling), plus the realised
-        missing rate.
+        missing rate.  Samples are recovered in batches of ``eval_batch_size``
+        (the samplers run batched over every sample of an availability pattern
+        in a batch), halved until it fits when CUDA runs out of memory; the
+        masks still follow the protocol with the training ``batch_size``.
         """
         model, protocol = self.model, protocol or self.protocol
         model.eval()
@@ -181,8 +184,22 @@ class Trainer:
         else:
             all_masks = protocol.eval_masks(len(dataset), self.config.batch_size, split)
         sampling = sampling or self.sampling
+        batch_size = max(1, self.config.eval_batch_size or self.config.batch_size)
+        while True:                           # the largest batch that fits: halve on CUDA out-of-memory
+            try:
+                return self._evaluate_batched(split, all_masks, sampling, batch_size)
+            except torch.cuda.OutOfMemoryError:
+                if batch_size == 1:
+                    raise
+                batch_size //= 2
+                if self.ctx.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _evaluate_batched(self, split: str, all_masks: np.ndarray, sampling: SamplingOptions,
+                          batch_size: int) -> dict[str, float]:
+        model = self.model
         preds, labels_all, rec_err, zero_err, n_missing = [], [], 0.0, 0.0, 0
-        loader = self._loader(split, shuffle=False)
+        loader = self._loader(split, shuffle=False, batch_size=batch_size)
         for batch in tqdm(loader, desc=f"eval {split}", leave=False, disable=not self.progress):
             features, labels = self._to_device(batch)
             mask = torch.as_tensor(all_masks[batch["index"].numpy()]).to(self.ctx.device)
@@ -208,7 +225,7 @@ class Trainer:
         return regression_metrics(pred.view(-1).numpy(), true.view(-1).numpy())
 
     # ------------------------------------------------------------------- helpers
-    def _loader(self, split: str, shuffle: bool, epoch: int = 0) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, epoch: int = 0, batch_size: int | None = None) -> DataLoader:
         dataset = self.datasets[split]
         sampler = None
         if shuffle and self.ctx.distributed:
@@ -216,7 +233,7 @@ class Trainer:
                                          shuffle=True, seed=self.seed)
             sampler.set_epoch(epoch)
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle and sampler is None,
+        return DataLoader(dataset, batch_size=batch_size or self.config.batch_size, shuffle=shuffle and sampler is None,
                           sampler=sampler, num_workers=self.config.num_workers, generator=generator)
 
     def _to_device(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
