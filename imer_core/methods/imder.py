@@ -200,8 +200,9 @@ class IMDer(RecoveryModel):
         self._graphs.clear()
 
     def train(self, mode: bool = True) -> "IMDer":
-        """Switch train/eval mode; traced networks and CUDA graphs are dropped (weights may change)."""
-        self._clear_inference_caches()
+        """Switch train/eval mode; entering training drops traced networks and CUDA graphs (weights will change)."""
+        if mode:
+            self._clear_inference_caches()
         return super().train(mode)
 
     def load_state_dict(self, state_dict: Mapping, strict: bool = True, assign: bool = False):
