@@ -39,6 +39,13 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -
     return done
 
 
+def _pip_has_python_option() -> bool:
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("pip").split(".")[:2])
+    return (major, minor) >= (22, 3)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     if importlib.util.find_spec("setuptools") is None:
@@ -57,9 +64,14 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     missing = RUNTIME_ASSETS - names
     assert not missing, f"the wheel lacks {sorted(missing)}"
     assert not any(n.startswith("imer_core/") and "demo_clip" in n for n in names), "asset generator in runtime"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root, env)
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)], root, env)
+    if _pip_has_python_option():  # pip >= 22.3 installs into another environment: no pip needed there
+        _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root, env)
+        _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+             root, env)
+    else:
+        _run([sys.executable, "-m", "venv", str(venv)], root, env)
+        _run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], root, env)
     purelib = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         root, env).stdout.strip())
     (purelib / "imer_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
