@@ -1,6 +1,7 @@
 """Distillation stage: a trained IMDer checkpoint → the same model plus a one/two-evaluation generator.
 
 ``imer-train distill --checkpoint model.pt --data aligned_50.pkl --out model-distilled.pt``
+(any data ``imer-train evaluate`` reads: ``--dataset live --data runs/live_cache`` for the live model)
 
 1. the model projects the train and valid splits; for every availability pattern
    with something missing, the condition of each missing modality is built as
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,16 @@ def add_parser(sub: Any) -> None:
     """The ``distill`` sub-command."""
     p = sub.add_parser("distill", help="distil an IMDer checkpoint's probability-flow ODE into a 1-2 step generator")
     p.add_argument("--checkpoint", required=True, help="trained IMDer checkpoint")
-    p.add_argument("--data", required=True, help="MMSA aligned_50.pkl / unaligned_50.pkl the model was trained on")
+    p.add_argument("--data", default=None,
+                   help="the training data: MMSA pickle, MMIN feature root or live feature cache (folder)")
+    p.add_argument("--dataset", default=None, help="mosi, mosei, mmsa, iemocap, msp or live (default: the checkpoint's)")
+    p.add_argument("--synthetic", action="store_true", help="the synthetic benchmark of the dataset")
+    p.add_argument("--config", default=None,
+                   help="experiment whose [data] table to use (default: the checkpoint's training config)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a data value")
+    p.add_argument("--fold", type=int, default=None, help="MMIN fold (default: the config's first, else 1)")
+    p.add_argument("--trust-pickle", action="store_true", help="see imer-train evaluate --help")
+    p.add_argument("--skip-sha256", action="store_true", help="see imer-train evaluate --help")
     p.add_argument("--out", default=None, help="output checkpoint (default: <checkpoint>-distilled.pt)")
     p.add_argument("--steps", type=int, default=1, help="student evaluations per sample (1 or 2)")
     p.add_argument("--teacher-steps", type=int, default=None,
@@ -116,22 +127,24 @@ def cmd_distill(args: argparse.Namespace) -> int:
     """``imer-train distill``: distil, save the checkpoint, print the report."""
     from imer_core.checkpoint import load_checkpoint, save_checkpoint
 
-    from .data import MMSADataset, load_mmsa
     from .distributed import resolve_device
+    from .evaluate_data import evaluation_experiment, load_evaluation_data
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device, expected_method="imder")
-    splits = load_mmsa(Path(args.data))
-    datasets = {name: MMSADataset(split) for name, split in splits.items()}
+    experiment = evaluation_experiment(args, model)
     options = DistillOptions(steps=args.steps, teacher_steps=args.teacher_steps or default_teacher_steps(model),
                              epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                              noise_draws=args.noise_draws, seed=args.seed)
-    report = distill_model(model, datasets, options, make_default=not args.keep_sampler)
+    with tempfile.TemporaryDirectory(prefix="imer-distill-") as cache:   # synthetic data is generated here
+        datasets = load_evaluation_data(experiment, model, Path(cache), args.fold).datasets
+        report = distill_model(model, datasets, options, make_default=not args.keep_sampler)
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-distilled.pt")
     summary = {"method": "PF-ODE coupling distillation", "paper": PAPER, "steps": options.steps,
                "teacher": f"heun, {options.teacher_steps} steps", "epochs": options.epochs,
                "best_epoch": report.best_epoch, "valid_mse_before": report.initial_valid_loss,
-               "valid_mse": report.valid_loss, "seconds": round(report.seconds, 1), "data": str(args.data)}
+               "valid_mse": report.valid_loss, "seconds": round(report.seconds, 1),
+               "data": "synthetic" if args.synthetic else str(args.data), "dataset": experiment.data.dataset}
     metadata = {**getattr(model, "checkpoint_metadata", {}), "distillation": summary}
     save_checkpoint(model.cpu(), out, metadata)
     print(json.dumps({"checkpoint": str(out), **summary}, indent=2))
