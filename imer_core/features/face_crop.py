@@ -107,16 +107,38 @@ def aligned_face_crop(image: np.ndarray, landmarks: np.ndarray, size: int = FACE
     """
     import cv2  # brought by mediapipe (opencv-contrib-python)
 
-    gray = to_gray(image, color)
-    height, width = gray.shape
+    array = np.asarray(image)
+    if array.ndim < 2:
+        raise ValueError(f"images must have shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    height, width = array.shape[:2]
     matrix, side = crop_transform(landmarks, width, height, scale)
     factor = max(1, int(math.ceil(side / size)))
     inner = size * factor
-    warped = cv2.warpAffine(gray, matrix * inner, (inner, inner), flags=cv2.INTER_LINEAR,
+    to_output = matrix * inner
+    # Only the part of the image the crop samples is converted to gray (a frame is much larger than a
+    # face).  The result is the same: bilinear sampling reads at most one pixel beyond a source point,
+    # and where the region is clipped its edge is the image's edge, which BORDER_REPLICATE repeats.
+    x0, y0, x1, y1 = _source_box(to_output, inner, width, height)
+    gray = to_gray(array[y0:y1, x0:x1], color)
+    to_output = to_output.copy()
+    to_output[:, 2] += to_output[:, :2] @ np.array([x0, y0], np.float64)
+    warped = cv2.warpAffine(gray, to_output, (inner, inner), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)
     if factor == 1:
         return np.ascontiguousarray(warped)
     return np.ascontiguousarray(cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA))
+
+
+def _source_box(to_output: np.ndarray, inner: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Pixel box ``(x0, y0, x1, y1)`` of the image that an ``inner``-pixel output of ``to_output`` samples."""
+    full = np.vstack([to_output, [0.0, 0.0, 1.0]])
+    back = np.linalg.inv(full)[:2]
+    corners = np.array([[0, 0, 1], [inner, 0, 1], [0, inner, 1], [inner, inner, 1]], np.float64) @ back.T
+    lo = np.floor(corners.min(axis=0)).astype(int) - 2
+    hi = np.ceil(corners.max(axis=0)).astype(int) + 3
+    x0, y0 = int(np.clip(lo[0], 0, width - 1)), int(np.clip(lo[1], 0, height - 1))
+    x1, y1 = int(np.clip(hi[0], x0 + 1, width)), int(np.clip(hi[1], y0 + 1, height))
+    return x0, y0, x1, y1
 
 
 def full_image_crop(image: np.ndarray, size: int = FACE_CROP_SIZE, color: str = "bgr") -> np.ndarray:
