@@ -108,3 +108,18 @@ def test_training_command_on_a_tiny_crop_file(tmp_path):
              meta=np.asarray(json.dumps({**meta, "crop_id": "another-crop"})))
     with pytest.raises(ValueError, match="the run-time crop is"):
         train_face_net(bad, tmp_path / "run2", epochs=1)
+
+
+def test_shipped_face_network_loads_and_matches_the_run_time_crop():
+    from imer_core.features.face_crop import CROP_ID, FACE_CROP_SIZE
+    from imer_core.live.face_net import default_face_net_path
+
+    path = default_face_net_path()
+    if not path.is_file():
+        pytest.skip(f"no shipped face network at {path}")
+    runner = FaceNetRunner(path)
+    assert runner.metadata["crop_id"] == CROP_ID and runner.metadata["crop_size"] == FACE_CROP_SIZE
+    assert runner.metadata["labels"] == list(LIVE_EMOTIONS)
+    assert path.stat().st_size < 5_000_000
+    embeddings, probs = runner(np.full((FACE_CROP_SIZE, FACE_CROP_SIZE), 128, np.uint8))
+    assert embeddings.shape == (1, runner.embedding_dim) and np.isfinite(probs).all()
