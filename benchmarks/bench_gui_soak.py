@@ -145,4 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_code = main()
+    # End like the app does (app/gui/main.py): the CSV and the doc are written and closed; native
+    # threads of MediaPipe/PyAV still running would otherwise abort the interpreter's teardown
+    # ("terminate called without an active exception", seen at the end of soak run 2).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
