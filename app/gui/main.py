@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from typing import Callable, Sequence
@@ -138,13 +137,9 @@ def _end_process(code: int, stopped: bool) -> None:
     """End the process now (files are closed); native threads still running would delay exit by seconds."""
     if not stopped:
         log.warning("some threads were still running at exit; the process ends anyway")
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    from app.signals import exit_process
+
+    exit_process(code)
 
 
 def _route_exceptions(window) -> Callable:
