@@ -11,8 +11,9 @@ the submodules that need them.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from imer_core.lazy_exports import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -28,15 +29,9 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
-    globals()[name] = value
-    return value
+_lazy_getattr, __dir__ = lazy_attributes(__name__, _EXPORTS, globals(), __all__)
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+def __getattr__(name: str) -> Any:  # a def, so that type checkers see a module-level __getattr__
+    """Import the submodule that defines ``name`` on first access (PEP 562)."""
+    return _lazy_getattr(name)
