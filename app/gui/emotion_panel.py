@@ -90,7 +90,8 @@ class ComparisonView(QWidget):
             self.title.setText(f"<b>Without recovery</b> ({names} left at its training mean, same network); "
                                f"above: {names} recovered by {method}")
         self.bars.set_values(result.labels, comparison.smoothed)
-        top = result.labels[max(range(len(comparison.probabilities)), key=comparison.probabilities.__getitem__)]
+        shown = comparison.smoothed  # the caption names the top of the bars it sits under
+        top = result.labels[max(range(len(shown)), key=shown.__getitem__)]
         self.agreement.setText(f"Top emotion the same in {100 * comparison.agreement:.0f} % of the last "
                                f"{comparison.windows} windows (last minute) · below now: {top}")
 
