@@ -202,6 +202,8 @@ def test_the_comparison_appears_when_a_modality_is_off_and_on_hide_to_compare(qt
                     and "vision" in window.emotions.comparison.title.text(), timeout=WAIT_MS)
     assert window.emotions.comparison.isVisible() and window.emotions.comparison.bars.values
     assert "last" in window.emotions.comparison.agreement.text()
+    bars = window.emotions.comparison.bars.values  # the caption names the top of the bars above it
+    assert window.emotions.comparison.agreement.text().endswith(f"below now: {max(bars, key=bars.get)}")
 
     window.modalities.switches["vision"].click()
     window.emotions.hide_buttons["vision"].click()
