@@ -22,7 +22,8 @@ QUIET_NATIVE_LOGS = {"OPENCV_LOG_LEVEL": "OFF", "OPENCV_VIDEOIO_DEBUG": "0", "GL
 for _name, _value in QUIET_NATIVE_LOGS.items():
     os.environ.setdefault(_name, _value)
 
-from .analyze_cmd import EPILOG as ANALYZE_EPILOG, add_analyze_arguments  # noqa: E402 - light
+from .analyze_cmd import EPILOG as ANALYZE_EPILOG  # noqa: E402 - light
+from .analyze_cmd import add_analyze_arguments  # noqa: E402 - light
 from .arguments import add_run_arguments, add_source_arguments  # noqa: E402 - light: no torch
 
 WINDOW_HELP = """\

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_imder import replace_section  # noqa: E402
+
 from imer_core.analysis import AnalysisOptions, collect_inputs  # noqa: E402
 from imer_core.analysis.runner import Analyzer  # noqa: E402
 from imer_core.assets import demo_clip_path  # noqa: E402
@@ -73,7 +74,8 @@ def main() -> int:
     kinds["videos, --modalities audio,vision (no speech recognition)"] = (videos, [], 20.0 * args.videos)
     lines = [f"{HEADING} ({date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores)", "",
              "`python benchmarks/bench_analyze.py`: wall-clock time of the analysis loop on generated inputs after a "
-             "warm-up run (models loaded), CM-ARR, CPU with `OMP_NUM_THREADS=1`, default options (batch 32, video at 10 frames/s; 40 copies of one image, 10 of one clip). "
+             "warm-up run (models loaded), CM-ARR, CPU with `OMP_NUM_THREADS=1`, default options "
+             "(batch 32, video at 10 frames/s; 40 copies of one image, 10 of one clip). "
              "Other processes shared the CPU: the 1-minute load average is given before/after each run.", "",
              "| inputs | rows (predicted) | seconds | per second | real-time factor | load before/after |",
              "|---|---|---|---|---|---|"]

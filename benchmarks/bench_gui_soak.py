@@ -50,10 +50,10 @@ def rss_mb() -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    import PySide6
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    import PySide6
     from app.gui.window import MainWindow
     from imer_core.live.parts import SourceSpec
     from imer_core.live.pipeline import PipelineConfig
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             window.close()
     if args.doc and rows:
         from bench_imder import replace_section
+
         from training.runs import machine_info
 
         doc = Path(args.doc)

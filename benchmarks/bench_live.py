@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_imder import replace_section  # noqa: E402
-from training.demo_clip import DEMO_SENTENCES, make_clip  # noqa: E402
+
 from imer_core.live.engine import LATENCY_STAGES  # noqa: E402
 from imer_core.live.parts import SourceSpec  # noqa: E402
 from imer_core.live.pipeline import LivePipeline, PipelineConfig  # noqa: E402
+from training.demo_clip import DEMO_SENTENCES, make_clip  # noqa: E402
 from training.runs import machine_info  # noqa: E402
 
 STAGES = LATENCY_STAGES

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_imder import replace_section  # noqa: E402
+
 from imer_core.methods.base import SamplingOptions  # noqa: E402
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, FeatureSpecs, mask_from_available  # noqa: E402
 from training.distributed import resolve_device  # noqa: E402

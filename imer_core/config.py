@@ -7,8 +7,9 @@ can store them as dictionaries and be read back with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from .modalities import FeatureSpecs
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clip_fixtures import TEST_CLIP_SENTENCE, require_espeak, word_overlap
+
 from imer_core.config import LIVE_EMOTIONS
 
 SENTENCE = "I am really angry with you, stop it now."

@@ -9,10 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clip_fixtures import espeak_16k, words
-from imer_core.asr import (SAMPLE_RATE, ASRUnavailable, GuardConfig, OpenAIWhisperBackend, Segment,
-                           available_asr_backends, bundled_tiny_en_path, is_silent, load_asr)
+
+from imer_core.asr import (
+    SAMPLE_RATE,
+    ASRUnavailable,
+    GuardConfig,
+    OpenAIWhisperBackend,
+    Segment,
+    available_asr_backends,
+    bundled_tiny_en_path,
+    is_silent,
+    load_asr,
+)
 from imer_core.asr.faster import faster_whisper_installed
 from imer_core.asr.guard import drop_reason, normalise_text
 

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from clip_fixtures import StatusLog, wait_until
+
 from imer_core.live.sources.camera import CameraSource, list_cameras
 
 

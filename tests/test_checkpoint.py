@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from conftest import small_features
 
 from imer_core.checkpoint import CheckpointError, checkpoint_metadata, load_checkpoint, save_checkpoint
 from imer_core.methods.base import SamplingOptions
 from imer_core.modalities import mask_from_available
-
-from conftest import small_features
 
 
 def test_round_trip_restores_config_weights_and_outputs(tmp_path, small_imder):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import small_features, small_specs
 from scipy.stats import norm
 
 from imer_core import ModelConfig, available_methods, create_model
@@ -15,12 +16,16 @@ from imer_core.config import CLASSIFICATION
 from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions
 from imer_core.methods.cmarr import CMARR, CMARROptions
 from imer_core.modalities import AVAILABLE_SUBSETS, FeatureSpecs, full_mask, mask_from_available
-from imer_core.nn.contrastive import (gaussian_w2_squared, kl_standard_normal, pairwise_w2_squared,
-                                      product_of_experts, supervised_contrastive_loss, wasserstein_info_nce)
+from imer_core.nn.contrastive import (
+    gaussian_w2_squared,
+    kl_standard_normal,
+    pairwise_w2_squared,
+    product_of_experts,
+    supervised_contrastive_loss,
+    wasserstein_info_nce,
+)
 from imer_core.nn.flows import AffineCoupling, ConditionalGaussianFlow, RealNVP, coupling_masks
 from imer_core.registry import default_options
-
-from conftest import small_features, small_specs
 
 SMALL = {"latent_dim": 8, "encoder_hidden": 16, "encoder_heads": 2, "flow_layers": 4, "flow_hidden": 16,
          "refiner_hidden": 16, "supcon_dim": 8, "fusion_heads": 2, "head_hidden": 16}
@@ -68,7 +73,9 @@ def test_flows_invertible_with_exact_logdet(cond_dim: int) -> None:
         torch.testing.assert_close(inv_logdet, -logdet)
         for i in range(x.shape[0]):
             c = None if cond is None else cond[i:i + 1]
-            jac = torch.autograd.functional.jacobian(lambda v: flow(v.unsqueeze(0), c)[0].squeeze(0), x[i])
+            def one(v, c=c, flow=flow):
+                return flow(v.unsqueeze(0), c)[0].squeeze(0)
+            jac = torch.autograd.functional.jacobian(one, x[i])
             torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jac)[1], atol=1e-8, rtol=1e-8)
 
 

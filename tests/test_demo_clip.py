@@ -7,11 +7,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clip_fixtures import (
+    SR,
+    TEST_CLIP_LEAD_IN_S,
+    TEST_CLIP_SENTENCE,
+    decode_audio_16k,
+    decode_video_frames,
+    require_espeak,
+    require_pyav,
+    word_overlap,
+)
 
-from clip_fixtures import (SR, TEST_CLIP_LEAD_IN_S, TEST_CLIP_SENTENCE, decode_audio_16k, decode_video_frames,
-                           require_espeak, require_pyav, word_overlap)
-from training.demo_clip import (DEMO_SENTENCES, EspeakNotFoundError, animate_portrait, load_portrait, main,
-                                      make_clip, speak, speech_track)
+from training.demo_clip import (
+    DEMO_SENTENCES,
+    EspeakNotFoundError,
+    animate_portrait,
+    load_portrait,
+    main,
+    make_clip,
+    speak,
+    speech_track,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CLIP = REPO / "assets" / "demo" / "demo_clip.mp4"

@@ -8,8 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from imer_core.features.face_crop import (FACE_CROP_SIZE, LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS, aligned_face_crop,
-                                          crop_transform, full_image_crop, to_gray)
+from imer_core.features.face_crop import (
+    FACE_CROP_SIZE,
+    LEFT_EYE_CORNERS,
+    RIGHT_EYE_CORNERS,
+    aligned_face_crop,
+    crop_transform,
+    full_image_crop,
+    to_gray,
+)
 
 
 def _mediapipe_or_skip() -> None:

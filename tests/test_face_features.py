@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from imer_core.features.face import (
-    FACE_BLENDSHAPE_NAMES, FACE_EXTRACTOR_ID, FACE_FEATURE_DIM, FACE_FEATURE_NAMES, FaceFeatureExtractor,
-    default_face_model_path, face_feature_spec,
+    FACE_BLENDSHAPE_NAMES,
+    FACE_EXTRACTOR_ID,
+    FACE_FEATURE_DIM,
+    FACE_FEATURE_NAMES,
+    FaceFeatureExtractor,
+    default_face_model_path,
+    face_feature_spec,
 )
 from imer_core.modalities import Modality
 

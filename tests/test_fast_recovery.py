@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
@@ -62,7 +61,8 @@ def test_distilled_generator_reproduces_gaussian_mean_and_variance(steps: int) -
 
 
 def test_distilled_sampler_schedule_and_teacher_consistency() -> None:
-    one, two = DistilledSampler(1).sigmas(SDE, dtype=torch.float64), DistilledSampler(2).sigmas(SDE, dtype=torch.float64)
+    one = DistilledSampler(1).sigmas(SDE, dtype=torch.float64)
+    two = DistilledSampler(2).sigmas(SDE, dtype=torch.float64)
     assert one.tolist() == pytest.approx([SDE.prior_std, 0.0])
     assert two.shape == (3,) and two[0] == one[0] and 0 < two[1] < two[0] and two[2] == 0
     assert make_sampler("distilled", None).num_steps == 1 and make_sampler("Distilled", 2).num_steps == 2

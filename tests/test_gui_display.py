@@ -18,9 +18,9 @@ pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
+from gui_fixtures import WAIT_MS, predicting  # noqa: E402
 from live_fakes import FakeFaceExtractor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-from gui_fixtures import WAIT_MS, predicting  # noqa: E402
 
 from app.gui import settings as keys  # noqa: E402
 from app.gui.notify import STATUS_CHARS, elide, readable  # noqa: E402

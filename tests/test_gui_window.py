@@ -21,6 +21,7 @@ pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
+from gui_fixtures import TOGGLE_MS, WAIT_MS, predicting  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from app.gui import settings as keys  # noqa: E402
@@ -29,8 +30,6 @@ from imer_core.live.health import ModalityState  # noqa: E402
 from imer_core.live.parts import SourceSpec, open_sources  # noqa: E402
 from imer_core.live.pipeline import LivePipeline  # noqa: E402
 from imer_core.modalities import Modality  # noqa: E402
-
-from gui_fixtures import TOGGLE_MS, WAIT_MS, predicting  # noqa: E402
 
 
 def imer_threads() -> list[threading.Thread]:

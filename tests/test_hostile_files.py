@@ -14,8 +14,8 @@ import pickle
 import resource
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -222,7 +222,7 @@ def _mmin_cases(marker: Path) -> dict[str, Callable[[Path], None]]:
 def test_mmin_fuzz_cases_raise_format_error(tmp_path, mmin_root):
     from training.data import MMINFormatError, load_mmin_fold
     marker = tmp_path / "payload_ran"
-    for i, (name, damage) in enumerate(_mmin_cases(marker).items()):
+    for i, damage in enumerate(_mmin_cases(marker).values()):
         root = Path(shutil.copytree(mmin_root, tmp_path / f"case{i}"))
         damage(root)
         with pytest.raises(MMINFormatError):
@@ -363,13 +363,14 @@ def test_nan_never_reaches_a_prediction_or_a_session_file(tmp_path, live_checkpo
     import json
     import time
 
+    from test_live_engine import _tracks
+
     from imer_core.live.engine import EngineInputs, InferenceEngine, NonFiniteOutputError
     from imer_core.live.health import ModalityState, ModalityStatus
     from imer_core.live.models import ModelBank
     from imer_core.live.session import SessionRecorder
     from imer_core.live.tracks import FeatureTrack
     from imer_core.modalities import MODALITIES, Modality
-    from test_live_engine import _tracks
 
     now = time.monotonic()
     tracks = _tracks(now)
@@ -393,7 +394,7 @@ def test_nan_never_reaches_a_prediction_or_a_session_file(tmp_path, live_checkpo
         text = (tmp_path / name).read_text()
         assert "NaN" not in text and "Infinity" not in text
         for line in ([text] if name.endswith(".json") else text.splitlines()):
-            json.loads(line, parse_constant=lambda token: pytest.fail(f"{name} holds {token}"))
+            json.loads(line, parse_constant=lambda token, name=name: pytest.fail(f"{name} holds {token}"))
 
 
 def test_raw_audio_is_split_before_the_wav_size_limit(tmp_path):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import SMALL_DIMS, SMALL_LEN, small_features, small_specs
 
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import ModelConfig
@@ -16,8 +17,6 @@ from imer_core.modalities import AVAILABLE_SUBSETS, mask_from_available
 from imer_core.registry import create_model
 from training.cli import main as cli_main
 from training.data import write_synthetic_mmsa
-
-from conftest import SMALL_DIMS, SMALL_LEN, small_features, small_specs
 
 SMALL = {"score_channels": [32, 32], "score_embed_dim": 32, "refiner_blocks": 1, "refiner_reduction": 8,
          "sampler": "heun", "sampler_steps": 2, "train_sampler": "heun", "train_sampler_steps": 2}

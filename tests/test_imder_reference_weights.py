@@ -19,8 +19,12 @@ import pytest
 import torch
 
 from imer_core.config import FusionConfig, ModelConfig
-from imer_core.methods.imder_reference import (ReferenceWeightsError, convert_reference_state_dict,
-                                               load_reference_weights, reference_key_to_project)
+from imer_core.methods.imder_reference import (
+    ReferenceWeightsError,
+    convert_reference_state_dict,
+    load_reference_weights,
+    reference_key_to_project,
+)
 from imer_core.modalities import FeatureSpecs, full_mask
 from imer_core.registry import create_model
 
@@ -152,7 +156,8 @@ def test_mismatches_are_refused_with_the_key_named(tmp_path) -> None:
 def test_cli_train_from_a_reference_stage1_file_skips_stage1(tmp_path, capsys) -> None:
     from training.cli import main as cli_main
     from training.experiment import load_experiment
-    from training.runner import build_model as build_experiment_model, load_data
+    from training.runner import build_model as build_experiment_model
+    from training.runner import load_data
 
     sets = ["data.synthetic_sizes=[48,16,16]", "data.synthetic_dims=[16,5,20]", "data.synthetic_seq_len=26",
             "model.nlevels=1", "model.mem_layers=1", "model.options.score_channels=[32,32,32,32]",

@@ -10,8 +10,15 @@ import pytest
 
 from imer_core.config import LIVE_EMOTIONS
 from training.cli import main
-from training.live.corpora import (CorpusNotFound, check_corpus, emodb_clips, load_fer2013, meld_utterances,
-                                   ravdess_clips, spread_subset)
+from training.live.corpora import (
+    CorpusNotFound,
+    check_corpus,
+    emodb_clips,
+    load_fer2013,
+    meld_utterances,
+    ravdess_clips,
+    spread_subset,
+)
 from training.live.extract import loudest_window
 from training.live.labels import CORPUS_LABEL_MAPS, live_index, live_label, mapping_table
 

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from test_live_engine import _statuses, _tracks
 
 from imer_core.live.engine import HIDDEN_RECOVERED, WITHOUT_RECOVERY, EngineInputs, InferenceEngine
 from imer_core.live.health import HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
@@ -16,7 +17,6 @@ from imer_core.live.models import ModelBank
 from imer_core.live.session import SessionRecorder
 from imer_core.live.smoothing import AgreementWindow, ProbabilitySmoother
 from imer_core.modalities import MODALITIES, Modality
-from test_live_engine import _statuses, _tracks
 
 LABELS = ("a", "b")
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from clip_fixtures import TEST_CLIP_SENTENCE, word_overlap
 
 from app.cli import main
-from clip_fixtures import TEST_CLIP_SENTENCE, word_overlap
 from imer_core.live.parts import SourceSpec
 from imer_core.live.pipeline import LivePipeline, PipelineConfig
 from imer_core.live.recording import SessionRecording

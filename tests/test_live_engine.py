@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+from live_fakes import live_specs, train_small_checkpoint
 
 from imer_core.features.face import FACE_FEATURE_DIM
 from imer_core.live.engine import EngineInputs, InferenceEngine
@@ -11,7 +12,6 @@ from imer_core.live.health import ModalityState, ModalityStatus
 from imer_core.live.models import LiveModelError, ModelBank, load_live_model, shipped_checkpoints
 from imer_core.live.tracks import FeatureTrack
 from imer_core.modalities import MODALITIES, FeatureSpec, FeatureSpecs, Modality
-from live_fakes import live_specs, train_small_checkpoint
 
 
 def _tracks(now: float) -> dict:

@@ -69,7 +69,6 @@ def _faces() -> tuple[np.ndarray, list[str], list[str]]:
 def write_tiny_corpora(root: Path) -> None:
     """Schema-exact miniature FER2013 / RAVDESS / EmoDB / MELD under ``root``."""
     import soundfile as sf
-
     from clip_fixtures import espeak_16k
 
     images, labels, splits = _faces()
@@ -228,6 +227,7 @@ def test_live_options_reject_unknown_keys_and_training_tuples_refuse_worker_proc
 
 def test_ship_refuses_an_oversized_checkpoint_without_leaving_it_behind(tmp_path, monkeypatch):
     from live_fakes import train_small_checkpoint
+
     from training.live import evaluate
     from training.live.dataset import LiveData
 

@@ -5,6 +5,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from live_fakes import FakeFaceExtractor, fake_rig
 
 from imer_core.live.health import HealthConfig, ModalityState
 from imer_core.live.parts import SourceSpec
@@ -13,7 +14,6 @@ from imer_core.live.recording import SessionRecording
 from imer_core.live.session import read_session
 from imer_core.live.speech_worker import SpeechConfig
 from imer_core.modalities import Modality
-from live_fakes import FakeFaceExtractor, fake_rig
 
 pytestmark = pytest.mark.slow
 

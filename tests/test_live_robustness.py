@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from live_fakes import FakeASR, FakeEmbedder, FakeFaceExtractor
 
 from app.cli import build_parser, main
 from imer_core.live.buffers import AudioRingBuffer, FrameSlot, VideoFrame
@@ -17,7 +18,6 @@ from imer_core.live.tracks import FeatureTrack
 from imer_core.live.workers import FaceWorker
 from imer_core.modalities import MODALITIES
 from imer_core.text_features import TEXT_DIM, TranscriptWindow
-from live_fakes import FakeASR, FakeEmbedder, FakeFaceExtractor
 
 
 class Blocking(RestartableThread):

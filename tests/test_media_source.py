@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("av")
 
 from clip_fixtures import peak_frequency, tone, wait_until  # noqa: E402
+
 from imer_core.live.buffers import VideoFrame  # noqa: E402
 from imer_core.live.sources import media_writer  # noqa: E402
 from imer_core.live.sources.media import MediaFileSource, MediaOpenError, probe_media  # noqa: E402

@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from training.metrics import (
-    REGRESSION_KEYS, classification_metrics, format_mean_std, is_percent_key, regression_metrics,
+    REGRESSION_KEYS,
+    classification_metrics,
+    format_mean_std,
+    is_percent_key,
+    regression_metrics,
     summarize_seeds,
 )
 

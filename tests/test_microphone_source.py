@@ -11,13 +11,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from clip_fixtures import StatusLog, peak_frequency, tone, wait_until
 from scipy.signal import resample_poly
 
-from clip_fixtures import StatusLog, peak_frequency, tone, wait_until
 from imer_core.live.sources import microphone
 from imer_core.live.sources.microphone import (
-    AudioDeviceInfo, MicrophoneSource, MicrophoneUnavailable, StreamingResampler,
-    list_input_devices, resolve_input_device)
+    AudioDeviceInfo,
+    MicrophoneSource,
+    MicrophoneUnavailable,
+    StreamingResampler,
+    list_input_devices,
+    resolve_input_device,
+)
 
 
 class FakeSoundDevice:

@@ -12,7 +12,11 @@ import torch
 h5py = pytest.importorskip("h5py")
 
 from training.data import (  # noqa: E402
-    MMIN_DATASETS, SYNTHETIC_MMIN_NOTE, MMINDataset, MMINFormatError, load_mmin_fold,
+    MMIN_DATASETS,
+    SYNTHETIC_MMIN_NOTE,
+    MMINDataset,
+    MMINFormatError,
+    load_mmin_fold,
     write_synthetic_mmin,
 )
 from training.data.mmin_synthetic import fold_speakers  # noqa: E402

@@ -11,8 +11,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from training.data import (
-    REQUIRED_KEYS, SPLITS, SYNTHETIC_NOTE, MMSADataset, MMSAFormatError, file_sha256, load_mmsa,
-    make_synthetic_mmsa, synthetic_file_name, write_synthetic_mmsa,
+    REQUIRED_KEYS,
+    SPLITS,
+    SYNTHETIC_NOTE,
+    MMSADataset,
+    MMSAFormatError,
+    file_sha256,
+    load_mmsa,
+    make_synthetic_mmsa,
+    synthetic_file_name,
+    write_synthetic_mmsa,
 )
 
 TINY = {"sizes": (60, 20, 30), "seq_len": 10, "dims": (16, 5, 8)}

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from training.protocols import (
-    MISS_ONE, MISS_TWO, BatchScheduleProtocol, FixedSubsetProtocol, PerSampleProtocol,
-    make_protocol, realised_missing_rate, sample_masks,
+    MISS_ONE,
+    MISS_TWO,
+    BatchScheduleProtocol,
+    FixedSubsetProtocol,
+    PerSampleProtocol,
+    make_protocol,
+    realised_missing_rate,
+    sample_masks,
 )
 
 

@@ -6,6 +6,7 @@ import csv
 
 import pytest
 import torch
+from conftest import small_features, small_specs
 
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import ModelConfig
@@ -13,8 +14,6 @@ from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions
 from imer_core.modalities import mask_from_available
 from imer_core.registry import available_methods, create_model
 from training.cli import main as cli_main
-
-from conftest import small_features, small_specs
 
 OPTIONS = {"refiner_blocks": 2, "score_channels": [32, 32, 32, 32], "score_embed_dim": 16}
 

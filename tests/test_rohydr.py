@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import small_features, small_specs
 
 from imer_core import ModelConfig
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
@@ -18,8 +19,6 @@ from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, mask_from_availa
 from imer_core.nn.dit import DiT1d
 from imer_core.nn.fusion_recovery import FusionDiscriminator, FusionReconstructor
 from imer_core.registry import available_methods, create_model, default_options
-
-from conftest import small_features, small_specs
 
 FAST = {"train_sampler_steps": 2, "sampler_steps": 3, "refiner_blocks": 2}
 SEEDED = SamplingOptions(seed=0)

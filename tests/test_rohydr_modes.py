@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import small_features
+from test_rohydr import MIXED, _changed, _snapshot, make
 
 from imer_core.diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
 from imer_core.methods.base import RECOVERY
-from imer_core.registry import create_model
-
-from conftest import small_features
-from test_rohydr import MIXED, _changed, _snapshot, make
 
 
 def test_reference_ddim_follows_the_diffusers_loop_by_hand() -> None:

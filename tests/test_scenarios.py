@@ -8,8 +8,15 @@ import pytest
 from imer_core.modalities import Modality
 from training.protocols import FixedSubsetProtocol, MissingProtocol
 from training.scenarios import (
-    COMPLETE_SCENARIO, MISSING_SCENARIO_NAMES, MMIN_MISS_TYPES, SCENARIOS, RandomScenarioProtocol,
-    make_scenario_protocol, scenario_row, summarize_folds, summarize_scenarios,
+    COMPLETE_SCENARIO,
+    MISSING_SCENARIO_NAMES,
+    MMIN_MISS_TYPES,
+    SCENARIOS,
+    RandomScenarioProtocol,
+    make_scenario_protocol,
+    scenario_row,
+    summarize_folds,
+    summarize_scenarios,
 )
 
 # (text, audio, vision) rows, in MMIN's table order, then complete.

@@ -35,8 +35,8 @@ HEAVY = ("torch", "mediapipe", "cv2", "av", "faster_whisper", "transformers", "i
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["run", "--hop", "x"], ["--bogus"]])
 def test_help_and_argument_errors_import_no_heavy_module(argv):
-    code = ("import sys\nfrom app.cli import main\ntry:\n    main(%r)\nexcept SystemExit as exc:\n"
-            "    code = exc.code\nprint('HEAVY', sorted(m for m in %r if m in sys.modules))\n" % (argv, HEAVY))
+    code = (f"import sys\nfrom app.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit as exc:\n"
+            f"    code = exc.code\nprint('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
 
@@ -214,9 +214,10 @@ def test_a_file_ends_at_its_end_with_every_modality_switched_off(tmp_path, demo_
 
 
 def test_webcam_without_any_device_says_so_and_exits(monkeypatch, tmp_path, live_checkpoints, capsys):
+    from live_fakes import fake_rig
+
     from app.cli import main
     from imer_core.live.parts import PipelineParts
-    from live_fakes import fake_rig
 
     rig = fake_rig()
     rig.video.fail = rig.audio.fail = True

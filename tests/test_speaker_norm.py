@@ -6,15 +6,19 @@ import time
 
 import numpy as np
 import pytest
+from live_fakes import train_small_checkpoint
 
 from imer_core.live.engine import EngineInputs, InferenceEngine
 from imer_core.live.health import ModalityState, ModalityStatus
 from imer_core.live.models import ModelBank
-from imer_core.live.speaker_norm import (RunningSpeakerStats, normalise_by_speaker, speaker_normalization_settings,
-                                         speaker_statistics)
+from imer_core.live.speaker_norm import (
+    RunningSpeakerStats,
+    normalise_by_speaker,
+    speaker_normalization_settings,
+    speaker_statistics,
+)
 from imer_core.live.tracks import FeatureTrack
 from imer_core.modalities import MODALITIES, Modality
-from live_fakes import train_small_checkpoint
 
 DIM = 44
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_DIMS, SMALL_LEN, small_specs
 
 from imer_core.checkpoint import load_checkpoint
 from imer_core.methods.base import SamplingOptions
@@ -17,8 +18,6 @@ from training.experiment import TrainConfig
 from training.protocols import make_protocol
 from training.runs import RunFolder
 from training.trainer import Trainer, seed_everything
-
-from conftest import SMALL_DIMS, SMALL_LEN, small_specs
 
 pytestmark = pytest.mark.slow
 

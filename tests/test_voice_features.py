@@ -6,12 +6,17 @@ import time
 
 import numpy as np
 import pytest
-
 from clip_fixtures import espeak_16k
+
 from imer_core.features.dsp import mel_filterbank
 from imer_core.features.voice import (
-    VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM, VOICE_FEATURE_NAMES, VOICE_LLD_NAMES, VoiceConfig,
-    VoiceFeatureExtractor, voice_feature_spec,
+    VOICE_EXTRACTOR_ID,
+    VOICE_FEATURE_DIM,
+    VOICE_FEATURE_NAMES,
+    VOICE_LLD_NAMES,
+    VoiceConfig,
+    VoiceFeatureExtractor,
+    voice_feature_spec,
 )
 from imer_core.modalities import Modality
 

@@ -1,1 +1,4 @@
-"""Training and evaluation of the recovery models: data loaders, missing-modality protocols, metrics, trainer, sweeps."""
+"""Training and evaluation of the recovery models.
+
+Data loaders, missing-modality protocols, metrics, trainer, sweeps.
+"""

@@ -24,18 +24,20 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from imer_core.registry import get_method_class
 
-from .distill import add_parser as add_distill_parser, cmd_distill
+from .distill import add_parser as add_distill_parser
+from .distill import cmd_distill
 from .distributed import setup, teardown
 from .experiment import Experiment, available_experiments, load_experiment
-from .finetune import add_parser as add_finetune_parser, cmd_finetune
-from .live.cli import HANDLERS as LIVE_HANDLERS, add_parsers as add_live_parsers
-
+from .finetune import add_parser as add_finetune_parser
+from .finetune import cmd_finetune
+from .live.cli import HANDLERS as LIVE_HANDLERS
+from .live.cli import add_parsers as add_live_parsers
 
 REFERENCE_SEEDS = (1111, 1112, 1113, 1114, 1115)
 """The seeds of the IMDer reference's ``run.py`` (five runs per setting)."""

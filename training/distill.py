@@ -45,7 +45,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--checkpoint", required=True, help="trained IMDer checkpoint")
     p.add_argument("--data", default=None,
                    help="the training data: MMSA pickle, MMIN feature root or live feature cache (folder)")
-    p.add_argument("--dataset", default=None, help="mosi, mosei, mmsa, iemocap, msp or live (default: the checkpoint's)")
+    p.add_argument("--dataset", default=None,
+                   help="mosi, mosei, mmsa, iemocap, msp or live (default: the checkpoint's)")
     p.add_argument("--synthetic", action="store_true", help="the synthetic benchmark of the dataset")
     p.add_argument("--config", default=None,
                    help="experiment whose [data] table to use (default: the checkpoint's training config)")

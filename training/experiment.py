@@ -11,10 +11,12 @@ Command-line ``--set train.batch_size=8`` style overrides are applied on top.
 
 from __future__ import annotations
 
-import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import tomllib
 
 from imer_core.config import REGRESSION, FusionConfig
 

@@ -13,9 +13,9 @@ was not available while recording are never presented as observed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,6 @@ from imer_core.live.models import LiveModel, load_live_model
 from imer_core.modalities import MODALITIES
 
 from .metrics import classification_metrics
-
 
 # Metadata of the base checkpoint that measured *that* model (held-out test table, training-run test
 # metrics); a personal checkpoint leaves them out and names its base under ``personalized.base_checkpoint``.

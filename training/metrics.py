@@ -20,10 +20,10 @@ fractions in [0, 1] (MAE and Corr on their own scale).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, recall_score

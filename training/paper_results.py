@@ -73,7 +73,8 @@ def contested(dataset: str, missing_rate: float, column: str) -> str | None:
 def provenance_notes(dataset: str) -> list[str]:
     """Markdown lines that explain where the published numbers in a table come from."""
     lines = ["Published numbers (IMDer, NeurIPS 2023): " + "; ".join(
-        f"{label} at MR 0.1–0.7 from {SOURCES['secondary-table'] if label != 'Acc-7' else SOURCES['third-party-script']}"
+        f"{label} at MR 0.1–0.7 from "
+        f"{SOURCES['secondary-table'] if label != 'Acc-7' else SOURCES['third-party-script']}"
         for label, _ in PAPER_COLUMNS) + f"; the MR 0.0 row from {SOURCES['third-party-script']}. "
         f"{SOURCES['paper-unchecked']}."]
     for (ds, rate, column), why in CONTESTED.items():

@@ -21,7 +21,7 @@ import math
 import warnings
 import zlib
 from abc import ABC, abstractmethod
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -18,15 +18,22 @@ from imer_core.methods.base import PRETRAIN, RECOVERY, RecoveryModel
 from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
 
-from .data import (MMIN_DATASETS, SYNTHETIC_MMIN_NOTE, MMINDataset, MMSADataset, load_mmin_fold, load_mmsa,
-                   write_synthetic_mmin, write_synthetic_mmsa)
+from .data import (
+    MMIN_DATASETS,
+    SYNTHETIC_MMIN_NOTE,
+    MMINDataset,
+    MMSADataset,
+    load_mmin_fold,
+    load_mmsa,
+    write_synthetic_mmin,
+    write_synthetic_mmsa,
+)
 from .data.synthetic import SYNTHETIC_NOTE
 from .distributed import DistContext
 from .experiment import Experiment
 from .protocols import MissingProtocol
 from .runs import RunFolder
 from .trainer import Trainer, seed_everything
-
 
 MMSA_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
 """Class names of the MMSA ``classification_labels`` (ids 0, 1, 2)."""

@@ -26,7 +26,8 @@ folds; :func:`summarize_folds` adds the standard deviation.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,9 +10,10 @@ reproductions.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,8 @@ def _markdown(summary: dict[float, dict[str, SeedStats]], experiment: Experiment
               "",
               "*Realised MR* is the fraction of missing modality entries in the test split under the protocol. "
               "The batch schedule (IMDer's) decides per batch, so a small split realises a rate far from the "
-              "nominal one (the reference's schedule rounds the batch count). Rows whose realised MR differs from the nominal by more than "
+              "nominal one (the reference's schedule rounds the batch count). "
+              "Rows whose realised MR differs from the nominal by more than "
               f"{REALISED_TOLERANCE} are marked ‡: the published number beside them was measured at the nominal "
               "rate, so the two are not at the same missing rate.", ""]
     lines += provenance_notes(dataset) + [""]

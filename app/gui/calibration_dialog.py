@@ -20,17 +20,33 @@ import os
 import shlex
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QShowEvent
-from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from imer_core.live.calibration import CALIBRATION_FILE, DEFAULT_SCRIPT, CalibrationProgress, CalibrationRun, \
-    CalibrationStep
+from imer_core.live.calibration import (
+    CALIBRATION_FILE,
+    DEFAULT_SCRIPT,
+    CalibrationProgress,
+    CalibrationRun,
+    CalibrationStep,
+)
 from imer_core.live.health import ModalityState
 from imer_core.live.session import new_session_dir
 
@@ -274,7 +290,7 @@ class CalibrationDialog(QDialog):
 
     def enable_all(self) -> None:
         """Switch every modality on through the window's switches."""
-        for name, switch in self.main_window.modalities.switches.items():
+        for switch in self.main_window.modalities.switches.values():
             if not switch.isChecked():
                 switch.setChecked(True)  # emits toggled → the window switches the pipeline
 

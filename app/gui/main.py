@@ -13,7 +13,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import QApplication
 from ..signals import note_early_signals
 from . import settings as keys
 from .qt_binding import binding_problem
-from .theme import apply_theme
 from .source_controls import demo_clip_path
+from .theme import apply_theme
 
 log = logging.getLogger(__name__)
 

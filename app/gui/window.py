@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
@@ -26,8 +26,8 @@ from .calibration_dialog import CalibrationDialog
 from .controller import PipelineController, PipelineFactory, build_pipeline
 from .dialogs import AboutDialog, HelpDialog, legend_html, shortcuts_html
 from .emotion_panel import EmotionPanel
-from .model_controls import ModelControls
 from .modality_panel import ModalityPanel
+from .model_controls import ModelControls
 from .notify import Notifier, short_reason
 from .performance_panel import PerformancePanel
 from .session_controls import SessionControls

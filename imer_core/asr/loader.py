@@ -8,8 +8,13 @@ from typing import Any
 
 from .base import GuardedBackend
 from .faster import FasterWhisperBackend, bundled_tiny_en_path, faster_whisper_installed
-from .openai_whisper import (OPENAI_WHISPER_FILES, OpenAIWhisperBackend, find_openai_checkpoint,
-                             openai_whisper_installed, whisper_cache_dir)
+from .openai_whisper import (
+    OPENAI_WHISPER_FILES,
+    OpenAIWhisperBackend,
+    find_openai_checkpoint,
+    openai_whisper_installed,
+    whisper_cache_dir,
+)
 from .types import ASRUnavailable
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ sampling always starts at the last training step ``T - 1`` (where
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

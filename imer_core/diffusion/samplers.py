@@ -13,7 +13,7 @@ trained network can be sampled with different budgets.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -13,7 +13,7 @@ whose perturbation kernel is ``p_0t(x_t | x_0) = N(x_0, std(t)^2 I)`` with
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

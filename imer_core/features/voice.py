@@ -41,7 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..modalities import FeatureSpec, Modality
-from .dsp import frames as _frames, mel_filterbank, runs as _runs, yin
+from .dsp import frames as _frames
+from .dsp import mel_filterbank, yin
+from .dsp import runs as _runs
 
 VOICE_EXTRACTOR_ID = "imer-voice-v1-numpy"
 VOICE_LLD_NAMES: tuple[str, ...] = (

@@ -17,8 +17,9 @@ class probabilities.  torch is imported only when a network is built.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

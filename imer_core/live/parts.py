@@ -7,9 +7,10 @@ pipeline.  The defaults build the real things, lazily.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .sources.base import AudioSource, VideoSource
 

@@ -17,10 +17,11 @@ import os
 import threading
 import time
 import wave
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 

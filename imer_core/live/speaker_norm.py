@@ -27,7 +27,8 @@ applies running normalisation only to the modalities listed there.
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

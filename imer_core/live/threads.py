@@ -17,7 +17,8 @@ start at once.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class RestartableThread:

@@ -29,8 +29,9 @@ zeroed before they reach the model so they can never leak into a prediction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -179,7 +180,8 @@ class RecoveryModel(nn.Module, ABC):
         for modality in MODALITIES:
             spec = self.config.specs[modality]
             if modality.value not in features:
-                raise KeyError(f"features are missing the {modality.value!r} entry (zeros are fine for a missing modality)")
+                raise KeyError(f"features are missing the {modality.value!r} entry "
+                               "(zeros are fine for a missing modality)")
             x = features[modality.value]
             if x.dim() != 3 or x.shape[2] != spec.dim or x.shape[1] != spec.seq_len:
                 raise ValueError(f"{modality.value} features must have shape (batch, {spec.seq_len}, {spec.dim}), "

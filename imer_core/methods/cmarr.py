@@ -52,8 +52,8 @@ Everything is per sample, so per-sample masks need no pattern grouping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -61,8 +61,7 @@ from torch import nn
 from ..config import CLASSIFICATION, ModelConfig, options_from_dict
 from ..modalities import MODALITIES, full_mask, validate_mask
 from ..nn.cmarr_modules import GaussianEncoder, ResidualRefiner, TokenFusion
-from ..nn.contrastive import (kl_standard_normal, product_of_experts, supervised_contrastive_loss,
-                              wasserstein_info_nce)
+from ..nn.contrastive import kl_standard_normal, product_of_experts, supervised_contrastive_loss, wasserstein_info_nce
 from ..nn.flows import ConditionalGaussianFlow
 from ..registry import register_method
 from .base import PRETRAIN, RECOVERY, Features, LossOutput, RecoveryModel, SamplingOptions

@@ -53,8 +53,9 @@ whether stages 1-2 run is agreed across ranks.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -66,8 +67,13 @@ from ..config import ModelConfig, options_from_dict
 from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
 from ..modalities import MODALITIES, Modality, validate_mask
 from ..nn.dit import DiT1d
-from ..nn.fusion_recovery import (FusionDiscriminator, FusionReconstructor, discriminator_loss, discriminator_step,
-                                  frozen_forward)
+from ..nn.fusion_recovery import (
+    FusionDiscriminator,
+    FusionReconstructor,
+    discriminator_loss,
+    discriminator_step,
+    frozen_forward,
+)
 from ..nn.mult import MulTFusion
 from ..nn.rcan import Refiner
 from ..registry import register_method

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def pool_sequence(x: torch.Tensor) -> torch.Tensor:

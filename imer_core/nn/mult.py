@@ -17,8 +17,8 @@ Pipeline (all Transformers batch-first, see :mod:`imer_core.nn.transformer`):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F

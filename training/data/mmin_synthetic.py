@@ -33,8 +33,8 @@ gets a per-dimension raw offset and scale (so normalisation matters); about
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

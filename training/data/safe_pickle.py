@@ -23,7 +23,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 

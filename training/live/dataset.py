@@ -45,9 +45,10 @@ refuses to run in a worker: a live experiment needs ``[train] num_workers = 0``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch

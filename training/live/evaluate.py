@@ -27,8 +27,9 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +48,14 @@ from ..protocols import make_protocol
 from ..runs import RunFolder
 from ..trainer import Trainer, seed_everything
 from .baselines import FILL_KINDS, FillFusion, LateFusion, fill_vectors, train_unimodal
-from .dataset import (LiveData, LiveDataOptions, PairedAudioTextDataset, build_live_data, checkpoint_metadata,
-                      paired_asr_dataset)
+from .dataset import (
+    LiveData,
+    LiveDataOptions,
+    PairedAudioTextDataset,
+    build_live_data,
+    checkpoint_metadata,
+    paired_asr_dataset,
+)
 from .labels import LIVE_LABELS
 
 CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)

@@ -32,16 +32,27 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from imer_core.features.voice import loudest_window  # noqa: F401 - used here and by the tests
 
-from .corpora import (AUDIO_CORPORA, CORPORA, audio_clips, check_corpus, load_fer2013, meld_utterances, read_audio,
-                      speaker_split, split_table, spread_subset)
+from .corpora import (
+    AUDIO_CORPORA,
+    CORPORA,
+    audio_clips,
+    check_corpus,
+    load_fer2013,
+    meld_utterances,
+    read_audio,
+    speaker_split,
+    split_table,
+    spread_subset,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -96,7 +96,8 @@ def make_fer_crops(data_root: str | Path, out: str | Path, limit: int | None = N
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, crops=crops, detected=detected, labels=fer.source_labels[index], split=splits,
-                        index=np.asarray(index, np.int64), landmarks=landmarks, vision=vectors, meta=np.asarray(json.dumps(meta)))
+                        index=np.asarray(index, np.int64), landmarks=landmarks, vision=vectors,
+                        meta=np.asarray(json.dumps(meta)))
     os.replace(tmp, path)
     return meta
 

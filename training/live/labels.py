@@ -22,7 +22,7 @@ new dataset build, not a new extraction.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from imer_core.config import LIVE_EMOTIONS
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,6 @@ def run_text_head(cache_dir: str | Path, out_dir: str | Path, grid: Sequence[dic
                   epochs: int = 40, seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Grid over :data:`DEFAULT_GRID` on dev, the chosen head on test; writes ``summary.json`` and ``text_head.pt``."""
     import torch
-
     from sklearn.svm import LinearSVC
 
     parts = meld_arrays(cache_dir)

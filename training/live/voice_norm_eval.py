@@ -21,15 +21,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from imer_core.config import LIVE_EMOTIONS
-from imer_core.live.speaker_norm import (DEFAULT_MIN_SPEECH_FRACTION, DEFAULT_PRIOR_STEPS, RunningSpeakerStats,
-                                         normalise_by_speaker, speaker_statistics)
+from imer_core.live.speaker_norm import (
+    DEFAULT_MIN_SPEECH_FRACTION,
+    DEFAULT_PRIOR_STEPS,
+    RunningSpeakerStats,
+    normalise_by_speaker,
+    speaker_statistics,
+)
 
 from .corpora import AUDIO_CORPORA, audio_clips, read_audio
 from .extract import AUDIO_SAMPLE_RATE, AUDIO_WINDOW_S, WINDOW_HOP_S, loudest_window
@@ -62,7 +68,8 @@ def voice_features(data_root: str | Path, cache: Path, progress: bool = True) ->
             rows["speaker"].append(f"{corpus}:{clip.speaker}")
             rows["split"].append(clip.split)
             rows["corpus"].append(corpus)
-    arrays = {"audio": np.stack(rows["audio"]).astype(np.float32), "speech": np.stack(rows["speech"]).astype(np.float32),
+    arrays = {"audio": np.stack(rows["audio"]).astype(np.float32),
+              "speech": np.stack(rows["speech"]).astype(np.float32),
               "label": np.asarray(rows["label"], np.int64), "speaker": np.asarray(rows["speaker"]),
               "split": np.asarray(rows["split"]), "corpus": np.asarray(rows["corpus"])}
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ health monitor polls, and a failing source keeps trying to recover on its own
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 from ..buffers import STOPPED, AudioRingBuffer, FrameSlot, SourceStatus
 from ..threads import RestartableThread
