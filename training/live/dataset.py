@@ -62,7 +62,7 @@ from imer_core.modalities import MODALITIES, FeatureSpecs
 from imer_core.text_features import text_feature_spec
 
 from .corpora import SPLITS
-from .extract import extractor_ids, load_cache
+from .extract import extractor_ids, has_transcripts, load_cache
 from .labels import LIVE_LABELS, live_index
 
 SEQ_LEN, RATE_HZ = LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ  # the live pipeline's window
@@ -374,6 +374,9 @@ def paired_asr_dataset(cache_dir: str | Path, normalization: Mapping[str, Mappin
     audio, text, labels, corpora = [], [], [], []
     for corpus in options.audio_corpora:
         data = load_cache(cache_dir, corpus)
+        if not has_transcripts(data["meta"]):
+            raise ValueError(f"{corpus}: the feature cache in {cache_dir} was extracted with --no-asr (no "
+                             "transcripts); re-run imer-train extract-live without --no-asr for the paired test")
         live = np.asarray([live_index(corpus, str(s)) for s in data["source_label"]], np.int64)
         keep = (live >= 0) & (data["split"].astype(str) == split)
         audio.append(_normalize(data["audio"][keep], normalization["audio"]))
