@@ -1,4 +1,4 @@
-"""``extract-live --no-asr``: voice features without transcripts, recorded in the cache and refused by the paired test."""
+"""``extract-live --no-asr``: voice features only, recorded in the cache and refused by the paired test."""
 
 from __future__ import annotations
 
