@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from training.live import extract
 from training.live.dataset import LiveDataOptions, paired_asr_dataset
@@ -64,3 +65,45 @@ def test_no_asr_extracts_voice_only_and_the_paired_test_refuses_it(tmp_path, mon
     assert extract.has_transcripts(data["meta"]) and data["transcript"][0] == "kids are talking by the door"
     assert data["text"].all()
     assert len(paired_asr_dataset(cache, normalization, LiveDataOptions(audio_corpora=("ravdess",)))) == 1
+
+
+def _fake_caches(cache: Path) -> None:
+    """Feature caches of FER2013, RAVDESS and MELD with 'happy' in every split, as extract-live records them."""
+    rng = np.random.default_rng(1)
+    splits = np.array(["train", "train", "val", "test"])
+
+    def write(corpus: str, arrays: dict) -> None:
+        meta = {"version": extract.CACHE_VERSION, "corpus": corpus, "limit": None,
+                "extractors": extract.extractor_ids(), "settings": extract._settings(corpus, asr=False),
+                "stats": {"n": 4}}
+        extract._write_npz(extract.cache_path(cache, corpus), meta,
+                           {"ids": np.array(["0", "1", "2", "3"]), "split": splits, **arrays})
+
+    write("fer2013", {"source_label": np.array(["happy"] * 4), "detected": np.ones(4, bool),
+                      "vision": rng.normal(2.0, 3.0, (4, 55)).astype(np.float32)})
+    write("ravdess", {"source_label": np.array(["happy"] * 4),
+                      "speaker": np.array(["ravdess-01", "ravdess-02", "ravdess-19", "ravdess-21"]),
+                      "audio": rng.normal(1.0, 2.0, (4, 20, 44)).astype(np.float32)})
+    write("meld", {"source_label": np.array(["joy"] * 4), "text": rng.normal(0.0, 0.1, (4, 384)).astype(np.float32)})
+
+
+def test_live_evaluation_data_uses_the_checkpoints_own_normalisation(tmp_path):
+    from imer_core.config import LIVE_EMOTIONS
+    from training.evaluate_data import load_evaluation_data
+    from training.experiment import load_experiment
+    from training.live.dataset import build_live_data, live_specs
+
+    _fake_caches(tmp_path)
+    options = LiveDataOptions(audio_corpora=("ravdess",), train_tuples_per_class=2)
+    raw = extract.load_cache(tmp_path, "fer2013")["vision"][3]
+    own = build_live_data(tmp_path, options)                     # statistics of these (two) training faces
+    stored = {m: {"mean": [0.5] * d, "std": [2.0] * d} for m, d in (("text", 384), ("audio", 44), ("vision", 55))}
+    given = build_live_data(tmp_path, options, stored)
+    assert given.normalization == stored and own.normalization != stored
+    assert np.allclose(given.datasets["test"][0]["vision"][0].numpy(), (raw - 0.5) / 2.0, atol=1e-5)
+    experiment = load_experiment("live_imder", ["data.live.audio_corpora=['ravdess']",
+                                                "data.live.train_tuples_per_class=2", f"data.path='{tmp_path}'"])
+    config = SimpleNamespace(specs=live_specs(), task="classification", labels=tuple(LIVE_EMOTIONS))
+    model = SimpleNamespace(config=config, checkpoint_metadata={"feature_normalization": stored})
+    loaded = load_evaluation_data(experiment, model, tmp_path)
+    assert torch.allclose(loaded.datasets["test"][0]["vision"], given.datasets["test"][0]["vision"])
