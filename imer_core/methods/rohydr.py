@@ -28,10 +28,11 @@ As in the reference, the training-time DDIM chain is differentiable, so
 
 Two modes (option ``mode``, see :class:`RoHyDROptions`): ``"reference"`` keeps
 the release's sampler (diffusers DDIM on its own 50-step schedule, ``[-1, 1]``
-clamp, ε not recomputed) and its main optimiser holding ``D``; ``"improved"``
-(default) is described by the deviations below plus a clamp range scaled to the
-features' running RMS.  Deviations of the improved mode from the reference code
-(``Siowllience/RoHyDR``):
+clamp, ε not recomputed), its main optimiser holding ``D`` and its MulT
+Transformers without position embeddings; ``"improved"`` (default) is described
+by the deviations below plus a clamp range scaled to the features' running RMS
+and position embeddings (as MulT).  Both draw the text dropout once per batch.
+Deviations of the improved mode from the reference code (``Siowllience/RoHyDR``):
 
 * the reference trains on the 1000-step schedule but samples with a diffusers
   ``DDIMScheduler(num_train_timesteps=50)``, i.e. a *different* 50-step β
@@ -114,7 +115,7 @@ class RoHyDR(RecoveryModel):
         self.options = opts
         d = config.fusion.d_model
         self.process = GaussianDiffusion(opts.diffusion_steps, opts.beta_start, opts.beta_end)
-        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim)
+        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim, positions=opts.mode != "reference")
         lengths = {self.fusion.projected_length(m) for m in MODALITIES}
         if len(lengths) != 1:
             raise ValueError(f"RoHyDR needs one projected length for all modalities, got {sorted(lengths)}")
@@ -211,6 +212,18 @@ class RoHyDR(RecoveryModel):
                 return self.fusion.project(features)
         return self.fusion.project(features)
 
+    @staticmethod
+    def _masked_projections(truth: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Projections of the masked features, from those of the complete ones.
+
+        The projections are bias-free convolutions (or identities), so zeroing a
+        projection equals projecting zeroed features; deriving both from one
+        projection draws the text dropout once, as the release's ``forward``
+        (``gt_l`` and the condition share one dropped ``x_l``).
+        """
+        return {m.value: truth[m.value] * mask[:, i].view(-1, 1, 1).to(truth[m.value].dtype)
+                for i, m in enumerate(MODALITIES)}
+
     def _condition(self, available: tuple[Modality, ...], proj: dict[str, torch.Tensor]) -> torch.Tensor:
         if len(available) == 1:
             return proj[available[0].value]
@@ -279,7 +292,8 @@ class RoHyDR(RecoveryModel):
             return LossOutput(total=task, parts={"task": task, "total": task}, prediction=prediction)
         masked = self.mask_features(features, mask)
         mask = validate_mask(mask, self.check_features(features)).to(next(iter(masked.values())).device)
-        proj, truth = self._project(masked), self._project(features)   # truth: loss targets / F_gt only
+        truth = self._project(features)                                # loss targets / F_gt only
+        proj = self._masked_projections(truth, mask)                    # one text-dropout draw, as the release
         rows = torch.nonzero(~mask.all(dim=1), as_tuple=False).view(-1)
         if self.training:
             self._track_target_rms(truth, mask)

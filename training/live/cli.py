@@ -35,6 +35,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                          help=f"comma-separated corpora (default {','.join(CORPORA)})")
     extract.add_argument("--limit", type=int, default=None, help="at most N items per corpus (spread evenly)")
     extract.add_argument("--force", action="store_true", help="re-extract even when the cache is up to date")
+    extract.add_argument("--no-asr", action="store_true",
+                         help="audio corpora: voice features only, no transcripts (enough for train and distill; "
+                              "live-eval's paired-transcript test needs them)")
     extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     crops = sub.add_parser("face-crops", help="aligned FER2013 face crops for the face network (the run-time crop "
@@ -94,7 +97,7 @@ def cmd_extract_live(args: argparse.Namespace) -> int:
     from .extract import extract_live
 
     summary = extract_live(args.data, args.cache, args.corpora, args.limit, args.force,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, asr=not args.no_asr)
     print(json.dumps({c: {"stats": m["stats"], "seconds": m.get("seconds")} for c, m in summary.items()}, indent=2))
     return 0
 

@@ -12,7 +12,9 @@
 * **RAVDESS, EmoDB** → :class:`~imer_core.features.voice.VoiceFeatureExtractor`
   on a 2.0 s window (20 steps at 10 Hz) chosen by :func:`loudest_window`, plus
   a faster-whisper ``tiny.en`` transcript of the whole stored clip and its
-  all-MiniLM-L6-v2 embedding.
+  all-MiniLM-L6-v2 embedding.  With ``asr=False`` (``--no-asr``) only the voice
+  features are extracted (training and distillation use nothing else); the
+  cache records ``"asr": "none"`` and :func:`has_transcripts` is false for it.
 * **MELD** → :class:`~imer_core.features.text.SentenceEmbedder` of each utterance.
 
 Each corpus is cached as ``<cache>/<corpus>.npz`` (ids, source labels,
@@ -59,6 +61,7 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 FACE_UPSCALE = 192  # imer_core.features.face.STILL_FACE_SIZE
 FACE_PAD_FRACTION = 0.25  # imer_core.features.face.STILL_FACE_PAD_FRACTION
+NO_ASR = "none"
 AUDIO_WINDOW_S = 2.0
 AUDIO_SAMPLE_RATE = 16000
 WINDOW_HOP_S = 0.1
@@ -178,17 +181,24 @@ def _load_asr() -> Any:
 
 
 def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, progress: bool = True,
-                  embedder: Any = None, asr: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Voice features (``audio (N, 20, 44)``), ASR transcripts and their embeddings of one audio corpus."""
+                  embedder: Any = None, asr: Any = None,
+                  transcribe: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Voice features (``audio (N, 20, 44)``), ASR transcripts and their embeddings of one audio corpus.
+
+    ``transcribe=False``: voice features only; transcripts are empty and their embeddings zero.
+    """
     from imer_core.features.voice import VoiceFeatureExtractor
 
     clips = audio_clips(data_root, corpus)
     clips = [clips[i] for i in spread_subset(len(clips), limit)]
-    voice, asr = VoiceFeatureExtractor(), asr or _load_asr()
+    voice = VoiceFeatureExtractor()
+    if transcribe:
+        asr = asr or _load_asr()
     length, hop = int(AUDIO_WINDOW_S * AUDIO_SAMPLE_RATE), int(WINDOW_HOP_S * AUDIO_SAMPLE_RATE)
     features, speech, offsets, durations, transcripts = [], [], [], [], []
     asr_seconds = 0.0
-    for clip in tqdm(clips, desc=f"{corpus} voice+asr", unit="clip", disable=not progress):
+    desc = f"{corpus} voice+asr" if transcribe else f"{corpus} voice"
+    for clip in tqdm(clips, desc=desc, unit="clip", disable=not progress):
         audio = read_audio(clip.path, AUDIO_SAMPLE_RATE)
         window, offset = loudest_window(audio, length, hop)
         out = voice.extract(window)
@@ -196,19 +206,24 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
         speech.append(out.speech_fraction)
         offsets.append(offset / AUDIO_SAMPLE_RATE)
         durations.append(len(audio) / AUDIO_SAMPLE_RATE)
-        transcript = asr.transcribe(audio)
-        asr_seconds += transcript.processing_s
-        transcripts.append(transcript.text)
-    embedder = embedder or _embedder()
-    text = embedder.embed(transcripts) if transcripts else np.zeros((0, 384), np.float32)
+        if transcribe:
+            transcript = asr.transcribe(audio)
+            asr_seconds += transcript.processing_s
+            transcripts.append(transcript.text)
+        else:
+            transcripts.append("")
+    if transcribe and transcripts:
+        text = (embedder or _embedder()).embed(transcripts)
+    else:
+        text = np.zeros((len(transcripts), 384), np.float32)
     arrays = {"ids": np.asarray([c.id for c in clips]), "source_label": np.asarray([c.source_label for c in clips]),
               "split": np.asarray([c.split for c in clips]), "speaker": np.asarray([c.speaker for c in clips]),
               "sentence": np.asarray([c.sentence for c in clips]), "audio": np.stack(features).astype(np.float32),
               "speech_fraction": np.stack(speech).astype(np.float32), "offset_s": np.asarray(offsets, np.float32),
               "duration_s": np.asarray(durations, np.float32), "transcript": np.asarray(transcripts, dtype=str),
               "text": text.astype(np.float32)}
-    stats = {"n": len(clips), "empty_transcripts": int(sum(not t for t in transcripts)),
-             "asr_rtf": float(asr_seconds / max(sum(durations), 1e-9)),
+    stats = {"n": len(clips), "empty_transcripts": int(sum(not t for t in transcripts)) if transcribe else None,
+             "asr_rtf": float(asr_seconds / max(sum(durations), 1e-9)) if transcribe else None,
              "mean_window_offset_s": float(np.mean(offsets)) if offsets else 0.0}
     return arrays, stats
 
@@ -246,14 +261,19 @@ def _count(values: np.ndarray) -> dict[str, int]:
     return {str(n): int(c) for n, c in zip(names, counts)}
 
 
-def _settings(corpus: str) -> dict[str, Any]:
+def _settings(corpus: str, asr: bool = True) -> dict[str, Any]:
     if corpus == "fer2013":
         return {"upscale": FACE_UPSCALE, "pad_fraction": FACE_PAD_FRACTION, "mode": "still-image"}
     if corpus in AUDIO_CORPORA:
         return {"window_s": AUDIO_WINDOW_S, "window": "loudest", "window_hop_s": WINDOW_HOP_S,
-                "asr": "faster-whisper tiny.en (bundled), beam 5, language en, whole clip",
+                "asr": "faster-whisper tiny.en (bundled), beam 5, language en, whole clip" if asr else NO_ASR,
                 "speaker_splits": split_table(corpus)}
     return {}
+
+
+def has_transcripts(meta: dict[str, Any]) -> bool:
+    """Whether an audio cache holds ASR transcripts (it was not extracted with ``--no-asr``)."""
+    return (meta.get("settings") or {}).get("asr") != NO_ASR
 
 
 def _without_splits(meta: dict[str, Any]) -> dict[str, Any]:
@@ -298,18 +318,22 @@ class _Models:
 
 
 def _extract_one(corpus: str, data_root: str | Path, limit: int | None, progress: bool,
-                 models: _Models) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                 models: _Models, asr: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if corpus == "fer2013":
         return extract_fer2013(data_root, limit, progress)
     if corpus in AUDIO_CORPORA:
+        if not asr:
+            return extract_audio(data_root, corpus, limit, progress, transcribe=False)
         return extract_audio(data_root, corpus, limit, progress, models.embedder, models.asr)
     return extract_meld(data_root, limit, progress, models.embedder)
 
 
 def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence[str] = CORPORA,
                  limit: int | None = None, force: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+                 log: Callable[[str], None] = print, asr: bool = True) -> dict[str, dict[str, Any]]:
     """Extract (or reuse) the feature cache of each corpus; returns the ``meta`` of each.
+
+    ``asr=False``: the audio corpora get voice features only (no transcripts; see :func:`extract_audio`).
 
     Raises:
         CorpusNotFound: a requested corpus is missing under ``data_root``.
@@ -324,7 +348,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
     for corpus in corpora:
         path = cache_path(cache_dir, corpus)
         request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit, "extractors": extractor_ids(),
-                   "settings": _settings(corpus)}
+                   "settings": _settings(corpus, asr)}
         meta = read_meta(path)
         if not force and _cache_matches(meta, request):
             log(f"{corpus}: cache {path} is up to date ({meta['stats']['n']} items), skipped")
@@ -337,7 +361,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
             summary[corpus] = meta
             continue
         start = time.perf_counter()
-        arrays, stats = _extract_one(corpus, data_root, limit, progress, models)
+        arrays, stats = _extract_one(corpus, data_root, limit, progress, models, asr)
         meta = {**request, "data_root": str(data_root), "stats": stats,
                 "seconds": round(time.perf_counter() - start, 1),
                 "split_counts": _count(arrays["split"]), "label_counts": _count(arrays["source_label"])}
