@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..features.base import ExtractorSpec
-from ..live.engine import DEFAULT_HOLD_S, PREFERRED_METHODS, resolve_device
+from ..live.engine import DEFAULT_HOLD_S, resolve_device
 from ..live.inference import predict_windows, repeat_vector
 from ..live.models import LiveModel, LiveModelError, ModelBank, shipped_checkpoints
 from ..live.speaker_norm import RunningSpeakerStats, speaker_normalization_settings
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
+from ..registry import preferred_methods
 from .core import AnalysisOptions, AnalysisRow
 from .features import Extractors, ModelUnavailable
 from .inputs import AUDIO, IMAGE, INVALID, TEXT, VIDEO, AnalysisInput
@@ -48,8 +49,7 @@ def load_model(options: AnalysisOptions, extractors: Mapping[Modality, Extractor
     if not bank.methods:
         raise LiveModelError("no trained model: pass --checkpoint, or restore assets/models/live_*.pt "
                              "(or point $IMER_ASSETS at a folder holding models/live_<method>.pt)")
-    preferred = [m for m in PREFERRED_METHODS if m in bank.methods] + bank.methods
-    return bank.get(options.method or preferred[0])
+    return bank.get(options.method or preferred_methods(bank.methods)[0])
 
 
 class Analyzer:

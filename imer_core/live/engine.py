@@ -28,6 +28,7 @@ import torch
 
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
+from ..registry import preferred_methods
 from .health import ModalityState, ModalityStatus
 from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
@@ -39,9 +40,6 @@ from .tracks import FeatureTrack
 
 log = logging.getLogger(__name__)
 
-#: Default method when several checkpoints are loaded: CM-ARR scored best on the live test table and is
-#: the fastest (assets/MODEL_CARD.md); the others stay one switch away.
-PREFERRED_METHODS = ("cmarr", "imder", "rohydr")
 #: Latency stages of a result, in pipeline order (milliseconds in :attr:`LiveResult.latency`).
 LATENCY_STAGES = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
 #: How long a modality's last sample may be held to fill a window (text: the last sentence).
@@ -78,8 +76,8 @@ class InferenceEngine(RestartableThread):
         bank: checkpoints per method (may be empty: results then say that no
             trained model is loaded).
         inputs: tracks and status providers of the pipeline.
-        method: method to start with (default: the first of :data:`PREFERRED_METHODS`
-            the bank has).
+        method: method to start with (default: the bank's most preferred method,
+            :func:`imer_core.registry.preferred_methods`).
         hop_s: time between predictions.
         sampler_steps: sampling steps of diffusion methods (``None``: the
             checkpoint's default).
@@ -99,7 +97,7 @@ class InferenceEngine(RestartableThread):
         self.bank, self.inputs, self.hop_s = bank, inputs, float(hop_s)
         self.device = bank.device
         self.on_result = on_result
-        preferred = [m for m in PREFERRED_METHODS if m in bank.methods] + bank.methods
+        preferred = preferred_methods(bank.methods)
         self._requested_method = method or (preferred[0] if preferred else None)
         self._requested_steps = sampler_steps
         self._model: LiveModel | None = None
