@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..methods.base import SamplingOptions
-from ..modalities import MODALITIES, Modality
+from ..modalities import MODALITIES, FeatureSpec, Modality
 from ..registry import preferred_methods
 from .health import ModalityState, ModalityStatus
 from .inference import availability_mask, classify, recover, window_features
@@ -163,7 +163,7 @@ class InferenceEngine(RestartableThread):
         stats = self._speaker_stats.get(modality)
         if stats is None or self._model is None:
             return 0.0
-        return stats.speech_steps / float(self._model.config.specs[modality].rate_hz)
+        return stats.speech_steps / _step_rate(self._model.config.specs[modality])
 
     def reset_speaker_statistics(self) -> None:
         """Forget the running per-speaker statistics (the source changed: maybe another speaker)."""
@@ -277,7 +277,7 @@ class InferenceEngine(RestartableThread):
             spec = model.config.specs[m]
             window = None
             if status.available:
-                window = self.inputs.tracks[m].window(now, spec.seq_len, spec.rate_hz, self.inputs.hold_s[m])
+                window = self.inputs.tracks[m].window(now, spec.seq_len, _step_rate(spec), self.inputs.hold_s[m])
             available[m] = window is not None
             if window is not None:
                 stats = self._speaker_stats.get(m)
@@ -356,6 +356,13 @@ def _speaker_stats_of(model: LiveModel) -> dict[Modality, RunningSpeakerStats]:
         out[modality] = RunningSpeakerStats(model.mean[modality], model.std[modality], settings["prior_steps"],
                                             settings["min_speech_fraction"])
     return out
+
+
+def _step_rate(spec: FeatureSpec) -> float:
+    """A live checkpoint's steps per second (its compatibility check refuses a spec without one)."""
+    if spec.rate_hz is None:
+        raise LiveModelError(f"{spec.modality.value} features: no step rate in the checkpoint's spec")
+    return float(spec.rate_hz)
 
 
 def _without_features(status: ModalityStatus) -> ModalityStatus:
