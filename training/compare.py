@@ -21,7 +21,8 @@ the **recovery latency** per sample on CPU — :meth:`RecoveryModel.recover` on
 one test utterance (batch 1) under each of the six missing patterns, after one
 warm-up pass, median over ``latency_runs`` × 6 timed calls, measured on the
 trained model (a CPU copy, the process's torch thread setting), with the
-method's default sampler and its fast setting (:data:`FAST_SAMPLERS`).
+method's default sampler and its fast setting (the class's ``fast_sampler``, see
+:func:`sampler_settings`).
 
 On the linear-Gaussian synthetic task (``[data] synthetic = true``,
 ``synthetic_kind = "linear-gaussian"``) a second table gives each method's
@@ -46,7 +47,7 @@ import torch
 from imer_core.config import REGRESSION
 from imer_core.methods.base import RecoveryModel, SamplingOptions
 from imer_core.modalities import MODALITIES
-from imer_core.registry import get_method_class
+from imer_core.registry import get_method_class, method_title
 
 from .cv import fmt_pm, run_cv, scenario_order
 from .distributed import DistContext
@@ -57,8 +58,6 @@ from .protocols import make_protocol
 from .runner import LoadedData, load_data, pretrain_state, run_experiment
 from .scenarios import SCENARIOS, scenario_row
 
-FAST_SAMPLERS: dict[str, str] = {"imder": "heun", "rohydr": "ddim", "cmarr": "mean", "regression": "mean"}
-"""Sampler of each method's fast setting (with ``fast_steps`` steps; CM-ARR's "mean" is one pass)."""
 REGRESSION_COLUMNS = (("Acc-2", "Non0_acc_2"), ("F1", "Non0_F1_score"), ("Acc-7", "Mult_acc_7"), ("MAE", "MAE"),
                       ("Corr", "Corr"))
 CLASSIFICATION_COLUMNS = (("WAR", "accuracy"), ("UAR", "uar"), ("macro-F1", "macro_f1"))
@@ -122,17 +121,27 @@ def _latencies(model: RecoveryModel, data: LoadedData, runs: int, fast_steps: in
                seed: int) -> tuple[dict[str, float], dict[str, str]]:
     item = data.datasets["test"][0]
     features = {m.value: item[m.value].unsqueeze(0) for m in MODALITIES}
-    options = model.options
-    default = SamplingOptions(seed=seed)
-    fast_name = FAST_SAMPLERS.get(model.name, options.sampler)
-    fast_steps_used = None if fast_name == "mean" else fast_steps
-    fast = SamplingOptions(sampler=fast_name, steps=fast_steps_used, seed=seed)
-    default_steps = getattr(options, "sampler_steps", None)
-    samplers = {"default": f"{options.sampler}" + (f" ×{default_steps}" if default_steps and options.sampler != "mean"
-                                                    else ""),
+    settings, samplers = sampler_settings(model, fast_steps, seed)
+    return {key: measure_latency(model, features, sampling, runs) for key, sampling in settings.items()}, samplers
+
+
+def sampler_settings(model: RecoveryModel, fast_steps: int, seed: int) -> tuple[dict[str, SamplingOptions],
+                                                                               dict[str, str]]:
+    """The ``"default"`` and ``"fast"`` sampling of ``model`` and their descriptions (``"heun ×10"``).
+
+    The fast setting is the class's ``fast_sampler`` (its default sampler when ``None``) with
+    ``fast_steps`` steps, or one pass for a method whose samplers take no step count.
+    """
+    options = getattr(model, "options", None)
+    default_name = getattr(options, "sampler", None) or type(model).default_sampler() or "default"
+    fast_name = type(model).fast_sampler or default_name
+    fast_steps_used = fast_steps if type(model).uses_sampler_steps else None
+    default_steps = getattr(options, "sampler_steps", None) if type(model).uses_sampler_steps else None
+    settings = {"default": SamplingOptions(seed=seed),
+                "fast": SamplingOptions(sampler=type(model).fast_sampler, steps=fast_steps_used, seed=seed)}
+    samplers = {"default": default_name + (f" ×{default_steps}" if default_steps else ""),
                 "fast": fast_name + (f" ×{fast_steps_used}" if fast_steps_used else "")}
-    return ({"default": measure_latency(model, features, default, runs),
-             "fast": measure_latency(model, features, fast, runs)}, samplers)
+    return settings, samplers
 
 
 def _with_ratio(metrics: dict[str, float]) -> dict[str, float]:
@@ -228,7 +237,7 @@ def write_compare_tables(methods: list[MethodSummary], out_dir: Path, protocol_k
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary in methods:
         for cond, stats in summary.stats.items():
-            cells = [summary.experiment.method, summary.experiment.name, cond]
+            cells = [method_title(summary.experiment.method), summary.experiment.name, cond]
             cells += [fmt_pm(stats.get(key), 1, 3 if key in ("MAE", "Corr") else 1) for _, key in columns]
             cells += [fmt_pm(stats.get(key), 1, 3 if key == "recovery_ratio" else 4) for _, key in ERROR_COLUMNS]
             cells += [f"{summary.parameters:,}", f"{summary.latency_ms['default']:.1f} ({summary.samplers['default']})",
@@ -274,7 +283,7 @@ def _optimum_section(methods: list[MethodSummary]) -> list[str]:
           "rate 0 nothing is recovered.", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary, cond, stats in rows:
-        cells = [summary.experiment.method, cond]
+        cells = [method_title(summary.experiment.method), cond]
         for _, key, digits in OPTIMUM_COLUMNS:
             own, best = stats.get(key), stats.get(f"bayes_{key}")
             cells += [fmt_pm(own, 1, digits), fmt_pm(best, 1, digits)]

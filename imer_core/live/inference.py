@@ -65,13 +65,13 @@ def availability_mask(available: Iterable[Iterable[Modality]], device: str = "cp
 
 
 def recover(model: LiveModel, features: Mapping[str, torch.Tensor], mask: torch.Tensor,
-            sampling: SamplingOptions = SamplingOptions()) -> object:
+            sampling: SamplingOptions = SamplingOptions()) -> dict[str, torch.Tensor]:
     """The method's recovered inputs for ``features`` under ``mask`` (no gradients)."""
     with torch.inference_mode():
         return model.model.recover(dict(features), mask, sampling)
 
 
-def classify(model: LiveModel, recovered: object) -> np.ndarray:
+def classify(model: LiveModel, recovered: Mapping[str, torch.Tensor]) -> np.ndarray:
     """``(B, K)`` float64 class probabilities (softmax) of recovered inputs, in ``model.labels`` order."""
     with torch.inference_mode():
         logits = model.model.predict_from_recovered(recovered)

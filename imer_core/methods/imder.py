@@ -134,6 +134,11 @@ class IMDer(RecoveryModel):
 
     name = "imder"
     options_class = IMDerOptions
+    display_name = "IMDer"
+    summary = ("score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, "
+               "uses sampler steps")
+    fast_sampler = "heun"
+    live_rank = 1
     generative = True
     """``False`` in :class:`~imer_core.methods.regression.ConditionalRegression`: the refiner regresses the
     missing projection from the condition directly (no score networks, no sampling)."""

@@ -108,6 +108,10 @@ class RoHyDR(RecoveryModel):
 
     name = "rohydr"
     options_class = RoHyDROptions
+    display_name = "RoHyDR"
+    summary = "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps"
+    fast_sampler = "ddim"
+    live_rank = 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
