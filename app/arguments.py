@@ -36,6 +36,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, defaults: bool = True)
     parser.add_argument("--sampler-steps", type=int, default=default(None), help="diffusion sampling steps")
     parser.add_argument("--device", default=default("auto"), choices=("auto", "cpu", "cuda"),
                         help="where the model runs (auto: CUDA when present)")
+    parser.add_argument("--extractor", default=default(""), metavar="MODALITY=ID[,...]",
+                        help="run another registered feature extractor for a modality, e.g. 'vision=<id>' "
+                        "(default: the built-in ones; the checkpoints must be trained on its features)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

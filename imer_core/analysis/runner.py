@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..features.base import ExtractorSpec
 from ..live.engine import DEFAULT_HOLD_S, resolve_device
 from ..live.inference import predict_windows, repeat_vector
 from ..live.models import LiveModel, LiveModelError, ModelBank, shipped_checkpoints
@@ -36,15 +37,16 @@ class _Pending:
     speaker: RunningSpeakerStats | None = None  # per-speaker voice statistics of the recording, if the model uses them
 
 
-def load_model(options: AnalysisOptions) -> LiveModel:
-    """The checkpoint of ``options.method`` (default: the preferred one available), checked for live use.
+def load_model(options: AnalysisOptions, extractors: Mapping[Modality, ExtractorSpec] | None = None) -> LiveModel:
+    """The checkpoint of ``options.method`` (default: the preferred one available), checked against
+    ``extractors`` (default: the registered default extractors, which the live pipeline runs too).
 
     Raises:
         LiveModelError: no checkpoint, or one that does not fit the extractors.
     """
     device = resolve_device(options.device)
-    bank = (ModelBank.from_paths(list(options.checkpoints), device) if options.checkpoints
-            else ModelBank(shipped_checkpoints(), device))
+    bank = (ModelBank.from_paths(list(options.checkpoints), device, extractors) if options.checkpoints
+            else ModelBank(shipped_checkpoints(), device, extractors))
     if not bank.methods:
         raise LiveModelError("no trained model: pass --checkpoint, or restore assets/models/live_*.pt "
                              "(or point $IMER_ASSETS at a folder holding models/live_<method>.pt)")
@@ -57,8 +59,8 @@ class Analyzer:
     def __init__(self, options: AnalysisOptions) -> None:
         self.options = options
         self.device = resolve_device(options.device)
-        self.model = load_model(options)
         self.extractors = Extractors(device=self.device, asr=options.asr)
+        self.model = load_model(options, self.extractors.specs)
         self.used = options.used
         specs = self.model.config.specs
         self.seq_len = {m: specs[m].seq_len for m in MODALITIES}
@@ -165,7 +167,7 @@ class Analyzer:
                 if not has_video:
                     raise
                 notes.append(f"audio: {exc}")
-        duration = len(audio) / self.extractors.voice.config.sample_rate if audio is not None else 0.0
+        duration = len(audio) / self.extractors.voice.sample_rate if audio is not None else 0.0
         speaker = self._speaker_stats(audio) if Modality.AUDIO in self.used else None
         if not has_video and audio is not None and duration <= self.options.windows_above_s:
             rows = [self._clip(base, audio, notes)]

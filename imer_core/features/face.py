@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..modalities import FeatureSpec, Modality
+from .base import ExtractorEntry, ExtractorSpec
 
 FACE_EXTRACTOR_ID = "mediapipe-facelandmarker-v2-blendshapes+pose"
 FACE_MODEL_FILENAME = "face_landmarker.task"
@@ -58,11 +59,13 @@ POSE_NAMES: tuple[str, ...] = ("head_yaw_rad", "head_pitch_rad", "head_roll_rad"
 FACE_FEATURE_NAMES: tuple[str, ...] = FACE_BLENDSHAPE_NAMES + POSE_NAMES
 FACE_FEATURE_DIM = len(FACE_FEATURE_NAMES)
 _BLENDSHAPE_INDEX = {name: i for i, name in enumerate(FACE_BLENDSHAPE_NAMES)}
+#: What :class:`FaceFeatureExtractor` produces: one 55-d vector per frame (resampled by the pipeline).
+FACE_EXTRACTOR_SPEC = ExtractorSpec(Modality.VISION, FACE_EXTRACTOR_ID, FACE_FEATURE_DIM)
 
 
 def face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
     """Vision :class:`FeatureSpec` for models fed by :class:`FaceFeatureExtractor`."""
-    return FeatureSpec(Modality.VISION, FACE_FEATURE_DIM, int(seq_len), float(rate_hz), FACE_EXTRACTOR_ID)
+    return FACE_EXTRACTOR_SPEC.feature_spec(seq_len, float(rate_hz))
 
 
 def default_face_model_path() -> Path:
@@ -269,6 +272,9 @@ class FaceFeatureExtractor:
 
     _landmarker: Any = None
 
+    #: What it produces (see :mod:`imer_core.features.base`).
+    spec: ClassVar[ExtractorSpec] = FACE_EXTRACTOR_SPEC
+
     def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, still_images: bool = False, with_crop: bool = False,
@@ -408,3 +414,12 @@ class FaceFeatureExtractor:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown may have torn MediaPipe down
             pass
+
+
+def build_face_extractor(device: str = "cpu", color: str = "bgr", still_images: bool = False) -> "FaceFeatureExtractor":
+    """The registry's builder: MediaPipe runs on the CPU whatever ``device`` says."""
+    return FaceFeatureExtractor(color=color, still_images=still_images)
+
+
+#: Discovered by :mod:`imer_core.features.registry`.
+EXTRACTORS = (ExtractorEntry(FACE_EXTRACTOR_SPEC, build_face_extractor, default=True),)

@@ -56,10 +56,10 @@ from torch.utils.data import Dataset, get_worker_info
 
 from imer_core.config import options_from_dict
 from imer_core.features.face import face_feature_spec
+from imer_core.features.text import text_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.live.models import LIVE_WINDOW_RATE_HZ, LIVE_WINDOW_STEPS
 from imer_core.modalities import MODALITIES, FeatureSpecs
-from imer_core.text_features import text_feature_spec
 
 from .corpora import SPLITS
 from .extract import extractor_ids, has_transcripts, load_cache

@@ -15,7 +15,7 @@
   all-MiniLM-L6-v2 embedding.  With ``asr=False`` (``--no-asr``) only the voice
   features are extracted (training and distillation use nothing else); the
   cache records ``"asr": "none"`` and :func:`has_transcripts` is false for it.
-* **MELD** → :class:`~imer_core.text_features.SentenceEmbedder` of each utterance.
+* **MELD** → :class:`~imer_core.features.text.SentenceEmbedder` of each utterance.
 
 Each corpus is cached as ``<cache>/<corpus>.npz`` (ids, source labels,
 splits, speakers, features, and a JSON ``meta`` with the extractor ids and
@@ -70,8 +70,8 @@ WINDOW_HOP_S = 0.1
 def extractor_ids() -> dict[str, str]:
     """Extractor ids of the three modalities (those of the live engine's specs)."""
     from imer_core.features.face import FACE_EXTRACTOR_ID
+    from imer_core.features.text import TEXT_EXTRACTOR
     from imer_core.features.voice import VOICE_EXTRACTOR_ID
-    from imer_core.text_features import TEXT_EXTRACTOR
 
     return {"vision": FACE_EXTRACTOR_ID, "audio": VOICE_EXTRACTOR_ID, "text": TEXT_EXTRACTOR}
 
@@ -232,7 +232,7 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
 
 
 def _embedder() -> Any:
-    from imer_core.text_features import SentenceEmbedder
+    from imer_core.features.text import SentenceEmbedder
 
     return SentenceEmbedder(device="cpu", batch_size=64)
 
