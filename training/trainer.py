@@ -30,7 +30,7 @@ from imer_core.config import CLASSIFICATION
 from imer_core.methods.base import PRETRAIN, RECOVERY, RecoveryModel, SamplingOptions
 from imer_core.modalities import MODALITIES
 
-from .distributed import DistContext, barrier, broadcast_floats
+from .distributed import DistContext, barrier, broadcast_floats, step_helpers
 from .experiment import TrainConfig
 from .metrics import classification_metrics, regression_metrics
 from .protocols import MissingProtocol, realised_missing_rate
@@ -78,6 +78,7 @@ class Trainer:
         self.config = config
         self.protocol = protocol
         self.ctx = ctx
+        self.helpers = step_helpers(ctx)
         self.run = run
         self.seed = seed
         self.progress = progress and ctx.is_main
@@ -152,7 +153,7 @@ class Trainer:
                                                                 epoch, rng))
             masks.append(mask)
             out = self.model.train_step(features, labels, mask.to(self.ctx.device), optimizers,
-                                        self.config.grad_clip, forward=forward)
+                                        self.config.grad_clip, forward=forward, helpers=self.helpers)
             loss = float(out.total.detach())
             if not math.isfinite(loss):
                 raise FloatingPointError(f"{stage} epoch {epoch} batch {batch_index}: loss is {loss}; "
