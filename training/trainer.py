@@ -16,6 +16,7 @@ import copy
 import math
 import random
 import time
+from collections.abc import Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,13 @@ class StageResult:
     best_valid: float
     epochs: int
     seconds: float
+
+
+def dataset_size(dataset: Dataset) -> int:
+    """Number of items of a map-style dataset (every dataset of the project defines ``__len__``)."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"{type(dataset).__name__} does not define its length")
+    return len(dataset)
 
 
 def seed_everything(seed: int) -> None:
@@ -179,11 +187,11 @@ class Trainer:
         """
         model, protocol = self.model, protocol or self.protocol
         model.eval()
-        dataset = self.datasets[split]
+        size = dataset_size(self.datasets[split])
         if stage == PRETRAIN:
-            passes = [np.ones((len(dataset), 3), dtype=bool)]
+            passes = [np.ones((size, 3), dtype=np.bool_)]
         else:
-            passes = protocol.eval_passes(len(dataset), self.config.batch_size, split)
+            passes = protocol.eval_passes(size, self.config.batch_size, split)
         sampling = sampling or self.sampling
         batch_size = max(1, self.config.eval_batch_size or self.config.batch_size)
         while True:                           # the largest batch that fits: halve on CUDA out-of-memory
@@ -229,7 +237,7 @@ class Trainer:
     # ------------------------------------------------------------------- helpers
     def _loader(self, split: str, shuffle: bool, epoch: int = 0, batch_size: int | None = None) -> DataLoader:
         dataset = self.datasets[split]
-        sampler = None
+        sampler: DistributedSampler | None = None
         if shuffle and self.ctx.distributed:
             sampler = DistributedSampler(dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
                                          shuffle=True, seed=self.seed)

@@ -138,6 +138,8 @@ class RecoveryModel(nn.Module, ABC):
         super().__init__()
         self.config = config
         self.stage = RECOVERY
+        #: The ``metadata`` of the checkpoint the model was loaded from (empty for a model built in code).
+        self.checkpoint_metadata: dict[str, Any] = {}
 
     @classmethod
     def default_sampler(cls) -> str | None:
@@ -249,6 +251,8 @@ class RecoveryModel(nn.Module, ABC):
                 batch = x.shape[0]
             elif x.shape[0] != batch:
                 raise ValueError("all modalities must have the same batch size")
+        if batch is None:
+            raise ValueError("no modality features to check")
         return int(batch)
 
     def parameter_count(self, module: nn.Module | None = None) -> int:
