@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .sampling import DDPM, register_sampler
+from .sampling import DDPM, Sampler, register_sampler
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -248,7 +248,9 @@ class ScaledClipSampler:
 
     family = DDPM
 
-    def __init__(self, inner: _Sampler, clip: "float | torch.Tensor") -> None:
+    def __init__(self, inner: Sampler, clip: "float | torch.Tensor") -> None:
+        if not isinstance(inner, _Sampler):
+            raise TypeError(f"{inner!r} has no x̂_0 clamp to scale")
         self.inner, self.clip = inner, float(clip)
         self.name = inner.name
         self.steps = inner.steps

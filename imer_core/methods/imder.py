@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -130,7 +131,7 @@ class IMDer(MulTRecoveryModel):
     summary = ("score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, "
                "uses sampler steps")
     fast_sampler = "heun"
-    live_rank = 1
+    live_rank: ClassVar[int | None] = 1
     generative = True
     """``False`` in :class:`~imer_core.methods.regression.ConditionalRegression`: the refiner regresses the
     missing projection from the condition directly (no score networks, no sampling)."""

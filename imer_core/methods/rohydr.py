@@ -57,6 +57,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +109,7 @@ class RoHyDR(MulTRecoveryModel):
     display_name = "RoHyDR"
     summary = "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps"
     fast_sampler = "ddim"
-    live_rank = 2
+    live_rank: ClassVar[int | None] = 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
