@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -197,6 +198,9 @@ class CMARR(RecoveryModel):
         context = torch.cat([base_mu, torch.log(base_sigma), available.to(mu.dtype)], dim=-1)
         return base_mu, base_sigma, context
 
+    def _flow(self, modality: str) -> ConditionalGaussianFlow:
+        return cast(ConditionalGaussianFlow, self.flows[modality])   # the dict holds nothing else
+
     def _masked(self, features: Features, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         masked = self.mask_features(features, mask)
         device = next(iter(masked.values())).device
@@ -205,7 +209,7 @@ class CMARR(RecoveryModel):
     def _flow_losses(self, t: int, target: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
                      available: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-dimension NLL and L2 error of target ``t`` over ``rows``, and the mean-mode reconstruction."""
-        flow = self.flows[MODALITIES[t].value]
+        flow = self._flow(MODALITIES[t].value)
         base_mu, base_sigma, context = self._condition(mu, sigma, available)
         generated = flow.generate(base_mu, base_sigma, context)
         nll = -flow.log_prob(target, base_mu.detach(), base_sigma.detach(), context.detach()) / target.shape[-1]
@@ -304,7 +308,7 @@ class CMARR(RecoveryModel):
                 if sampler == "sample":
                     noise = torch.randn(base_mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
                     noise = noise * self.options.sample_temperature
-                generated = self.flows[m.value].generate(base_mu, base_sigma, context, noise)
+                generated = self._flow(m.value).generate(base_mu, base_sigma, context, noise)
                 value = torch.where(rows.view(-1, 1), generated, value)
             out[m.value] = value.unsqueeze(-1)
         return out
@@ -318,7 +322,7 @@ class CMARR(RecoveryModel):
 
     def predict_from_recovered(self, recovered: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Refiners + token fusion + head on ``{modality: (B, d, 1)}`` (or ``(B, d, L')``, averaged over L')."""
-        tokens = [recovered[m.value] for m in MODALITIES]
-        tokens = torch.stack([x.mean(dim=-1) if x.dim() == 3 else x for x in tokens], dim=1)
+        parts = [recovered[m.value] for m in MODALITIES]
+        tokens = torch.stack([x.mean(dim=-1) if x.dim() == 3 else x for x in parts], dim=1)
         prediction, _ = self.fusion(self._refine(tokens))
         return prediction

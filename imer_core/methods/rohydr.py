@@ -48,8 +48,9 @@ Deviations of the improved mode from the reference code (``Siowllience/RoHyDR``)
 
 Under DDP every stage's loss is computed through ``forward(..., phase=...)``, so
 all gradients of the main optimizer are all-reduced by DDP; ``D``'s gradients
-(computed outside the DDP graph with ``autograd.grad``) are averaged explicitly;
-whether stages 1-2 run is agreed across ranks.
+(computed outside the DDP graph with ``autograd.grad``) are averaged, and whether
+stages 1-2 run is agreed across ranks, by the trainer's
+:class:`~imer_core.methods.base.StepHelpers` (``torch.distributed`` lives in ``training``).
 """
 
 from __future__ import annotations
@@ -59,10 +60,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from ..config import ModelConfig, options_from_dict
 from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
@@ -72,12 +71,11 @@ from ..nn.fusion_recovery import (
     FusionDiscriminator,
     FusionReconstructor,
     discriminator_loss,
-    discriminator_step,
     frozen_forward,
 )
 from ..nn.rcan import Refiner
 from ..registry import register_method
-from .base import PRETRAIN, Features, LossOutput, SamplingOptions
+from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers
 from .mult_recovery import MulTRecoveryModel
 from .rohydr_options import MOSEI_OPTIONS, RoHyDROptions
 
@@ -143,17 +141,17 @@ class RoHyDR(MulTRecoveryModel):
 
     def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
                    optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
-                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+                   forward: Callable[..., LossOutput] | None = None,
+                   helpers: StepHelpers | None = None) -> LossOutput:
         """The reference's three optimisation stages (module docstring); pretraining: one task step."""
         if self.stage == PRETRAIN:
-            return super().train_step(features, labels, mask, optimizers, grad_clip, forward)
+            return super().train_step(features, labels, mask, optimizers, grad_clip, forward, helpers)
         forward = forward or self
-        distributed = isinstance(forward, DistributedDataParallel)
+        helpers = helpers or StepHelpers()
         main = optimizers["main"]
         rows = int((~mask.bool()).any(dim=1).sum())
         flags = torch.tensor([rows >= 1, rows >= 2], dtype=torch.float32, device=mask.device)
-        if distributed:                                                 # all ranks run the same stages
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        flags = helpers.agree_max(flags)                                # all ranks run the same stages
         parts: dict[str, torch.Tensor] = {}
         unimodal = torch.zeros((), device=mask.device)
         if flags[0] > 0:                                                # stage 1: unimodal recovery
@@ -174,7 +172,8 @@ class RoHyDR(MulTRecoveryModel):
                 d_loss = discriminator_loss(self.discriminator, out.fused_gt, out.fused_lm,
                                             self.options.discriminator_loss_weight)
                 parts["discriminator"] = d_loss.detach()
-            discriminator_step(self.discriminator, optimizers["discriminator"], d_loss, distributed)
+            helpers.step_detached(optimizers["discriminator"],
+                                  [p for p in self.discriminator.parameters() if p.requires_grad], d_loss)
             if out.reconstructed is not None:                           # R step against the updated D
                 judged = (self.discriminator(out.reconstructed) if self.options.mode == "reference"
                           else frozen_forward(self.discriminator, out.reconstructed))
