@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -78,7 +78,9 @@ class CMARROptions:
     Attributes:
         latent_dim: width ``d`` of the modality Gaussians / recovery space.
         encoder_hidden, encoder_layers, encoder_heads: encoder width, Transformer layers, heads.
-        flow_layers, flow_hidden, flow_scale_clamp: coupling layers, coupling-net width, log-scale clamp.
+        flow_layers, flow_hidden, flow_scale_clamp: coupling layers, coupling-net width, log-scale clamp
+            (``flow_layers = 0``: no flow, a missing modality is recovered as the product-of-experts
+            mean ``μ_c`` of the available ones — the ablation of the flow).
         refiner_hidden: width of the residual refiners.
         supcon_dim: width of the SupCon projection head.
         fusion_layers, fusion_heads, head_hidden: token-fusion Transformer and output MLP.
@@ -126,8 +128,8 @@ class CMARROptions:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; CM-ARR samplers: {', '.join(SAMPLERS)}")
-        if self.latent_dim < 2 or self.flow_layers < 1:
-            raise ValueError("latent_dim must be >= 2 and flow_layers >= 1")
+        if self.latent_dim < 2 or self.flow_layers < 0:
+            raise ValueError("latent_dim must be >= 2 and flow_layers >= 0")
         if self.alignment_temperature <= 0 or self.supcon_temperature <= 0:
             raise ValueError("temperatures must be positive")
 
@@ -142,7 +144,7 @@ class CMARR(RecoveryModel):
     summary = "Gaussian encoders aligned by 2-Wasserstein contrast and a normalizing flow; fastest"
     fast_sampler = "mean"
     uses_sampler_steps = False
-    live_rank = 0
+    live_rank: ClassVar[int | None] = 0
     """First among live methods: CM-ARR scored best on the live test table and is the fastest
     (assets/MODEL_CARD.md); the others stay one switch away."""
 

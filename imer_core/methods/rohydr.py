@@ -57,14 +57,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
+from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
+from ..diffusion.sampling import DDPM, Sampler, make_sampler
 from ..modalities import MODALITIES, validate_mask
 from ..nn.dit import DiT1d
 from ..nn.fusion_recovery import (
@@ -108,7 +109,7 @@ class RoHyDR(MulTRecoveryModel):
     display_name = "RoHyDR"
     summary = "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps"
     fast_sampler = "ddim"
-    live_rank = 2
+    live_rank: ClassVar[int | None] = 2
 
     target_rms: torch.Tensor
 
@@ -213,7 +214,8 @@ class RoHyDR(MulTRecoveryModel):
         return {m.value: truth[m.value] * mask[:, i].view(-1, 1, 1).to(truth[m.value].dtype)
                 for i, m in enumerate(MODALITIES)}
 
-    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Any, generator: Any,
+    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+                  generator: torch.Generator | None,
                   targets: dict[str, torch.Tensor] | None, grad: bool,
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per pattern; L_diff, L_rec when ``targets`` given."""
@@ -313,19 +315,19 @@ class RoHyDR(MulTRecoveryModel):
         """Stage-1 and stage-3 terms of one batch from one recovery; ``total`` is their sum."""
         return self.forward(features, labels, mask, phase=ALL)
 
-    def _inference_sampler(self, sampling: SamplingOptions) -> Any:
+    def _inference_sampler(self, sampling: SamplingOptions) -> Sampler:
         name = (sampling.sampler or self.options.sampler).strip().lower()
         steps = sampling.steps if sampling.steps is not None else self.options.sampler_steps
         return self._make_sampler(name, steps)
 
-    def _make_sampler(self, name: str, steps: int) -> Any:
+    def _make_sampler(self, name: str, steps: int) -> Sampler:
         """The mode's sampler: the release's DDIM loop (reference) or a respaced one with a scale-aware clamp."""
         if self.options.mode == "reference":
             if name != "ddim":
                 raise ValueError(f"reference mode samples with the release's DDIM loop only, not {name!r}")
             return ReferenceDDIMSampler(steps, clip_denoised=self.options.clip_denoised,
                                         beta_start=self.options.beta_start, beta_end=self.options.beta_end)
-        inner = make_sampler(name, steps, clip_denoised=None)
+        inner = make_sampler(DDPM, name, steps, clip_denoised=None)
         if not self.options.clip_rms_multiple:
             return inner
         return ScaledClipSampler(inner, self.options.clip_rms_multiple * float(self.target_rms))
