@@ -20,7 +20,7 @@ import torch
 
 from imer_core.checkpoint import checkpoint_metadata, load_checkpoint
 from imer_core.config import LIVE_EMOTIONS
-from imer_core.features.face import face_feature_spec
+from imer_core.features.face import live_face_feature_spec, live_vision_feature
 from imer_core.features.voice import voice_feature_spec
 from imer_core.text_features import text_feature_spec
 from training.cli import main
@@ -109,9 +109,10 @@ def live_cache(tmp_path_factory) -> Path:
 
 def test_extract_live_caches_features_and_counts_missed_faces(live_cache, capsys):
     fer = load_cache(live_cache, "fer2013")
-    assert fer["vision"].shape == (6, 55) and fer["meta"]["stats"]["undetected"] == 1   # --limit 6 of 7 images
+    # --limit 6 of 7 images; the live vision feature: face-net embedding + blendshapes + pose
+    assert fer["vision"].shape == (6, live_vision_feature()[1]) and fer["meta"]["stats"]["undetected"] == 1
     assert fer["detected"].sum() == 5 and not fer["detected"][-1]
-    assert fer["meta"]["extractors"]["vision"] == face_feature_spec(20, 10.0).extractor
+    assert fer["meta"]["extractors"]["vision"] == live_face_feature_spec(20, 10.0).extractor
     ravdess = load_cache(live_cache, "ravdess")
     assert ravdess["audio"].shape == (4, 20, 44) and ravdess["text"].shape == (4, 384)
     assert all("door" in t.lower() for t in ravdess["transcript"]), ravdess["transcript"]
@@ -190,7 +191,7 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
         assert model.config.labels == LIVE_EMOTIONS and model.config.task == "classification"
         assert model.config.specs.text == text_feature_spec(20, 10.0)
         assert model.config.specs.audio == voice_feature_spec(20, 10.0)
-        assert model.config.specs.vision == face_feature_spec(20, 10.0)
+        assert model.config.specs.vision == live_face_feature_spec(20, 10.0)
         assert compatibility_problems(model.config, meta) == []
         assert load_live_model(path).labels == LIVE_EMOTIONS
 

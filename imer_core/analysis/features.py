@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features.face import FACE_FEATURE_DIM, STILL_FACE_SIZE, prepare_still_face
+from ..features.face import STILL_FACE_SIZE, prepare_still_face
 from ..features.voice import VOICE_FEATURE_DIM, VoiceFeatureExtractor, loudest_window
 from ..live.speech_worker import SpeechConfig, UtteranceCutter
 from ..live.tracks import FeatureTrack
@@ -88,11 +88,12 @@ class Extractors:
     """The feature models of one analysis run (built lazily, reused for every file)."""
 
     def __init__(self, device: str = "cpu", asr: str = "auto") -> None:
-        from ..features.face import FaceFeatureExtractor
+        from ..features.face import live_face_extractor
         from ..live.parts import default_asr, default_embedder
 
-        self.still_faces = Lazy("face model", lambda: FaceFeatureExtractor(color="rgb", still_images=True))
-        self.video_faces = Lazy("face model", lambda: FaceFeatureExtractor(color="rgb"))
+        # the live engine's face feature (face network + blendshapes + pose), so analyze feeds models alike
+        self.still_faces = Lazy("face model", lambda: live_face_extractor(color="rgb", still_images=True))
+        self.video_faces = Lazy("face model", lambda: live_face_extractor(color="rgb"))
         self.asr = Lazy("speech recognition", default_asr(asr, device=device))
         self.embedder = Lazy("sentence embedder", _quiet(default_embedder(device)))
         self.voice = VoiceFeatureExtractor()
@@ -118,7 +119,7 @@ class Extractors:
         """Vision track of ``(time, RGB frame)`` pairs (VIDEO mode); returns ``(track, frames, with a face)``."""
         extractor = self.video_faces.get()
         extractor.reset()
-        track = FeatureTrack(FACE_FEATURE_DIM, capacity_s=float("inf"))
+        track = FeatureTrack(extractor.feature_dim, capacity_s=float("inf"))
         seen = found = 0
         for t, frame in frames:
             features = extractor.process(frame, t * 1000.0)

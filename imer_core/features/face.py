@@ -17,6 +17,14 @@ returned for display but are not part of the vector: they depend on the
 camera and the distance to it.  A frame without a face gives ``detected=False``
 and an all-zero vector.
 
+**The live models' vision feature** (:func:`live_face_extractor`) puts the
+face network's embedding of the aligned 48×48 crop
+(:mod:`imer_core.live.face_net`, ``assets/models/face_net.pt``) in front of
+those 55 values: ``[embedding (128), blendshapes (52), pose (3)]``.  Its
+feature id (:func:`live_vision_feature`) names the network's weights, so a
+checkpoint trained on another network, or on the blendshapes alone, is
+refused by the live engine's spec check.
+
 MediaPipe is imported only when an extractor is constructed.
 """
 
@@ -159,11 +167,11 @@ class FaceFrameFeatures:
     expression: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def empty(cls, timestamp_ms: float) -> "FaceFrameFeatures":
-        """Features of a frame without a face: ``detected=False`` and zeros."""
+    def empty(cls, timestamp_ms: float, dim: int = FACE_FEATURE_DIM) -> "FaceFrameFeatures":
+        """Features of a frame without a face: ``detected=False`` and a zero ``vector`` of ``dim`` values."""
         return cls(float(timestamp_ms), False, np.zeros(len(FACE_BLENDSHAPE_NAMES), np.float32),
                    0.0, 0.0, 0.0, np.zeros(3, np.float32), np.zeros((NUM_LANDMARKS, 3), np.float32),
-                   (0.0, 0.0, 0.0, 0.0), np.zeros(FACE_FEATURE_DIM, np.float32))
+                   (0.0, 0.0, 0.0, 0.0), np.zeros(int(dim), np.float32))
 
 
 def _to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
@@ -260,7 +268,9 @@ class FaceFeatureExtractor:
         face_net: a face-network file (or a loaded
             :class:`~imer_core.live.face_net.FaceNetRunner`) to run on each
             crop (implies ``with_crop``): fills
-            :attr:`FaceFrameFeatures.embedding` and :attr:`FaceFrameFeatures.expression`.
+            :attr:`FaceFrameFeatures.embedding` and :attr:`FaceFrameFeatures.expression`,
+            and the :attr:`FaceFrameFeatures.vector` becomes ``[embedding, blendshapes, pose]``
+            (:attr:`feature_id`, :attr:`feature_dim`).
 
     Raises:
         FileNotFoundError: if the model bundle does not exist.
@@ -314,7 +324,22 @@ class FaceFeatureExtractor:
     @property
     def feature_dim(self) -> int:
         """Length of :attr:`FaceFrameFeatures.vector`."""
-        return FACE_FEATURE_DIM
+        if self.face_net is None:
+            return FACE_FEATURE_DIM
+        return self.face_net.embedding_dim + FACE_FEATURE_DIM
+
+    @property
+    def feature_id(self) -> str:
+        """Extractor id of :attr:`FaceFrameFeatures.vector` (what a model's vision spec must name)."""
+        if self.face_net is None:
+            return FACE_EXTRACTOR_ID
+        from ..live.face_net import face_net_feature_id
+
+        return face_net_feature_id(self.face_net.weights_id, self.face_net.embedding_dim, FACE_EXTRACTOR_ID)
+
+    def feature_spec(self, seq_len: int, rate_hz: float) -> FeatureSpec:
+        """Vision :class:`FeatureSpec` of a model fed by this extractor."""
+        return FeatureSpec(Modality.VISION, self.feature_dim, int(seq_len), float(rate_hz), self.feature_id)
 
     def process(self, frame: np.ndarray, timestamp_ms: float | None = None,
                 color: str | None = None) -> FaceFrameFeatures:
@@ -342,7 +367,7 @@ class FaceFeatureExtractor:
         else:
             result = self._landmarker.detect_for_video(image, mp_ts)
         if not result.face_landmarks:
-            return FaceFrameFeatures.empty(ts)
+            return FaceFrameFeatures.empty(ts, self.feature_dim)
         features = self._convert(result, ts)
         if self.with_crop:
             from .face_crop import aligned_face_crop
@@ -352,6 +377,8 @@ class FaceFeatureExtractor:
             if self.face_net is not None:
                 embeddings, probabilities = self.face_net(crop)
                 embedding, expression = embeddings[0], probabilities[0]
+                vector = np.concatenate([embedding, features.vector]).astype(np.float32)
+                features = dataclasses.replace(features, vector=vector)
             features = dataclasses.replace(features, crop=crop, embedding=embedding, expression=expression)
         return features
 
@@ -408,3 +435,57 @@ class FaceFeatureExtractor:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown may have torn MediaPipe down
             pass
+
+
+# ----------------------------------------------------------------------------- the live vision feature
+
+
+#: Whether the live vision feature puts the face network's embedding in front of the blendshapes and
+#: pose.  It is switched on in the same commit as the shipped checkpoints trained on it (the spec check
+#: refuses checkpoints made for the other feature).  ``$IMER_LIVE_FACE_NET`` (``1`` / ``0``) overrides it,
+#: e.g. to build the training caches of the new feature before the checkpoints exist.
+LIVE_FACE_NET = False
+LIVE_FACE_NET_ENV = "IMER_LIVE_FACE_NET"
+
+
+def live_face_net_enabled() -> bool:
+    """Whether the live vision feature includes the face network (see :data:`LIVE_FACE_NET`)."""
+    value = os.environ.get(LIVE_FACE_NET_ENV, "").strip()
+    return value == "1" if value in ("0", "1") else LIVE_FACE_NET
+
+
+def live_vision_feature() -> tuple[str, int]:
+    """``(extractor id, dim)`` of the vision feature :func:`live_face_extractor` produces.
+
+    With the shipped face network (``assets/models/face_net.pt``, or under
+    ``$IMER_ASSETS``): its embedding plus blendshapes and pose, under an id
+    that names the network's weights; without it: the blendshapes and pose
+    alone (:data:`FACE_EXTRACTOR_ID`).  Reads the network file (cached), but
+    starts no MediaPipe graph.
+    """
+    from ..live.face_net import default_face_net_path, face_net_feature_id, face_net_info
+
+    path = default_face_net_path()
+    if not live_face_net_enabled() or not path.is_file():
+        return FACE_EXTRACTOR_ID, FACE_FEATURE_DIM
+    weights, dim = face_net_info(path)
+    return face_net_feature_id(weights, dim, FACE_EXTRACTOR_ID), dim + FACE_FEATURE_DIM
+
+
+def live_face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
+    """Vision :class:`FeatureSpec` of the live models (see :func:`live_vision_feature`)."""
+    extractor, dim = live_vision_feature()
+    return FeatureSpec(Modality.VISION, dim, int(seq_len), float(rate_hz), extractor)
+
+
+def live_face_extractor(**options: Any) -> FaceFeatureExtractor:
+    """The face extractor of the live engine, ``imer analyze`` and the training caches.
+
+    A :class:`FaceFeatureExtractor` (``options`` passed on) with the shipped
+    face network when it is present (see :func:`live_vision_feature`).
+    """
+    from ..live.face_net import default_face_net_path
+
+    path = default_face_net_path()
+    use = live_face_net_enabled() and path.is_file()
+    return FaceFeatureExtractor(face_net=path if use else None, **options)

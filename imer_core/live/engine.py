@@ -33,7 +33,12 @@ from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
 from .results import HIDDEN_RECOVERED, WITHOUT_RECOVERY, Comparison, LiveResult
 from .smoothing import DEFAULT_SMOOTHING_S, AgreementWindow, ProbabilitySmoother
-from .speaker_norm import RunningSpeakerStats, speaker_normalization_settings
+from .speaker_norm import (
+    EXPERT_MODE,
+    RunningSpeakerStats,
+    speaker_normalization_settings,
+    use_speaker_features,
+)
 from .threads import RestartableThread
 from .tracks import FeatureTrack
 
@@ -113,6 +118,7 @@ class InferenceEngine(RestartableThread):
         self._agreement = AgreementWindow(60.0)
         self._compare_hidden: frozenset[Modality] = frozenset()
         self._speaker_stats: dict[Modality, RunningSpeakerStats] = {}
+        self._speaker_settings: dict[Modality, dict] = {}
         self._counted_until: dict[Modality, float] = {}
 
     # -- control (any thread) ------------------------------------------------------------
@@ -215,6 +221,7 @@ class InferenceEngine(RestartableThread):
         try:
             model = self.bank.get(wanted)
             self._speaker_stats = _speaker_stats_of(model)
+            self._speaker_settings = {Modality(k): v for k, v in speaker_normalization_settings(model.metadata).items()}
             self._model, self.model_error, self._counted_until = model, "", {}
         except LiveModelError as exc:
             self.model_error = str(exc)
@@ -272,8 +279,15 @@ class InferenceEngine(RestartableThread):
         agreement, windows = self._agreement.add(now, key, int(np.argmax(ours)) == int(np.argmax(other)))
         return Comparison(kind, tuple(m.value for m in modalities), other, smoothed or other, agreement, windows)
 
+    @property
+    def speaker_expert_active(self) -> bool:
+        """Whether the audio prediction uses the per-speaker expert now (enough speech heard)."""
+        stats = self._speaker_stats.get(Modality.AUDIO)
+        settings = self._speaker_settings.get(Modality.AUDIO, {})
+        return stats is not None and use_speaker_features(stats, settings)
+
     def _windows(self, model: LiveModel, now: float, statuses: tuple[ModalityStatus, ...]):
-        normed, available, newest = {}, {}, {}
+        normed, available, newest, speaker = {}, {}, {}, {}
         for status in statuses:
             m = status.modality
             spec = model.config.specs[m]
@@ -283,17 +297,27 @@ class InferenceEngine(RestartableThread):
             available[m] = window is not None
             if window is not None:
                 stats = self._speaker_stats.get(m)
+                settings = self._speaker_settings.get(m, {})
                 if stats is not None:
                     self._count_speech(m, stats, now)
+                if stats is not None and settings.get("mode") != EXPERT_MODE:
                     normalised = stats.normalise(window.values)
                 else:
                     normalised = model.normalise(m, window.values).astype(np.float32)
+                    if stats is not None and use_speaker_features(stats, settings):
+                        by_speaker = stats.normalise(window.values)
+                        if np.isfinite(by_speaker).all():
+                            speaker[m] = by_speaker
                 if np.isfinite(normalised).all():
                     normed[m] = normalised
                     newest[m] = window.newest_time
                 else:  # a NaN / inf feature is never fed to the network: the modality counts as missing
                     available[m] = False
-        return window_features(model, [normed], self.device, normalise=False), available, newest
+        features = window_features(model, [normed], self.device, normalise=False)
+        for m, values in speaker.items():
+            if m in normed:
+                features[m.value + "@speaker"] = torch.from_numpy(values[None].astype(np.float32)).to(self.device)
+        return features, available, newest
 
     def _count_speech(self, modality: Modality, stats: RunningSpeakerStats, now: float) -> None:
         """Fold the steps that arrived since the last window into the running speaker statistics."""
@@ -319,7 +343,7 @@ class InferenceEngine(RestartableThread):
         recovered = recover(model, features, mask, SamplingOptions(steps=self._requested_steps))
         _sync(self.device)
         t_rec = time.perf_counter()
-        probs = classify(model, recovered)[0]
+        probs = classify(model, recovered, features, mask)[0]
         t_pred = time.perf_counter()
         if not np.isfinite(probs).all():
             raise NonFiniteOutputError(f"the {model.method} model produced NaN or infinite probabilities; "

@@ -41,11 +41,11 @@ def shipped_checkpoints(directory: "str | os.PathLike[str] | None" = None) -> di
 
 def running_extractors() -> dict[Modality, tuple[str, int]]:
     """``{modality: (extractor id, dim)}`` of the extractors the pipeline runs."""
-    from ..features.face import FACE_EXTRACTOR_ID, FACE_FEATURE_DIM
+    from ..features.face import live_vision_feature
     from ..features.voice import VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM
     from ..text_features import TEXT_DIM, TEXT_EXTRACTOR
     return {Modality.TEXT: (TEXT_EXTRACTOR, TEXT_DIM), Modality.AUDIO: (VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM),
-            Modality.VISION: (FACE_EXTRACTOR_ID, FACE_FEATURE_DIM)}
+            Modality.VISION: live_vision_feature()}
 
 
 def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any]) -> list[str]:

@@ -61,9 +61,9 @@ def open_sources(spec: SourceSpec) -> tuple[VideoSource, AudioSource]:
 
 
 def default_face_extractor() -> Any:
-    """The MediaPipe face extractor (built in the face worker's thread)."""
-    from ..features.face import FaceFeatureExtractor
-    return FaceFeatureExtractor()
+    """The live face extractor: MediaPipe plus the shipped face network (built in the face worker's thread)."""
+    from ..features.face import live_face_extractor
+    return live_face_extractor()
 
 
 def default_voice_extractor() -> Any:
