@@ -43,7 +43,9 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("jsonl", "json", "csv"), default=None,
                         help="row format (default: from --out's extension, else jsonl)")
     parser.add_argument("--out", default=None, metavar="FILE", help="write the rows here (default: stdout)")
-    parser.add_argument("--method", default=None, help="recovery method: imder, rohydr or cmarr (default: cmarr)")
+    parser.add_argument("--method", default=None,
+                        help="recovery method of a loaded checkpoint, e.g. cmarr, imder, rohydr "
+                             "(default: the preferred one loaded)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                         help="live checkpoint (repeat for several methods); default: the shipped models")
     parser.add_argument("--modalities", default="text,audio,vision",

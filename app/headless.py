@@ -38,6 +38,7 @@ EXIT_OK, EXIT_MEDIA, EXIT_USAGE = 0, 1, 2
 
 def pipeline_config(args: argparse.Namespace) -> "PipelineConfig":
     """The :class:`PipelineConfig` of parsed ``imer``/``imer run`` arguments."""
+    from imer_core.features.registry import parse_extractor_choice
     from imer_core.live.health import HealthConfig
     from imer_core.live.parts import SourceSpec
     from imer_core.live.pipeline import PipelineConfig, disabled_from_text
@@ -47,11 +48,16 @@ def pipeline_config(args: argparse.Namespace) -> "PipelineConfig":
         raise SystemExit(f"imer: source file not found: {source}")
     spec = SourceSpec(source=source, camera=args.camera, microphone=_mic(args.mic), loop=args.loop)
     health = HealthConfig(text_silence_after_s=getattr(args, "text_silence", 15.0))
+    try:
+        extractors = parse_extractor_choice(getattr(args, "extractor", ""))
+    except ValueError as exc:
+        raise SystemExit(f"imer: --extractor: {exc}") from None
     return PipelineConfig(sources=spec, disabled=disabled_from_text(args.disable),
                           checkpoints=tuple(args.checkpoint), method=args.method,
                           sampler_steps=args.sampler_steps, device=args.device,
                           hop_s=getattr(args, "hop", 0.15), health=health,
-                          smoothing_s=_smoothing(getattr(args, "smoothing", DEFAULT_SMOOTHING_S)))
+                          smoothing_s=_smoothing(getattr(args, "smoothing", DEFAULT_SMOOTHING_S)),
+                          extractors=extractors)
 
 
 def _smoothing(value: float) -> float:

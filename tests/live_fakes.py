@@ -21,13 +21,13 @@ from imer_core.asr.types import Segment, Transcript
 from imer_core.checkpoint import save_checkpoint
 from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, FusionConfig, ModelConfig
 from imer_core.features.face import live_face_feature_spec, live_vision_feature
+from imer_core.features.text import TEXT_DIM, text_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.live.buffers import SourceStatus, VideoFrame
 from imer_core.live.parts import PipelineParts
 from imer_core.live.sources.base import AudioSource, VideoSource
 from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
-from imer_core.text_features import TEXT_DIM, text_feature_spec
 
 LIVE_SEQ = 20
 #: Length of the live vision feature (face network embedding + blendshapes + pose with the shipped face net).

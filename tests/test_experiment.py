@@ -31,3 +31,13 @@ def test_overrides_and_errors(tmp_path):
     bad.write_text("[model]\nmethod='imder'\n[optimizer]\nlr=1\n")
     with pytest.raises(ValueError, match="unknown section"):
         load_experiment(str(bad))
+
+
+def test_mmin_configs_follow_mmins_public_scripts():
+    """AIM3-RUC/MMIN scripts: IEMOCAP lr 2e-4 selected on UAR, MSP-IMPROV lr 5e-4 selected on macro-F1."""
+    from training.experiment import load_experiment
+
+    iemocap, msp = load_experiment("cmarr_iemocap"), load_experiment("cmarr_msp")
+    assert (iemocap.train.learning_rate, iemocap.train.key_eval) == (2e-4, "uar")
+    assert (msp.train.learning_rate, msp.train.key_eval) == (5e-4, "macro_f1")
+    assert iemocap.train.batch_size == msp.train.batch_size == 128

@@ -116,22 +116,25 @@ def test_engine_thread_runs_at_the_hop_and_skips_when_late(live_checkpoints):
     assert [r.sequence for r in results] == sorted(r.sequence for r in results)
 
 
-def test_checkpoint_of_the_blendshape_feature_is_refused_when_the_face_network_feature_runs(tmp_path, monkeypatch):
-    from imer_core.features.face import FACE_EXTRACTOR_ID, FACE_FEATURE_DIM, LIVE_FACE_NET_ENV, live_vision_feature
-    from imer_core.live.face_net import default_face_net_path
+def test_checkpoint_of_the_blendshape_feature_is_refused_when_the_face_network_feature_runs(tmp_path):
+    from imer_core.features.face import (
+        FACE_EXTRACTOR_ID,
+        FACE_EXTRACTOR_SPEC,
+        FACE_FEATURE_DIM,
+        face_net_extractor_spec,
+    )
+    from imer_core.features.registry import default_extractor_specs
 
-    if not default_face_net_path().is_file():
+    face_net = face_net_extractor_spec()
+    if face_net is None:
         pytest.skip("face network asset missing")
     specs = live_specs()
-    old = FeatureSpecs(specs.text, specs.audio, FeatureSpec(Modality.VISION, FACE_FEATURE_DIM, 20, 10.0,
-                                                            FACE_EXTRACTOR_ID))
+    old = FeatureSpecs(specs.text, specs.audio, FACE_EXTRACTOR_SPEC.feature_spec(20, 10.0))
     path = train_small_checkpoint(tmp_path / "old.pt", "cmarr", steps=1, specs=old)
-    monkeypatch.setenv(LIVE_FACE_NET_ENV, "1")
-    running, dim = live_vision_feature()
-    assert running.startswith("imer-face-net-v1-") and dim > FACE_FEATURE_DIM
+    running = {**default_extractor_specs(), Modality.VISION: face_net}
+    assert face_net.extractor_id.startswith("imer-face-net-v1-") and face_net.dim > FACE_FEATURE_DIM
     expected = (f"vision features: checkpoint expects '{FACE_EXTRACTOR_ID}' (55-d), "
-                f"the pipeline runs '{running}' ({dim}-d)")
+                f"the pipeline runs '{face_net.extractor_id}' ({face_net.dim}-d)")
     with pytest.raises(LiveModelError, match=re.escape(expected)):
-        load_live_model(path)
-    monkeypatch.setenv(LIVE_FACE_NET_ENV, "0")
-    assert load_live_model(path).labels  # the blendshape feature runs: the same checkpoint fits
+        load_live_model(path, extractors=running)
+    assert load_live_model(path, extractors={**running, Modality.VISION: FACE_EXTRACTOR_SPEC}).labels

@@ -21,8 +21,8 @@ import torch
 from imer_core.checkpoint import checkpoint_metadata, load_checkpoint
 from imer_core.config import LIVE_EMOTIONS
 from imer_core.features.face import live_face_feature_spec, live_vision_feature
+from imer_core.features.text import text_feature_spec
 from imer_core.features.voice import voice_feature_spec
-from imer_core.text_features import text_feature_spec
 from training.cli import main
 from training.experiment import load_experiment
 from training.live.dataset import LiveDataOptions, build_live_data, live_specs

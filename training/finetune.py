@@ -167,14 +167,14 @@ def add_parser(sub) -> None:
 
 def cmd_finetune(args) -> int:
     """Run ``imer-train finetune``."""
-    from imer_core.live.engine import PREFERRED_METHODS
     from imer_core.live.models import shipped_checkpoints
+    from imer_core.registry import preferred_methods
     checkpoint = args.checkpoint
     if checkpoint is None:
         shipped = shipped_checkpoints()
         if not shipped:
             raise FileNotFoundError("no shipped live checkpoint in assets/models: pass --checkpoint")
-        checkpoint = next((shipped[m] for m in PREFERRED_METHODS if m in shipped), next(iter(shipped.values())))
+        checkpoint = shipped[preferred_methods(shipped)[0]]
     options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.missing_rate, seed=args.seed,
                               device=args.device)
     summary = finetune(checkpoint, args.sessions, args.out, options, progress=not args.no_progress)

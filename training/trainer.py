@@ -180,14 +180,14 @@ class Trainer:
         model.eval()
         dataset = self.datasets[split]
         if stage == PRETRAIN:
-            all_masks = np.ones((len(dataset), 3), dtype=bool)
+            passes = [np.ones((len(dataset), 3), dtype=bool)]
         else:
-            all_masks = protocol.eval_masks(len(dataset), self.config.batch_size, split)
+            passes = protocol.eval_passes(len(dataset), self.config.batch_size, split)
         sampling = sampling or self.sampling
         batch_size = max(1, self.config.eval_batch_size or self.config.batch_size)
         while True:                           # the largest batch that fits: halve on CUDA out-of-memory
             try:
-                return self._evaluate_batched(split, all_masks, sampling, batch_size)
+                return self._evaluate_batched(split, passes, sampling, batch_size)
             except torch.cuda.OutOfMemoryError:
                 if batch_size == 1:
                     raise
@@ -195,25 +195,26 @@ class Trainer:
                 if self.ctx.device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    def _evaluate_batched(self, split: str, all_masks: np.ndarray, sampling: SamplingOptions,
+    def _evaluate_batched(self, split: str, passes: list[np.ndarray], sampling: SamplingOptions,
                           batch_size: int) -> dict[str, float]:
         model = self.model
         preds, labels_all, rec_err, zero_err, n_missing = [], [], 0.0, 0.0, 0
         loader = self._loader(split, shuffle=False, batch_size=batch_size)
-        for batch in tqdm(loader, desc=f"eval {split}", leave=False, disable=not self.progress):
-            features, labels = self._to_device(batch)
-            mask = torch.as_tensor(all_masks[batch["index"].numpy()]).to(self.ctx.device)
-            recovered = model.recover(features, mask, sampling)
-            preds.append(model.predict_from_recovered(recovered).float().cpu())
-            labels_all.append(labels.cpu())
-            if not bool(mask.all()):
-                truth = model.project(features)
-                err, zero, n = _recovery_errors(recovered, truth, mask)
-                rec_err, zero_err, n_missing = rec_err + err, zero_err + zero, n_missing + n
+        for all_masks in passes:                      # metrics pool the predictions of every pass
+            for batch in tqdm(loader, desc=f"eval {split}", leave=False, disable=not self.progress):
+                features, labels = self._to_device(batch)
+                mask = torch.as_tensor(all_masks[batch["index"].numpy()]).to(self.ctx.device)
+                recovered = model.recover(features, mask, sampling)
+                preds.append(model.predict_from_recovered(recovered).float().cpu())
+                labels_all.append(labels.cpu())
+                if not bool(mask.all()):
+                    truth = model.project(features)
+                    err, zero, n = _recovery_errors(recovered, truth, mask)
+                    rec_err, zero_err, n_missing = rec_err + err, zero_err + zero, n_missing + n
         pred, true = torch.cat(preds), torch.cat(labels_all)
         results = self._task_metrics(pred, true)
         results["Loss"] = float(model.task_loss(pred, true))
-        results["realised_missing_rate"] = realised_missing_rate(all_masks)
+        results["realised_missing_rate"] = realised_missing_rate(np.concatenate(passes))
         if n_missing:
             results["recovery_mse"] = rec_err / n_missing
             results["zero_fill_mse"] = zero_err / n_missing

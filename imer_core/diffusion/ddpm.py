@@ -218,14 +218,18 @@ class ReferenceDDIMSampler:
             condition.device if condition is not None else torch.device("cpu"))
         x = noise if noise is not None else torch.randn(tuple(shape), device=device, generator=generator)
         for t in range(self.steps - 1, -1, -1):
-            a_t = float(self.alphas_cumprod[t])
-            a_prev = float(self.alphas_cumprod[t - 1]) if t > 0 else 1.0
             eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), condition)
-            x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
-            if self.clip_denoised is not None:
-                x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)       # ε kept as predicted
-            x = a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
+            x = self.step(x, eps, t)
         return x
+
+    def step(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
+        """One step ``x_t → x_{t-1}`` of the loop (diffusers ``DDIMScheduler.step`` with the release's settings)."""
+        a_t = float(self.alphas_cumprod[t])
+        a_prev = float(self.alphas_cumprod[t - 1]) if t > 0 else 1.0
+        x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
+        if self.clip_denoised is not None:
+            x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)           # ε kept as predicted
+        return a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
 
     def __repr__(self) -> str:
         return f"ReferenceDDIMSampler(steps={self.steps}, clip_denoised={self.clip_denoised})"

@@ -38,11 +38,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..modalities import FeatureSpec, Modality
+from .base import ExtractorEntry, ExtractorSpec
 
 FACE_EXTRACTOR_ID = "mediapipe-facelandmarker-v2-blendshapes+pose"
 FACE_MODEL_FILENAME = "face_landmarker.task"
@@ -66,11 +67,13 @@ POSE_NAMES: tuple[str, ...] = ("head_yaw_rad", "head_pitch_rad", "head_roll_rad"
 FACE_FEATURE_NAMES: tuple[str, ...] = FACE_BLENDSHAPE_NAMES + POSE_NAMES
 FACE_FEATURE_DIM = len(FACE_FEATURE_NAMES)
 _BLENDSHAPE_INDEX = {name: i for i, name in enumerate(FACE_BLENDSHAPE_NAMES)}
+#: What :class:`FaceFeatureExtractor` produces: one 55-d vector per frame (resampled by the pipeline).
+FACE_EXTRACTOR_SPEC = ExtractorSpec(Modality.VISION, FACE_EXTRACTOR_ID, FACE_FEATURE_DIM)
 
 
 def face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
     """Vision :class:`FeatureSpec` for models fed by :class:`FaceFeatureExtractor`."""
-    return FeatureSpec(Modality.VISION, FACE_FEATURE_DIM, int(seq_len), float(rate_hz), FACE_EXTRACTOR_ID)
+    return FACE_EXTRACTOR_SPEC.feature_spec(seq_len, float(rate_hz))
 
 
 def default_face_model_path() -> Path:
@@ -279,6 +282,9 @@ class FaceFeatureExtractor:
 
     _landmarker: Any = None
 
+    #: What it produces (see :mod:`imer_core.features.base`).
+    spec: ClassVar[ExtractorSpec] = FACE_EXTRACTOR_SPEC
+
     def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, still_images: bool = False, with_crop: bool = False,
@@ -304,6 +310,8 @@ class FaceFeatureExtractor:
 
             self.face_net = face_net if isinstance(face_net, FaceNetRunner) else FaceNetRunner(face_net)
         self.with_crop = bool(with_crop) or self.face_net is not None
+        if self.face_net is not None:  # this instance produces the face-network feature
+            self.spec = ExtractorSpec(Modality.VISION, self.feature_id, self.feature_dim)  # type: ignore[misc]
         self._mp = mp
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
@@ -437,13 +445,19 @@ class FaceFeatureExtractor:
             pass
 
 
+def build_face_extractor(device: str = "cpu", color: str = "bgr", still_images: bool = False) -> "FaceFeatureExtractor":
+    """The registry's builder: MediaPipe runs on the CPU whatever ``device`` says."""
+    return FaceFeatureExtractor(color=color, still_images=still_images)
+
+
 # ----------------------------------------------------------------------------- the live vision feature
 
 
 #: Whether the live vision feature puts the face network's embedding in front of the blendshapes and
-#: pose.  It is switched on in the same commit as the shipped checkpoints trained on it (the spec check
-#: refuses checkpoints made for the other feature).  ``$IMER_LIVE_FACE_NET`` (``1`` / ``0``) overrides it,
-#: e.g. to build the training caches of the new feature before the checkpoints exist.
+#: pose (the face-network extractor is then the registry's default for vision).  It is switched on in
+#: the same commit as the shipped checkpoints trained on it: the spec check refuses checkpoints made for
+#: the other feature.  ``$IMER_LIVE_FACE_NET`` (``1`` / ``0``, read when the registry is first used)
+#: overrides it, e.g. to build the training caches of the new feature before the checkpoints exist.
 LIVE_FACE_NET = False
 LIVE_FACE_NET_ENV = "IMER_LIVE_FACE_NET"
 
@@ -454,38 +468,70 @@ def live_face_net_enabled() -> bool:
     return value == "1" if value in ("0", "1") else LIVE_FACE_NET
 
 
-def live_vision_feature() -> tuple[str, int]:
-    """``(extractor id, dim)`` of the vision feature :func:`live_face_extractor` produces.
+def face_net_extractor_spec(path: "str | os.PathLike[str] | None" = None) -> ExtractorSpec | None:
+    """Spec of the face-network vision feature of the network file ``path`` (default: the shipped one).
 
-    With the shipped face network (``assets/models/face_net.pt``, or under
-    ``$IMER_ASSETS``): its embedding plus blendshapes and pose, under an id
-    that names the network's weights; without it: the blendshapes and pose
-    alone (:data:`FACE_EXTRACTOR_ID`).  Reads the network file (cached), but
-    starts no MediaPipe graph.
+    ``None`` when the file is missing.  Hashes the file (its id names the weights); torch is not imported.
     """
-    from ..live.face_net import default_face_net_path, face_net_feature_id, face_net_info
+    from ..live.face_net import FACE_NET_EMBEDDING_DIM, default_face_net_path, face_net_feature_id, weights_id
 
-    path = default_face_net_path()
-    if not live_face_net_enabled() or not path.is_file():
-        return FACE_EXTRACTOR_ID, FACE_FEATURE_DIM
-    weights, dim = face_net_info(path)
-    return face_net_feature_id(weights, dim, FACE_EXTRACTOR_ID), dim + FACE_FEATURE_DIM
+    path = Path(path) if path is not None else default_face_net_path()
+    if not path.is_file():
+        return None
+    extractor_id = face_net_feature_id(weights_id(path), FACE_NET_EMBEDDING_DIM, FACE_EXTRACTOR_ID)
+    return ExtractorSpec(Modality.VISION, extractor_id, FACE_NET_EMBEDDING_DIM + FACE_FEATURE_DIM)
+
+
+def build_face_net_extractor(device: str = "cpu", color: str = "bgr",
+                             still_images: bool = False) -> "FaceFeatureExtractor":
+    """The registry's builder of the face-network feature (MediaPipe and the network on the CPU).
+
+    Raises:
+        FaceNetError: the shipped network is missing, unreadable or not of the registered embedding size.
+    """
+    from ..live.face_net import FACE_NET_EMBEDDING_DIM, FaceNetError, FaceNetRunner
+
+    runner = FaceNetRunner()
+    if runner.embedding_dim != FACE_NET_EMBEDDING_DIM:
+        raise FaceNetError(f"{runner.path}: {runner.embedding_dim}-d embedding, the live feature has "
+                           f"{FACE_NET_EMBEDDING_DIM}")
+    return FaceFeatureExtractor(color=color, still_images=still_images, face_net=runner)
+
+
+def _registered() -> tuple[ExtractorEntry, ...]:
+    face_net = face_net_extractor_spec()
+    use_net = face_net is not None and live_face_net_enabled()
+    entries = [ExtractorEntry(FACE_EXTRACTOR_SPEC, build_face_extractor, default=not use_net)]
+    if face_net is not None:
+        entries.append(ExtractorEntry(face_net, build_face_net_extractor, default=use_net))
+    return tuple(entries)
+
+
+#: Discovered by :mod:`imer_core.features.registry`: the blendshape feature, and the face-network
+#: feature when ``assets/models/face_net.pt`` is present; the default is set by :func:`live_face_net_enabled`.
+EXTRACTORS = _registered()
+
+
+def live_vision_feature() -> tuple[str, int]:
+    """``(extractor id, dim)`` of the live engine's default vision feature (see :data:`LIVE_FACE_NET`)."""
+    from .registry import default_extractor_specs
+
+    spec = default_extractor_specs()[Modality.VISION]
+    return spec.extractor_id, spec.dim
 
 
 def live_face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
-    """Vision :class:`FeatureSpec` of the live models (see :func:`live_vision_feature`)."""
-    extractor, dim = live_vision_feature()
-    return FeatureSpec(Modality.VISION, dim, int(seq_len), float(rate_hz), extractor)
+    """Vision :class:`FeatureSpec` of the live models (the default vision extractor's)."""
+    from .registry import default_extractor_specs
+
+    return default_extractor_specs()[Modality.VISION].feature_spec(seq_len, float(rate_hz))
 
 
-def live_face_extractor(**options: Any) -> FaceFeatureExtractor:
-    """The face extractor of the live engine, ``imer analyze`` and the training caches.
+def live_face_extractor(**options: Any) -> Any:
+    """The default vision extractor (the one the live engine and ``imer analyze`` run), built now.
 
-    A :class:`FaceFeatureExtractor` (``options`` passed on) with the shipped
-    face network when it is present (see :func:`live_vision_feature`).
+    ``options``: ``color`` and ``still_images``.
     """
-    from ..live.face_net import default_face_net_path
+    from .registry import extractor_factories
 
-    path = default_face_net_path()
-    use = live_face_net_enabled() and path.is_file()
-    return FaceFeatureExtractor(face_net=path if use else None, **options)
+    return extractor_factories()[Modality.VISION](**options)

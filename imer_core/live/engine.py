@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ..methods.base import SamplingOptions
-from ..modalities import MODALITIES, Modality
+from ..modalities import MODALITIES, FeatureSpec, Modality
+from ..registry import preferred_methods
 from .health import ModalityState, ModalityStatus
 from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
@@ -44,9 +45,6 @@ from .tracks import FeatureTrack
 
 log = logging.getLogger(__name__)
 
-#: Default method when several checkpoints are loaded: CM-ARR scored best on the live test table and is
-#: the fastest (assets/MODEL_CARD.md); the others stay one switch away.
-PREFERRED_METHODS = ("cmarr", "imder", "rohydr")
 #: Latency stages of a result, in pipeline order (milliseconds in :attr:`LiveResult.latency`).
 LATENCY_STAGES = ("capture_to_features", "window", "recovery", "prediction", "end_to_end")
 #: How long a modality's last sample may be held to fill a window (text: the last sentence).
@@ -83,8 +81,8 @@ class InferenceEngine(RestartableThread):
         bank: checkpoints per method (may be empty: results then say that no
             trained model is loaded).
         inputs: tracks and status providers of the pipeline.
-        method: method to start with (default: the first of :data:`PREFERRED_METHODS`
-            the bank has).
+        method: method to start with (default: the bank's most preferred method,
+            :func:`imer_core.registry.preferred_methods`).
         hop_s: time between predictions.
         sampler_steps: sampling steps of diffusion methods (``None``: the
             checkpoint's default).
@@ -104,7 +102,7 @@ class InferenceEngine(RestartableThread):
         self.bank, self.inputs, self.hop_s = bank, inputs, float(hop_s)
         self.device = bank.device
         self.on_result = on_result
-        preferred = [m for m in PREFERRED_METHODS if m in bank.methods] + bank.methods
+        preferred = preferred_methods(bank.methods)
         self._requested_method = method or (preferred[0] if preferred else None)
         self._requested_steps = sampler_steps
         self._model: LiveModel | None = None
@@ -171,7 +169,7 @@ class InferenceEngine(RestartableThread):
         stats = self._speaker_stats.get(modality)
         if stats is None or self._model is None:
             return 0.0
-        return stats.speech_steps / float(self._model.config.specs[modality].rate_hz)
+        return stats.speech_steps / _step_rate(self._model.config.specs[modality])
 
     def reset_speaker_statistics(self) -> None:
         """Forget the running per-speaker statistics (the source changed: maybe another speaker)."""
@@ -293,7 +291,7 @@ class InferenceEngine(RestartableThread):
             spec = model.config.specs[m]
             window = None
             if status.available:
-                window = self.inputs.tracks[m].window(now, spec.seq_len, spec.rate_hz, self.inputs.hold_s[m])
+                window = self.inputs.tracks[m].window(now, spec.seq_len, _step_rate(spec), self.inputs.hold_s[m])
             available[m] = window is not None
             if window is not None:
                 stats = self._speaker_stats.get(m)
@@ -382,6 +380,13 @@ def _speaker_stats_of(model: LiveModel) -> dict[Modality, RunningSpeakerStats]:
         out[modality] = RunningSpeakerStats(model.mean[modality], model.std[modality], settings["prior_steps"],
                                             settings["min_speech_fraction"])
     return out
+
+
+def _step_rate(spec: FeatureSpec) -> float:
+    """A live checkpoint's steps per second (its compatibility check refuses a spec without one)."""
+    if spec.rate_hz is None:
+        raise LiveModelError(f"{spec.modality.value} features: no step rate in the checkpoint's spec")
+    return float(spec.rate_hz)
 
 
 def _without_features(status: ModalityStatus) -> ModalityStatus:

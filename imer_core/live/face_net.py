@@ -16,7 +16,6 @@ class probabilities.  torch is imported only when a network is built.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -29,6 +28,8 @@ FACE_NET_FILENAME = "face_net.pt"
 FACE_NET_FORMAT = "imer-face-net-v1"
 #: Prefix of the vision feature id of models fed by a face network (see :func:`face_net_feature_id`).
 FACE_NET_FEATURE_PREFIX = "imer-face-net-v1"
+#: Embedding size of the shipped network (the registered live feature's; checked when it is loaded).
+FACE_NET_EMBEDDING_DIM = 128
 
 
 def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: "int | Sequence[int]" = (1, 2, 2, 2),
@@ -113,25 +114,6 @@ def weights_id(path: "str | os.PathLike[str]") -> str:
 def face_net_feature_id(weights: str, embedding_dim: int, base_id: str) -> str:
     """Vision feature id of the face network's embedding followed by the ``base_id`` features."""
     return f"{FACE_NET_FEATURE_PREFIX}-{weights}-emb{int(embedding_dim)}+{base_id}"
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_info(path: str, mtime_ns: int, size: int) -> tuple[str, int]:
-    runner = FaceNetRunner(path)
-    return runner.weights_id, runner.embedding_dim
-
-
-def face_net_info(path: "str | os.PathLike[str]") -> tuple[str, int]:
-    """``(weights id, embedding dim)`` of a face-network file (cached per file version).
-
-    Raises:
-        FaceNetError: the file is missing or not a face network.
-    """
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        raise FaceNetError(f"face network not found at {path}") from exc
-    return _cached_info(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 class FaceNetRunner:

@@ -65,14 +65,14 @@ def availability_mask(available: Iterable[Iterable[Modality]], device: str = "cp
 
 
 def recover(model: LiveModel, features: Mapping[str, torch.Tensor], mask: torch.Tensor,
-            sampling: SamplingOptions = SamplingOptions()) -> object:
+            sampling: SamplingOptions = SamplingOptions()) -> dict[str, torch.Tensor]:
     """The method's recovered inputs for ``features`` under ``mask`` (no gradients)."""
     with torch.inference_mode():
         return model.model.recover(dict(features), mask, sampling)
 
 
-def classify(model: LiveModel, recovered: object, features: Mapping[str, torch.Tensor] | None = None,
-             mask: torch.Tensor | None = None) -> np.ndarray:
+def classify(model: LiveModel, recovered: Mapping[str, torch.Tensor],
+             features: Mapping[str, torch.Tensor] | None = None, mask: torch.Tensor | None = None) -> np.ndarray:
     """``(B, K)`` float64 class probabilities (softmax) of recovered inputs, in ``model.labels`` order.
 
     A checkpoint with an expert-fusion head also needs the (normalised) ``features`` and the ``mask``

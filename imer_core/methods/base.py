@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -83,7 +83,20 @@ class RecoveryModel(nn.Module, ABC):
     """Base class of all recovery methods (see module docstring)."""
 
     name: ClassVar[str] = ""
+    """Registry name (lower case; also the ``live_<name>.pt`` of a shipped checkpoint)."""
     options_class: ClassVar[type] = object
+    """Frozen dataclass of the method's options (parsed from ``ModelConfig.method_options``)."""
+    display_name: ClassVar[str] = ""
+    """Name shown in menus and tables (``""``: :attr:`name`)."""
+    summary: ClassVar[str] = ""
+    """One line on what the method does (the app's tooltips)."""
+    fast_sampler: ClassVar[str | None] = None
+    """Sampler of the method's fast setting (``None``: its default sampler)."""
+    uses_sampler_steps: ClassVar[bool] = True
+    """Whether sampler step counts mean anything to the method (``False``: one deterministic pass)."""
+    live_rank: ClassVar[int | None] = None
+    """Preference among live methods, lowest first (the engine's default, the menus' order);
+    ``None``: not offered to the live app unless a checkpoint of it is loaded."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -95,6 +108,14 @@ class RecoveryModel(nn.Module, ABC):
 
             dims = {m.value: config.specs[m].dim for m in MODALITIES}
             self.expert_fusion = ExpertFusionHead.from_settings(dims, config.output_dim, config.expert_fusion)
+
+    @classmethod
+    def default_sampler(cls) -> str | None:
+        """The default of the options' ``sampler`` field (``None``: the method has no sampler option)."""
+        for f in fields(cls.options_class) if is_dataclass(cls.options_class) else ():
+            if f.name == "sampler":
+                return None if f.default is MISSING else str(f.default)
+        return None
 
     # ------------------------------------------------------------------ abstract
     @abstractmethod

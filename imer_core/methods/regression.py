@@ -46,6 +46,11 @@ class ConditionalRegression(IMDer):
 
     name = "regression"
     options_class = RegressionOptions
+    display_name = "Regression"
+    summary = "deterministic regression of the missing projections (IMDer without diffusion); the baseline"
+    fast_sampler = REGRESSION_SAMPLER
+    uses_sampler_steps = False
+    live_rank = None
     generative = False
 
     def _training_sampler(self) -> None:

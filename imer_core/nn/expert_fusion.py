@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import linear_at
+
 
 def pool_sequence(x: torch.Tensor) -> torch.Tensor:
     """Mean and standard deviation over time: ``(B, T, D)`` → ``(B, 2D)``."""
@@ -66,19 +68,24 @@ class ExpertProductFusion(nn.Module):
         hidden: width of the residual network.
     """
 
+    log_prior: torch.Tensor
+
     def __init__(self, experts: Mapping[str, nn.Module], dims: Mapping[str, int],
                  log_prior: torch.Tensor | None = None, hidden: int = 64) -> None:
         super().__init__()
         self.names: tuple[str, ...] = tuple(experts)
         self.experts = nn.ModuleDict(dict(experts))
-        num_classes = None
+        num_classes: int | None = None
         for module in self.experts.values():
             last = [m for m in module.modules() if isinstance(m, nn.Linear)]
             num_classes = last[-1].out_features if last else num_classes
-        if num_classes is None and log_prior is None:
+        if log_prior is not None:
+            num_classes = int(log_prior.numel())
+            prior = log_prior
+        elif num_classes is not None:
+            prior = torch.full((num_classes,), -math.log(num_classes))
+        else:
             raise ValueError("cannot tell the number of classes: pass log_prior")
-        num_classes = int(log_prior.numel()) if log_prior is not None else int(num_classes)
-        prior = log_prior if log_prior is not None else torch.full((num_classes,), -math.log(num_classes))
         self.register_buffer("log_prior", prior.detach().float().clone())
         width = sum(2 * int(dims[n]) for n in self.names) + len(self.names)
         self.residual = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
@@ -86,7 +93,7 @@ class ExpertProductFusion(nn.Module):
 
     def zero_residual(self) -> None:
         """Set the residual's output to zero everywhere: the fusion becomes the experts' product."""
-        last = self.residual[-1]
+        last = linear_at(self.residual, -1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 

@@ -322,12 +322,12 @@ def _feature(node: Any, path: Path, uid: str, dim: int) -> np.ndarray:
 
 
 def _read_features(h5: Any, path: Path, ids: np.ndarray, dim: int, split: str) -> list[np.ndarray]:
-    ids = [str(uid) for uid in ids]
-    missing = [uid for uid in ids if uid not in h5]
+    names = [str(uid) for uid in ids]
+    missing = [uid for uid in names if uid not in h5]
     if missing:
         raise MMINFormatError(f"{len(missing)} {split} utterance id(s) from int2name are not in {path}, "
                               f"e.g. {missing[:3]}")
-    return [_feature(h5[uid], path, uid, dim) for uid in ids]
+    return [_feature(h5[uid], path, uid, dim) for uid in names]
 
 
 def _read_stats(h5py: Any, path: Path, fold: int, dim: int) -> tuple[np.ndarray, np.ndarray]:

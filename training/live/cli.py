@@ -36,8 +36,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     extract.add_argument("--limit", type=int, default=None, help="at most N items per corpus (spread evenly)")
     extract.add_argument("--force", action="store_true", help="re-extract even when the cache is up to date")
     extract.add_argument("--no-asr", action="store_true",
-                         help="no speech recognition of RAVDESS/EmoDB (the live models' text comes from MELD; "
-                              "only live-eval's real-audio + own-transcript table needs it)")
+                         help="audio corpora: voice features only, no transcripts (enough for train and distill; "
+                              "live-eval's paired-transcript test needs them)")
     extract.add_argument("--face-crops", default=None, metavar="NPZ",
                          help="reuse the crop file of face-crops for FER2013 (only the face network runs)")
     extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -111,7 +111,7 @@ def cmd_extract_live(args: argparse.Namespace) -> int:
     from .extract import extract_live
 
     summary = extract_live(args.data, args.cache, args.corpora, args.limit, args.force,
-                           progress=not args.no_progress, with_asr=not args.no_asr, face_crops=args.face_crops)
+                           progress=not args.no_progress, asr=not args.no_asr, face_crops=args.face_crops)
     print(json.dumps({c: {"stats": m["stats"], "seconds": m.get("seconds")} for c, m in summary.items()}, indent=2))
     return 0
 

@@ -57,10 +57,10 @@ from torch.utils.data import Dataset, get_worker_info
 
 from imer_core.config import options_from_dict
 from imer_core.features.face import live_face_feature_spec
+from imer_core.features.text import text_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.live.models import LIVE_WINDOW_RATE_HZ, LIVE_WINDOW_STEPS
 from imer_core.modalities import MODALITIES, FeatureSpecs
-from imer_core.text_features import text_feature_spec
 
 from .corpora import SPLITS
 from .extract import extractor_ids, has_transcripts, load_cache
@@ -312,11 +312,17 @@ def split_summary(pools: Mapping[str, ModalityPool], datasets: Mapping[str, Live
             "options": {f.name: getattr(options, f.name) for f in fields(options)}}
 
 
-def build_live_data(cache_dir: str | Path, options: LiveDataOptions | None = None) -> LiveData:
-    """Pools → normalisation → train / valid / test tuple datasets."""
+def build_live_data(cache_dir: str | Path, options: LiveDataOptions | None = None,
+                    normalization: Mapping[str, Mapping[str, list[float]]] | None = None) -> LiveData:
+    """Pools → normalisation → train / valid / test tuple datasets.
+
+    ``normalization``: per-modality ``mean`` / ``std`` to apply (a trained checkpoint's
+    ``feature_normalization``); default: the statistics of these training pools.
+    """
     options = options or LiveDataOptions()
     pools, corpora = load_pools(cache_dir, options)
-    norm = normalization_stats(pools)
+    norm = ({m: {"mean": list(normalization[m]["mean"]), "std": list(normalization[m]["std"])} for m in pools}
+            if normalization is not None else normalization_stats(pools))
     normed = {m: ModalityPool(_normalize(p.features, norm[m]), p.labels, p.splits, p.ids) for m, p in pools.items()}
     n_classes = len(LIVE_LABELS)
     datasets = {}
@@ -342,10 +348,12 @@ def checkpoint_metadata(data: LiveData) -> dict[str, Any]:
             "data": data.summary, "model_card": MODEL_CARD_PATH}
 
 
-def load_live_experiment_data(experiment: Any) -> Any:
+def load_live_experiment_data(experiment: Any,
+                              normalization: Mapping[str, Mapping[str, list[float]]] | None = None) -> Any:
     """:class:`training.runner.LoadedData` of an experiment with ``[data] dataset = "live"``.
 
-    ``data.path`` is the feature cache of ``imer-train extract-live`` (default ``runs/live_cache``).
+    ``data.path`` is the feature cache of ``imer-train extract-live`` (default ``runs/live_cache``);
+    ``normalization``: see :func:`build_live_data`.
     """
     from training.runner import LoadedData  # lazy: runner imports this module lazily too
 
@@ -355,7 +363,7 @@ def load_live_experiment_data(experiment: Any) -> Any:
     if experiment.train.num_workers > 0:
         raise ValueError(f"{experiment.name}: {WORKER_ERROR} (got num_workers = {experiment.train.num_workers})")
     cache = Path(experiment.data.path or "runs/live_cache").expanduser()
-    data = build_live_data(cache, LiveDataOptions.from_mapping(experiment.data.live))
+    data = build_live_data(cache, LiveDataOptions.from_mapping(experiment.data.live), normalization)
     note = ("live corpora (FER2013, RAVDESS, EmoDB, MELD) as class-matched pseudo-pairs: no corpus records the "
             "three modalities together")
     return LoadedData(dict(data.datasets), data.specs, str(cache), False, note, tuple(LIVE_LABELS),

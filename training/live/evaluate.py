@@ -40,6 +40,7 @@ from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import ModelConfig
 from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, mask_from_available, subset_name
+from imer_core.registry import method_title
 
 from ..distributed import DistContext
 from ..experiment import Experiment, load_experiment
@@ -62,7 +63,6 @@ from .labels import LIVE_LABELS
 
 CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)
 PAIRED_CONDITIONS: tuple[str, ...] = ("a", "l", "la")
-METHOD_TITLES = {"imder": "IMDer", "rohydr": "RoHyDR", "cmarr": "CM-ARR"}
 MAX_SHIP_BYTES = 20_000_000  # 20 MB: the size limit of a shipped checkpoint
 Predictor = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -200,7 +200,7 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     for path in paths:
         model = load_checkpoint(path)
         _check_contract(model)
-        title = METHOD_TITLES.get(model.name, model.name)
+        title = method_title(model.name)
         log(f"evaluating {title} ({path})")
         rows[title] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=title)
         if _has_speaker_expert(model):

@@ -16,10 +16,10 @@
 * **RAVDESS, EmoDB** → :class:`~imer_core.features.voice.VoiceFeatureExtractor`
   on a 2.0 s window (20 steps at 10 Hz) chosen by :func:`loudest_window`, plus
   a faster-whisper ``tiny.en`` transcript of the whole stored clip and its
-  all-MiniLM-L6-v2 embedding (``asr=False``: no transcripts; the live models
-  take text from MELD only, so only the real-audio + own-transcript table of
-  ``live-eval`` needs them).
-* **MELD** → :class:`~imer_core.text_features.SentenceEmbedder` of each utterance.
+  all-MiniLM-L6-v2 embedding.  With ``asr=False`` (``--no-asr``) only the voice
+  features are extracted (training and distillation use nothing else); the
+  cache records ``"asr": "none"`` and :func:`has_transcripts` is false for it.
+* **MELD** → :class:`~imer_core.features.text.SentenceEmbedder` of each utterance.
 
 Each corpus is cached as ``<cache>/<corpus>.npz`` (ids, source labels,
 splits, speakers, features, and a JSON ``meta`` with the extractor ids and
@@ -78,8 +78,8 @@ WINDOW_HOP_S = 0.1
 def extractor_ids() -> dict[str, str]:
     """Extractor ids of the three modalities (those of the live engine's specs)."""
     from imer_core.features.face import live_vision_feature
+    from imer_core.features.text import TEXT_EXTRACTOR
     from imer_core.features.voice import VOICE_EXTRACTOR_ID
-    from imer_core.text_features import TEXT_EXTRACTOR
 
     return {"vision": live_vision_feature()[0], "audio": VOICE_EXTRACTOR_ID, "text": TEXT_EXTRACTOR}
 
@@ -126,11 +126,6 @@ def _cache_matches(meta: dict[str, Any] | None, request: dict[str, Any]) -> bool
         elif have != wanted:
             return False
     return True
-
-
-def has_transcripts(meta: dict[str, Any]) -> bool:
-    """An audio cache made with speech recognition (its ``text`` holds transcript embeddings)."""
-    return (meta.get("settings") or {}).get("asr", NO_ASR) != NO_ASR
 
 
 def _write_npz(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -260,22 +255,23 @@ def _load_asr() -> Any:
 
 def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, progress: bool = True,
                   embedder: Any = None, asr: Any = None,
-                  with_asr: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                  transcribe: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Voice features (``audio (N, 20, 44)``), ASR transcripts and their embeddings of one audio corpus.
 
-    ``with_asr=False``: no speech recognition; transcripts are empty and ``text`` is zeros.
+    ``transcribe=False``: voice features only; transcripts are empty and their embeddings zero.
     """
     from imer_core.features.voice import VoiceFeatureExtractor
 
     clips = audio_clips(data_root, corpus)
     clips = [clips[i] for i in spread_subset(len(clips), limit)]
     voice = VoiceFeatureExtractor()
-    if with_asr:
+    if transcribe:
         asr = asr or _load_asr()
     length, hop = int(AUDIO_WINDOW_S * AUDIO_SAMPLE_RATE), int(WINDOW_HOP_S * AUDIO_SAMPLE_RATE)
     features, speech, offsets, durations, transcripts = [], [], [], [], []
     asr_seconds = 0.0
-    for clip in tqdm(clips, desc=f"{corpus} voice+asr", unit="clip", disable=not progress):
+    desc = f"{corpus} voice+asr" if transcribe else f"{corpus} voice"
+    for clip in tqdm(clips, desc=desc, unit="clip", disable=not progress):
         audio = read_audio(clip.path, AUDIO_SAMPLE_RATE)
         window, offset = loudest_window(audio, length, hop)
         out = voice.extract(window)
@@ -283,26 +279,24 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
         speech.append(out.speech_fraction)
         offsets.append(offset / AUDIO_SAMPLE_RATE)
         durations.append(len(audio) / AUDIO_SAMPLE_RATE)
-        if not with_asr:
+        if transcribe:
+            transcript = asr.transcribe(audio)
+            asr_seconds += transcript.processing_s
+            transcripts.append(transcript.text)
+        else:
             transcripts.append("")
-            continue
-        transcript = asr.transcribe(audio)
-        asr_seconds += transcript.processing_s
-        transcripts.append(transcript.text)
-    if with_asr and transcripts:
+    if transcribe and transcripts:
         text = (embedder or _embedder()).embed(transcripts)
     else:
-        from imer_core.text_features import TEXT_DIM
-
-        text = np.zeros((len(transcripts), TEXT_DIM), np.float32)
+        text = np.zeros((len(transcripts), 384), np.float32)
     arrays = {"ids": np.asarray([c.id for c in clips]), "source_label": np.asarray([c.source_label for c in clips]),
               "split": np.asarray([c.split for c in clips]), "speaker": np.asarray([c.speaker for c in clips]),
               "sentence": np.asarray([c.sentence for c in clips]), "audio": np.stack(features).astype(np.float32),
               "speech_fraction": np.stack(speech).astype(np.float32), "offset_s": np.asarray(offsets, np.float32),
               "duration_s": np.asarray(durations, np.float32), "transcript": np.asarray(transcripts, dtype=str),
               "text": text.astype(np.float32)}
-    stats = {"n": len(clips), "empty_transcripts": int(sum(not t for t in transcripts)),
-             "asr_rtf": float(asr_seconds / max(sum(durations), 1e-9)),
+    stats = {"n": len(clips), "empty_transcripts": int(sum(not t for t in transcripts)) if transcribe else None,
+             "asr_rtf": float(asr_seconds / max(sum(durations), 1e-9)) if transcribe else None,
              "mean_window_offset_s": float(np.mean(offsets)) if offsets else 0.0}
     return arrays, stats
 
@@ -311,7 +305,7 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
 
 
 def _embedder() -> Any:
-    from imer_core.text_features import SentenceEmbedder
+    from imer_core.features.text import SentenceEmbedder
 
     return SentenceEmbedder(device="cpu", batch_size=64)
 
@@ -340,16 +334,19 @@ def _count(values: np.ndarray) -> dict[str, int]:
     return {str(n): int(c) for n, c in zip(names, counts)}
 
 
-ASR_SETTING = "faster-whisper tiny.en (bundled), beam 5, language en, whole clip"
-
-
-def _settings(corpus: str, with_asr: bool = True) -> dict[str, Any]:
+def _settings(corpus: str, asr: bool = True) -> dict[str, Any]:
     if corpus == "fer2013":
         return {"upscale": FACE_UPSCALE, "pad_fraction": FACE_PAD_FRACTION, "mode": "still-image"}
     if corpus in AUDIO_CORPORA:
         return {"window_s": AUDIO_WINDOW_S, "window": "loudest", "window_hop_s": WINDOW_HOP_S,
-                "asr": ASR_SETTING if with_asr else NO_ASR, "speaker_splits": split_table(corpus)}
+                "asr": "faster-whisper tiny.en (bundled), beam 5, language en, whole clip" if asr else NO_ASR,
+                "speaker_splits": split_table(corpus)}
     return {}
+
+
+def has_transcripts(meta: dict[str, Any]) -> bool:
+    """Whether an audio cache holds ASR transcripts (it was not extracted with ``--no-asr``)."""
+    return (meta.get("settings") or {}).get("asr") != NO_ASR
 
 
 def _without_splits(meta: dict[str, Any]) -> dict[str, Any]:
@@ -394,24 +391,25 @@ class _Models:
 
 
 def _extract_one(corpus: str, data_root: str | Path, limit: int | None, progress: bool, models: _Models,
-                 with_asr: bool = True,
+                 asr: bool = True,
                  face_crops: str | Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if corpus == "fer2013":
         return extract_fer2013(data_root, limit, progress, face_crops)
     if corpus in AUDIO_CORPORA:
-        if not with_asr:
-            return extract_audio(data_root, corpus, limit, progress, with_asr=False)
+        if not asr:
+            return extract_audio(data_root, corpus, limit, progress, transcribe=False)
         return extract_audio(data_root, corpus, limit, progress, models.embedder, models.asr)
     return extract_meld(data_root, limit, progress, models.embedder)
 
 
 def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence[str] = CORPORA,
                  limit: int | None = None, force: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print, with_asr: bool = True,
+                 log: Callable[[str], None] = print, asr: bool = True,
                  face_crops: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Extract (or reuse) the feature cache of each corpus; returns the ``meta`` of each.
 
-    ``with_asr=False`` skips speech recognition of the audio corpora (a cache made with it is reused);
+    ``asr=False``: the audio corpora get voice features only (no transcripts; see :func:`extract_audio`;
+    a cache made with transcripts is reused);
     ``face_crops`` reuses the crop file of ``imer-train face-crops`` for FER2013.
 
     Raises:
@@ -427,7 +425,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
     for corpus in corpora:
         path = cache_path(cache_dir, corpus)
         request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit,
-                   "extractors": corpus_extractor_ids(corpus), "settings": _settings(corpus, with_asr)}
+                   "extractors": corpus_extractor_ids(corpus), "settings": _settings(corpus, asr)}
         meta = read_meta(path)
         if not force and _cache_matches(meta, request):
             log(f"{corpus}: cache {path} is up to date ({meta['stats']['n']} items), skipped")
@@ -440,7 +438,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
             summary[corpus] = meta
             continue
         start = time.perf_counter()
-        arrays, stats = _extract_one(corpus, data_root, limit, progress, models, with_asr, face_crops)
+        arrays, stats = _extract_one(corpus, data_root, limit, progress, models, asr, face_crops)
         meta = {**request, "data_root": str(data_root), "stats": stats,
                 "seconds": round(time.perf_counter() - start, 1),
                 "split_counts": _count(arrays["split"]), "label_counts": _count(arrays["source_label"])}
