@@ -246,3 +246,31 @@ def test_ship_refuses_an_oversized_checkpoint_without_leaving_it_behind(tmp_path
     with pytest.raises(ValueError, match="over the 1,000-byte limit"):
         evaluate.ship_checkpoints([("CM-ARR", path, model)], report, data, ship)
     assert [p.name for p in ship.iterdir()] == ["live_cmarr.pt"] and (ship / "live_cmarr.pt").read_bytes() == before
+
+
+def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path):
+    """live-experts on a tiny CM-ARR: head in the config, neutral reference and speaker switch-over in the
+    metadata, the engine contract kept; live-eval reports the targets and the after-40-s-of-speech row."""
+    from imer_core.live.models import load_live_model
+
+    tiny = ["--set", "train.max_epochs=1", "--set", "train.pretrain_max_epochs=1", "--set",
+            "data.live.train_tuples_per_class=8", "--set", "data.live.val_tuples_per_class=4", "--no-progress"]
+    out = tmp_path / "live_cmarr"
+    assert main(["train", "--config", "live_cmarr", "--data", str(live_cache), "--out", str(out), *tiny]) == 0
+    fused = tmp_path / "fused.pt"
+    assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache),
+                 "--out", str(fused), "--no-progress"]) == 0
+    model = load_checkpoint(fused)
+    assert model.config.expert_fusion["speaker_experts"] == ["audio"] and model.expert_fusion is not None
+    meta = checkpoint_metadata(fused)["metadata"]
+    assert set(meta["neutral_reference"]) == {"vision", "audio"}
+    assert len(meta["neutral_reference"]["vision"]) == model.config.specs.vision.dim
+    switch = meta["speaker_normalization"]["audio"]
+    assert switch["mode"] == "expert" and switch["switch_after_steps"] == 400  # 40 s of speech at 10 Hz
+    assert isinstance(meta["expert_fusion"]["summary"]["correction"]["correction_kept"], bool)
+    assert load_live_model(fused).model.expert_fusion is not None
+    assert main(["live-eval", "--cache", str(live_cache), "--checkpoints", str(fused), "--out", str(tmp_path / "ev"),
+                 "--skip-fill-baselines", "--latency-runs", "1", "--no-progress"]) == 0
+    table = (tmp_path / "ev" / "results.md").read_text()
+    assert "### Targets (issue 11)" in table and "| CM-ARR, after 40 s of speech |" in table
+    assert "zero-fill" not in table and "| unimodal (late fusion) |" in table

@@ -32,6 +32,7 @@ from ..registry import preferred_methods
 from .health import ModalityState, ModalityStatus
 from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
+from .neutral_baseline import NeutralBaseline
 from .results import HIDDEN_RECOVERED, WITHOUT_RECOVERY, Comparison, LiveResult
 from .smoothing import DEFAULT_SMOOTHING_S, AgreementWindow, ProbabilitySmoother
 from .speaker_norm import (
@@ -117,6 +118,7 @@ class InferenceEngine(RestartableThread):
         self._compare_hidden: frozenset[Modality] = frozenset()
         self._speaker_stats: dict[Modality, RunningSpeakerStats] = {}
         self._speaker_settings: dict[Modality, dict] = {}
+        self._neutral_baseline: NeutralBaseline | None = None
         self._counted_until: dict[Modality, float] = {}
 
     # -- control (any thread) ------------------------------------------------------------
@@ -170,6 +172,27 @@ class InferenceEngine(RestartableThread):
         if stats is None or self._model is None:
             return 0.0
         return stats.speech_steps / _step_rate(self._model.config.specs[modality])
+
+    @property
+    def neutral_baseline(self) -> NeutralBaseline | None:
+        """The person's neutral baseline in use (``None``: none taken)."""
+        return self._neutral_baseline
+
+    def set_neutral_baseline(self, baseline: NeutralBaseline | None) -> None:
+        """Shift this person's face / voice features so their resting mean meets the training neutral mean.
+
+        Applies to checkpoints with ``metadata["neutral_reference"]`` (see
+        :mod:`.neutral_baseline`); ``None`` removes it.  Takes effect at the next window.
+        """
+        self._neutral_baseline = baseline
+
+    def neutral_baseline_modalities(self) -> tuple[str, ...]:
+        """Modalities the baseline shifts with the current checkpoint (empty without a baseline or reference)."""
+        model, baseline = self._model, self._neutral_baseline
+        if model is None or baseline is None:
+            return ()
+        reference = model.metadata.get("neutral_reference")
+        return tuple(m.value for m in MODALITIES if baseline.offset(m, reference) is not None)
 
     def reset_speaker_statistics(self) -> None:
         """Forget the running per-speaker statistics (the source changed: maybe another speaker)."""
@@ -301,7 +324,7 @@ class InferenceEngine(RestartableThread):
                 if stats is not None and settings.get("mode") != EXPERT_MODE:
                     normalised = stats.normalise(window.values)
                 else:
-                    normalised = model.normalise(m, window.values).astype(np.float32)
+                    normalised = model.normalise(m, self._shifted(model, m, window.values)).astype(np.float32)
                     if stats is not None and use_speaker_features(stats, settings):
                         by_speaker = stats.normalise(window.values)
                         if np.isfinite(by_speaker).all():
@@ -316,6 +339,12 @@ class InferenceEngine(RestartableThread):
             if m in normed:
                 features[m.value + "@speaker"] = torch.from_numpy(values[None].astype(np.float32)).to(self.device)
         return features, available, newest
+
+    def _shifted(self, model: LiveModel, modality: Modality, values: np.ndarray) -> np.ndarray:
+        """``values`` minus the neutral baseline's offset for ``modality`` (unchanged without one)."""
+        baseline = self._neutral_baseline
+        offset = None if baseline is None else baseline.offset(modality, model.metadata.get("neutral_reference"))
+        return values if offset is None else values - offset
 
     def _count_speech(self, modality: Modality, stats: RunningSpeakerStats, now: float) -> None:
         """Fold the steps that arrived since the last window into the running speaker statistics."""

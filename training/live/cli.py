@@ -102,6 +102,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     evaluate.add_argument("--ship", default=None, metavar="DIR",
                           help="also write DIR/live_<method>.pt with the results in the metadata")
     evaluate.add_argument("--seed", type=int, default=1111, help="seed of the baselines")
+    evaluate.add_argument("--skip-fill-baselines", action="store_true",
+                          help="no zero-fill / mean-fill baselines (two fusion-network trainings); late fusion stays")
     evaluate.add_argument("--latency-runs", type=int, default=20, help="timed windows per condition")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -174,7 +176,8 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
     from .evaluate import run_live_eval
 
     report = run_live_eval(args.cache, args.checkpoints, args.out, args.baseline_config, args.set, args.ship,
-                           args.seed, args.latency_runs, progress=not args.no_progress)
+                           args.seed, args.latency_runs, progress=not args.no_progress,
+                           fill_baselines=not args.skip_fill_baselines)
     print((Path(args.out) / "results.md").read_text())
     for title, info in report.get("shipped", {}).items():
         print(f"shipped {title}: {info['path']} ({info['bytes'] / 2**20:.2f} MiB, {info['parameters']} parameters)")

@@ -156,11 +156,11 @@ def train_fill_baseline(kind: str, config: ModelConfig, data: LiveData, experime
 
 
 def _baseline_predictors(data: LiveData, config: ModelConfig, experiment: Experiment, out: Path, seed: int,
-                         progress: bool) -> tuple[dict[str, Predictor], dict[str, Any]]:
-    """Trained baselines as predictors: zero-fill, mean-fill, unimodal late fusion."""
+                         progress: bool, fill: bool = True) -> tuple[dict[str, Predictor], dict[str, Any]]:
+    """Trained baselines as predictors: zero-fill, mean-fill (unless ``fill`` is false), unimodal late fusion."""
     predictors: dict[str, Predictor] = {}
     info: dict[str, Any] = {}
-    for kind in FILL_KINDS:
+    for kind in FILL_KINDS if fill else ():
         model = train_fill_baseline(kind, config, data, experiment, out / f"baseline_{kind}_fill", seed, progress)
         predictors[f"{kind}-fill"] = _model_predictor(model)
     classifiers = {}
@@ -183,8 +183,12 @@ def _check_contract(model: Any) -> None:
 def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str | Path,
                   baseline_config: str = "live_imder", overrides: Sequence[str] = (), ship: str | Path | None = None,
                   seed: int = 1111, latency_runs: int = 20, progress: bool = True,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints."""
+                  log: Callable[[str], None] = print, fill_baselines: bool = True) -> dict[str, Any]:
+    """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints.
+
+    ``fill_baselines=False`` skips the zero-fill and mean-fill baselines (two full trainings of the
+    fusion network); the unimodal late-fusion baseline is always trained.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in checkpoints]
@@ -219,7 +223,7 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     experiment = load_experiment(baseline_config, list(overrides))
     config = ModelConfig(method="fill", specs=data.specs, task="classification", labels=tuple(LIVE_LABELS),
                          fusion=experiment.fusion)
-    predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress)
+    predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress, fill_baselines)
     for title, predict in predictors.items():
         rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
         if paired is not None:

@@ -18,8 +18,10 @@ own prediction) and adds :class:`~imer_core.nn.expert_fusion.ExpertFusionHead`:
    **kept only if it lowers the validation loss**.
 
 The output checkpoint has ``config.expert_fusion`` set and the data options,
-normalisation and (with ``speaker_audio``) the ``speaker_normalization``
-settings in its metadata.
+normalisation, the training neutral means of face and voice
+(``neutral_reference``, for a person's neutral baseline,
+:mod:`imer_core.live.neutral_baseline`) and (with ``speaker_audio``) the
+``speaker_normalization`` settings in its metadata.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ from torch.utils.data import DataLoader
 
 from imer_core.checkpoint import checkpoint_metadata as read_meta
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
+from imer_core.live.neutral_baseline import neutral_reference
 from imer_core.methods.base import SamplingOptions
 from imer_core.modalities import MODALITIES
 from imer_core.nn.expert_fusion import SPEAKER_SUFFIX, ExpertFusionHead, fit_correction
 from imer_core.registry import create_model
 
 from .baselines import train_unimodal
-from .dataset import SPEAKER_AUDIO_KEY, LiveData, build_live_data, speaker_normalised_audio
+from .dataset import SPEAKER_AUDIO_KEY, LiveData, build_live_data, load_pools, speaker_normalised_audio
 from .evaluate import CONDITIONS, condition_mask, data_options_of
 from .labels import LIVE_LABELS
 
@@ -137,6 +140,8 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
     state = {**model.state_dict(), **{f"expert_fusion.{k}": v for k, v in head.state_dict().items()}}
     fused.load_state_dict(state, strict=True)
     metadata = dict(read_meta(checkpoint)["metadata"])
+    pools, _ = load_pools(cache, options)
+    metadata["neutral_reference"] = neutral_reference(pools, LIVE_LABELS.index("neutral"))
     metadata["expert_fusion"] = {"summary": _plain(summary), "settings": settings,
                                  "note": "experts trained on class-matched pseudo-pair tuples, one modality each"}
     if speaker_audio:
