@@ -263,8 +263,13 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     model = load_checkpoint(fused)
     assert model.config.expert_fusion["speaker_experts"] == ["audio"] and model.expert_fusion is not None
     meta = checkpoint_metadata(fused)["metadata"]
-    assert set(meta["neutral_reference"]) == {"vision", "audio"}
-    assert len(meta["neutral_reference"]["vision"]) == model.config.specs.vision.dim
+    from imer_core.live.neutral_baseline import neutral_reference
+    from training.live.dataset import load_pools
+
+    pools, _ = load_pools(live_cache, LiveDataOptions())
+    assert meta["neutral_reference"] == neutral_reference(pools)  # neutral training means (those the tiny data has)
+    for modality, mean in meta["neutral_reference"].items():
+        assert len(mean) == model.config.specs[modality].dim
     switch = meta["speaker_normalization"]["audio"]
     assert switch["mode"] == "expert" and switch["switch_after_steps"] == 400  # 40 s of speech at 10 Hz
     assert isinstance(meta["expert_fusion"]["summary"]["correction"]["correction_kept"], bool)
