@@ -176,7 +176,7 @@ def _markdown(experiment: Experiment, summary: dict[str, Any], folds: list[int],
     synthetic = bool(data and data.synthetic)
     lines = [f"# {experiment.method.upper()} on {'SYNTHETIC ' if synthetic else ''}{dataset}: "
              "six-scenario cross-validation", ""]
-    if synthetic:
+    if data is not None and data.synthetic:
         lines += [f"**SYNTHETIC: {data.note}**", ""]
     lines += [f"Experiment `{experiment.name}`; folds {', '.join(map(str, folds))} (mean ± std over "
               f"{len(folds)} fold(s)); recovery stage trained with `{protocol}` (random missing scenario per "

@@ -213,8 +213,9 @@ def _summarize_level(items: list[Mapping[str, Any]], ddof: int) -> dict[str, Any
     for key, first in items[0].items():
         values = [item.get(key) for item in items]
         if isinstance(first, Mapping):
-            if all(isinstance(v, Mapping) for v in values):
-                out[key] = _summarize_level(values, ddof)
+            nested = [v for v in values if isinstance(v, Mapping)]
+            if len(nested) == len(values):
+                out[key] = _summarize_level(nested, ddof)
         elif all(_is_number(v) for v in values):
             array = np.asarray(values, dtype=np.float64)
             out[key] = (float(np.mean(array)), float(np.std(array, ddof=ddof)))

@@ -29,7 +29,7 @@ zeroed before they reach the model so they can never leak into a prediction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
@@ -79,6 +79,42 @@ class SamplingOptions:
     backend: str | None = None
 
 
+class StepHelpers:
+    """Trainer-side services of :meth:`RecoveryModel.train_step` besides the optimizers.
+
+    A method whose step leaves the data-parallel graph (RoHyDR's discriminator) or
+    branches on its batch asks these so that every training process does the same.
+    This default serves one process: the collectives are identities.  The trainer
+    passes :class:`training.distributed.DistributedStepHelpers` under torchrun, so
+    ``torch.distributed`` stays out of the model package.
+    """
+
+    distributed: bool = False
+
+    def agree_max(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise maximum of ``values`` over the training processes (every process takes the same branch)."""
+        return values
+
+    def average_gradients(self, grads: Sequence[torch.Tensor]) -> None:
+        """Average gradients computed outside the data-parallel graph over the processes, in place."""
+
+    def step_detached(self, optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter],
+                      loss: torch.Tensor | None) -> None:
+        """One step of ``optimizer`` on ``params`` from ``loss``, outside the data-parallel wrapper.
+
+        Gradients come from ``torch.autograd.grad``, so no ``AccumulateGrad`` hook of a
+        DDP wrapper fires; they are averaged with :meth:`average_gradients`.  ``loss=None``
+        steps on zero gradients (still averaged: every process must call this equally often).
+        """
+        grads = (list(torch.autograd.grad(loss, list(params))) if loss is not None
+                 else [torch.zeros_like(p) for p in params])
+        self.average_gradients(grads)
+        optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+
+
 class RecoveryModel(nn.Module, ABC):
     """Base class of all recovery methods (see module docstring)."""
 
@@ -108,6 +144,8 @@ class RecoveryModel(nn.Module, ABC):
 
             dims = {m.value: config.specs[m].dim for m in MODALITIES}
             self.expert_fusion = ExpertFusionHead.from_settings(dims, config.output_dim, config.expert_fusion)
+        #: The ``metadata`` of the checkpoint the model was loaded from (empty for a model built in code).
+        self.checkpoint_metadata: dict[str, Any] = {}
 
     @classmethod
     def default_sampler(cls) -> str | None:
@@ -178,12 +216,14 @@ class RecoveryModel(nn.Module, ABC):
 
     def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
                    optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
-                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+                   forward: Callable[..., LossOutput] | None = None,
+                   helpers: StepHelpers | None = None) -> LossOutput:
         """One optimisation step on a batch (per-method hook of the trainer).
 
         Args:
             forward: the callable computing the losses — the DDP wrapper when
                 training distributed, else ``self``.
+            helpers: the trainer's collectives (``None``: one process, :class:`StepHelpers`).
         """
         forward = forward or self
         main = optimizers["main"]
@@ -227,6 +267,8 @@ class RecoveryModel(nn.Module, ABC):
                 batch = x.shape[0]
             elif x.shape[0] != batch:
                 raise ValueError("all modalities must have the same batch size")
+        if batch is None:
+            raise ValueError("no modality features to check")
         return int(batch)
 
     def parameter_count(self, module: nn.Module | None = None) -> int:

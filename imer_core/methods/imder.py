@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +31,12 @@ from torch import nn
 
 from ..config import ModelConfig, options_from_dict
 from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_module, trace_score_net
-from ..diffusion.samplers import DistilledSampler, Sampler, available_samplers, make_sampler
-from ..diffusion.score_unet import ConditionalScoreUNet1d
+from ..diffusion.samplers import DistilledSampler
+from ..diffusion.sampling import SCORE, Sampler, available_samplers, make_sampler
 from ..diffusion.sde import VESDE, denoising_score_matching_loss
 from ..modalities import MODALITIES, Modality, full_mask, validate_mask
 from ..nn.rcan import Refiner
+from ..nn.score_unet import ConditionalScoreUNet1d
 from ..registry import register_method
 from .base import PRETRAIN, Features, LossOutput, SamplingOptions
 from .mult_recovery import MulTRecoveryModel
@@ -113,8 +115,8 @@ class IMDerOptions:
 
     def _check_samplers(self) -> None:
         for name in (self.sampler, self.train_sampler):
-            if name.strip().lower() not in available_samplers():
-                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
+            if name.strip().lower() not in available_samplers(SCORE):
+                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers(SCORE))}")
         if self.sampler_steps < 1 or self.train_sampler_steps < 1:
             raise ValueError("sampler_steps and train_sampler_steps must be >= 1")
 
@@ -129,7 +131,7 @@ class IMDer(MulTRecoveryModel):
     summary = ("score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, "
                "uses sampler steps")
     fast_sampler = "heun"
-    live_rank = 1
+    live_rank: ClassVar[int | None] = 1
     generative = True
     """``False`` in :class:`~imer_core.methods.regression.ConditionalRegression`: the refiner regresses the
     missing projection from the condition directly (no score networks, no sampling)."""
@@ -299,7 +301,7 @@ class IMDer(MulTRecoveryModel):
 
     def _training_sampler(self) -> Sampler:
         """The sampler whose outputs the refiners learn to correct (``train_sampler`` option)."""
-        return make_sampler(self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
+        return make_sampler(SCORE, self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
 
     def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler:
         opts, sampling = self.options, sampling or SamplingOptions()
@@ -309,7 +311,7 @@ class IMDer(MulTRecoveryModel):
             steps = opts.sampler_steps
         elif steps is None and name == DistilledSampler.name and opts.distill_steps:
             steps = opts.distill_steps
-        return make_sampler(name, steps, eps=opts.eps)
+        return make_sampler(SCORE, name, steps, eps=opts.eps)
 
     def _masked(self, features: Features, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         masked = self.mask_features(features, mask)

@@ -48,36 +48,35 @@ Deviations of the improved mode from the reference code (``Siowllience/RoHyDR``)
 
 Under DDP every stage's loss is computed through ``forward(..., phase=...)``, so
 all gradients of the main optimizer are all-reduced by DDP; ``D``'s gradients
-(computed outside the DDP graph with ``autograd.grad``) are averaged explicitly;
-whether stages 1-2 run is agreed across ranks.
+(computed outside the DDP graph with ``autograd.grad``) are averaged, and whether
+stages 1-2 run is agreed across ranks, by the trainer's
+:class:`~imer_core.methods.base.StepHelpers` (``torch.distributed`` lives in ``training``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
+from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
+from ..diffusion.sampling import DDPM, Sampler, make_sampler
 from ..modalities import MODALITIES, validate_mask
 from ..nn.dit import DiT1d
 from ..nn.fusion_recovery import (
     FusionDiscriminator,
     FusionReconstructor,
     discriminator_loss,
-    discriminator_step,
     frozen_forward,
 )
 from ..nn.rcan import Refiner
 from ..registry import register_method
-from .base import PRETRAIN, Features, LossOutput, SamplingOptions
+from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers
 from .mult_recovery import MulTRecoveryModel
 from .rohydr_options import MOSEI_OPTIONS, RoHyDROptions
 
@@ -110,7 +109,7 @@ class RoHyDR(MulTRecoveryModel):
     display_name = "RoHyDR"
     summary = "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps"
     fast_sampler = "ddim"
-    live_rank = 2
+    live_rank: ClassVar[int | None] = 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -143,17 +142,17 @@ class RoHyDR(MulTRecoveryModel):
 
     def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
                    optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
-                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+                   forward: Callable[..., LossOutput] | None = None,
+                   helpers: StepHelpers | None = None) -> LossOutput:
         """The reference's three optimisation stages (module docstring); pretraining: one task step."""
         if self.stage == PRETRAIN:
-            return super().train_step(features, labels, mask, optimizers, grad_clip, forward)
+            return super().train_step(features, labels, mask, optimizers, grad_clip, forward, helpers)
         forward = forward or self
-        distributed = isinstance(forward, DistributedDataParallel)
+        helpers = helpers or StepHelpers()
         main = optimizers["main"]
         rows = int((~mask.bool()).any(dim=1).sum())
         flags = torch.tensor([rows >= 1, rows >= 2], dtype=torch.float32, device=mask.device)
-        if distributed:                                                 # all ranks run the same stages
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        flags = helpers.agree_max(flags)                                # all ranks run the same stages
         parts: dict[str, torch.Tensor] = {}
         unimodal = torch.zeros((), device=mask.device)
         if flags[0] > 0:                                                # stage 1: unimodal recovery
@@ -174,7 +173,8 @@ class RoHyDR(MulTRecoveryModel):
                 d_loss = discriminator_loss(self.discriminator, out.fused_gt, out.fused_lm,
                                             self.options.discriminator_loss_weight)
                 parts["discriminator"] = d_loss.detach()
-            discriminator_step(self.discriminator, optimizers["discriminator"], d_loss, distributed)
+            helpers.step_detached(optimizers["discriminator"],
+                                  [p for p in self.discriminator.parameters() if p.requires_grad], d_loss)
             if out.reconstructed is not None:                           # R step against the updated D
                 judged = (self.discriminator(out.reconstructed) if self.options.mode == "reference"
                           else frozen_forward(self.discriminator, out.reconstructed))
@@ -208,7 +208,8 @@ class RoHyDR(MulTRecoveryModel):
         return {m.value: truth[m.value] * mask[:, i].view(-1, 1, 1).to(truth[m.value].dtype)
                 for i, m in enumerate(MODALITIES)}
 
-    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Any, generator: Any,
+    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+                  generator: torch.Generator | None,
                   targets: dict[str, torch.Tensor] | None, grad: bool,
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per pattern; L_diff, L_rec when ``targets`` given."""
@@ -305,19 +306,19 @@ class RoHyDR(MulTRecoveryModel):
         """Stage-1 and stage-3 terms of one batch from one recovery; ``total`` is their sum."""
         return self.forward(features, labels, mask, phase=ALL)
 
-    def _inference_sampler(self, sampling: SamplingOptions) -> Any:
+    def _inference_sampler(self, sampling: SamplingOptions) -> Sampler:
         name = (sampling.sampler or self.options.sampler).strip().lower()
         steps = sampling.steps if sampling.steps is not None else self.options.sampler_steps
         return self._make_sampler(name, steps)
 
-    def _make_sampler(self, name: str, steps: int) -> Any:
+    def _make_sampler(self, name: str, steps: int) -> Sampler:
         """The mode's sampler: the release's DDIM loop (reference) or a respaced one with a scale-aware clamp."""
         if self.options.mode == "reference":
             if name != "ddim":
                 raise ValueError(f"reference mode samples with the release's DDIM loop only, not {name!r}")
             return ReferenceDDIMSampler(steps, clip_denoised=self.options.clip_denoised,
                                         beta_start=self.options.beta_start, beta_end=self.options.beta_end)
-        inner = make_sampler(name, steps, clip_denoised=None)
+        inner = make_sampler(DDPM, name, steps, clip_denoised=None)
         if not self.options.clip_rms_multiple:
             return inner
         return ScaledClipSampler(inner, self.options.clip_rms_multiple * float(self.target_rms))

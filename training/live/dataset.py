@@ -190,8 +190,8 @@ def fixed_tuples(labels: Mapping[str, np.ndarray], n_classes: int, seed: int,
     """
     rng = np.random.default_rng(seed)
     members = {m: class_members(lab, n_classes) for m, lab in labels.items()}
-    index = {m: [] for m in labels}
-    tuple_labels = []
+    index: dict[str, list[np.ndarray]] = {m: [] for m in labels}
+    tuple_labels: list[np.ndarray] = []
     for c in range(n_classes):
         counts = [len(members[m][c]) for m in labels]
         if min(counts) == 0:

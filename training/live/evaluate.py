@@ -48,7 +48,7 @@ from ..metrics import classification_metrics
 from ..protocols import make_protocol
 from ..runs import RunFolder
 from ..trainer import Trainer, seed_everything
-from .baselines import FILL_KINDS, FillFusion, LateFusion, fill_vectors, train_unimodal
+from .baselines import FILL_KINDS, FillFusion, LateFusion, dataset_labels, fill_vectors, train_unimodal
 from .dataset import (
     SPEAKER_AUDIO_KEY,
     LiveData,
@@ -91,7 +91,7 @@ def evaluate_conditions(predict: Predictor, dataset: Dataset, conditions: Sequen
                         batch_size: int = 128, progress: bool = True,
                         desc: str = "eval") -> dict[str, dict[str, float]]:
     """Metrics of ``predict(features, mask)`` on ``dataset`` under each condition (default: all seven)."""
-    labels = np.asarray(dataset.labels)
+    labels = dataset_labels(dataset)
     scores = predict_conditions(predict, dataset, conditions, batch_size, progress, desc)
     return {c: classification_metrics(s, labels, LIVE_LABELS) for c, s in scores.items()}
 

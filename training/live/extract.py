@@ -132,7 +132,7 @@ def _write_npz(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     """Write arrays plus meta atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
     os.replace(tmp, path)
 
 
@@ -427,7 +427,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
         request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit,
                    "extractors": corpus_extractor_ids(corpus), "settings": _settings(corpus, asr)}
         meta = read_meta(path)
-        if not force and _cache_matches(meta, request):
+        if not force and meta is not None and _cache_matches(meta, request):
             log(f"{corpus}: cache {path} is up to date ({meta['stats']['n']} items), skipped")
             summary[corpus] = meta
             continue
