@@ -30,10 +30,10 @@ import torch
 
 from imer_core.diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler
 from imer_core.diffusion.samplers import EulerMaruyamaSampler
-from imer_core.diffusion.score_unet import ConditionalScoreUNet1d
 from imer_core.diffusion.sde import VESDE, denoising_score_matching_loss
 from imer_core.methods.imder_reference import reference_key_to_project
 from imer_core.nn.dit import DiT1d
+from imer_core.nn.score_unet import ConditionalScoreUNet1d
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IMDER_META = json.loads((FIXTURES / "imder_official" / "meta.json").read_text())

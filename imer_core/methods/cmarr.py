@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -144,7 +144,7 @@ class CMARR(RecoveryModel):
     summary = "Gaussian encoders aligned by 2-Wasserstein contrast and a normalizing flow; fastest"
     fast_sampler = "mean"
     uses_sampler_steps = False
-    live_rank = 0
+    live_rank: ClassVar[int | None] = 0
     """First among live methods: CM-ARR scored best on the live test table and is the fastest
     (assets/MODEL_CARD.md); the others stay one switch away."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,14 +31,18 @@ from torch import nn
 
 from ..config import ModelConfig, options_from_dict
 from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_module, trace_score_net
-from ..diffusion.samplers import DistilledSampler, Sampler, available_samplers, make_sampler
-from ..diffusion.score_unet import ConditionalScoreUNet1d
+from ..diffusion.samplers import DistilledSampler
+from ..diffusion.sampling import SCORE, Sampler, available_samplers, make_sampler
 from ..diffusion.sde import VESDE, denoising_score_matching_loss
 from ..modalities import MODALITIES, Modality, full_mask, validate_mask
 from ..nn.rcan import Refiner
+from ..nn.score_unet import ConditionalScoreUNet1d
 from ..registry import register_method
 from .base import PRETRAIN, Features, LossOutput, SamplingOptions
 from .mult_recovery import MulTRecoveryModel
+
+if TYPE_CHECKING:
+    from ..text_encoder import BertTextEncoder
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,8 @@ class IMDerOptions:
 
     def _check_samplers(self) -> None:
         for name in (self.sampler, self.train_sampler):
-            if name.strip().lower() not in available_samplers():
-                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
+            if name.strip().lower() not in available_samplers(SCORE):
+                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers(SCORE))}")
         if self.sampler_steps < 1 or self.train_sampler_steps < 1:
             raise ValueError("sampler_steps and train_sampler_steps must be >= 1")
 
@@ -129,7 +134,7 @@ class IMDer(MulTRecoveryModel):
     summary = ("score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, "
                "uses sampler steps")
     fast_sampler = "heun"
-    live_rank = 1
+    live_rank: ClassVar[int | None] = 1
     generative = True
     """``False`` in :class:`~imer_core.methods.regression.ConditionalRegression`: the refiner regresses the
     missing projection from the condition directly (no score networks, no sampling)."""
@@ -140,7 +145,7 @@ class IMDer(MulTRecoveryModel):
         self.options = opts
         d = config.fusion.d_model
         self.sde = VESDE(opts.sigma)
-        self.text_encoder: nn.Module | None = None
+        self.text_encoder: BertTextEncoder | None = None
         if opts.text_encoder == "bert":
             from ..text_encoder import BertTextEncoder
 
@@ -239,9 +244,11 @@ class IMDer(MulTRecoveryModel):
             feats["text"] = self.text_encoder(feats["text"])          # no_grad inside unless fine-tuned
         return super()._project(feats)
 
-    def _generate(self, modality: Modality, sampler: Sampler, cond: torch.Tensor, generator: torch.Generator | None,
-                  backend: str) -> torch.Tensor:
+    def _generate(self, modality: Modality, sampler: Sampler | None, cond: torch.Tensor,
+                  generator: torch.Generator | None, backend: str) -> torch.Tensor:
         """Sample the missing ``modality``'s projection given ``cond`` with the chosen network backend."""
+        if sampler is None:
+            raise ValueError(f"{self.name} samples the missing modalities: it needs a sampler")
         if isinstance(sampler, DistilledSampler):
             if self.student_nets is None:
                 raise ValueError("this IMDer model has no distilled generator; run `imer-train distill` first "
@@ -256,12 +263,13 @@ class IMDer(MulTRecoveryModel):
         if backend == "cuda-graph" and generator is None and CudaGraphRunner.available(cond.device):
             return self._graphs.run((repr(sampler),) + key,
                                     lambda c: sampler.sample(net, self.sde, shape, condition=c), cond)
-        score_fn = net
         if backend == "traced":
-            def score_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            def traced_score(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
                 traced = self._traced.get(key + (c is not None,), lambda: trace_score_net(net, x, t, c))
                 return traced(x, t, c)
-        return sampler.sample(score_fn, self.sde, shape, condition=cond, generator=generator)
+
+            return sampler.sample(traced_score, self.sde, shape, condition=cond, generator=generator)
+        return sampler.sample(net, self.sde, shape, condition=cond, generator=generator)
 
     def _refine(self, modality: Modality, generated: torch.Tensor, backend: str) -> torch.Tensor:
         """The modality's refiner; traced and frozen (per shape) with the ``traced`` backend at inference."""
@@ -271,7 +279,7 @@ class IMDer(MulTRecoveryModel):
         key = ("refiner", modality.value, tuple(generated.shape), generated.device, generated.dtype)
         return self._traced.get(key, lambda: trace_module(refiner, generated))(generated)
 
-    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler | None,
                  generator: torch.Generator | None, targets: dict[str, torch.Tensor] | None = None,
                  backend: str = "eager") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per availability pattern; losses when ``targets`` given."""
@@ -297,11 +305,11 @@ class IMDer(MulTRecoveryModel):
                 self._write_rows(recovered, m, idx, refined)
         return recovered, score_losses, rec_loss
 
-    def _training_sampler(self) -> Sampler:
+    def _training_sampler(self) -> Sampler | None:
         """The sampler whose outputs the refiners learn to correct (``train_sampler`` option)."""
-        return make_sampler(self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
+        return make_sampler(SCORE, self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
 
-    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler:
+    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler | None:
         opts, sampling = self.options, sampling or SamplingOptions()
         name = (sampling.sampler or opts.sampler).strip().lower()
         steps = sampling.steps
@@ -309,7 +317,7 @@ class IMDer(MulTRecoveryModel):
             steps = opts.sampler_steps
         elif steps is None and name == DistilledSampler.name and opts.distill_steps:
             steps = opts.distill_steps
-        return make_sampler(name, steps, eps=opts.eps)
+        return make_sampler(SCORE, name, steps, eps=opts.eps)
 
     def _masked(self, features: Features, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         masked = self.mask_features(features, mask)

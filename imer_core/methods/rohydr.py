@@ -57,14 +57,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
+from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
+from ..diffusion.sampling import DDPM, Sampler, make_sampler
 from ..modalities import MODALITIES, validate_mask
 from ..nn.dit import DiT1d
 from ..nn.fusion_recovery import (
@@ -108,7 +109,9 @@ class RoHyDR(MulTRecoveryModel):
     display_name = "RoHyDR"
     summary = "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps"
     fast_sampler = "ddim"
-    live_rank = 2
+    live_rank: ClassVar[int | None] = 2
+
+    target_rms: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -164,19 +167,22 @@ class RoHyDR(MulTRecoveryModel):
         if flags[1] > 0:                                                # stage 2: fusion recovery
             main.zero_grad(set_to_none=True)
             out = forward(features, labels, mask, phase=FUSION)
+            if not isinstance(out, FusionRecoveryOutput):   # the fusion phase always returns one
+                raise TypeError(f"RoHyDR's fusion phase returned {type(out).__name__}, not FusionRecoveryOutput")
             if "discriminator" not in optimizers:
                 raise KeyError("RoHyDR needs a 'discriminator' optimizer (use configure_optimizers)")
             d_loss = None
             g_loss = (1 - self.options.lambda_al) * out.total
-            if out.reconstructed is not None:
+            reconstructed = out.reconstructed
+            if reconstructed is not None and out.fused_gt is not None and out.fused_lm is not None:
                 d_loss = discriminator_loss(self.discriminator, out.fused_gt, out.fused_lm,
                                             self.options.discriminator_loss_weight)
                 parts["discriminator"] = d_loss.detach()
             helpers.step_detached(optimizers["discriminator"],
                                   [p for p in self.discriminator.parameters() if p.requires_grad], d_loss)
-            if out.reconstructed is not None:                           # R step against the updated D
-                judged = (self.discriminator(out.reconstructed) if self.options.mode == "reference"
-                          else frozen_forward(self.discriminator, out.reconstructed))
+            if reconstructed is not None:                               # R step against the updated D
+                judged = (self.discriminator(reconstructed) if self.options.mode == "reference"
+                          else frozen_forward(self.discriminator, reconstructed))
                 adversarial = F.binary_cross_entropy(judged, torch.ones_like(judged))
                 g_loss = g_loss + self.options.lambda_al * adversarial
                 parts["adversarial"] = adversarial.detach()
@@ -192,7 +198,8 @@ class RoHyDR(MulTRecoveryModel):
         parts.update({k: v.detach() for k, v in out.parts.items() if k != "total"})
         total = unimodal + out.total.detach()
         parts["total"] = total
-        return LossOutput(total=total, parts=parts, prediction=out.prediction.detach())
+        prediction = out.prediction.detach() if out.prediction is not None else None
+        return LossOutput(total=total, parts=parts, prediction=prediction)
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
@@ -207,7 +214,8 @@ class RoHyDR(MulTRecoveryModel):
         return {m.value: truth[m.value] * mask[:, i].view(-1, 1, 1).to(truth[m.value].dtype)
                 for i, m in enumerate(MODALITIES)}
 
-    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Any, generator: Any,
+    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+                  generator: torch.Generator | None,
                   targets: dict[str, torch.Tensor] | None, grad: bool,
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per pattern; L_diff, L_rec when ``targets`` given."""
@@ -244,7 +252,10 @@ class RoHyDR(MulTRecoveryModel):
 
     def _graph_zero(self, *modules: nn.Module) -> torch.Tensor:
         """A zero loss touching ``modules``' parameters, so a rank without work still joins DDP's backward."""
-        return sum(p.sum() for m in modules for p in m.parameters() if p.requires_grad) * 0.0
+        total = self.target_rms.new_zeros(())
+        for p in (p for m in modules for p in m.parameters() if p.requires_grad):
+            total = total + p.sum()
+        return total * 0.0
 
     # ------------------------------------------------------------------ API
     def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
@@ -304,19 +315,19 @@ class RoHyDR(MulTRecoveryModel):
         """Stage-1 and stage-3 terms of one batch from one recovery; ``total`` is their sum."""
         return self.forward(features, labels, mask, phase=ALL)
 
-    def _inference_sampler(self, sampling: SamplingOptions) -> Any:
+    def _inference_sampler(self, sampling: SamplingOptions) -> Sampler:
         name = (sampling.sampler or self.options.sampler).strip().lower()
         steps = sampling.steps if sampling.steps is not None else self.options.sampler_steps
         return self._make_sampler(name, steps)
 
-    def _make_sampler(self, name: str, steps: int) -> Any:
+    def _make_sampler(self, name: str, steps: int) -> Sampler:
         """The mode's sampler: the release's DDIM loop (reference) or a respaced one with a scale-aware clamp."""
         if self.options.mode == "reference":
             if name != "ddim":
                 raise ValueError(f"reference mode samples with the release's DDIM loop only, not {name!r}")
             return ReferenceDDIMSampler(steps, clip_denoised=self.options.clip_denoised,
                                         beta_start=self.options.beta_start, beta_end=self.options.beta_end)
-        inner = make_sampler(name, steps, clip_denoised=None)
+        inner = make_sampler(DDPM, name, steps, clip_denoised=None)
         if not self.options.clip_rms_multiple:
             return inner
         return ScaledClipSampler(inner, self.options.clip_rms_multiple * float(self.target_rms))

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..nn.transformer import TransformerEncoder
+from .transformer import TransformerEncoder
 
 
 def swish(x: torch.Tensor) -> torch.Tensor:
