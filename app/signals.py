@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 #: What :func:`signal.signal` accepts and returns.
-_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 #: Set by Ctrl-C or SIGTERM received before the command's own handler.
 EARLY_STOP = threading.Event()
@@ -81,7 +81,7 @@ class StopRequests:
         self.starting = True
         self.forced = False
         self._out = out
-        self._previous: dict[int, _Handler] = {}
+        self._previous: dict[int, SignalHandler] = {}
 
     def install(self) -> "StopRequests":
         if threading.current_thread() is threading.main_thread() and sys.platform != "win32":

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imer_core.diffusion.distill import DistillOptions, DistillReport, TeacherPairs, fit_student, teacher_pairs
+from imer_core.methods.base import RecoveryModel
 from imer_core.methods.imder import IMDer
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES
 
@@ -89,7 +91,7 @@ def collect_conditions(model: IMDer, dataset: Dataset, batch_size: int = 256) ->
         for available in AVAILABLE_SUBSETS:
             if len(available) == len(MODALITIES):
                 continue
-            cond = model.condition_for(available, proj).clone()
+            cond = model.condition_for(tuple(available), proj).clone()
             for m in MODALITIES:
                 if m not in available:
                     per_modality[m.value].append(cond)
@@ -117,8 +119,8 @@ def set_score_backend(model: IMDer, backend: str) -> None:
     model.options = options_from_dict(model.options_class, model.config.method_options)
 
 
-def distill_model(model: IMDer, datasets: dict[str, Dataset], options: DistillOptions, make_default: bool = True,
-                  log: Any = print) -> DistillReport:
+def distill_model(model: RecoveryModel, datasets: Mapping[str, Dataset], options: DistillOptions,
+                  make_default: bool = True, log: Any = print) -> DistillReport:
     """Add a distilled generator to ``model`` in place (see module docstring); returns the fit report."""
     if not isinstance(model, IMDer):
         raise ValueError(f"distillation needs an IMDer checkpoint, got method {getattr(model, 'name', '?')!r}")
@@ -146,6 +148,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device, expected_method="imder")
+    if not isinstance(model, IMDer):
+        raise ValueError(f"distillation needs an IMDer checkpoint, got method {model.name!r}")
     experiment = evaluation_experiment(args, model)
     options = DistillOptions(steps=args.steps, teacher_steps=args.teacher_steps or default_teacher_steps(model),
                              epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

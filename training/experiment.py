@@ -63,8 +63,10 @@ class DataConfig:
         trust_pickle: unpickle the MMSA file without the restricted unpickler.
             The file can then execute arbitrary code: only for files you trust.
         folds: MMIN cross-validation folds to run (numbered from 1; empty: all).
-        seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: the
-            published defaults of :data:`training.data.mmin.MMIN_DATASETS`).
+        seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: derived
+            from the data, the longest sequence of each modality, so nothing is truncated;
+            MMIN's fixed-length exports used (22, 60, 50) for IEMOCAP and (22, 50, 50) for
+            MSP-IMPROV, ComParE audio at 10 frames/s).
         audio_norm: MMIN audio normalisation, ``"published"``, ``"train"`` or ``"none"``.
         live: options of the ``"live"`` data source (``[data.live]``: pseudo-paired live
             corpora read from the feature cache at ``path``; see

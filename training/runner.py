@@ -93,7 +93,8 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     if cfg.synthetic:
         sizes = tuple(int(s) for s in cfg.synthetic_sizes)
         dims = tuple(int(d) for d in cfg.synthetic_dims) or None
-        shape = f"_d{'-'.join(map(str, dims))}_l{cfg.synthetic_seq_len}" if dims or cfg.synthetic_seq_len != 50 else ""
+        dims_name = "-".join(map(str, dims)) if dims else "default"
+        shape = f"_d{dims_name}_l{cfg.synthetic_seq_len}" if dims or cfg.synthetic_seq_len != 50 else ""
         linear = cfg.synthetic_kind == "linear-gaussian"
         path = cache_dir / (f"synthetic_{cfg.dataset}_aligned_50_{'-'.join(map(str, sizes))}"
                             f"{shape}{'_lingauss' if linear else ''}_s{cfg.synthetic_seed}.pkl")
@@ -120,7 +121,8 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     regression = experiment.task == "regression"
     label_key = "regression_labels" if regression else "classification_labels"
     text_key = "text_bert" if uses_bert_tokens(experiment) else "text"
-    datasets = {name: MMSADataset(split, text_key=text_key, label_key=label_key) for name, split in splits.items()}
+    datasets: dict[str, Dataset] = {name: MMSADataset(split, text_key=text_key, label_key=label_key)
+                                    for name, split in splits.items()}
     labels = ("sentiment",) if regression else MMSA_CLASSES
     return LoadedData(datasets, specs, source, cfg.synthetic, note, labels, oracle=oracle)
 
@@ -157,7 +159,7 @@ def _load_mmin(experiment: Experiment, cache_dir: Path, fold: int | None) -> Loa
     train = splits["train"]
     extractor = f"{'synthetic-' if cfg.synthetic else ''}mmin-{key}"
     specs = FeatureSpecs.from_dims(train.dims, train.seq_lens, extractor=extractor)
-    datasets = {name: MMINDataset(split) for name, split in splits.items()}
+    datasets: dict[str, Dataset] = {name: MMINDataset(split) for name, split in splits.items()}
     return LoadedData(datasets, specs, str(root), cfg.synthetic, note, tuple(train.classes), fold)
 
 

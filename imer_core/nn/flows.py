@@ -107,7 +107,7 @@ class RealNVP(nn.Module):
 
     Args:
         dim: data dimension ``D``.
-        layers: number of coupling layers.
+        layers: number of coupling layers (0: the identity map, for ablations).
         hidden: width of each coupling network.
         cond_dim: width of the conditioning vector (0: unconditional).
         scale_clamp: soft clamp of the log-scales.
@@ -115,11 +115,11 @@ class RealNVP(nn.Module):
 
     def __init__(self, dim: int, layers: int, hidden: int, cond_dim: int = 0, scale_clamp: float = 3.0) -> None:
         super().__init__()
-        if layers < 1:
-            raise ValueError("a flow needs at least one coupling layer")
+        if layers < 0:
+            raise ValueError(f"a flow needs a non-negative number of coupling layers, got {layers}")
         self.dim = dim
-        self.couplings = nn.ModuleList([AffineCoupling(dim, mask, hidden, cond_dim, scale_clamp)
-                                        for mask in coupling_masks(dim, layers)])
+        masks = coupling_masks(dim, layers) if layers else []
+        self.couplings = nn.ModuleList([AffineCoupling(dim, mask, hidden, cond_dim, scale_clamp) for mask in masks])
 
     def _layers(self) -> list[AffineCoupling]:
         return [cast(AffineCoupling, layer) for layer in self.couplings]   # the list holds nothing else
