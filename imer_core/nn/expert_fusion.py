@@ -204,6 +204,8 @@ class ExpertFusionHead(nn.Module):
             normalised per speaker (used when the feature key ``<modality>@speaker`` is given).
     """
 
+    log_prior: torch.Tensor
+
     def __init__(self, dims: Mapping[str, int], num_classes: int, hidden: int = 128, depth: int = 2,
                  dropout: float = 0.2, correction_hidden: int = 32, speaker_experts: Sequence[str] = ()) -> None:
         super().__init__()
@@ -235,14 +237,14 @@ class ExpertFusionHead(nn.Module):
 
     def zero_correction(self) -> None:
         """Output of the correction set to zero: the head becomes the experts' product."""
-        last = self.correction[-1]
+        last = linear_at(self.correction, -1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
     @property
     def correction_active(self) -> bool:
         """Whether the correction changes anything (its output layer is not all zero)."""
-        last = self.correction[-1]
+        last = linear_at(self.correction, -1)
         return bool(last.weight.abs().sum() > 0 or last.bias.abs().sum() > 0)
 
     def expert_log_probs(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
