@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from .signals import SignalHandler
+
 EPILOG = """\
 inputs: images (jpg, png, ...: one row each, face_found says whether a face was found), audio
 (wav, flac, mp3, ...: one row per clip up to --windows-above seconds, its loudest 2 s window and the
@@ -43,7 +45,9 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("jsonl", "json", "csv"), default=None,
                         help="row format (default: from --out's extension, else jsonl)")
     parser.add_argument("--out", default=None, metavar="FILE", help="write the rows here (default: stdout)")
-    parser.add_argument("--method", default=None, help="recovery method: imder, rohydr or cmarr (default: cmarr)")
+    parser.add_argument("--method", default=None,
+                        help="recovery method of a loaded checkpoint, e.g. cmarr, imder, rohydr "
+                             "(default: the preferred one loaded)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH",
                         help="live checkpoint (repeat for several methods); default: the shipped models")
     parser.add_argument("--modalities", default="text,audio,vision",
@@ -143,7 +147,7 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
     return 0
 
 
-def _interrupt_on_signals() -> dict[int, object]:
+def _interrupt_on_signals() -> dict[int, SignalHandler]:
     """Ctrl-C / SIGTERM stop the analysis between rows (rows written so far are kept, a JSON array is closed).
 
     Replaces the early handler of :mod:`app.signals`, which ends the process at once.

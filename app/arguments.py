@@ -28,12 +28,17 @@ def add_source_arguments(parser: argparse.ArgumentParser, defaults: bool = True)
     parser.add_argument("--loop", action="store_true", default=default(False), help="replay a media file forever")
     parser.add_argument("--disable", default=default(""),
                         help="modalities switched off at start, e.g. 'vision,text'")
-    parser.add_argument("--method", default=default(None), help="recovery method: imder, rohydr or cmarr")
+    parser.add_argument("--method", default=default(None),
+                        help="recovery method of a loaded checkpoint, e.g. cmarr, imder, rohydr "
+                             "(default: the preferred one loaded)")
     parser.add_argument("--checkpoint", action="append", default=default([]), metavar="PATH",
                         help="live checkpoint (repeat for several methods); default: the shipped assets/models")
     parser.add_argument("--sampler-steps", type=int, default=default(None), help="diffusion sampling steps")
     parser.add_argument("--device", default=default("auto"), choices=("auto", "cpu", "cuda"),
                         help="where the model runs (auto: CUDA when present)")
+    parser.add_argument("--extractor", default=default(""), metavar="MODALITY=ID[,...]",
+                        help="run another registered feature extractor for a modality, e.g. 'vision=<id>' "
+                        "(default: the built-in ones; the checkpoints must be trained on its features)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +59,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="guided calibration: act each emotion while reading its sentence; writes "
                              "calibration.npz into the session folder (for imer-train finetune)")
     parser.add_argument("--calibration-seconds", type=float, default=10.0, help="seconds per emotion")
+    parser.add_argument("--neutral-baseline", type=float, default=None, metavar="SECONDS",
+                        help="start with a neutral baseline: SECONDS of your resting face and a calm sentence; "
+                             "its means shift your face and voice features so your resting state reads as "
+                             "neutral (saved as neutral_baseline.json in the session folder)")
+    parser.add_argument("--baseline-file", default=None, metavar="PATH",
+                        help="apply a saved neutral baseline (neutral_baseline.json or its session folder)")
     parser.add_argument("--device-wait", type=float, default=DEFAULT_DEVICE_WAIT_S, metavar="SECONDS",
                         help="webcam source: end (exit code 1) when neither the camera nor the microphone has "
                              "delivered anything after this long (default %(default)s)")

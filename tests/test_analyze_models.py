@@ -29,8 +29,8 @@ def _require_models() -> None:
     except Exception as exc:  # noqa: BLE001 - any import failure means "not usable here"
         pytest.skip(f"mediapipe cannot be imported ({exc!r})")
     from imer_core.asr import bundled_tiny_en_path
+    from imer_core.features.text import TextModelUnavailable, minilm_model_path
     from imer_core.live.models import shipped_checkpoints
-    from imer_core.text_features import TextModelUnavailable, minilm_model_path
 
     try:
         minilm_model_path()

@@ -132,7 +132,7 @@ def test_openai_backend_missing_checkpoint(monkeypatch, tmp_path):
 
 
 def test_importing_asr_is_light():
-    code = ("import sys, imer_core.asr, imer_core.text_features; "
+    code = ("import sys, imer_core.asr, imer_core.features.text; "
             "print(sorted(m for m in ('faster_whisper', 'ctranslate2', 'whisper', 'sentence_transformers', "
             "'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -80,6 +80,13 @@ def test_distilled_sampler_is_selected_by_name_and_survives_a_checkpoint(tmp_pat
     assert loaded.options.sampler == "distilled" and loaded.student_nets is not None
     torch.testing.assert_close(loaded.recover(feats, mask, SamplingOptions(seed=0))["audio"], changed["audio"])
     assert isinstance(loaded._inference_sampler(SamplingOptions()), DistilledSampler)
+    assert isinstance(loaded._inference_sampler(SamplingOptions(steps=1)), DistilledSampler)
+    # another step count (the app's "sampler steps") runs the teacher, not an untrained student schedule
+    teacher3 = loaded._inference_sampler(SamplingOptions(steps=3))
+    assert teacher3.name == "heun" and teacher3.num_steps == 3
+    torch.testing.assert_close(loaded.recover(feats, mask, SamplingOptions(steps=2, seed=0))["audio"],
+                               loaded.recover(feats, mask, SamplingOptions(sampler="heun", steps=2, seed=0))["audio"])
+    assert loaded._inference_sampler(SamplingOptions(sampler="distilled", steps=2)).num_steps == 2   # explicit
 
 
 def test_distill_command_writes_a_checkpoint_that_evaluate_uses(tmp_path, capsys) -> None:
@@ -91,12 +98,13 @@ def test_distill_command_writes_a_checkpoint_that_evaluate_uses(tmp_path, capsys
     assert "imer-train distill" in capsys.readouterr().err
     out = tmp_path / "distilled.pt"
     assert cli_main(["distill", "--checkpoint", str(ckpt), *base, "--out", str(out), "--epochs", "2",
-                     "--batch-size", "32", "--learning-rate", "1e-3"]) == 0
+                     "--batch-size", "32", "--learning-rate", "1e-3", "--score-backend", "traced"]) == 0
     printed = capsys.readouterr().out
     assert json.loads(printed[printed.index('{\n  "checkpoint"'):])["checkpoint"] == str(out)
     model = load_checkpoint(out)
     meta = model.checkpoint_metadata["distillation"]
     assert model.options.sampler == "distilled" and meta["steps"] == 1 and meta["teacher"] == "heun, 2 steps"
+    assert model.options.score_backend == "traced" == meta["score_backend"]
     assert meta["valid_mse"] <= meta["valid_mse_before"]
     trained = dict(model.student_nets.named_parameters())
     assert any(not torch.equal(p, dict(model.score_nets.named_parameters())[n]) for n, p in trained.items())

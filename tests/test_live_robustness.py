@@ -9,6 +9,7 @@ import torch
 from live_fakes import FakeASR, FakeEmbedder, FakeFaceExtractor
 
 from app.cli import build_parser, main
+from imer_core.features.text import TEXT_DIM, TranscriptWindow
 from imer_core.live.buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from imer_core.live.engine import EngineInputs, InferenceEngine
 from imer_core.live.models import ModelBank
@@ -17,7 +18,6 @@ from imer_core.live.threads import RestartableThread
 from imer_core.live.tracks import FeatureTrack
 from imer_core.live.workers import FaceWorker
 from imer_core.modalities import MODALITIES
-from imer_core.text_features import TEXT_DIM, TranscriptWindow
 
 
 class Blocking(RestartableThread):

@@ -71,3 +71,35 @@ def test_improved_mode_clamps_at_a_multiple_of_the_running_target_rms(tmp_path) 
     assert make(clip_rms_multiple=0)._make_sampler("ddim", 3).clip_denoised is None
     with pytest.raises(ValueError, match="mode must be"):
         make(mode="faithful")
+
+
+def test_reference_mode_transformers_have_no_position_embeddings() -> None:
+    """The release builds its MulT encoders with ``position_embedding=False``: order-equivariant queries."""
+    from imer_core.nn.transformer import TransformerEncoder
+
+    encoders = lambda net: [m for m in net.fusion.modules() if isinstance(m, TransformerEncoder)]  # noqa: E731
+    assert all(not e.positions for e in encoders(make(mode="reference")))
+    assert all(e.positions for e in encoders(make(mode="improved")))
+    torch.manual_seed(0)
+    x, context, order = torch.randn(2, 6, 8), torch.randn(2, 5, 8), torch.tensor([3, 0, 5, 1, 4, 2])
+    plain = TransformerEncoder(8, 2, 2, positions=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x[:, order], context), plain(x, context)[:, order])
+        positional = TransformerEncoder(8, 2, 2).eval()
+        positional.load_state_dict(plain.state_dict())
+        assert not torch.allclose(positional(x[:, order], context), positional(x, context)[:, order], atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["reference", "improved"])
+def test_text_dropout_is_drawn_once_per_batch(mode: str) -> None:
+    """Condition and target share one text projection (one dropout draw), as the release's forward."""
+    net = make(mode=mode).train()
+    net.prepare_stage(RECOVERY)
+    calls = []
+    project = net.fusion.project
+    net.fusion.project = lambda feats: calls.append(1) or project(feats)  # type: ignore[method-assign]
+    net.forward(small_features(5), torch.randn(5, 1), MIXED, phase="unimodal")
+    assert len(calls) == 1
+    truth = {k: torch.randn(5, 4, 3) for k in ("text", "audio", "vision")}
+    masked = net._masked_projections(truth, MIXED)
+    assert torch.equal(masked["text"][0], truth["text"][0]) and not masked["audio"][0].any()

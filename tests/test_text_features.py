@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from imer_core.asr import Segment, Transcript, Word
+from imer_core.features.text import TEXT_DIM, TranscriptWindow, text_feature_spec
 from imer_core.modalities import Modality
-from imer_core.text_features import TEXT_DIM, TranscriptWindow, text_feature_spec
 
 
 @pytest.fixture(scope="module")
 def embedder():
-    from imer_core.text_features import SentenceEmbedder, TextModelUnavailable
+    from imer_core.features.text import SentenceEmbedder, TextModelUnavailable
 
     try:
         return SentenceEmbedder(device="cpu")
@@ -40,7 +40,7 @@ def test_embeddings_shape_norm_and_similarity(embedder):
 
 
 def test_missing_model_dir_is_clear(tmp_path):
-    from imer_core.text_features import SentenceEmbedder, TextModelUnavailable
+    from imer_core.features.text import SentenceEmbedder, TextModelUnavailable
 
     with pytest.raises(TextModelUnavailable, match="not found"):
         SentenceEmbedder(tmp_path / "nope")

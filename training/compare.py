@@ -21,7 +21,14 @@ the **recovery latency** per sample on CPU — :meth:`RecoveryModel.recover` on
 one test utterance (batch 1) under each of the six missing patterns, after one
 warm-up pass, median over ``latency_runs`` × 6 timed calls, measured on the
 trained model (a CPU copy, the process's torch thread setting), with the
-method's default sampler and its fast setting (:data:`FAST_SAMPLERS`).
+method's default sampler and its fast setting (the class's ``fast_sampler``, see
+:func:`sampler_settings`).
+
+On the linear-Gaussian synthetic task (``[data] synthetic = true``,
+``synthetic_kind = "linear-gaussian"``) a second table gives each method's
+distance to the Bayes optimum — Acc-2, MAE and recovery MSE of the exact
+optimal predictor and recovery on the same test samples and masks
+(:mod:`training.oracle`) — not only to zero-filling.
 """
 
 from __future__ import annotations
@@ -40,18 +47,18 @@ import torch
 from imer_core.config import REGRESSION
 from imer_core.methods.base import RecoveryModel, SamplingOptions
 from imer_core.modalities import MODALITIES
-from imer_core.registry import get_method_class
+from imer_core.registry import get_method_class, method_title
 
 from .cv import fmt_pm, run_cv, scenario_order
 from .distributed import DistContext
 from .experiment import Experiment
 from .metrics import summarize_seeds
+from .oracle import bayes_optimal_metrics
 from .protocols import make_protocol
 from .runner import LoadedData, load_data, pretrain_state, run_experiment
 from .scenarios import SCENARIOS, scenario_row
+from .trainer import dataset_size
 
-FAST_SAMPLERS: dict[str, str] = {"imder": "heun", "rohydr": "ddim", "cmarr": "mean", "regression": "mean"}
-"""Sampler of each method's fast setting (with ``fast_steps`` steps; CM-ARR's "mean" is one pass)."""
 REGRESSION_COLUMNS = (("Acc-2", "Non0_acc_2"), ("F1", "Non0_F1_score"), ("Acc-7", "Mult_acc_7"), ("MAE", "MAE"),
                       ("Corr", "Corr"))
 CLASSIFICATION_COLUMNS = (("WAR", "accuracy"), ("UAR", "uar"), ("macro-F1", "macro_f1"))
@@ -115,17 +122,27 @@ def _latencies(model: RecoveryModel, data: LoadedData, runs: int, fast_steps: in
                seed: int) -> tuple[dict[str, float], dict[str, str]]:
     item = data.datasets["test"][0]
     features = {m.value: item[m.value].unsqueeze(0) for m in MODALITIES}
-    options = model.options
-    default = SamplingOptions(seed=seed)
-    fast_name = FAST_SAMPLERS.get(model.name, options.sampler)
-    fast_steps_used = None if fast_name == "mean" else fast_steps
-    fast = SamplingOptions(sampler=fast_name, steps=fast_steps_used, seed=seed)
-    default_steps = getattr(options, "sampler_steps", None)
-    samplers = {"default": f"{options.sampler}" + (f" ×{default_steps}" if default_steps and options.sampler != "mean"
-                                                    else ""),
+    settings, samplers = sampler_settings(model, fast_steps, seed)
+    return {key: measure_latency(model, features, sampling, runs) for key, sampling in settings.items()}, samplers
+
+
+def sampler_settings(model: RecoveryModel, fast_steps: int, seed: int) -> tuple[dict[str, SamplingOptions],
+                                                                               dict[str, str]]:
+    """The ``"default"`` and ``"fast"`` sampling of ``model`` and their descriptions (``"heun ×10"``).
+
+    The fast setting is the class's ``fast_sampler`` (its default sampler when ``None``) with
+    ``fast_steps`` steps, or one pass for a method whose samplers take no step count.
+    """
+    options = getattr(model, "options", None)
+    default_name = getattr(options, "sampler", None) or type(model).default_sampler() or "default"
+    fast_name = type(model).fast_sampler or default_name
+    fast_steps_used = fast_steps if type(model).uses_sampler_steps else None
+    default_steps = getattr(options, "sampler_steps", None) if type(model).uses_sampler_steps else None
+    settings = {"default": SamplingOptions(seed=seed),
+                "fast": SamplingOptions(sampler=type(model).fast_sampler, steps=fast_steps_used, seed=seed)}
+    samplers = {"default": default_name + (f" ×{default_steps}" if default_steps else ""),
                 "fast": fast_name + (f" ×{fast_steps_used}" if fast_steps_used else "")}
-    return ({"default": measure_latency(model, features, default, runs),
-             "fast": measure_latency(model, features, fast, runs)}, samplers)
+    return settings, samplers
 
 
 def _with_ratio(metrics: dict[str, float]) -> dict[str, float]:
@@ -143,11 +160,16 @@ def _compare_rates(exp: Experiment, data: LoadedData, kind: str, rates: Sequence
         weights = pretrain_state(exp, data, make_protocol(f"{kind}:0"), seed, out_dir / f"seed{seed}" / "pretrain",
                                  ctx, progress)
         for rate in rates:
-            result, model = run_experiment(exp, data, make_protocol(f"{kind}:{rate}", seed=seed), seed,
-                                           out_dir / f"seed{seed}" / f"mr{rate:.2f}", ctx, pretrained=weights,
-                                           progress=progress, save=False)
+            protocol = make_protocol(f"{kind}:{rate}", seed=seed)
+            result, model = run_experiment(exp, data, protocol, seed, out_dir / f"seed{seed}" / f"mr{rate:.2f}",
+                                           ctx, pretrained=weights, progress=progress, save=False)
             if ctx.is_main:
-                per_rate.setdefault(f"{float(rate):.2f}", []).append(_with_ratio(result.test))
+                metrics = _with_ratio(result.test)
+                if data.oracle is not None:             # the same test samples and masks as the method
+                    test = data.datasets["test"]
+                    masks = protocol.eval_masks(dataset_size(test), exp.train.batch_size, "test")
+                    metrics.update(bayes_optimal_metrics(data.oracle, test, masks, model))
+                per_rate.setdefault(f"{float(rate):.2f}", []).append(metrics)
     return {cond: summarize_seeds(results) for cond, results in per_rate.items()}, model
 
 
@@ -178,7 +200,7 @@ def run_compare(experiments: Sequence[Experiment], out_dir: Path, ctx: DistConte
     methods, synthetic = [], False
     for exp in experiments:
         method_dir = out_dir / exp.name
-        if is_mmin:
+        if shared is None:                                  # MMIN: cross-validation loads each fold
             cv = run_cv(exp, method_dir, ctx, folds, seed=seeds[0], progress=progress)
             stats, model, data = (_scenario_stats(cv.summary), cv.model, cv.data) if cv else ({}, None, None)
         else:
@@ -216,24 +238,62 @@ def write_compare_tables(methods: list[MethodSummary], out_dir: Path, protocol_k
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary in methods:
         for cond, stats in summary.stats.items():
-            cells = [summary.experiment.method, summary.experiment.name, cond]
+            cells = [method_title(summary.experiment.method), summary.experiment.name, cond]
             cells += [fmt_pm(stats.get(key), 1, 3 if key in ("MAE", "Corr") else 1) for _, key in columns]
             cells += [fmt_pm(stats.get(key), 1, 3 if key == "recovery_ratio" else 4) for _, key in ERROR_COLUMNS]
             cells += [f"{summary.parameters:,}", f"{summary.latency_ms['default']:.1f} ({summary.samplers['default']})",
                       f"{summary.latency_ms['fast']:.1f} ({summary.samplers['fast']})"]
             md.append("| " + " | ".join(cells) + " |")
-            row = {"method": summary.experiment.method, "config": summary.experiment.name, "condition": cond}
-            for _, key in (*columns, *ERROR_COLUMNS):
+            row: dict[str, Any] = {"method": summary.experiment.method, "config": summary.experiment.name,
+                                   "condition": cond}
+            for key in (*(k for _, k in (*columns, *ERROR_COLUMNS)), *(k for k in stats if k.startswith("bayes_"))):
                 mean, std = stats.get(key, (float("nan"), float("nan")))
                 row[f"{key}_mean"], row[f"{key}_std"] = mean, std
             row.update(parameters=summary.parameters, latency_default_ms=summary.latency_ms["default"],
                        sampler_default=summary.samplers["default"], latency_fast_ms=summary.latency_ms["fast"],
                        sampler_fast=summary.samplers["fast"], synthetic=synthetic)
             csv_rows.append(row)
+    md += _optimum_section(methods)
     md_path, csv_path = out_dir / "compare.md", out_dir / "compare.csv"
     md_path.write_text("\n".join(md) + "\n")
     with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(csv_rows[0]) if csv_rows else ["method"])
+        fields = list(dict.fromkeys(key for row in csv_rows for key in row)) or ["method"]
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(csv_rows)
     return CompareResult(methods, md_path, csv_path, synthetic)
+
+
+OPTIMUM_COLUMNS = (("Acc-2", "Non0_acc_2", 1), ("MAE", "MAE", 3), ("recovery MSE", "recovery_mse", 4))
+
+
+def _optimum_section(methods: list[MethodSummary]) -> list[str]:
+    """Markdown lines of the distance-to-optimum table (linear-Gaussian data only; else none)."""
+    rows = [(s, cond, stats) for s in methods for cond, stats in s.stats.items() if "bayes_MAE" in stats]
+    if not rows:
+        return []
+    header = ["method", "missing rate"]
+    for label, _, _ in OPTIMUM_COLUMNS:
+        header += [label, f"optimal {label}", "gap" if label == "Acc-2" else "÷ optimal"]
+    md = ["", "## Distance to the Bayes optimum", "",
+          "The data come from the linear-Gaussian task (`training.data.linear_gaussian`): the Bayes-optimal "
+          "prediction and recovery are computed exactly from the generator, on the same test samples and missing "
+          "masks as each method (optimal Acc-2 and MAE: the posterior mean of the label given the available "
+          "modalities). Optimal recovery MSE is in the method's own recovery space (its projection of the "
+          "optimal feature estimate; – where that space is not an affine map of the features, e.g. CM-ARR's "
+          "encoder). Gap = optimal − method (percentage points); ÷ optimal ≥ 1 up to sampling error. At missing "
+          "rate 0 nothing is recovered.", "",
+          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for summary, cond, stats in rows:
+        cells = [method_title(summary.experiment.method), cond]
+        for _, key, digits in OPTIMUM_COLUMNS:
+            own, best = stats.get(key), stats.get(f"bayes_{key}")
+            cells += [fmt_pm(own, 1, digits), fmt_pm(best, 1, digits)]
+            if own is None or best is None or not best[0]:
+                cells.append("–")
+            elif key == "Non0_acc_2":
+                cells.append(f"{best[0] - own[0]:.1f}")
+            else:
+                cells.append(f"{own[0] / best[0]:.3f}")
+        md.append("| " + " | ".join(cells) + " |")
+    return md

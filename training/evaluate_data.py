@@ -55,8 +55,18 @@ def evaluation_experiment(args: argparse.Namespace, model: RecoveryModel) -> Exp
 
 def load_evaluation_data(experiment: Experiment, model: RecoveryModel, cache_dir: Path,
                          fold: int | None = None) -> LoadedData:
-    """Load the data and check that it fits the checkpoint's feature specs (one clear error otherwise)."""
-    loaded = load_data(experiment, cache_dir, fold)
+    """Load the data and check that it fits the checkpoint's feature specs (one clear error otherwise).
+
+    Live data is normalised with the checkpoint's own ``feature_normalization`` when it has one
+    (the statistics it was trained with, whatever subset of the corpora the cache holds).
+    """
+    stored = (getattr(model, "checkpoint_metadata", {}) or {}).get("feature_normalization")
+    if experiment.data.dataset.lower() == "live" and stored:
+        from .live.dataset import load_live_experiment_data  # lazy: the live data source
+
+        loaded = load_live_experiment_data(experiment, stored)
+    else:
+        loaded = load_data(experiment, cache_dir, fold)
     want, got = model.config.specs, loaded.specs
     if tuple(want.dims) != tuple(got.dims) or [s.seq_len for s in want] != [s.seq_len for s in got]:
         raise ValueError(f"the data ({experiment.data.dataset}, dims {tuple(got.dims)}, lengths "

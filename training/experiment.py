@@ -11,12 +11,16 @@ Command-line ``--set train.batch_size=8`` style overrides are applied on top.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser as the tomli backport (a dependency there)
+    import tomli as tomllib
 
 from imer_core.config import REGRESSION, FusionConfig
 
@@ -25,6 +29,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 MMIN_DATASET_NAMES: tuple[str, ...] = ("iemocap", "msp")
 """Datasets read from the MMIN feature release (six-scenario protocol); others are MMSA pickles."""
+
+
+SYNTHETIC_KINDS = ("shared-latent", "linear-gaussian")
+"""Generators of the synthetic MMSA benchmark (``[data] synthetic_kind``)."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,20 @@ class DataConfig:
             (empty: the dataset's published dims; small values for tests).
         synthetic_seq_len: time steps of the synthetic MMSA benchmark (aligned: 50).
         synthetic_utterances: utterances of the synthetic MMIN release (spread over all speakers).
+        synthetic_kind: generator of the synthetic MMSA benchmark: ``"shared-latent"``
+            (:mod:`training.data.synthetic`) or ``"linear-gaussian"``
+            (:mod:`training.data.linear_gaussian`: a task whose Bayes-optimal recovery
+            error and accuracy are known, reported by ``imer-train compare``).
         expected_sha256: optional checksum of ``path`` (MMSA only).
         verify_sha256: check a file named ``aligned_50.pkl`` / ``unaligned_50.pkl``
             against the digest published in the MMSA README (MMSA only).
         trust_pickle: unpickle the MMSA file without the restricted unpickler.
             The file can then execute arbitrary code: only for files you trust.
         folds: MMIN cross-validation folds to run (numbered from 1; empty: all).
-        seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: the
-            published defaults of :data:`training.data.mmin.MMIN_DATASETS`).
+        seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: derived
+            from the data, the longest sequence of each modality, so nothing is truncated;
+            MMIN's fixed-length exports used (22, 60, 50) for IEMOCAP and (22, 50, 50) for
+            MSP-IMPROV, ComParE audio at 10 frames/s).
         audio_norm: MMIN audio normalisation, ``"published"``, ``"train"`` or ``"none"``.
         live: options of the ``"live"`` data source (``[data.live]``: pseudo-paired live
             corpora read from the feature cache at ``path``; see
@@ -67,6 +81,7 @@ class DataConfig:
     synthetic_dims: tuple[int, ...] = ()
     synthetic_seq_len: int = 50
     synthetic_utterances: int = 200
+    synthetic_kind: str = "shared-latent"
     expected_sha256: str = ""
     verify_sha256: bool = True
     trust_pickle: bool = False
@@ -74,6 +89,12 @@ class DataConfig:
     seq_lens: tuple[int, ...] = ()
     audio_norm: str = "published"
     live: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kind = str(self.synthetic_kind).strip().lower()
+        if kind not in SYNTHETIC_KINDS:
+            raise ValueError(f"synthetic_kind must be one of {', '.join(SYNTHETIC_KINDS)}, got {self.synthetic_kind!r}")
+        object.__setattr__(self, "synthetic_kind", kind)
 
     @property
     def is_mmin(self) -> bool:

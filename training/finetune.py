@@ -58,12 +58,12 @@ def _check_shapes(data: CalibrationData, live: LiveModel) -> None:
 
 def _split(labels: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split; classes with fewer than 3 windows stay entirely in training."""
-    valid = []
+    chosen: list[int] = []
     for k in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == k))
         if len(idx) >= 3:
-            valid.extend(idx[: max(1, int(round(share * len(idx))))])
-    valid = np.asarray(sorted(valid), int)
+            chosen.extend(int(i) for i in idx[: max(1, int(round(share * len(idx))))])
+    valid = np.asarray(sorted(chosen), np.int64)
     return np.setdiff1d(np.arange(len(labels)), valid), valid
 
 
@@ -167,14 +167,14 @@ def add_parser(sub) -> None:
 
 def cmd_finetune(args) -> int:
     """Run ``imer-train finetune``."""
-    from imer_core.live.engine import PREFERRED_METHODS
     from imer_core.live.models import shipped_checkpoints
+    from imer_core.registry import preferred_methods
     checkpoint = args.checkpoint
     if checkpoint is None:
         shipped = shipped_checkpoints()
         if not shipped:
             raise FileNotFoundError("no shipped live checkpoint in assets/models: pass --checkpoint")
-        checkpoint = next((shipped[m] for m in PREFERRED_METHODS if m in shipped), next(iter(shipped.values())))
+        checkpoint = shipped[preferred_methods(shipped)[0]]
     options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.missing_rate, seed=args.seed,
                               device=args.device)
     summary = finetune(checkpoint, args.sessions, args.out, options, progress=not args.no_progress)

@@ -26,9 +26,10 @@ from .data import (
     load_mmin_fold,
     load_mmsa,
     write_synthetic_mmin,
-    write_synthetic_mmsa,
 )
-from .data.synthetic import SYNTHETIC_NOTE
+from .data.linear_gaussian import LINEAR_GAUSSIAN_NOTE, LinearGaussianTask, make_linear_gaussian_mmsa
+from .data.mmsa import DATASET_DIMS
+from .data.synthetic import SYNTHETIC_NOTE, make_synthetic_mmsa, write_pickle_atomically
 from .distributed import DistContext
 from .experiment import Experiment
 from .protocols import MissingProtocol
@@ -58,6 +59,8 @@ class LoadedData:
     labels: tuple[str, ...] = ("sentiment",)
     fold: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    oracle: Any = None
+    """The :class:`~training.data.linear_gaussian.LinearGaussianTask` that generated the data (else ``None``)."""
 
 
 @dataclass
@@ -86,17 +89,24 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     if experiment.data.is_mmin:
         return _load_mmin(experiment, Path(cache_dir), fold)
     cfg = experiment.data
+    oracle = None
     if cfg.synthetic:
         sizes = tuple(int(s) for s in cfg.synthetic_sizes)
         dims = tuple(int(d) for d in cfg.synthetic_dims) or None
-        shape = f"_d{'-'.join(map(str, dims))}_l{cfg.synthetic_seq_len}" if dims or cfg.synthetic_seq_len != 50 else ""
+        dims_name = "-".join(map(str, dims)) if dims else "default"
+        shape = f"_d{dims_name}_l{cfg.synthetic_seq_len}" if dims or cfg.synthetic_seq_len != 50 else ""
+        linear = cfg.synthetic_kind == "linear-gaussian"
         path = cache_dir / (f"synthetic_{cfg.dataset}_aligned_50_{'-'.join(map(str, sizes))}"
-                            f"{shape}_s{cfg.synthetic_seed}.pkl")
+                            f"{shape}{'_lingauss' if linear else ''}_s{cfg.synthetic_seed}.pkl")
         if not path.exists():
-            write_synthetic_mmsa(path, dataset=cfg.dataset, seed=cfg.synthetic_seed, sizes=sizes, dims=dims,
-                                 seq_len=cfg.synthetic_seq_len)
+            make = make_linear_gaussian_mmsa if linear else make_synthetic_mmsa
+            write_pickle_atomically(path, make(dataset=cfg.dataset, seed=cfg.synthetic_seed, sizes=sizes, dims=dims,
+                                               seq_len=cfg.synthetic_seq_len))
         splits = load_mmsa(path)
-        source, note = str(path), SYNTHETIC_NOTE
+        source, note = str(path), LINEAR_GAUSSIAN_NOTE if linear else SYNTHETIC_NOTE
+        if linear:
+            oracle = LinearGaussianTask(dims or DATASET_DIMS[cfg.dataset.lower()], cfg.synthetic_seq_len,
+                                        cfg.synthetic_seed)
     else:
         path = Path(cfg.path).expanduser()
         corpus = cfg.dataset.lower() if cfg.dataset.lower() in ("mosi", "mosei") else None  # "mmsa": either
@@ -111,9 +121,10 @@ def load_data(experiment: Experiment, cache_dir: Path, fold: int | None = None) 
     regression = experiment.task == "regression"
     label_key = "regression_labels" if regression else "classification_labels"
     text_key = "text_bert" if uses_bert_tokens(experiment) else "text"
-    datasets = {name: MMSADataset(split, text_key=text_key, label_key=label_key) for name, split in splits.items()}
+    datasets: dict[str, Dataset] = {name: MMSADataset(split, text_key=text_key, label_key=label_key)
+                                    for name, split in splits.items()}
     labels = ("sentiment",) if regression else MMSA_CLASSES
-    return LoadedData(datasets, specs, source, cfg.synthetic, note, labels)
+    return LoadedData(datasets, specs, source, cfg.synthetic, note, labels, oracle=oracle)
 
 
 def uses_bert_tokens(experiment: Experiment) -> bool:
@@ -148,7 +159,7 @@ def _load_mmin(experiment: Experiment, cache_dir: Path, fold: int | None) -> Loa
     train = splits["train"]
     extractor = f"{'synthetic-' if cfg.synthetic else ''}mmin-{key}"
     specs = FeatureSpecs.from_dims(train.dims, train.seq_lens, extractor=extractor)
-    datasets = {name: MMINDataset(split) for name, split in splits.items()}
+    datasets: dict[str, Dataset] = {name: MMINDataset(split) for name, split in splits.items()}
     return LoadedData(datasets, specs, str(root), cfg.synthetic, note, tuple(train.classes), fold)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtGui import QAction, QActionGroup, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QMenu, QSpinBox, QToolBar, QWidget
 
 from imer_core.live.pipeline import LivePipeline
@@ -13,16 +14,17 @@ from imer_core.live.pipeline import LivePipeline
 from . import settings as keys
 from .controller import PipelineController
 from .notify import Notifier, short_reason
-from .style import METHODS, method_name
+from .style import method_name
 
 DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"))
-#: What each method does, for the method box's tooltips.
-METHOD_HINTS = {
-    "imder": "score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, uses sampler steps",
-    "rohydr": "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps",
-    "cmarr": "Gaussian encoders aligned by 2-Wasserstein contrast and a normalizing flow; fastest",
-}
 METHOD_SHORTCUT = "Ctrl+M"
+
+
+def menu_methods(loaded: list[str]) -> list[str]:
+    """Methods the menus offer: the registry's live methods by preference, then any other loaded one."""
+    from imer_core.registry import live_methods, preferred_methods
+
+    return preferred_methods([*live_methods(), *loaded])
 
 
 def cuda_available() -> bool:
@@ -53,6 +55,8 @@ class ModelControls(QObject):
         self.label = QLabel()
         self._method_actions: dict[str, QAction] = {}
         self._device_actions: dict[str, QAction] = {}
+        self.methods: list[str] = []
+        """The methods in the menu and the box, in their order (:func:`menu_methods`)."""
         self._build_menu()
         self._build_toolbar()
         self.sync()
@@ -64,14 +68,8 @@ class ModelControls(QObject):
 
     # -- widgets -----------------------------------------------------------------------------
     def _build_menu(self) -> None:
-        methods = self.menu.addMenu("Recovery &method")
-        group = QActionGroup(methods)
-        for method in METHODS:
-            action = QAction(method_name(method), methods, checkable=True)
-            action.triggered.connect(lambda _=False, m=method: self.set_method(m))
-            group.addAction(action)
-            methods.addAction(action)
-            self._method_actions[method] = action
+        self.method_menu = self.menu.addMenu("Recovery &method")
+        self._method_group = QActionGroup(self.method_menu)
         self.next_method_action = self.menu.addAction("&Next method", self.next_method)
         self.next_method_action.setShortcut(METHOD_SHORTCUT)
         self.menu.addAction("Load &checkpoints...", self.pick_checkpoints)
@@ -86,17 +84,38 @@ class ModelControls(QObject):
             devices.addAction(action)
             self._device_actions[key] = action
 
-    def _build_toolbar(self) -> None:
-        for row, method in enumerate(METHODS):
+    def _set_methods(self, methods: list[str]) -> None:
+        """(Re)fill the method menu and box with ``methods`` (their names and summaries from the registry)."""
+        from imer_core.registry import method_summary
+
+        if methods == self.methods:
+            return
+        self.methods = list(methods)
+        for action in self._method_actions.values():
+            self._method_group.removeAction(action)
+            self.method_menu.removeAction(action)
+        self._method_actions.clear()
+        for method in methods:
+            action = QAction(method_name(method), self.method_menu, checkable=True)
+            action.triggered.connect(lambda _=False, m=method: self.set_method(m))
+            self._method_group.addAction(action)
+            self.method_menu.addAction(action)
+            self._method_actions[method] = action
+        self.method_box.blockSignals(True)
+        self.method_box.clear()
+        for row, method in enumerate(methods):
             self.method_box.addItem(method_name(method), method)
-            self.method_box.setItemData(row, f"{method_name(method)}: {METHOD_HINTS.get(method, '')}",
+            self.method_box.setItemData(row, f"{method_name(method)}: {method_summary(method)}",
                                         Qt.ItemDataRole.ToolTipRole)
-        self.method_box.activated.connect(lambda i: self.set_method(self.method_box.itemData(i)))
+        self.method_box.blockSignals(False)
         self.method_box.setToolTip(
             "<b>Recovery method</b>: generates the features of every modality that is switched off, loading "
             "or failing, so the prediction keeps using all three.<br>" + "<br>".join(
-                f"<b>{method_name(m)}</b>: {hint}" for m, hint in METHOD_HINTS.items())
+                f"<b>{method_name(m)}</b>: {method_summary(m)}" for m in methods)
             + f"<br>Greyed out: no checkpoint loaded. {METHOD_SHORTCUT} switches to the next method.")
+
+    def _build_toolbar(self) -> None:
+        self.method_box.activated.connect(lambda i: self.set_method(self.method_box.itemData(i)))
         self.method_box.setPlaceholderText("no model")
         self.steps_box.setRange(0, 200)
         self.steps_box.setSpecialValueText("default")
@@ -127,12 +146,15 @@ class ModelControls(QObject):
         """Show the pipeline's methods (greyed out without a checkpoint), method, steps and device."""
         pipeline = self.pipeline
         have = set(pipeline.bank.methods)
+        self._set_methods(menu_methods(pipeline.bank.methods))
         model = self.method_box.model()
-        for row, method in enumerate(METHODS):
+        for row, method in enumerate(self.methods):
             action = self._method_actions[method]
             action.setEnabled(method in have)
             action.setText(method_name(method) + ("" if method in have else " (no checkpoint)"))
-            model.item(row).setEnabled(method in have)
+            item = model.item(row) if isinstance(model, QStandardItemModel) else None   # QComboBox's own model
+            if item is not None:
+                item.setEnabled(method in have)
         self.show_method(pipeline.engine.method)
         self.steps_box.blockSignals(True)
         self.steps_box.setValue(pipeline.engine.sampler_steps or 0)
@@ -147,7 +169,7 @@ class ModelControls(QObject):
 
     def next_method(self) -> None:
         """Switch to the next method that has a checkpoint (wraps around)."""
-        have = [m for m in METHODS if m in self.pipeline.bank.methods]
+        have = [m for m in self.methods if m in self.pipeline.bank.methods]
         if not have:
             self.notifier.error("no trained model loaded (Model ▸ Load checkpoints...)")
             return
@@ -158,7 +180,7 @@ class ModelControls(QObject):
         """Check ``method`` in the menu and the toolbar and name it in the status bar."""
         for name, action in self._method_actions.items():
             action.setChecked(name == method)
-        self.method_box.setCurrentIndex(METHODS.index(method) if method in METHODS else -1)
+        self.method_box.setCurrentIndex(self.method_box.findData(method) if method else -1)
         self.method_box.setEnabled(bool(self.pipeline.bank.methods))
         pipeline = self.pipeline
         self.label.setText(f"Model: {method_name(method)} on {pipeline.device.upper()}" if pipeline.bank.methods
@@ -214,7 +236,7 @@ class ModelControls(QObject):
         """Run the models on ``device`` ("auto", "cpu" or "cuda"; rebuilds the pipeline)."""
         self._rebuild(device=device)
 
-    def _rebuild(self, **changes: object) -> None:
+    def _rebuild(self, **changes: Any) -> None:
         config = replace(self.pipeline.config, method=self.pipeline.engine.method,
                          sampler_steps=self.pipeline.engine.sampler_steps, **changes)
         self.notifier.message("Loading the model...", 0)

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor, QPalette
 
-#: Display names of the recovery methods.
-METHOD_NAMES = {"imder": "IMDer", "rohydr": "RoHyDR", "cmarr": "CM-ARR"}
-#: Methods offered in the menus, in this order.
-METHODS = ("imder", "rohydr", "cmarr")
-
 MODALITY_TITLES = {"vision": "Vision (camera)", "audio": "Audio (voice)", "text": "Text (speech)"}
 #: Modalities top to bottom in the panel (the order a user thinks of them).
 PANEL_ORDER = ("vision", "audio", "text")
@@ -35,10 +30,12 @@ STATE_MEANINGS = {
 
 
 def method_name(method: str | None) -> str:
-    """``"IMDer"`` for ``"imder"``; ``"none"`` for ``None``."""
+    """``"IMDer"`` for ``"imder"`` (the method's own display name, from the registry); ``"none"`` for ``None``."""
     if not method:
         return "none"
-    return METHOD_NAMES.get(method, method)
+    from imer_core.registry import method_title
+
+    return method_title(method)
 
 
 def emotion_color(label: str, index: int = 0) -> QColor:

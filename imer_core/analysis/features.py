@@ -25,16 +25,18 @@ modality stays unobserved (recovered) for every input that needed it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from ..features.face import FACE_FEATURE_DIM, STILL_FACE_SIZE, prepare_still_face
-from ..features.voice import VOICE_FEATURE_DIM, VoiceFeatureExtractor, loudest_window
+from ..features.base import ExtractorFactory
+from ..features.face import STILL_FACE_SIZE, prepare_still_face
+from ..features.text import TranscriptWindow
+from ..features.voice import loudest_window
 from ..live.speech_worker import SpeechConfig, UtteranceCutter
 from ..live.tracks import FeatureTrack
-from ..text_features import TEXT_DIM, TranscriptWindow
+from ..modalities import Modality
 
 log = logging.getLogger(__name__)
 #: Audio is extracted in chunks of this many seconds (bounded memory on long files).
@@ -85,17 +87,28 @@ def _quiet(build: Callable[[], Any]) -> Callable[[], Any]:
 
 
 class Extractors:
-    """The feature models of one analysis run (built lazily, reused for every file)."""
+    """The feature models of one analysis run (built lazily, reused for every file).
 
-    def __init__(self, device: str = "cpu", asr: str = "auto") -> None:
-        from ..features.face import FaceFeatureExtractor
-        from ..live.parts import default_asr, default_embedder
+    Args:
+        device: where the sentence embedder and the speech recogniser run.
+        asr: speech recognition backend (:func:`imer_core.asr.load_asr`).
+        factories: ``{modality: extractor factory}``; default: the ones the live
+            pipeline runs (:func:`imer_core.features.registry.extractor_factories`).
+    """
 
-        self.still_faces = Lazy("face model", lambda: FaceFeatureExtractor(color="rgb", still_images=True))
-        self.video_faces = Lazy("face model", lambda: FaceFeatureExtractor(color="rgb"))
+    def __init__(self, device: str = "cpu", asr: str = "auto",
+                 factories: Mapping[Modality, ExtractorFactory[Any]] | None = None) -> None:
+        from ..features.registry import extractor_factories
+        from ..live.parts import default_asr
+
+        factories = dict(factories) if factories is not None else extractor_factories(device)
+        face, text = factories[Modality.VISION], factories[Modality.TEXT]
+        self.specs = {m: f.spec for m, f in factories.items()}
+        self.still_faces = Lazy("face model", lambda: face(color="rgb", still_images=True))
+        self.video_faces = Lazy("face model", lambda: face(color="rgb"))
         self.asr = Lazy("speech recognition", default_asr(asr, device=device))
-        self.embedder = Lazy("sentence embedder", _quiet(default_embedder(device)))
-        self.voice = VoiceFeatureExtractor()
+        self.embedder = Lazy("sentence embedder", _quiet(text))
+        self.voice = factories[Modality.AUDIO]()
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
@@ -118,7 +131,7 @@ class Extractors:
         """Vision track of ``(time, RGB frame)`` pairs (VIDEO mode); returns ``(track, frames, with a face)``."""
         extractor = self.video_faces.get()
         extractor.reset()
-        track = FeatureTrack(FACE_FEATURE_DIM, capacity_s=float("inf"))
+        track = FeatureTrack(self.specs[Modality.VISION].dim, capacity_s=float("inf"))
         seen = found = 0
         for t, frame in frames:
             features = extractor.process(frame, t * 1000.0)
@@ -131,8 +144,8 @@ class Extractors:
     # -- audio ----------------------------------------------------------------------
     def loudest_voice_window(self, audio: np.ndarray, seconds: float) -> tuple[np.ndarray, float]:
         """Voice features of the loudest ``seconds`` of a clip and the window's start (s)."""
-        rate = self.voice.config.sample_rate
-        length, hop = int(round(seconds * rate)), self.voice.config.step_samples
+        rate = self.voice.sample_rate
+        length, hop = int(round(seconds * rate)), self.voice.step_samples
         window, offset = loudest_window(audio, length, hop)
         return self.voice.extract(window).vector, offset / rate
 
@@ -141,11 +154,10 @@ class Extractors:
 
         Returns the track and, per step, its time and the share of voice-activity speech frames.
         """
-        cfg = self.voice.config
-        step, rate = cfg.step_samples, cfg.sample_rate
+        step, rate = self.voice.step_samples, self.voice.sample_rate
         chunk = int(VOICE_CHUNK_S * rate) // step * step
         context = int(VOICE_CONTEXT_S * rate) // step * step
-        track = FeatureTrack(VOICE_FEATURE_DIM, capacity_s=float("inf"))
+        track = FeatureTrack(self.specs[Modality.AUDIO].dim, capacity_s=float("inf"))
         times, speech = [], []
         end_total = len(audio) - len(audio) % step
         for first in range(0, end_total, chunk):
@@ -166,8 +178,9 @@ class Extractors:
         return self.asr.get().transcribe(audio, start_time=start_time)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """``(N, 384)`` sentence embeddings (raises :class:`ModelUnavailable`)."""
-        return np.asarray(self.embedder.get().embed(texts), np.float32).reshape(len(texts), TEXT_DIM)
+        """``(N, dim)`` sentence embeddings (raises :class:`ModelUnavailable`)."""
+        dim = self.specs[Modality.TEXT].dim
+        return np.asarray(self.embedder.get().embed(texts), np.float32).reshape(len(texts), dim)
 
     def text_track(self, audio: np.ndarray, step_times: np.ndarray, speech_fraction: np.ndarray,
                    config: SpeechConfig = SpeechConfig()) -> tuple[FeatureTrack, list[tuple[float, str]]]:
@@ -179,14 +192,14 @@ class Extractors:
         ``config.context_s`` seconds of transcript.  Returns the track and its
         ``(time, transcript context)`` pairs.
         """
-        rate = self.voice.config.sample_rate
+        rate = self.voice.sample_rate
         cutter = UtteranceCutter(config)
         spans = [span for t, f in zip(step_times, speech_fraction)
                  if (span := cutter.step(float(t), bool(f > 0.5))) is not None]
         last = cutter.finish()
         spans += [last] if last is not None else []
         window = TranscriptWindow(horizon_s=max(60.0, 2 * config.context_s))
-        track = FeatureTrack(TEXT_DIM, capacity_s=float("inf"))
+        track = FeatureTrack(self.specs[Modality.TEXT].dim, capacity_s=float("inf"))
         times, contexts = [], []
         for t0, t1 in spans:
             first, end = max(0, int(t0 * rate)), min(len(audio), int(t1 * rate))

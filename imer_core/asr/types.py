@@ -3,7 +3,7 @@
 All timestamps are *absolute* seconds on the caller's clock: a backend adds the
 ``start_time`` passed to :meth:`ASRBackend.transcribe` to the offsets the
 recogniser reports, so segments from consecutive audio chunks can be merged
-(see :class:`imer_core.text_features.TranscriptWindow`).
+(see :class:`imer_core.features.text.TranscriptWindow`).
 """
 
 from __future__ import annotations

@@ -4,11 +4,18 @@ Importing this package is cheap: the submodules are loaded on first attribute
 access, and the heavy back-ends (MediaPipe for faces, optional openSMILE for
 voice) are only imported when an extractor is constructed.
 
+* :mod:`imer_core.features.base`: what an extractor is — :class:`ExtractorSpec`
+  (modality, id, dim, rate), the call protocols and :class:`ExtractorFactory`.
+* :mod:`imer_core.features.registry`: the registered extractors
+  (:func:`register_extractor`) and :func:`extractor_factories`, which the live
+  pipeline and ``imer analyze`` both build their extractors with.
 * :mod:`imer_core.features.face`: :class:`FaceFeatureExtractor` (MediaPipe
   FaceLandmarker: 52 blendshapes + head pose per video frame).
 * :mod:`imer_core.features.voice`: :class:`VoiceFeatureExtractor` (numpy
   eGeMAPS-like low-level descriptors at a fixed output rate) and voice activity
   detection.
+* :mod:`imer_core.features.text`: :class:`SentenceEmbedder` (MiniLM) and the
+  :class:`TranscriptWindow` of recent speech.
 """
 
 from __future__ import annotations
@@ -18,6 +25,22 @@ from typing import Any
 from imer_core.lazy_exports import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
+    "AudioExtractor": "base",
+    "ExtractorEntry": "base",
+    "ExtractorFactory": "base",
+    "ExtractorSpec": "base",
+    "FeatureExtractor": "base",
+    "FrameExtractor": "base",
+    "TextEmbedder": "base",
+    "available_extractors": "registry",
+    "extractor_factories": "registry",
+    "extractor_factory": "registry",
+    "register_extractor": "registry",
+    "FACE_EXTRACTOR_SPEC": "face",
+    "VOICE_EXTRACTOR_SPEC": "voice",
+    "TEXT_EXTRACTOR_SPEC": "text",
+    "SentenceEmbedder": "text",
+    "TranscriptWindow": "text",
     "FACE_BLENDSHAPE_NAMES": "face",
     "FACE_EXTRACTOR_ID": "face",
     "FACE_FEATURE_DIM": "face",

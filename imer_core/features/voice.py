@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..modalities import FeatureSpec, Modality
+from .base import ExtractorEntry, ExtractorSpec
 from .dsp import frames as _frames
 from .dsp import mel_filterbank, yin
 from .dsp import runs as _runs
@@ -57,9 +58,14 @@ _EPS = 1e-10
 _F0, _VOICING = 1, 2
 
 
+def voice_extractor_spec(rate_hz: float = 10.0) -> ExtractorSpec:
+    """What a :class:`VoiceFeatureExtractor` with output rate ``rate_hz`` produces."""
+    return ExtractorSpec(Modality.AUDIO, VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM, float(rate_hz))
+
+
 def voice_feature_spec(seq_len: int, rate_hz: float = 10.0) -> FeatureSpec:
     """Audio :class:`FeatureSpec` for models fed by :class:`VoiceFeatureExtractor`."""
-    return FeatureSpec(Modality.AUDIO, VOICE_FEATURE_DIM, int(seq_len), float(rate_hz), VOICE_EXTRACTOR_ID)
+    return voice_extractor_spec(rate_hz).feature_spec(seq_len)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,10 @@ class VoiceConfig:
     def step_samples(self) -> int:
         """Samples per output step (``sample_rate / rate_hz``)."""
         return round(self.sample_rate / self.rate_hz)
+
+
+#: What the default :class:`VoiceFeatureExtractor` produces (44 values at 10 Hz).
+VOICE_EXTRACTOR_SPEC = voice_extractor_spec(VoiceConfig().rate_hz)
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,21 @@ class VoiceFeatureExtractor:
     def feature_dim(self) -> int:
         """Length of one output step (:data:`VOICE_FEATURE_DIM`)."""
         return VOICE_FEATURE_DIM
+
+    @property
+    def spec(self) -> ExtractorSpec:
+        """What it produces: :data:`VOICE_FEATURE_DIM` values at ``config.rate_hz``."""
+        return voice_extractor_spec(self.config.rate_hz)
+
+    @property
+    def step_samples(self) -> int:
+        """Samples per output step."""
+        return self.config.step_samples
+
+    @property
+    def sample_rate(self) -> int:
+        """Input sample rate (Hz)."""
+        return self.config.sample_rate
 
     def feature_spec(self, seq_len: int) -> FeatureSpec:
         """:func:`voice_feature_spec` at this extractor's output rate."""
@@ -311,3 +336,12 @@ def loudest_window(audio: np.ndarray, length: int, hop: int) -> tuple[np.ndarray
     energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
     best = max(offsets, key=lambda o: energy[o + length] - energy[o])
     return audio[best: best + length], best
+
+
+def build_voice_extractor(device: str = "cpu") -> VoiceFeatureExtractor:
+    """The registry's builder (numpy: ``device`` is not used)."""
+    return VoiceFeatureExtractor()
+
+
+#: Discovered by :mod:`imer_core.features.registry`.
+EXTRACTORS = (ExtractorEntry(VOICE_EXTRACTOR_SPEC, build_voice_extractor, default=True),)

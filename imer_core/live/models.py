@@ -22,6 +22,8 @@ import numpy as np
 from ..assets import ASSETS_ENV, assets_dir  # noqa: F401 - re-exported (where they were defined before)
 from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import CLASSIFICATION, LIVE_EMOTIONS, ModelConfig
+from ..features.base import ExtractorSpec
+from ..features.registry import default_extractor_specs
 from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
 
@@ -39,17 +41,14 @@ def shipped_checkpoints(directory: "str | os.PathLike[str] | None" = None) -> di
     return {p.stem[len("live_"):]: p for p in sorted(folder.glob("live_*.pt"))}
 
 
-def running_extractors() -> dict[Modality, tuple[str, int]]:
-    """``{modality: (extractor id, dim)}`` of the extractors the pipeline runs."""
-    from ..features.face import FACE_EXTRACTOR_ID, FACE_FEATURE_DIM
-    from ..features.voice import VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM
-    from ..text_features import TEXT_DIM, TEXT_EXTRACTOR
-    return {Modality.TEXT: (TEXT_EXTRACTOR, TEXT_DIM), Modality.AUDIO: (VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM),
-            Modality.VISION: (FACE_EXTRACTOR_ID, FACE_FEATURE_DIM)}
+def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any],
+                           extractors: Mapping[Modality, ExtractorSpec] | None = None) -> list[str]:
+    """Everything that keeps a checkpoint from running live on ``extractors`` (empty when it fits).
 
-
-def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any]) -> list[str]:
-    """Everything that keeps a checkpoint from running live (empty when it fits)."""
+    ``extractors``: ``{modality: spec}`` of the extractors that will feed it
+    (:attr:`PipelineParts.extractor_specs <imer_core.live.parts.PipelineParts.extractor_specs>`);
+    default: the registered defaults.
+    """
     problems = []
     if config.task != CLASSIFICATION:
         problems.append(f"it is a {config.task} model; the live engine needs emotion classes")
@@ -57,17 +56,9 @@ def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any]) -> 
         problems.append("its metadata does not mark it as trained (\"trained\": true)")
     if config.task == CLASSIFICATION and tuple(config.labels) != LIVE_EMOTIONS:
         problems.append(f"its classes {list(config.labels)} are not the live label space {list(LIVE_EMOTIONS)}")
-    for modality, (extractor, dim) in running_extractors().items():
-        spec = config.specs[modality]
-        if spec.extractor != extractor or spec.dim != dim:
-            problems.append(f"{modality.value} features: checkpoint expects {spec.extractor or 'unnamed'!r} "
-                            f"({spec.dim}-d), the pipeline runs {extractor!r} ({dim}-d)")
-        if spec.rate_hz is None or spec.rate_hz <= 0:
-            problems.append(f"{modality.value} features: no step rate in the checkpoint's spec")
-    from ..features.voice import VoiceConfig
-    audio_rate, voice_rate = config.specs[Modality.AUDIO].rate_hz, VoiceConfig().rate_hz
-    if audio_rate is not None and abs(audio_rate - voice_rate) > 1e-6:
-        problems.append(f"audio features at {audio_rate} Hz; the voice extractor runs at {voice_rate} Hz")
+    running = default_extractor_specs() if extractors is None else extractors
+    for modality in MODALITIES:
+        problems.extend(running[modality].problems_with(config.specs[modality]))
     problems.extend(_normalization_problems(config, metadata.get("feature_normalization")))
     return problems
 
@@ -122,8 +113,9 @@ class LiveModel:
         return (values - self.mean[modality]) / self.std[modality]
 
 
-def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu") -> LiveModel:
-    """Load and check a live checkpoint.
+def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu",
+                    extractors: Mapping[Modality, ExtractorSpec] | None = None) -> LiveModel:
+    """Load and check a live checkpoint against ``extractors`` (see :func:`compatibility_problems`).
 
     Raises:
         LiveModelError: the file is missing/corrupt, or it does not fit the
@@ -137,7 +129,7 @@ def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu") -> Live
     try:
         config = ModelConfig.from_dict(payload["config"])
         metadata = dict(payload.get("metadata", {}))
-        problems = compatibility_problems(config, metadata)
+        problems = compatibility_problems(config, metadata, extractors)
     except Exception as exc:  # a malformed config can fail in many ways; say which file and why
         raise LiveModelError(f"cannot use checkpoint {path}: invalid configuration "
                              f"({type(exc).__name__}: {exc})") from exc
@@ -159,16 +151,21 @@ class ModelBank:
     Args:
         checkpoints: ``{method: path}``; see :func:`shipped_checkpoints`.
         device: torch device the models are loaded to.
+        extractors: ``{modality: spec}`` of the extractors feeding the models
+            (default: the registered defaults); each model is checked against them.
     """
 
-    def __init__(self, checkpoints: Mapping[str, "str | os.PathLike[str]"], device: str = "cpu") -> None:
+    def __init__(self, checkpoints: Mapping[str, "str | os.PathLike[str]"], device: str = "cpu",
+                 extractors: Mapping[Modality, ExtractorSpec] | None = None) -> None:
         self.checkpoints = {str(k): Path(v) for k, v in checkpoints.items()}
         self.device = device
+        self.extractors = dict(extractors) if extractors is not None else None
         self._loaded: dict[str, LiveModel] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_paths(cls, paths: "list[str | os.PathLike[str]]", device: str = "cpu") -> "ModelBank":
+    def from_paths(cls, paths: "list[str | os.PathLike[str]]", device: str = "cpu",
+                   extractors: Mapping[Modality, ExtractorSpec] | None = None) -> "ModelBank":
         """A bank of checkpoint files, keyed by the method each one holds."""
         bank: dict[str, Path] = {}
         for p in paths:
@@ -177,7 +174,7 @@ class ModelBank:
             except CheckpointError as exc:
                 raise LiveModelError(str(exc)) from exc
             bank[method] = Path(p)
-        return cls(bank, device)
+        return cls(bank, device, extractors)
 
     @property
     def methods(self) -> list[str]:
@@ -192,7 +189,7 @@ class ModelBank:
             if method not in self.checkpoints:
                 have = ", ".join(self.methods) or "none"
                 raise LiveModelError(f"no trained checkpoint for {method!r} (available: {have})")
-            model = load_live_model(self.checkpoints[method], self.device)
+            model = load_live_model(self.checkpoints[method], self.device, self.extractors)
             if model.method != method:
                 raise LiveModelError(f"{model.path} holds {model.method!r}, not {method!r}")
             self._loaded[method] = model

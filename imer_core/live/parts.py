@@ -7,11 +7,14 @@ pipeline.  The defaults build the real things, lazily.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..features.base import ExtractorFactory, ExtractorSpec, as_factory
+from ..features.registry import default_extractor_specs, extractor_factories
+from ..modalities import Modality
 from .sources.base import AudioSource, VideoSource
 
 WEBCAM = "webcam"
@@ -60,24 +63,9 @@ def open_sources(spec: SourceSpec) -> tuple[VideoSource, AudioSource]:
             MicrophoneSource(device=spec.microphone))
 
 
-def default_face_extractor() -> Any:
-    """The MediaPipe face extractor (built in the face worker's thread)."""
-    from ..features.face import FaceFeatureExtractor
-    return FaceFeatureExtractor()
-
-
-def default_voice_extractor() -> Any:
-    """The voice feature extractor."""
-    from ..features.voice import VoiceFeatureExtractor
-    return VoiceFeatureExtractor()
-
-
-def default_embedder(device: str = "cpu") -> Callable[[], Any]:
-    """A factory of the MiniLM sentence embedder on ``device``."""
-    def build() -> Any:
-        from ..text_features import SentenceEmbedder
-        return SentenceEmbedder(device=device)
-    return build
+def default_embedder(device: str = "cpu") -> ExtractorFactory[Any]:
+    """A factory of the default sentence embedder (MiniLM) on ``device``."""
+    return extractor_factories(device)[Modality.TEXT]
 
 
 def default_asr(backend: str = "auto", model: "str | Path | None" = None, device: str = "cpu") -> Callable[[], Any]:
@@ -88,17 +76,63 @@ def default_asr(backend: str = "auto", model: "str | Path | None" = None, device
     return build
 
 
+def _default(modality: Modality) -> Callable[[], ExtractorFactory[Any]]:
+    def build() -> ExtractorFactory[Any]:
+        return extractor_factories()[modality]
+    return build
+
+
 @dataclass(frozen=True)
 class PipelineParts:
-    """Factories of everything the pipeline runs (all called lazily, in worker threads)."""
+    """Factories of everything the pipeline runs (all called lazily, in worker threads).
+
+    The three extractors are :class:`~imer_core.features.base.ExtractorFactory`
+    objects: the pipeline sizes its feature tracks and checks every checkpoint
+    against their specs before any of them is built.  A bare callable (a test
+    fake, a wrapper that delays a load) is accepted too: with a ``spec``
+    attribute it is wrapped with it, without one it stands for the default
+    extractor of its modality.
+    """
 
     sources: Callable[[SourceSpec], tuple[VideoSource, AudioSource]] = open_sources
-    face_extractor: Callable[[], Any] = default_face_extractor
-    voice_extractor: Callable[[], Any] = default_voice_extractor
+    face_extractor: Callable[..., Any] = field(default_factory=_default(Modality.VISION))
+    voice_extractor: Callable[..., Any] = field(default_factory=_default(Modality.AUDIO))
     asr: Callable[[], Any] = default_asr()
-    embedder: Callable[[], Any] = default_embedder()
+    embedder: Callable[..., Any] = field(default_factory=_default(Modality.TEXT))
+
+    def __post_init__(self) -> None:
+        defaults = default_extractor_specs()
+        for name, modality in _EXTRACTOR_FIELDS.items():
+            factory = as_factory(getattr(self, name), defaults[modality])
+            if factory.spec.modality is not modality:
+                raise ValueError(f"{name}: extractor {factory.spec.extractor_id!r} makes "
+                                 f"{factory.spec.modality.value} features, not {modality.value} ones")
+            object.__setattr__(self, name, factory)
+
+    @property
+    def extractors(self) -> dict[Modality, ExtractorFactory[Any]]:
+        """``{modality: extractor factory}``."""
+        return {modality: getattr(self, name) for name, modality in _EXTRACTOR_FIELDS.items()}
+
+    @property
+    def extractor_specs(self) -> dict[Modality, ExtractorSpec]:
+        """``{modality: what its extractor produces}`` (nothing is built)."""
+        return {modality: factory.spec for modality, factory in self.extractors.items()}
 
     @classmethod
-    def for_device(cls, device: str) -> "PipelineParts":
-        """The real parts, with speech recognition and the sentence embedder on ``device`` (cpu/cuda)."""
-        return cls(asr=default_asr(device=device), embedder=default_embedder(device))
+    def for_device(cls, device: str,
+                   extractors: Mapping[Modality, str] | Mapping[str, str] | None = None) -> "PipelineParts":
+        """The real parts: registered extractors (the defaults, or the ``extractors`` ids per modality)
+        and speech recognition, with the sentence embedder and the recogniser on ``device`` (cpu/cuda).
+
+        Raises:
+            ValueError: an unknown extractor id, or one of another modality.
+        """
+        factories = extractor_factories(device, extractors)
+        return cls(asr=default_asr(device=device), face_extractor=factories[Modality.VISION],
+                   voice_extractor=factories[Modality.AUDIO], embedder=factories[Modality.TEXT])
+
+
+#: The extractor fields of :class:`PipelineParts` and the modality of each.
+_EXTRACTOR_FIELDS: dict[str, Modality] = {"face_extractor": Modality.VISION, "voice_extractor": Modality.AUDIO,
+                                          "embedder": Modality.TEXT}

@@ -20,15 +20,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..features.base import ExtractorSpec
 from ..modalities import MODALITIES, Modality, as_modality
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
 from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
-from .models import ModelBank, running_extractors, shipped_checkpoints
+from .models import ModelBank, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
 from .smoothing import DEFAULT_SMOOTHING_S
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
@@ -61,6 +62,8 @@ class PipelineConfig:
             Live sources always start at once.
         smoothing_s: time constant of the displayed (smoothed) probabilities;
             0 shows the raw ones (:mod:`.smoothing`).
+        extractors: registered feature extractor ids per modality
+            (:mod:`imer_core.features.registry`); unnamed modalities run the default one.
     """
 
     sources: SourceSpec = field(default_factory=SourceSpec)
@@ -76,6 +79,7 @@ class PipelineConfig:
     smoothing_s: float = DEFAULT_SMOOTHING_S
     health: HealthConfig = field(default_factory=HealthConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
+    extractors: Mapping[Modality, str] = field(default_factory=dict)
 
 
 class LivePipeline:
@@ -84,10 +88,11 @@ class LivePipeline:
     def __init__(self, config: PipelineConfig = PipelineConfig(), parts: PipelineParts | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
-        self.parts = parts if parts is not None else PipelineParts.for_device(self.device)
-        self.bank = self._bank(config, self.device)
+        self.parts = parts if parts is not None else PipelineParts.for_device(self.device, config.extractors)
+        extractors = self.parts.extractor_specs
+        self.bank = self._bank(config, self.device, extractors)
         self.enabled = {m: m not in config.disabled for m in MODALITIES}
-        self.tracks = {m: FeatureTrack(dim) for m, (_, dim) in running_extractors().items()}
+        self.tracks = {m: FeatureTrack(extractors[m].dim) for m in MODALITIES}
         self.speech_track = FeatureTrack(1)
         self.health = HealthMonitor(config.health)
         self._statuses: dict[Modality, ModalityStatus] = {}
@@ -106,15 +111,15 @@ class LivePipeline:
         self.engine.set_smoothing(config.smoothing_s)
 
     @staticmethod
-    def _bank(config: PipelineConfig, device: str) -> ModelBank:
+    def _bank(config: PipelineConfig, device: str, extractors: Mapping[Modality, ExtractorSpec]) -> ModelBank:
         if config.checkpoints:
-            return ModelBank.from_paths(list(config.checkpoints), device)
-        return ModelBank(shipped_checkpoints() if config.use_shipped else {}, device)
+            return ModelBank.from_paths(list(config.checkpoints), device, extractors)
+        return ModelBank(shipped_checkpoints() if config.use_shipped else {}, device, extractors)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Open the sources and start every thread; returns at once."""
-        from ..text_features import TranscriptWindow
+        from ..features.text import TranscriptWindow
         video, audio = self.parts.sources(self.config.sources)
         self.face_worker = FaceWorker(video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
         self.voice_worker = VoiceWorker(audio.ring, self.tracks[Modality.AUDIO], self.speech_track,

@@ -151,7 +151,7 @@ class SpeechWorker(Worker):
         text_track: receives ``(end time of the speech, embedding)``.
         asr_factory: builds the ASR backend (``transcribe(audio, start_time=)``).
         embedder_factory: builds the sentence embedder (``embed(text) -> (1, D)``).
-        transcript_window: a :class:`~imer_core.text_features.TranscriptWindow`.
+        transcript_window: a :class:`~imer_core.features.text.TranscriptWindow`.
     """
 
     name = "speech"

@@ -4,10 +4,8 @@
   face extractor and appends the face vector to the vision track.
 * :class:`VoiceWorker` extracts voice features and voice activity from the
   newest audio every step and appends them to the audio and speech tracks.
-* :class:`SpeechWorker` cuts voiced segments out of the audio when they end
-  (or every ``max_utterance_s`` during long speech), transcribes them with an
-  ASR backend (guarded by a time-out) and appends the sentence embedding of
-  the recent transcript to the text track.
+* the speech worker (speech recognition and sentence embeddings → the text
+  track) is :class:`~imer_core.live.speech_worker.SpeechWorker`, in its own module.
 
 Workers never let an exception escape their thread: the message becomes
 ``error``, which the health monitor shows as the modality's failure reason.
@@ -26,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..features.base import AudioExtractor, FrameExtractor
 from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .threads import RestartableThread
 from .tracks import FeatureTrack
@@ -107,7 +106,8 @@ class FaceWorker(Worker):
     name = "face"
     loads_models = True
 
-    def __init__(self, frames: FrameSlot, track: FeatureTrack, extractor_factory: Callable[[], Any]) -> None:
+    def __init__(self, frames: FrameSlot, track: FeatureTrack,
+                 extractor_factory: Callable[[], FrameExtractor]) -> None:
         super().__init__()
         self.frames, self.track = frames, track
         self._factory = extractor_factory
@@ -124,7 +124,7 @@ class FaceWorker(Worker):
         finally:
             extractor.close()
 
-    def _analyse_frames(self, extractor: Any) -> None:
+    def _analyse_frames(self, extractor: FrameExtractor) -> None:
         seq, last_ms = self.frames.sequence, -1.0
         while not self._stop.is_set():
             frame, seq = self.frames.wait_newer(seq, timeout=0.1)
@@ -162,7 +162,7 @@ class VoiceWorker(Worker):
     name = "voice"
 
     def __init__(self, ring: AudioRingBuffer, audio_track: FeatureTrack, speech_track: FeatureTrack,
-                 extractor: Any, context_s: float = 0.5) -> None:
+                 extractor: AudioExtractor, context_s: float = 0.5) -> None:
         super().__init__()
         self.ring, self.audio_track, self.speech_track = ring, audio_track, speech_track
         self.extractor = extractor
@@ -175,10 +175,10 @@ class VoiceWorker(Worker):
     def caught_up(self) -> bool:
         """Every complete step written to the ring so far has been extracted."""
         written = self.ring.total_written
-        return written - written % self.extractor.config.step_samples <= self.processed_samples
+        return written - written % self.extractor.step_samples <= self.processed_samples
 
     def _loop(self) -> None:
-        step = self.extractor.config.step_samples
+        step = self.extractor.step_samples
         next_step = None
         while not self._stop.wait(step / self.ring.sample_rate / 2):
             written = self.ring.total_written
@@ -194,7 +194,7 @@ class VoiceWorker(Worker):
 
     def _extract(self, first: int, end: int) -> None:
         context = int(self.context_s * self.ring.sample_rate)
-        step = self.extractor.config.step_samples
+        step = self.extractor.step_samples
         start = max(first - context - (context % step), 0)
         start -= start % step
         audio = self.ring.read(start, end)

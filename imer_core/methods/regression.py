@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..registry import register_method
+from .base import SamplingOptions
 from .imder import IMDer, IMDerOptions
 
 REGRESSION_SAMPLER = "mean"
@@ -46,12 +47,17 @@ class ConditionalRegression(IMDer):
 
     name = "regression"
     options_class = RegressionOptions
+    display_name = "Regression"
+    summary = "deterministic regression of the missing projections (IMDer without diffusion); the baseline"
+    fast_sampler = REGRESSION_SAMPLER
+    uses_sampler_steps = False
+    live_rank = None
     generative = False
 
     def _training_sampler(self) -> None:
         return None
 
-    def _inference_sampler(self, sampling) -> None:
+    def _inference_sampler(self, sampling: SamplingOptions | None) -> None:
         if sampling is not None and sampling.sampler not in (None, REGRESSION_SAMPLER):
             raise ValueError(f"the regression baseline has no sampler {sampling.sampler!r} "
                              f"(only {REGRESSION_SAMPLER!r})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..diffusion.ddpm import available_samplers
+from ..diffusion.sampling import DDPM, available_samplers
 
 MOSEI_OPTIONS: dict[str, Any] = {"reconstructor_hidden": (128, 64), "reconstructor_dropout": 0.2,
                                  "discriminator_hidden": (80, 32)}
@@ -38,16 +38,19 @@ class RoHyDROptions:
               (:class:`~imer_core.diffusion.ddpm.ReferenceDDIMSampler`: its own S-step
               schedule, the DiT queried at t = S-1..0 of its 1000-step training
               schedule, ``x̂_0`` clamped to ``[-clip_denoised, clip_denoised]``, ε not
-              recomputed), for training and inference; and ``D`` in the main
-              optimiser too, so the R step also moves ``D`` (its own Adam still steps it).
-              Not reproduced: the reference's transformers without positional
-              embeddings and its single text-dropout draw (this project's MulT always
-              adds positions; the text projection draws dropout per call).
+              recomputed), for training and inference; ``D`` in the main
+              optimiser too, so the R step also moves ``D`` (its own Adam still steps it);
+              and MulT Transformers without position embeddings (the release builds its
+              ``TransformerEncoder`` with ``position_embedding=False``).
             * ``"improved"`` — the sampler respaces the DiT's own training schedule,
               ε is recomputed from the clamped ``x̂_0``, the clamp range is
               ``clip_rms_multiple`` × the running RMS of the recovery targets (the
               features have an RMS far from 1, where a ``[-1, 1]`` clamp destroys them),
-              and ``D`` has only its own optimiser.
+              ``D`` has only its own optimiser, and the Transformers add sinusoidal
+              position embeddings (as MulT and IMDer).
+
+            Both modes draw the text dropout once per batch (the release projects
+            the dropped text once and uses it as condition and as target).
         clip_rms_multiple: improved mode's clamp range in units of the targets' running RMS
             (0: no clamp).
     """
@@ -89,8 +92,8 @@ class RoHyDROptions:
             raise ValueError(f"mode must be 'improved' or 'reference', got {self.mode!r}")
         if self.clip_rms_multiple < 0:
             raise ValueError(f"clip_rms_multiple must be >= 0, got {self.clip_rms_multiple}")
-        if self.sampler.strip().lower() not in available_samplers():
-            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers())}")
+        if self.sampler.strip().lower() not in available_samplers(DDPM):
+            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers(DDPM))}")
         if not 1 <= min(self.sampler_steps, self.train_sampler_steps) <= max(
                 self.sampler_steps, self.train_sampler_steps) <= self.diffusion_steps:
             raise ValueError("sampler_steps and train_sampler_steps must be in [1, diffusion_steps]")

@@ -56,11 +56,14 @@ class MulTFusion(nn.Module):
         specs: input feature specifications (dimensions of the three modalities).
         fusion: backbone hyper-parameters.
         output_dim: number of outputs (1 for regression, classes otherwise).
+        positions: sinusoidal position embeddings in every Transformer (MulT/IMDer: yes;
+            RoHyDR's reference mode: no, as its release).
     """
 
-    def __init__(self, specs: FeatureSpecs, fusion: FusionConfig, output_dim: int) -> None:
+    def __init__(self, specs: FeatureSpecs, fusion: FusionConfig, output_dim: int, positions: bool = True) -> None:
         super().__init__()
         self.specs = specs
+        self.positions = positions
         self.fusion = fusion
         d = fusion.d_model
         kernels = {Modality.TEXT: fusion.conv_kernel_l, Modality.AUDIO: fusion.conv_kernel_a,
@@ -86,7 +89,7 @@ class MulTFusion(nn.Module):
         f = self.fusion
         return TransformerEncoder(width, f.num_heads, layers, attn_dropout=attn_dropout,
                                   relu_dropout=f.relu_dropout, res_dropout=f.res_dropout,
-                                  embed_dropout=f.embed_dropout, attn_mask=f.attn_mask)
+                                  embed_dropout=f.embed_dropout, attn_mask=f.attn_mask, positions=self.positions)
 
     def projected_length(self, modality: Modality | str) -> int:
         """Sequence length after the projection of ``modality``."""
@@ -122,5 +125,9 @@ class MulTFusion(nn.Module):
             memory = getattr(self, f"trans_{target.short}_mem")(torch.cat(crossed, dim=-1))
             hidden[target.value] = memory[:, -1]                             # last time step
         fused = torch.cat([hidden[m.value] for m in MODALITIES], dim=-1)
+        return FusionOutput(prediction=self.head(fused), fused=fused, hidden=hidden)
+
+    def head(self, fused: torch.Tensor) -> torch.Tensor:
+        """Residual head ``out(proj2(dropout(relu(proj1(F)))) + F)`` on fused vectors ``(B, 6d)`` → outputs."""
         h = self.proj2(F.dropout(F.relu(self.proj1(fused)), p=self.fusion.output_dropout, training=self.training))
-        return FusionOutput(prediction=self.out_layer(h + fused), fused=fused, hidden=hidden)
+        return self.out_layer(h + fused)

@@ -179,13 +179,16 @@ class TransformerEncoder(nn.Module):
         res_dropout: dropout on each residual branch.
         embed_dropout: dropout on the embedded inputs (query, key and value).
         attn_mask: apply the causal mask :func:`causal_mask`.
+        positions: add the sinusoidal position embeddings (MulT/IMDer: yes; the RoHyDR
+            release builds its encoders with ``position_embedding=False``).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, layers: int, attn_dropout: float = 0.0,
                  relu_dropout: float = 0.0, res_dropout: float = 0.0, embed_dropout: float = 0.0,
-                 attn_mask: bool = False) -> None:
+                 attn_mask: bool = False, positions: bool = True) -> None:
         super().__init__()
         self.embed_dim = embed_dim
+        self.positions = positions
         self.embed_scale = math.sqrt(embed_dim)
         self.embed_dropout = embed_dropout
         self.layers = nn.ModuleList([
@@ -195,6 +198,8 @@ class TransformerEncoder(nn.Module):
         self.layer_norm = nn.LayerNorm(embed_dim)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.positions:
+            return self.embed_scale * x
         return self.embed_scale * x + sinusoidal_positions(x, self.embed_dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:

