@@ -215,6 +215,7 @@ class ExpertFusionHead(nn.Module):
                                       for n in self.names})
         self.speaker_experts = nn.ModuleDict({n: ModalityExpert(int(dims[n]), num_classes, hidden, dropout, depth)
                                               for n in speaker_experts})
+        self.log_prior: torch.Tensor
         self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
         self.correction = nn.Sequential(nn.Linear(2 * num_classes + len(self.names), correction_hidden), nn.ReLU(),
                                         nn.Linear(correction_hidden, num_classes))
@@ -235,14 +236,14 @@ class ExpertFusionHead(nn.Module):
 
     def zero_correction(self) -> None:
         """Output of the correction set to zero: the head becomes the experts' product."""
-        last = self.correction[-1]
+        last = linear_at(self.correction, -1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
     @property
     def correction_active(self) -> bool:
         """Whether the correction changes anything (its output layer is not all zero)."""
-        last = self.correction[-1]
+        last = linear_at(self.correction, -1)
         return bool(last.weight.abs().sum() > 0 or last.bias.abs().sum() > 0)
 
     def expert_log_probs(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
