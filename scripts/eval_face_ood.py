@@ -140,6 +140,9 @@ def _from_vectors(args: argparse.Namespace) -> int:
     with np.load(args.vectors) as data:
         vision, labels = data["vision"], data["label"]
     model = load_live_model(args.checkpoint)
+    dim = model.config.specs.vision.dim
+    if vision.shape[1] > dim:  # a blendshape-feature checkpoint: the vectors end with blendshapes + pose
+        vision = vision[:, -dim:]
     windows = [{Modality.VISION: repeat_vector(v, model.config.specs.vision.seq_len)} for v in vision]
     pred = np.argmax(predict_windows(model, windows), axis=1)
     report = {"vectors": args.vectors, "checkpoint": args.checkpoint, "tuned_on": "nothing (out-of-domain check)",
