@@ -48,6 +48,7 @@ def test_the_baseline_dialog_records_applies_and_saves_a_baseline(qtbot, tmp_pat
         assert "vision" in window.pipeline.engine.neutral_baseline_modalities()
         saved = NeutralBaseline.load(tmp_path / "sessions" / BASELINE_FILE)
         assert saved.counts[Modality.VISION] == baseline.counts[Modality.VISION]
-        assert "Baseline applied" in dialog.summary.text() and "vision" in dialog.summary.text()
+        assert "Baseline applied" in dialog.result_label.text() and "vision" in dialog.result_label.text()
+        assert isinstance(dialog.result(), int)  # QDialog.result() is not shadowed by the message label
     finally:
         window.close()

@@ -158,7 +158,7 @@ def test_live_configs_build_models_for_every_condition(name):
         assert model.predict(features, condition_mask(condition, 2)).shape == (2, 7)
 
 
-def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
+def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path, capsys):
     from imer_core.live.models import compatibility_problems, load_live_model
 
     tiny = ["--set", "train.max_epochs=1", "--set", "train.pretrain_max_epochs=1", "--set",
@@ -169,6 +169,12 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
         out = tmp_path / name
         assert main(["train", "--config", name, "--data", str(live_cache), "--out", str(out), *tiny, *extra]) == 0
         checkpoints.append(out / "model.pt")
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(checkpoints[1]), "--data", str(live_cache), "--device", "cpu",
+                 "--set", "data.live.train_tuples_per_class=8", "--set", "data.live.val_tuples_per_class=4"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)                      # imer-train evaluate reads the live cache
+    assert evaluated["dataset"] == "live" and evaluated["data_source"] == str(live_cache)
+    assert 0.0 <= evaluated["accuracy"] <= 1.0
     ship = tmp_path / "assets" / "models"
     assert main(["live-eval", "--cache", str(live_cache), "--checkpoints", ",".join(map(str, checkpoints)),
                  "--out", str(tmp_path / "eval"), "--ship", str(ship), "--latency-runs", "2",

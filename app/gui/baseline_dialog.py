@@ -66,8 +66,8 @@ class BaselineDialog(QDialog):
         self.seconds.setSuffix(" s")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
+        self.result_label = QLabel("")  # not `result`: QDialog.result() is the dialog's exit code
+        self.result_label.setWordWrap(True)
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
@@ -83,7 +83,7 @@ class BaselineDialog(QDialog):
         layout.addWidget(self.instruction)
         layout.addLayout(row)
         layout.addWidget(self.bar)
-        layout.addWidget(self.summary)
+        layout.addWidget(self.result_label)
         self._progress.connect(self._show_progress)
         self._done.connect(self._finish)
 
@@ -97,7 +97,7 @@ class BaselineDialog(QDialog):
             return False
         self._stop = threading.Event()
         self.bar.setValue(0)
-        self.summary.setText("Getting ready...")
+        self.result_label.setText("Getting ready...")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         seconds = float(self.seconds.value())
@@ -122,14 +122,14 @@ class BaselineDialog(QDialog):
 
     def _show_progress(self, share: float) -> None:
         self.bar.setValue(int(1000 * max(0.0, min(1.0, share))))
-        self.summary.setText("Recording: keep a relaxed face and read the sentence calmly.")
+        self.result_label.setText("Recording: keep a relaxed face and read the sentence calmly.")
 
     def _finish(self, baseline: NeutralBaseline | None, error: str) -> None:
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.baseline = baseline
         if baseline is None:
-            self.summary.setText(f"<span style='color:#c62828'>No baseline: {error}</span>")
+            self.result_label.setText(f"<span style='color:#c62828'>No baseline: {error}</span>")
             self.ended.emit(None)
             return
         self.bar.setValue(1000)
@@ -140,7 +140,7 @@ class BaselineDialog(QDialog):
             where = f" Saved to {self.saved_path}."
         except OSError as exc:
             where = f" Not saved ({exc})."
-        self.summary.setText(f"Baseline applied ({counts} samples); it shifts "
+        self.result_label.setText(f"Baseline applied ({counts} samples); it shifts "
                             f"{used or 'nothing: the model has no neutral reference'}.{where}")
         self.main_window.notifier.message("Neutral baseline applied")
         self.ended.emit(baseline)

@@ -167,7 +167,10 @@ class RecoveryModel(nn.Module, ABC):
 
         Returns ``{"text": (B, d, L'), "audio": ..., "vision": ...}`` in the
         method's recovery space; rows whose modality is available hold the
-        projection of the observed features.
+        projection of the observed features.  A method may add entries of its
+        own for its :meth:`predict_from_recovered` (RoHyDR adds the ``(B, 3)``
+        availability mask under ``"available"``): callers read the three
+        modality entries and pass the mapping on unchanged.
         """
 
     @abstractmethod

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -204,6 +205,8 @@ class ExpertFusionHead(nn.Module):
             normalised per speaker (used when the feature key ``<modality>@speaker`` is given).
     """
 
+    log_prior: torch.Tensor
+
     def __init__(self, dims: Mapping[str, int], num_classes: int, hidden: int = 128, depth: int = 2,
                  dropout: float = 0.2, correction_hidden: int = 32, speaker_experts: Sequence[str] = ()) -> None:
         super().__init__()
@@ -215,7 +218,6 @@ class ExpertFusionHead(nn.Module):
                                       for n in self.names})
         self.speaker_experts = nn.ModuleDict({n: ModalityExpert(int(dims[n]), num_classes, hidden, dropout, depth)
                                               for n in speaker_experts})
-        self.log_prior: torch.Tensor
         self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
         self.correction = nn.Sequential(nn.Linear(2 * num_classes + len(self.names), correction_hidden), nn.ReLU(),
                                         nn.Linear(correction_hidden, num_classes))
@@ -223,7 +225,7 @@ class ExpertFusionHead(nn.Module):
 
     @classmethod
     def from_settings(cls, dims: Mapping[str, int], num_classes: int,
-                      settings: Mapping[str, object]) -> "ExpertFusionHead":
+                      settings: Mapping[str, Any]) -> "ExpertFusionHead":
         """A head built from a model config's ``expert_fusion`` settings."""
         known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts"}
         unknown = sorted(set(settings) - known - {"trained"})
@@ -231,8 +233,8 @@ class ExpertFusionHead(nn.Module):
             raise ValueError(f"unknown expert_fusion settings {unknown}; known: {sorted(known)}")
         options = {k: settings[k] for k in known if k in settings}
         if "speaker_experts" in options:
-            options["speaker_experts"] = tuple(options["speaker_experts"])  # type: ignore[arg-type]
-        return cls(dims, num_classes, **options)  # type: ignore[arg-type]
+            options["speaker_experts"] = tuple(options["speaker_experts"])
+        return cls(dims, num_classes, **options)
 
     def zero_correction(self) -> None:
         """Output of the correction set to zero: the head becomes the experts' product."""
