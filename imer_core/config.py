@@ -59,6 +59,10 @@ class ModelConfig:
             parses it into its own frozen options dataclass).  The methods built
             on MulT take its settings as ``method_options["fusion"]`` (a
             :class:`FusionConfig` or a dict of its fields).
+        expert_fusion: ``None``, or the settings of an
+            :class:`~imer_core.nn.expert_fusion.ExpertFusionHead` on top of the
+            method (classification only): the prediction becomes the product of
+            per-modality experts plus a correction from the method's own output.
     """
 
     method: str
@@ -66,6 +70,7 @@ class ModelConfig:
     task: str = REGRESSION
     labels: tuple[str, ...] = ("sentiment",)
     method_options: Mapping[str, Any] = field(default_factory=dict)
+    expert_fusion: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in (REGRESSION, CLASSIFICATION):
@@ -76,6 +81,10 @@ class ModelConfig:
         if self.task == CLASSIFICATION and len(self.labels) < 2:
             raise ValueError("a classification model needs at least two class labels")
         object.__setattr__(self, "method_options", dict(self.method_options))
+        if self.expert_fusion is not None:
+            if self.task != CLASSIFICATION:
+                raise ValueError("expert fusion needs a classification model")
+            object.__setattr__(self, "expert_fusion", dict(self.expert_fusion))
 
     @property
     def output_dim(self) -> int:
@@ -94,6 +103,7 @@ class ModelConfig:
             "task": self.task,
             "labels": list(self.labels),
             "method_options": _plain(self.method_options),
+            **({"expert_fusion": _plain(self.expert_fusion)} if self.expert_fusion is not None else {}),
         }
 
     @classmethod
@@ -115,6 +125,7 @@ class ModelConfig:
             task=str(data.get("task", REGRESSION)),
             labels=tuple(data.get("labels", ("sentiment",))),
             method_options=options,
+            expert_fusion=dict(data["expert_fusion"]) if data.get("expert_fusion") is not None else None,
         )
 
 

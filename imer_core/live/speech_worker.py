@@ -39,6 +39,13 @@ class SpeechConfig:
         retry_load_s: wait before retrying a backend that failed to load.
         stop_grace_s: on stop, how long a recognition in progress may still run (a
             transcription thread left running when Python exits aborts the process).
+        max_lag_s: when recognition cannot keep up (a loaded CPU) and the speech
+            still to be transcribed starts more than this many seconds before the
+            newest audio, the older speech is skipped (only the newest ``max_lag_s``
+            are kept) and decoding switches to greedy; the text modality's health
+            reason says so.  Without this the recogniser falls ever further behind.
+        recover_after_s: back to the configured decoding after this long without
+            having to skip.
     """
 
     end_silence_s: float = 0.6
@@ -48,6 +55,8 @@ class SpeechConfig:
     timeout_s: float = 10.0
     retry_load_s: float = 10.0
     stop_grace_s: float = 3.0
+    max_lag_s: float = 3.0
+    recover_after_s: float = 30.0
 
 
 class UtteranceCutter:
@@ -165,6 +174,21 @@ class SpeechWorker(Worker):
         self._load_failed_at: float | None = None
         self._cutter = UtteranceCutter(config)
         self._finish_request: threading.Event | None = None
+        #: seconds of speech skipped because recognition could not keep up (this run)
+        self.skipped_s = 0.0
+        self._behind_since: float | None = None  # monotonic time of the last skip
+        self._behind_lag_s = 0.0
+        self._seen = -np.inf  # time of the newest speech step handled
+
+    @property
+    def degraded(self) -> str:
+        """Why transcription is deliberately reduced right now ("" when it is not)."""
+        if self._behind_since is None:
+            return ""
+        recent = list(self.real_time_factors)[-10:]
+        rtf = f"{np.median(recent):.1f}× real time, " if recent else ""
+        return (f"speech recognition is behind ({rtf}{self._behind_lag_s:.0f} s late): transcribing only "
+                f"the newest speech with greedy decoding; {self.skipped_s:.0f} s of speech skipped so far")
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop; an in-flight recognition gets up to ``config.stop_grace_s`` to finish first."""
@@ -186,20 +210,49 @@ class SpeechWorker(Worker):
     def _loop(self) -> None:
         self._backends_ready()  # load now, while the first words are being spoken
         self._loaded()
-        seen = -np.inf
+        self._seen = -np.inf
         self._cutter.reset()
+        self.skipped_s, self._behind_since = 0.0, None
         while not self._stop.wait(0.1):
-            request = self._finish_request
-            times, fractions = self._speech_since(seen)
-            for t, frac in zip(times, fractions):  # step by step: a backlog still splits at pauses
-                if self._stop.is_set():
-                    break
-                seen = float(t)
-                self._advance(seen, frac > 0.5)
-            if request is not None:
-                self._finish_utterance()
-                self._finish_request = None
-                request.set()
+            self.poll()
+
+    def poll(self) -> None:
+        """Transcribe what has been spoken since the last call (one pass of the worker's loop)."""
+        request = self._finish_request
+        times, fractions = self._speech_since(self._seen)
+        times, fractions = self._keep_up(times, fractions)
+        for t, frac in zip(times, fractions):  # step by step: a backlog still splits at pauses
+            if self._stop.is_set():
+                break
+            self._seen = float(t)
+            self._advance(self._seen, frac > 0.5)
+        if request is not None:
+            self._finish_utterance()
+            self._finish_request = None
+            request.set()
+
+    def _keep_up(self, times: np.ndarray, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Skip the speech older than ``max_lag_s`` when recognition has fallen behind; greedy until it recovers."""
+        cfg = self.config
+        now = time.monotonic()
+        if len(times) and times[-1] - times[0] > cfg.max_lag_s:
+            keep = times > times[-1] - cfg.max_lag_s
+            dropped = times[~keep]
+            step = float(np.median(np.diff(times)))
+            self.skipped_s += step * float(np.count_nonzero(fractions[~keep] > 0.5))
+            self._behind_lag_s = float(times[-1] - times[0])
+            self._behind_since = now
+            self._cutter.reset()  # the utterance in progress started in the skipped part
+            self._seen = float(dropped[-1])
+            times, fractions = times[keep], fractions[keep]
+        elif self._behind_since is not None and now - self._behind_since > cfg.recover_after_s:
+            self._behind_since = None
+        return times, fractions
+
+    def _set_greedy(self, greedy: bool) -> None:
+        """Greedy decoding while behind, on backends that offer it (``greedy`` attribute)."""
+        if hasattr(self._asr, "greedy"):
+            self._asr.greedy = greedy
 
     def _finish_utterance(self) -> None:
         span = self._cutter.finish()
@@ -244,6 +297,7 @@ class SpeechWorker(Worker):
         if len(audio) < self.ring.sample_rate * 0.2:
             return
         self.busy_since = time.monotonic()
+        self._set_greedy(self._behind_since is not None)
         asr = self._asr
         call = _Call(lambda: asr.transcribe(audio, start_time=start))
         try:

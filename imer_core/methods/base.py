@@ -138,6 +138,12 @@ class RecoveryModel(nn.Module, ABC):
         super().__init__()
         self.config = config
         self.stage = RECOVERY
+        self.expert_fusion: nn.Module | None = None
+        if config.expert_fusion is not None:
+            from ..nn.expert_fusion import ExpertFusionHead
+
+            dims = {m.value: config.specs[m].dim for m in MODALITIES}
+            self.expert_fusion = ExpertFusionHead.from_settings(dims, config.output_dim, config.expert_fusion)
         #: The ``metadata`` of the checkpoint the model was loaded from (empty for a model built in code).
         self.checkpoint_metadata: dict[str, Any] = {}
 
@@ -161,7 +167,10 @@ class RecoveryModel(nn.Module, ABC):
 
         Returns ``{"text": (B, d, L'), "audio": ..., "vision": ...}`` in the
         method's recovery space; rows whose modality is available hold the
-        projection of the observed features.
+        projection of the observed features.  A method may add entries of its
+        own for its :meth:`predict_from_recovered` (RoHyDR adds the ``(B, 3)``
+        availability mask under ``"available"``): callers read the three
+        modality entries and pass the mapping on unchanged.
         """
 
     @abstractmethod
@@ -179,8 +188,18 @@ class RecoveryModel(nn.Module, ABC):
     @torch.no_grad()
     def predict(self, features: Features, mask: torch.Tensor,
                 sampling: SamplingOptions | None = None) -> torch.Tensor:
-        """Outputs ``(B, output_dim)`` computed with the missing modalities recovered."""
-        return self.predict_from_recovered(self.recover(features, mask, sampling))
+        """Outputs ``(B, output_dim)`` computed with the missing modalities recovered.
+
+        With an expert-fusion head (``config.expert_fusion``) the method's output
+        is combined with the product of the per-modality experts (:meth:`fused_output`).
+        """
+        return self.fused_output(features, mask, self.predict_from_recovered(self.recover(features, mask, sampling)))
+
+    def fused_output(self, features: Features, mask: torch.Tensor, method_output: torch.Tensor) -> torch.Tensor:
+        """The final output from the method's own: unchanged without an expert-fusion head."""
+        if self.expert_fusion is None:
+            return method_output
+        return self.expert_fusion(features, validate_mask(mask).to(method_output.device), method_output)
 
     # ------------------------------------------------------------ shared logic
     def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:

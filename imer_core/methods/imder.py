@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,9 @@ from ..nn.score_unet import ConditionalScoreUNet1d
 from ..registry import register_method
 from .base import PRETRAIN, Features, LossOutput, SamplingOptions
 from .mult_recovery import MulTRecoveryModel
+
+if TYPE_CHECKING:
+    from ..text_encoder import BertTextEncoder
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class IMDer(MulTRecoveryModel):
         self.options = opts
         d = opts.fusion.d_model
         self.sde = VESDE(opts.sigma)
-        self.text_encoder: nn.Module | None = None
+        self.text_encoder: BertTextEncoder | None = None
         if opts.text_encoder == "bert":
             from ..text_encoder import BertTextEncoder
 
@@ -244,9 +247,11 @@ class IMDer(MulTRecoveryModel):
             feats["text"] = self.text_encoder(feats["text"])          # no_grad inside unless fine-tuned
         return super()._project(feats)
 
-    def _generate(self, modality: Modality, sampler: Sampler, cond: torch.Tensor, generator: torch.Generator | None,
-                  backend: str) -> torch.Tensor:
+    def _generate(self, modality: Modality, sampler: Sampler | None, cond: torch.Tensor,
+                  generator: torch.Generator | None, backend: str) -> torch.Tensor:
         """Sample the missing ``modality``'s projection given ``cond`` with the chosen network backend."""
+        if sampler is None:
+            raise ValueError(f"{self.name} samples the missing modalities: it needs a sampler")
         if isinstance(sampler, DistilledSampler):
             if self.student_nets is None:
                 raise ValueError("this IMDer model has no distilled generator; run `imer-train distill` first "
@@ -261,12 +266,13 @@ class IMDer(MulTRecoveryModel):
         if backend == "cuda-graph" and generator is None and CudaGraphRunner.available(cond.device):
             return self._graphs.run((repr(sampler),) + key,
                                     lambda c: sampler.sample(net, self.sde, shape, condition=c), cond)
-        score_fn = net
         if backend == "traced":
-            def score_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            def traced_score(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
                 traced = self._traced.get(key + (c is not None,), lambda: trace_score_net(net, x, t, c))
                 return traced(x, t, c)
-        return sampler.sample(score_fn, self.sde, shape, condition=cond, generator=generator)
+
+            return sampler.sample(traced_score, self.sde, shape, condition=cond, generator=generator)
+        return sampler.sample(net, self.sde, shape, condition=cond, generator=generator)
 
     def _refine(self, modality: Modality, generated: torch.Tensor, backend: str) -> torch.Tensor:
         """The modality's refiner; traced and frozen (per shape) with the ``traced`` backend at inference."""
@@ -276,7 +282,7 @@ class IMDer(MulTRecoveryModel):
         key = ("refiner", modality.value, tuple(generated.shape), generated.device, generated.dtype)
         return self._traced.get(key, lambda: trace_module(refiner, generated))(generated)
 
-    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler | None,
                  generator: torch.Generator | None, targets: dict[str, torch.Tensor] | None = None,
                  backend: str = "eager") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per availability pattern; losses when ``targets`` given."""
@@ -302,14 +308,24 @@ class IMDer(MulTRecoveryModel):
                 self._write_rows(recovered, m, idx, refined)
         return recovered, score_losses, rec_loss
 
-    def _training_sampler(self) -> Sampler:
+    def _training_sampler(self) -> Sampler | None:
         """The sampler whose outputs the refiners learn to correct (``train_sampler`` option)."""
         return make_sampler(SCORE, self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
 
-    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler:
+    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler | None:
+        """The sampler of ``sampling``, else the default one.
+
+        With the distilled generator as default, a step count other than the one it
+        was distilled for (the app's "sampler steps", ``--steps``) runs the teacher
+        (the ``train_sampler``, i.e. Heun) with that many steps: a distilled student
+        is only trained on its own schedule.
+        """
         opts, sampling = self.options, sampling or SamplingOptions()
         name = (sampling.sampler or opts.sampler).strip().lower()
         steps = sampling.steps
+        if (sampling.sampler is None and name == DistilledSampler.name and steps is not None
+                and steps != opts.distill_steps):
+            name = opts.train_sampler.strip().lower()
         if steps is None and name == opts.sampler.strip().lower():
             steps = opts.sampler_steps
         elif steps is None and name == DistilledSampler.name and opts.distill_steps:

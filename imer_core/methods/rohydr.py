@@ -111,6 +111,8 @@ class RoHyDR(MulTRecoveryModel):
     fast_sampler = "ddim"
     live_rank: ClassVar[int | None] = 2
 
+    target_rms: torch.Tensor
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         opts: RoHyDROptions = options_from_dict(RoHyDROptions, config.method_options)
@@ -165,19 +167,22 @@ class RoHyDR(MulTRecoveryModel):
         if flags[1] > 0:                                                # stage 2: fusion recovery
             main.zero_grad(set_to_none=True)
             out = forward(features, labels, mask, phase=FUSION)
+            if not isinstance(out, FusionRecoveryOutput):   # the fusion phase always returns one
+                raise TypeError(f"RoHyDR's fusion phase returned {type(out).__name__}, not FusionRecoveryOutput")
             if "discriminator" not in optimizers:
                 raise KeyError("RoHyDR needs a 'discriminator' optimizer (use configure_optimizers)")
             d_loss = None
             g_loss = (1 - self.options.lambda_al) * out.total
-            if out.reconstructed is not None:
+            reconstructed = out.reconstructed
+            if reconstructed is not None and out.fused_gt is not None and out.fused_lm is not None:
                 d_loss = discriminator_loss(self.discriminator, out.fused_gt, out.fused_lm,
                                             self.options.discriminator_loss_weight)
                 parts["discriminator"] = d_loss.detach()
             helpers.step_detached(optimizers["discriminator"],
                                   [p for p in self.discriminator.parameters() if p.requires_grad], d_loss)
-            if out.reconstructed is not None:                           # R step against the updated D
-                judged = (self.discriminator(out.reconstructed) if self.options.mode == "reference"
-                          else frozen_forward(self.discriminator, out.reconstructed))
+            if reconstructed is not None:                               # R step against the updated D
+                judged = (self.discriminator(reconstructed) if self.options.mode == "reference"
+                          else frozen_forward(self.discriminator, reconstructed))
                 adversarial = F.binary_cross_entropy(judged, torch.ones_like(judged))
                 g_loss = g_loss + self.options.lambda_al * adversarial
                 parts["adversarial"] = adversarial.detach()
@@ -193,7 +198,8 @@ class RoHyDR(MulTRecoveryModel):
         parts.update({k: v.detach() for k, v in out.parts.items() if k != "total"})
         total = unimodal + out.total.detach()
         parts["total"] = total
-        return LossOutput(total=total, parts=parts, prediction=out.prediction.detach())
+        prediction = out.prediction.detach() if out.prediction is not None else None
+        return LossOutput(total=total, parts=parts, prediction=prediction)
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
@@ -246,7 +252,10 @@ class RoHyDR(MulTRecoveryModel):
 
     def _graph_zero(self, *modules: nn.Module) -> torch.Tensor:
         """A zero loss touching ``modules``' parameters, so a rank without work still joins DDP's backward."""
-        return sum(p.sum() for m in modules for p in m.parameters() if p.requires_grad) * 0.0
+        total = self.target_rms.new_zeros(())
+        for p in (p for m in modules for p in m.parameters() if p.requires_grad):
+            total = total + p.sum()
+        return total * 0.0
 
     # ------------------------------------------------------------------ API
     def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
