@@ -44,8 +44,9 @@ def pipeline_config(args: argparse.Namespace) -> "PipelineConfig":
     from imer_core.live.pipeline import PipelineConfig, disabled_from_text
 
     source = args.source or WEBCAM
-    if source != WEBCAM and not Path(source).is_file():
-        raise SystemExit(f"imer: source file not found: {source}")
+    problem = SourceSpec(source).kind.check(source)
+    if problem:
+        raise SystemExit(f"imer: {problem}")
     spec = SourceSpec(source=source, camera=args.camera, microphone=_mic(args.mic), loop=args.loop)
     health = HealthConfig(text_silence_after_s=getattr(args, "text_silence", 15.0))
     try:
@@ -94,11 +95,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"imer: {problem}", file=out)
         return EXIT_USAGE
     source = args.source or WEBCAM
-    if source != WEBCAM:
-        problem = _media_problem(Path(source))
-        if problem:
-            print(f"imer: {problem}", file=out)
-            return EXIT_MEDIA
+    problem = _source_problem(source)
+    if problem:
+        print(f"imer: {problem}", file=out)
+        return EXIT_MEDIA
     stop = StopRequests(out).install()
     try:
         return _run(args, out, stop, source)
@@ -119,20 +119,15 @@ def _check_options(args: argparse.Namespace) -> str:
     return ""
 
 
-def _media_problem(path: Path) -> str:
-    """Why ``path`` cannot be played (one line), or ``""``."""
-    if not path.exists():
-        return f"source file not found: {path}"
-    from imer_core.live.sources.media import MediaOpenError, probe_media
+def _source_problem(source: str) -> str:
+    """Why the ``--source`` value cannot be used (one line, from its kind), or ``""``."""
+    from imer_core.live.sources.kinds import source_kind
 
-    try:
-        probe_media(path)
-    except MediaOpenError as exc:
-        return f"not an audio or video file: {path.name} ({exc})"
-    return ""
+    return source_kind(source).check(source)
 
 
 def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str) -> int:
+    from imer_core.cli_errors import is_user_error
     from imer_core.live.models import LiveModelError
     from imer_core.live.pipeline import LivePipeline
 
@@ -144,6 +139,8 @@ def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str)
         print(exc, file=out)
         return EXIT_USAGE
     except (LiveModelError, ValueError) as exc:
+        if not is_user_error(exc):
+            raise  # a bug: its traceback, not a one-line message
         print(f"imer: {exc}", file=out)
         return EXIT_USAGE
     if not pipeline.bank.methods:
@@ -172,9 +169,10 @@ def _wait_for_source(pipeline, args: argparse.Namespace, stop: StopRequests, out
     """Wait until the source plays (a held file: its models loaded); ``""`` or why it never will."""
     started = time.monotonic()
     last_print = -10.0
+    live = not pipeline.config.sources.is_file
     while not stop.wait(0.1):
         elapsed = time.monotonic() - started
-        if source == WEBCAM:
+        if live:
             devices = [(name, s) for name, s in (("camera", pipeline.video), ("microphone", pipeline.audio))
                        if s is not None]
             if any(s.status.ok for _, s in devices):
@@ -186,7 +184,7 @@ def _wait_for_source(pipeline, args: argparse.Namespace, stop: StopRequests, out
         elif not pipeline.waiting_for_models:
             return ""
         if not args.quiet and elapsed - last_print >= 5.0:
-            what = "waiting for the camera / microphone" if source == WEBCAM else \
+            what = "waiting for the camera / microphone" if live else \
                 "loading models; the file starts playing when they are ready"
             print(f"[{elapsed:6.1f}s] {what}", file=out, flush=True)
             last_print = elapsed

@@ -128,10 +128,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     """``imer-train distill``: distil, save the checkpoint, print the report."""
     from imer_core.checkpoint import load_checkpoint, save_checkpoint
 
-    from .distributed import resolve_device
+    from .distributed import torch_device
     from .evaluate_data import evaluation_experiment, load_evaluation_data
 
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device, expected_method="imder")
     experiment = evaluation_experiment(args, model)
     options = DistillOptions(steps=args.steps, teacher_steps=args.teacher_steps or default_teacher_steps(model),
