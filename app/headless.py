@@ -133,8 +133,7 @@ def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str)
 
     try:
         pipeline = LivePipeline(pipeline_config(args))
-        if pipeline.engine.method is not None:
-            pipeline.bank.get(pipeline.engine.method)  # refuse a checkpoint that does not fit, before starting
+        pipeline.load_model()  # refuse a checkpoint that does not fit, before starting
     except SystemExit as exc:
         print(exc, file=out)
         return EXIT_USAGE
@@ -143,7 +142,7 @@ def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str)
             raise  # a bug: its traceback, not a one-line message
         print(f"imer: {exc}", file=out)
         return EXIT_USAGE
-    if not pipeline.bank.methods:
+    if not pipeline.snapshot().methods:
         print("imer: no trained model loaded (no --checkpoint and no shipped model): modality states and "
               "features are shown, but no emotion is predicted", file=out)
     stop.starting = False  # from here a Ctrl-C stops the pipeline cleanly
@@ -173,12 +172,11 @@ def _wait_for_source(pipeline, args: argparse.Namespace, stop: StopRequests, out
     while not stop.wait(0.1):
         elapsed = time.monotonic() - started
         if live:
-            devices = [(name, s) for name, s in (("camera", pipeline.video), ("microphone", pipeline.audio))
-                       if s is not None]
-            if any(s.status.ok for _, s in devices):
+            devices = pipeline.snapshot().stream_statuses
+            if any(status.ok for _, status in devices):
                 return ""
             if elapsed >= args.device_wait:
-                reasons = "; ".join(f"{name}: {s.status.reason or 'no data'}" for name, s in devices)
+                reasons = "; ".join(f"{name}: {status.reason or 'no data'}" for name, status in devices)
                 return (f"no camera and no microphone delivered anything within {args.device_wait:g} s "
                         f"({reasons}); connect one, or play a file with --source FILE")
         elif not pipeline.waiting_for_models:
@@ -266,17 +264,15 @@ def _loop(pipeline, args: argparse.Namespace, stop: StopRequests, started: float
 
 def _file_seconds(pipeline) -> float | None:
     """Play time of a media file source that does not loop (its duration), else ``None``."""
-    spec = pipeline.config.sources
-    if not spec.is_file or spec.loop:
+    view = pipeline.snapshot()
+    if not view.config.sources.is_file or view.config.sources.loop:
         return None
-    info = getattr(pipeline.video, "_owner", None)
-    duration = getattr(getattr(info, "info", None), "duration_s", None)
-    return float(duration) if duration else None
+    return view.file_duration_s
 
 
 def _nothing_plays(pipeline) -> bool:
     """Every modality is switched off, so neither stream of the file runs (its end is never seen)."""
-    return not any(s is not None and s.running for s in (pipeline.video, pipeline.audio))
+    return not pipeline.snapshot().playing
 
 
 def _calibrate(pipeline, folder: Path, args: argparse.Namespace, stop: StopRequests, out: TextIO) -> None:

@@ -27,10 +27,12 @@ import numpy as np
 
 from ..features.base import ExtractorSpec
 from ..modalities import MODALITIES, Modality, as_modality
+from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
 from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
 from .models import ModelBank, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
+from .pipeline_view import PipelineView
 from .smoothing import DEFAULT_SMOOTHING_S
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
@@ -357,6 +359,36 @@ class LivePipeline:
             self._evaluate()
         return dict(self._statuses)
 
+    # -- read-only views (the window and the recorder read these, not the parts) -------------
+    def snapshot(self) -> PipelineView:
+        """What the pipeline runs right now, as an immutable value."""
+        streams = [(name, s) for name, s in (("camera", self.video), ("microphone", self.audio)) if s is not None]
+        owner = getattr(self.video, "_owner", None)  # a media file's two streams share their file
+        duration = getattr(getattr(owner, "info", None), "duration_s", None)
+        return PipelineView(
+            device=self.device, methods=tuple(self.bank.methods), checkpoints=dict(self.bank.checkpoints),
+            method=self.engine.method, sampler_steps=self.engine.sampler_steps, model_error=self.engine.model_error,
+            config=self.config, enabled=dict(self.enabled), started=self.video is not None,
+            stream_statuses=tuple((name, s.status) for name, s in streams),
+            playing=any(s.running for _, s in streams), ended=self.ended,
+            file_duration_s=float(duration) if duration else None)
+
+    def load_model(self, method: str | None = None) -> None:
+        """Load the checkpoint of ``method`` (default: the current one) now; raises
+        :class:`~imer_core.live.models.LiveModelError` when it does not fit (e.g. before starting)."""
+        wanted = method or self.engine.method
+        if wanted is not None:
+            self.bank.get(wanted)
+
+    def latest_frame(self) -> VideoFrame | None:
+        """The newest captured frame (``None`` before the start or before the first frame)."""
+        return self.video.frames.latest() if self.video is not None else None
+
+    def capture_buffers(self) -> tuple[FrameSlot | None, AudioRingBuffer | None]:
+        """The current sources' frame slot and audio ring (they change when the sources are switched)."""
+        return (self.video.frames if self.video is not None else None,
+                self.audio.ring if self.audio is not None else None)
+
     # -- results -----------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[LiveResult], None]) -> None:
         """Call ``listener(result)`` in the engine thread for every result (keep it quick)."""
@@ -449,4 +481,4 @@ def disabled_from_text(text: str | None) -> frozenset[Modality]:
     return frozenset(as_modality(part) for part in text.split(",") if part.strip())
 
 
-__all__: Iterable[str] = ("LivePipeline", "PipelineConfig", "disabled_from_text")
+__all__: Iterable[str] = ("LivePipeline", "PipelineConfig", "PipelineView", "disabled_from_text")
