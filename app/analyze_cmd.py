@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from .signals import SignalHandler
+
 EPILOG = """\
 inputs: images (jpg, png, ...: one row each, face_found says whether a face was found), audio
 (wav, flac, mp3, ...: one row per clip up to --windows-above seconds, its loudest 2 s window and the
@@ -148,7 +150,7 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
     return 0
 
 
-def _interrupt_on_signals() -> dict[int, object]:
+def _interrupt_on_signals() -> dict[int, SignalHandler]:
     """Ctrl-C / SIGTERM stop the analysis between rows (rows written so far are kept, a JSON array is closed).
 
     Replaces the early handler of :mod:`app.signals`, which ends the process at once.

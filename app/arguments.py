@@ -59,6 +59,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="guided calibration: act each emotion while reading its sentence; writes "
                              "calibration.npz into the session folder (for imer-train finetune)")
     parser.add_argument("--calibration-seconds", type=float, default=10.0, help="seconds per emotion")
+    parser.add_argument("--neutral-baseline", type=float, default=None, metavar="SECONDS",
+                        help="start with a neutral baseline: SECONDS of your resting face and a calm sentence; "
+                             "its means shift your face and voice features so your resting state reads as "
+                             "neutral (saved as neutral_baseline.json in the session folder)")
+    parser.add_argument("--baseline-file", default=None, metavar="PATH",
+                        help="apply a saved neutral baseline (neutral_baseline.json or its session folder)")
     parser.add_argument("--device-wait", type=float, default=DEFAULT_DEVICE_WAIT_S, metavar="SECONDS",
                         help="webcam source: end (exit code 1) when neither the camera nor the microphone has "
                              "delivered anything after this long (default %(default)s)")

@@ -116,6 +116,16 @@ def _check_options(args: argparse.Namespace) -> str:
         return f"--keep-sessions must be at least 1, got {keep}"
     if keep is not None and getattr(args, "rotate_minutes", None) is None:
         return "--keep-sessions needs --rotate-minutes"
+    seconds = getattr(args, "neutral_baseline", None)
+    if seconds is not None and not 0 < seconds <= 120:
+        return f"--neutral-baseline must be between 0 and 120 seconds, got {seconds}"
+    if getattr(args, "baseline_file", None):
+        from imer_core.live.neutral_baseline import NeutralBaseline, NeutralBaselineError
+
+        try:
+            args.loaded_baseline = NeutralBaseline.load(args.baseline_file)
+        except NeutralBaselineError as exc:
+            return str(exc)
     return ""
 
 
@@ -157,6 +167,10 @@ def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str)
             print("\nstopped before the source started: nothing recorded", file=out)
             return EXIT_OK
         recorded = True
+        baseline = getattr(args, "loaded_baseline", None)
+        if baseline is not None:
+            pipeline.set_neutral_baseline(baseline)
+            print(f"neutral baseline from {args.baseline_file} applied", file=out, flush=True)
         return _record(pipeline, args, stop, out)
     finally:
         # A normal end lets a recognition in progress finish (its words reach the transcript);
@@ -208,6 +222,8 @@ def _record(pipeline, args: argparse.Namespace, stop: StopRequests, out: TextIO)
                                      raw_audio=args.record_audio, raw_video=args.record_video).start()
         part_started = time.monotonic()
         try:
+            if parts == 1 and getattr(args, "neutral_baseline", None):
+                _neutral_baseline(pipeline, folder, args, stop, out)
             if args.calibrate:
                 _calibrate(pipeline, folder, args, stop, out)
                 reason = stop.signal_name or "calibration done"
@@ -273,6 +289,25 @@ def _file_seconds(pipeline) -> float | None:
 def _nothing_plays(pipeline) -> bool:
     """Every modality is switched off, so neither stream of the file runs (its end is never seen)."""
     return not pipeline.snapshot().playing
+
+
+def _neutral_baseline(pipeline, folder: Path, args: argparse.Namespace, stop: StopRequests, out: TextIO) -> None:
+    """Record the neutral baseline with a prompt; a failure is one line and the run goes on without it."""
+    from imer_core.live.neutral_baseline import INSTRUCTION, NeutralBaselineError, record_neutral_baseline
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not stop.is_set() and pipeline.warming_up:
+        time.sleep(0.2)
+    print(f"\n{INSTRUCTION} ({args.neutral_baseline:g} s)", file=out, flush=True)
+    try:
+        baseline = record_neutral_baseline(pipeline, args.neutral_baseline, should_stop=stop.is_set)
+    except NeutralBaselineError as exc:
+        print(f"neutral baseline: {exc}; continuing without it", file=out, flush=True)
+        return
+    path = baseline.save(folder)
+    counts = ", ".join(f"{m.value} {n}" for m, n in baseline.counts.items())
+    used = ", ".join(pipeline.neutral_baseline_modalities()) or "nothing (the model has no neutral reference)"
+    print(f"neutral baseline ({counts} samples) saved to {path}; shifts {used}", file=out, flush=True)
 
 
 def _calibrate(pipeline, folder: Path, args: argparse.Namespace, stop: StopRequests, out: TextIO) -> None:

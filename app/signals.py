@@ -16,6 +16,12 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TextIO
+
+#: What :func:`signal.signal` accepts and returns.
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 #: Set by Ctrl-C or SIGTERM received before the command's own handler.
 EARLY_STOP = threading.Event()
@@ -69,13 +75,13 @@ class StopRequests:
     thread; :meth:`restore` puts the previous handlers back.
     """
 
-    def __init__(self, out: "object | None" = None) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self.event = threading.Event()
         self.signal_name = ""
         self.starting = True
         self.forced = False
         self._out = out
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, SignalHandler] = {}
 
     def install(self) -> "StopRequests":
         if threading.current_thread() is threading.main_thread() and sys.platform != "win32":

@@ -169,7 +169,8 @@ def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.d
 def checkpoint_metadata(path: "str | os.PathLike[str]") -> dict[str, Any]:
     """Metadata dictionary of a checkpoint (plus method, config and versions), without the weights."""
     payload = read_checkpoint(path)
-    info = {k: payload[k] for k in ("method", "config", "format_version", "package_version") if k in payload}
+    keys = ("method", "config", "format_version", "package_version")
+    info: dict[str, Any] = {k: payload[k] for k in keys if k in payload}
     info["metadata"] = payload.get("metadata", {})
     return info
 

@@ -57,6 +57,10 @@ class ModelConfig:
         fusion: MulT backbone settings.
         method_options: method-specific options (a plain dict; each method
             parses it into its own frozen options dataclass).
+        expert_fusion: ``None``, or the settings of an
+            :class:`~imer_core.nn.expert_fusion.ExpertFusionHead` on top of the
+            method (classification only): the prediction becomes the product of
+            per-modality experts plus a correction from the method's own output.
     """
 
     method: str
@@ -65,6 +69,7 @@ class ModelConfig:
     labels: tuple[str, ...] = ("sentiment",)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     method_options: Mapping[str, Any] = field(default_factory=dict)
+    expert_fusion: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in (REGRESSION, CLASSIFICATION):
@@ -75,6 +80,10 @@ class ModelConfig:
         if self.task == CLASSIFICATION and len(self.labels) < 2:
             raise ValueError("a classification model needs at least two class labels")
         object.__setattr__(self, "method_options", dict(self.method_options))
+        if self.expert_fusion is not None:
+            if self.task != CLASSIFICATION:
+                raise ValueError("expert fusion needs a classification model")
+            object.__setattr__(self, "expert_fusion", dict(self.expert_fusion))
 
     @property
     def output_dim(self) -> int:
@@ -94,6 +103,7 @@ class ModelConfig:
             "labels": list(self.labels),
             "fusion": asdict(self.fusion),
             "method_options": _plain(self.method_options),
+            **({"expert_fusion": _plain(self.expert_fusion)} if self.expert_fusion is not None else {}),
         }
 
     @classmethod
@@ -107,6 +117,7 @@ class ModelConfig:
             labels=tuple(data.get("labels", ("sentiment",))),
             fusion=FusionConfig(**fusion),
             method_options=dict(data.get("method_options", {})),
+            expert_fusion=dict(data["expert_fusion"]) if data.get("expert_fusion") is not None else None,
         )
 
 

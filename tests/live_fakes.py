@@ -20,7 +20,7 @@ import torch
 from imer_core.asr.types import Segment, Transcript
 from imer_core.checkpoint import save_checkpoint
 from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, FusionConfig, ModelConfig
-from imer_core.features.face import FACE_FEATURE_DIM, face_feature_spec
+from imer_core.features.face import live_face_feature_spec, live_vision_feature
 from imer_core.features.text import TEXT_DIM, text_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.live.buffers import SourceStatus, VideoFrame
@@ -30,6 +30,8 @@ from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
 
 LIVE_SEQ = 20
+#: Length of the live vision feature (face network embedding + blendshapes + pose with the shipped face net).
+LIVE_VISION_DIM = live_vision_feature()[1]
 SMALL_OPTIONS = {
     "cmarr": {"latent_dim": 16, "encoder_hidden": 32, "flow_layers": 2, "flow_hidden": 32, "refiner_hidden": 32},
     "imder": {"score_channels": (32, 64), "score_embed_dim": 32, "refiner_blocks": 1, "sampler": "heun",
@@ -39,7 +41,7 @@ SMALL_OPTIONS = {
 
 def live_specs() -> FeatureSpecs:
     return FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), voice_feature_spec(LIVE_SEQ, 10.0),
-                        face_feature_spec(LIVE_SEQ, 10.0))
+                        live_face_feature_spec(LIVE_SEQ, 10.0))
 
 
 def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, trained: bool = True,
@@ -142,7 +144,7 @@ class FakeFaceExtractor:
 
     def process(self, image: np.ndarray, timestamp_ms: float) -> _Face:
         value = float(image.mean()) / 255.0
-        return _Face(not FakeFaceExtractor.no_face, np.full(FACE_FEATURE_DIM, value, np.float32))
+        return _Face(not FakeFaceExtractor.no_face, np.full(LIVE_VISION_DIM, value, np.float32))
 
     def close(self) -> None:
         pass

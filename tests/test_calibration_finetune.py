@@ -9,6 +9,7 @@ import torch
 from app.cli import main as imer_main
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import LIVE_EMOTIONS
+from imer_core.features.face import live_vision_feature
 from imer_core.live.calibration import CalibrationRun, CalibrationStep, load_calibration
 from imer_core.live.models import load_live_model
 from training.cli import main as train_main
@@ -26,7 +27,8 @@ def test_calibrate_on_a_clip_then_finetune(demo_test_clip, live_checkpoints, tmp
     data = load_calibration([tmp_path / "sessions"])
     assert len(data) >= 7 * 2
     assert set(data.labels.tolist()) == set(range(7))
-    assert data.features["vision"].shape[1:] == (20, 55) and data.features["audio"].shape[1:] == (20, 44)
+    assert data.features["vision"].shape[1:] == (20, live_vision_feature()[1])
+    assert data.features["audio"].shape[1:] == (20, 44)
     assert data.available[:, 2].mean() > 0.8  # the face is visible throughout
     info = json.loads(next((tmp_path / "sessions").glob("session-*/calibration.json")).read_text())
     assert info["samples"] == len(data)

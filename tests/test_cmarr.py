@@ -296,3 +296,22 @@ def test_parameter_counts_on_mosi_dims() -> None:
     assert all(count(net.flows[m]) == 348_672 for m in NAMES)
     assert count(net.refiners) == 50_112 and count(net.supcon_head) == 8_320 and count(net.fusion) == 75_713
     assert net.parameter_count() == 1_932_801
+
+
+def test_flow_ablation_recovers_the_product_of_experts_mean_and_trains() -> None:
+    """``flow_layers = 0`` (the ablation of the flow): a missing modality is the PoE mean of the available ones."""
+    net = make(flow_layers=0).eval()
+    assert not list(net.flows.parameters())
+    feats, mask = small_features(4), mask_from_available(["text", "audio"], 4)
+    with torch.no_grad():
+        recovered = net.recover(feats, mask)
+        mu, sigma = net._encode(feats)
+        expected, _ = product_of_experts(mu, sigma, mask)
+    torch.testing.assert_close(recovered["vision"].squeeze(-1), expected)
+    net.train()
+    for stage in (PRETRAIN, RECOVERY):
+        net.prepare_stage(stage)
+        out = net.training_losses(feats, torch.randn(4), mask)
+        assert bool(torch.isfinite(out.total)) and out.total.requires_grad
+    with pytest.raises(ValueError, match="flow_layers >= 0"):
+        make(flow_layers=-1)

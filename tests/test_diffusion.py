@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from imer_core.diffusion.samplers import EulerMaruyamaSampler, HeunSampler, available_samplers, make_sampler
-from imer_core.diffusion.score_unet import ConditionalScoreUNet1d
+from imer_core.diffusion.samplers import EulerMaruyamaSampler, HeunSampler
+from imer_core.diffusion.sampling import SCORE, available_samplers, make_sampler
 from imer_core.diffusion.sde import VESDE, denoising_score_matching_loss
+from imer_core.nn.score_unet import ConditionalScoreUNet1d
 
 SDE = VESDE(25.0)
 MU, S = 0.4, 0.6                                      # target distribution N(MU, S^2) per coordinate
@@ -114,14 +115,14 @@ def test_heun_is_deterministic_and_uses_shared_condition_noise() -> None:
 
 
 def test_make_sampler_registry() -> None:
-    assert available_samplers() == ["distilled", "euler-maruyama", "heun"]
-    assert isinstance(make_sampler("euler-maruyama", None), EulerMaruyamaSampler)
-    assert make_sampler("euler-maruyama", None).num_steps == 100
-    assert make_sampler("Heun", None).num_steps == 10 and make_sampler("heun", 3).num_steps == 3
+    assert available_samplers(SCORE) == ["distilled", "euler-maruyama", "heun"]
+    assert isinstance(make_sampler(SCORE, "euler-maruyama", None), EulerMaruyamaSampler)
+    assert make_sampler(SCORE, "euler-maruyama", None).num_steps == 100
+    assert make_sampler(SCORE, "Heun", None).num_steps == 10 and make_sampler(SCORE, "heun", 3).num_steps == 3
     with pytest.raises(ValueError, match="unknown sampler"):
-        make_sampler("ddim", 10)
+        make_sampler(SCORE, "ddim", 10)
     with pytest.raises(ValueError, match=">= 1"):
-        make_sampler("heun", 0)
+        make_sampler(SCORE, "heun", 0)
     with pytest.raises(ValueError):
         EulerMaruyamaSampler(2).sample(gaussian_score, SDE, (2, 3), condition=torch.zeros(2, 4))
     one = EulerMaruyamaSampler(1).sample(gaussian_score, SDE, (2, 3))
@@ -144,5 +145,5 @@ def test_score_unet_parameter_count_and_shapes() -> None:
     with pytest.raises(ValueError, match="divisible"):
         net(torch.randn(2, 32, 20), t)
     # The network drives the samplers with any step count.
-    sample = make_sampler("heun", 2).sample(net, SDE, (2, 32, 16), condition=torch.randn(2, 32, 16))
+    sample = make_sampler(SCORE, "heun", 2).sample(net, SDE, (2, 32, 16), condition=torch.randn(2, 32, 16))
     assert sample.shape == (2, 32, 16)

@@ -31,3 +31,25 @@ def test_overrides_and_errors(tmp_path):
     bad.write_text("[model]\nmethod='imder'\n[optimizer]\nlr=1\n")
     with pytest.raises(ValueError, match="unknown section"):
         load_experiment(str(bad))
+
+
+def test_mmin_configs_follow_mmins_public_scripts():
+    """AIM3-RUC/MMIN scripts: IEMOCAP lr 2e-4 selected on UAR, MSP-IMPROV lr 5e-4 selected on macro-F1."""
+    from training.experiment import load_experiment
+
+    iemocap, msp = load_experiment("cmarr_iemocap"), load_experiment("cmarr_msp")
+    assert (iemocap.train.learning_rate, iemocap.train.key_eval) == (2e-4, "uar")
+    assert (msp.train.learning_rate, msp.train.key_eval) == (5e-4, "macro_f1")
+    assert iemocap.train.batch_size == msp.train.batch_size == 128
+
+
+def test_synthetic_mmsa_with_default_dims_and_another_length_loads(tmp_path):
+    """The synthetic cache name is built when only the sequence length is changed (it used to map over ``None``)."""
+    from training.runner import load_data
+
+    exp = load_experiment("cmarr_mosi", ["data.synthetic=true", "data.synthetic_sizes=[12, 4, 4]",
+                                         "data.synthetic_seq_len=6"])
+    data = load_data(exp, tmp_path)
+    assert data.specs.text.seq_len == data.specs.audio.seq_len == 6
+    assert data.specs.text.dim == 768
+    assert len(list(tmp_path.glob("synthetic_mosi_*_ddefault_l6_*.pkl"))) == 1

@@ -76,7 +76,12 @@ def test_extractor_runs_the_face_network_on_its_crop(net_file):
     embedding, probs = runner(features.crop)
     np.testing.assert_allclose(features.embedding, embedding[0], atol=1e-6)
     np.testing.assert_allclose(features.expression, probs[0], atol=1e-6)
-    assert features.vector.shape == (55,)  # the live vector is unchanged until the live models are retrained
+    # the live vision vector: the embedding, then the 52 blendshapes and the pose
+    assert features.vector.shape == (runner.embedding_dim + 55,) == (extractor.feature_dim,)
+    np.testing.assert_allclose(features.vector[:runner.embedding_dim], embedding[0], atol=1e-6)
+    np.testing.assert_allclose(features.vector[runner.embedding_dim:runner.embedding_dim + 52], features.blendshapes)
+    assert extractor.feature_id.startswith("imer-face-net-v1-" + runner.weights_id)
+    assert extractor.feature_spec(20, 10.0).dim == extractor.feature_dim
 
 
 def test_training_command_on_a_tiny_crop_file(tmp_path):

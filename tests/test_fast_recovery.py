@@ -10,9 +10,10 @@ from torch import nn
 
 from imer_core.diffusion.distill import DistillOptions, distillation_loss, fit_student, teacher_pairs
 from imer_core.diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_score_net
-from imer_core.diffusion.samplers import DistilledSampler, HeunSampler, make_sampler
-from imer_core.diffusion.score_unet import ConditionalScoreUNet1d
+from imer_core.diffusion.samplers import DistilledSampler, HeunSampler
+from imer_core.diffusion.sampling import SCORE, make_sampler
 from imer_core.diffusion.sde import VESDE
+from imer_core.nn.score_unet import ConditionalScoreUNet1d
 
 SDE = VESDE(25.0)
 MU, S = 0.4, 0.6
@@ -65,7 +66,7 @@ def test_distilled_sampler_schedule_and_teacher_consistency() -> None:
     two = DistilledSampler(2).sigmas(SDE, dtype=torch.float64)
     assert one.tolist() == pytest.approx([SDE.prior_std, 0.0])
     assert two.shape == (3,) and two[0] == one[0] and 0 < two[1] < two[0] and two[2] == 0
-    assert make_sampler("distilled", None).num_steps == 1 and make_sampler("Distilled", 2).num_steps == 2
+    assert make_sampler(SCORE, "distilled", None).num_steps == 1 and make_sampler(SCORE, "Distilled", 2).num_steps == 2
     # Driven by the exact score, one step is Tweedie's denoiser at sigma_max: E[x0 | x_T].
     z = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
     out = DistilledSampler(1).sample(gaussian_score, SDE, (6, 2), noise=z)
@@ -108,7 +109,7 @@ def test_traced_score_net_matches_eager(conditioned: bool) -> None:
     with torch.inference_mode():
         torch.testing.assert_close(traced(*args), net(*args), atol=1e-5, rtol=1e-5)
     # a whole sampler run through the traced network agrees with the eager one
-    sampler = make_sampler("heun", 3)
+    sampler = make_sampler(SCORE, "heun", 3)
     shape = (3, 32, 12)
     a = sampler.sample(traced, SDE, shape, condition=c2, generator=torch.Generator().manual_seed(4))
     b = sampler.sample(net, SDE, shape, condition=c2, generator=torch.Generator().manual_seed(4))
@@ -148,7 +149,7 @@ def test_cuda_graph_sampler_replay_matches_eager() -> None:
     device = torch.device("cuda")
     net = _score_net().to(device)
     cond = torch.randn(2, 32, 12, device=device)
-    sampler = make_sampler("heun", 4)
+    sampler = make_sampler(SCORE, "heun", 4)
     runner = CudaGraphRunner()
     z = torch.randn(2, 32, 12, device=device)
 
@@ -159,6 +160,6 @@ def test_cuda_graph_sampler_replay_matches_eager() -> None:
     second = runner.run("heun4", fn, cond + 1.0)                    # replay with new inputs
     torch.testing.assert_close(first, fn(cond), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(second, fn(cond + 1.0), atol=1e-4, rtol=1e-4)
-    em = make_sampler("euler-maruyama", 10)
+    em = make_sampler(SCORE, "euler-maruyama", 10)
     out = runner.run("em10", lambda c: em.sample(net, SDE, tuple(c.shape), condition=c), cond)
     assert out.shape == cond.shape and torch.isfinite(out).all()

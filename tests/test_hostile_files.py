@@ -308,10 +308,10 @@ def test_calibration_fuzz_cases_raise_calibration_file_error(tmp_path):
 def test_finetune_refuses_nan_calibration_and_empty_training_sets(tmp_path, live_checkpoints, capsys):
     from training.cli import main as train_main
     data = _calibration_arrays(8)
-    from imer_core.features.face import FACE_FEATURE_DIM
+    from imer_core.features.face import live_vision_feature
     from imer_core.features.text import TEXT_DIM
     from imer_core.features.voice import VOICE_FEATURE_DIM
-    for key, dim in (("text", TEXT_DIM), ("audio", VOICE_FEATURE_DIM), ("vision", FACE_FEATURE_DIM)):
+    for key, dim in (("text", TEXT_DIM), ("audio", VOICE_FEATURE_DIM), ("vision", live_vision_feature()[1])):
         data[key] = np.random.default_rng(1).normal(size=(8, 20, dim)).astype(np.float32)
     data["vision"][3, 4, 5] = np.nan
     (tmp_path / "nan").mkdir()

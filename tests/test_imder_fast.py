@@ -91,12 +91,13 @@ def test_distill_command_writes_a_checkpoint_that_evaluate_uses(tmp_path, capsys
     assert "imer-train distill" in capsys.readouterr().err
     out = tmp_path / "distilled.pt"
     assert cli_main(["distill", "--checkpoint", str(ckpt), *base, "--out", str(out), "--epochs", "2",
-                     "--batch-size", "32", "--learning-rate", "1e-3"]) == 0
+                     "--batch-size", "32", "--learning-rate", "1e-3", "--score-backend", "traced"]) == 0
     printed = capsys.readouterr().out
     assert json.loads(printed[printed.index('{\n  "checkpoint"'):])["checkpoint"] == str(out)
     model = load_checkpoint(out)
     meta = model.checkpoint_metadata["distillation"]
     assert model.options.sampler == "distilled" and meta["steps"] == 1 and meta["teacher"] == "heun, 2 steps"
+    assert model.options.score_backend == "traced" == meta["score_backend"]
     assert meta["valid_mse"] <= meta["valid_mse_before"]
     trained = dict(model.student_nets.named_parameters())
     assert any(not torch.equal(p, dict(model.score_nets.named_parameters())[n]) for n, p in trained.items())

@@ -1,12 +1,12 @@
 """Live checkpoints (compatibility, trained flag) and the inference engine on hand-filled tracks."""
 
+import re
 import time
 
 import numpy as np
 import pytest
-from live_fakes import live_specs, train_small_checkpoint
+from live_fakes import LIVE_VISION_DIM, live_specs, train_small_checkpoint
 
-from imer_core.features.face import FACE_FEATURE_DIM
 from imer_core.live.engine import EngineInputs, InferenceEngine
 from imer_core.live.health import ModalityState, ModalityStatus
 from imer_core.live.models import LiveModelError, ModelBank, load_live_model, shipped_checkpoints
@@ -15,7 +15,7 @@ from imer_core.modalities import MODALITIES, FeatureSpec, FeatureSpecs, Modality
 
 
 def _tracks(now: float) -> dict:
-    dims = {Modality.TEXT: 384, Modality.AUDIO: 44, Modality.VISION: FACE_FEATURE_DIM}
+    dims = {Modality.TEXT: 384, Modality.AUDIO: 44, Modality.VISION: LIVE_VISION_DIM}
     tracks = {m: FeatureTrack(d) for m, d in dims.items()}
     rng = np.random.default_rng(0)
     for t in np.arange(now - 2.5, now, 0.05):
@@ -32,7 +32,7 @@ def _statuses(states: dict) -> dict:
 
 def test_checkpoint_for_other_extractors_is_refused(tmp_path):
     specs = live_specs()
-    other = FeatureSpecs(specs.text, specs.audio, FeatureSpec(Modality.VISION, FACE_FEATURE_DIM, 20, 10.0, "openface2"))
+    other = FeatureSpecs(specs.text, specs.audio, FeatureSpec(Modality.VISION, LIVE_VISION_DIM, 20, 10.0, "openface2"))
     path = train_small_checkpoint(tmp_path / "other.pt", "cmarr", steps=1, specs=other)
     with pytest.raises(LiveModelError, match="vision features: checkpoint expects 'openface2'"):
         load_live_model(path)
@@ -114,3 +114,27 @@ def test_engine_thread_runs_at_the_hop_and_skips_when_late(live_checkpoints):
     assert not engine.running
     assert len(results) >= 3
     assert [r.sequence for r in results] == sorted(r.sequence for r in results)
+
+
+def test_checkpoint_of_the_blendshape_feature_is_refused_when_the_face_network_feature_runs(tmp_path):
+    from imer_core.features.face import (
+        FACE_EXTRACTOR_ID,
+        FACE_EXTRACTOR_SPEC,
+        FACE_FEATURE_DIM,
+        face_net_extractor_spec,
+    )
+    from imer_core.features.registry import default_extractor_specs
+
+    face_net = face_net_extractor_spec()
+    if face_net is None:
+        pytest.skip("face network asset missing")
+    specs = live_specs()
+    old = FeatureSpecs(specs.text, specs.audio, FACE_EXTRACTOR_SPEC.feature_spec(20, 10.0))
+    path = train_small_checkpoint(tmp_path / "old.pt", "cmarr", steps=1, specs=old)
+    running = {**default_extractor_specs(), Modality.VISION: face_net}
+    assert face_net.extractor_id.startswith("imer-face-net-v1-") and face_net.dim > FACE_FEATURE_DIM
+    expected = (f"vision features: checkpoint expects '{FACE_EXTRACTOR_ID}' (55-d), "
+                f"the pipeline runs '{face_net.extractor_id}' ({face_net.dim}-d)")
+    with pytest.raises(LiveModelError, match=re.escape(expected)):
+        load_live_model(path, extractors=running)
+    assert load_live_model(path, extractors={**running, Modality.VISION: FACE_EXTRACTOR_SPEC}).labels

@@ -20,7 +20,7 @@ import torch
 
 from imer_core.checkpoint import checkpoint_metadata, load_checkpoint
 from imer_core.config import LIVE_EMOTIONS
-from imer_core.features.face import face_feature_spec
+from imer_core.features.face import live_face_feature_spec, live_vision_feature
 from imer_core.features.text import text_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from training.cli import main
@@ -109,9 +109,10 @@ def live_cache(tmp_path_factory) -> Path:
 
 def test_extract_live_caches_features_and_counts_missed_faces(live_cache, capsys):
     fer = load_cache(live_cache, "fer2013")
-    assert fer["vision"].shape == (6, 55) and fer["meta"]["stats"]["undetected"] == 1   # --limit 6 of 7 images
+    # --limit 6 of 7 images; the live vision feature: face-net embedding + blendshapes + pose
+    assert fer["vision"].shape == (6, live_vision_feature()[1]) and fer["meta"]["stats"]["undetected"] == 1
     assert fer["detected"].sum() == 5 and not fer["detected"][-1]
-    assert fer["meta"]["extractors"]["vision"] == face_feature_spec(20, 10.0).extractor
+    assert fer["meta"]["extractors"]["vision"] == live_face_feature_spec(20, 10.0).extractor
     ravdess = load_cache(live_cache, "ravdess")
     assert ravdess["audio"].shape == (4, 20, 44) and ravdess["text"].shape == (4, 384)
     assert all("door" in t.lower() for t in ravdess["transcript"]), ravdess["transcript"]
@@ -157,7 +158,7 @@ def test_live_configs_build_models_for_every_condition(name):
         assert model.predict(features, condition_mask(condition, 2)).shape == (2, 7)
 
 
-def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
+def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path, capsys):
     from imer_core.live.models import compatibility_problems, load_live_model
 
     tiny = ["--set", "train.max_epochs=1", "--set", "train.pretrain_max_epochs=1", "--set",
@@ -168,6 +169,12 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
         out = tmp_path / name
         assert main(["train", "--config", name, "--data", str(live_cache), "--out", str(out), *tiny, *extra]) == 0
         checkpoints.append(out / "model.pt")
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(checkpoints[1]), "--data", str(live_cache), "--device", "cpu",
+                 "--set", "data.live.train_tuples_per_class=8", "--set", "data.live.val_tuples_per_class=4"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)                      # imer-train evaluate reads the live cache
+    assert evaluated["dataset"] == "live" and evaluated["data_source"] == str(live_cache)
+    assert 0.0 <= evaluated["accuracy"] <= 1.0
     ship = tmp_path / "assets" / "models"
     assert main(["live-eval", "--cache", str(live_cache), "--checkpoints", ",".join(map(str, checkpoints)),
                  "--out", str(tmp_path / "eval"), "--ship", str(ship), "--latency-runs", "2",
@@ -190,7 +197,7 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path):
         assert model.config.labels == LIVE_EMOTIONS and model.config.task == "classification"
         assert model.config.specs.text == text_feature_spec(20, 10.0)
         assert model.config.specs.audio == voice_feature_spec(20, 10.0)
-        assert model.config.specs.vision == face_feature_spec(20, 10.0)
+        assert model.config.specs.vision == live_face_feature_spec(20, 10.0)
         assert compatibility_problems(model.config, meta) == []
         assert load_live_model(path).labels == LIVE_EMOTIONS
 
@@ -245,3 +252,36 @@ def test_ship_refuses_an_oversized_checkpoint_without_leaving_it_behind(tmp_path
     with pytest.raises(ValueError, match="over the 1,000-byte limit"):
         evaluate.ship_checkpoints([("CM-ARR", path, model)], report, data, ship)
     assert [p.name for p in ship.iterdir()] == ["live_cmarr.pt"] and (ship / "live_cmarr.pt").read_bytes() == before
+
+
+def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path):
+    """live-experts on a tiny CM-ARR: head in the config, neutral reference and speaker switch-over in the
+    metadata, the engine contract kept; live-eval reports the targets and the after-40-s-of-speech row."""
+    from imer_core.live.models import load_live_model
+
+    tiny = ["--set", "train.max_epochs=1", "--set", "train.pretrain_max_epochs=1", "--set",
+            "data.live.train_tuples_per_class=8", "--set", "data.live.val_tuples_per_class=4", "--no-progress"]
+    out = tmp_path / "live_cmarr"
+    assert main(["train", "--config", "live_cmarr", "--data", str(live_cache), "--out", str(out), *tiny]) == 0
+    fused = tmp_path / "fused.pt"
+    assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache),
+                 "--out", str(fused), "--no-progress"]) == 0
+    model = load_checkpoint(fused)
+    assert model.config.expert_fusion["speaker_experts"] == ["audio"] and model.expert_fusion is not None
+    meta = checkpoint_metadata(fused)["metadata"]
+    from imer_core.live.neutral_baseline import neutral_reference
+    from training.live.dataset import load_pools
+
+    pools, _ = load_pools(live_cache, LiveDataOptions())
+    assert meta["neutral_reference"] == neutral_reference(pools)  # neutral training means (those the tiny data has)
+    for modality, mean in meta["neutral_reference"].items():
+        assert len(mean) == model.config.specs[modality].dim
+    switch = meta["speaker_normalization"]["audio"]
+    assert switch["mode"] == "expert" and switch["switch_after_steps"] == 400  # 40 s of speech at 10 Hz
+    assert isinstance(meta["expert_fusion"]["summary"]["correction"]["correction_kept"], bool)
+    assert load_live_model(fused).model.expert_fusion is not None
+    assert main(["live-eval", "--cache", str(live_cache), "--checkpoints", str(fused), "--out", str(tmp_path / "ev"),
+                 "--skip-fill-baselines", "--latency-runs", "1", "--no-progress"]) == 0
+    table = (tmp_path / "ev" / "results.md").read_text()
+    assert "### Targets (issue 11)" in table and "| CM-ARR, after 40 s of speech |" in table
+    assert "zero-fill" not in table and "| unimodal (late fusion) |" in table

@@ -80,11 +80,14 @@ def test_round_trip(dataset, iemocap_root, msp_root):
     speakers = {name: {_speaker(dataset, u) for u in s.ids} for name, s in splits.items()}
     assert speakers["valid"] == {val_spk} and speakers["test"] == {tst_spk}
     assert not speakers["train"] & {val_spk, tst_spk}
+    lens = splits["train"].seq_lens                       # derived from the data: the longest sequences
+    assert np.max([s.lengths.max(axis=0) for s in splits.values()], axis=0).tolist() == list(lens)
     for split in splits.values():
         n = len(split)
-        assert split.text.shape == (n, info.seq_lens[0], 1024) and split.text.dtype == np.float32
-        assert split.audio.shape == (n, info.seq_lens[1], 130) and split.audio.dtype == np.float32
-        assert split.vision.shape == (n, info.seq_lens[2], 342) and split.vision.dtype == np.float32
+        assert split.seq_lens == lens
+        assert split.text.shape == (n, lens[0], 1024) and split.text.dtype == np.float32
+        assert split.audio.shape == (n, lens[1], 130) and split.audio.dtype == np.float32
+        assert split.vision.shape == (n, lens[2], 342) and split.vision.dtype == np.float32
         assert split.labels.dtype == np.int64 and split.lengths.dtype == np.int64
         assert split.lengths.shape == (n, 3) and (split.lengths >= 0).all()
         assert (split.lengths <= np.array(split.seq_lens)).all()
@@ -102,9 +105,11 @@ def test_labels_and_features_match_files(iemocap_root):
     assert split.ids.tolist() == names
     with h5py.File(iemocap_root / "A/comparE.h5", "r") as a, h5py.File(iemocap_root / "L/bert_large.h5") as t:
         raw_audio, raw_text = a[names[0]][()], t[names[0]][()]
-    steps = min(60, len(raw_audio))
-    np.testing.assert_array_equal(split.audio[0, :steps], raw_audio[:steps])
+    steps = len(raw_audio)                                # no truncation by default
+    np.testing.assert_array_equal(split.audio[0, :steps], raw_audio)
     assert split.lengths[0, 1] == steps
+    fixed = load_mmin_fold(iemocap_root, "iemocap", 1, audio_norm="none", seq_lens=(22, 60, 50))["test"]
+    assert fixed.lengths[0, 1] == min(60, steps)          # MMIN's fixed-length export: 6 s at 10 frames/s
     np.testing.assert_array_equal(split.text[0], raw_text)
 
 
@@ -144,7 +149,7 @@ def test_dataset_items(iemocap_root):
     item = dataset[3]
     assert set(item) == {"index", "text", "audio", "vision", "label", "lengths"}
     assert item["label"].dtype == torch.int64 and item["label"].shape == ()
-    assert item["lengths"].shape == (3,) and item["audio"].shape == (60, 130)
+    assert item["lengths"].shape == (3,) and item["audio"].shape == (split.seq_lens[1], 130)
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
     assert batch["text"].shape == (4, 22, 1024) and batch["label"].dtype == torch.int64
 

@@ -12,7 +12,8 @@ from conftest import small_features, small_specs
 from imer_core import ModelConfig
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS
-from imer_core.diffusion.ddpm import AncestralSampler, DDIMSampler, GaussianDiffusion, make_sampler
+from imer_core.diffusion.ddpm import AncestralSampler, DDIMSampler, GaussianDiffusion
+from imer_core.diffusion.sampling import DDPM, make_sampler
 from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions
 from imer_core.methods.rohydr import AVAILABLE_KEY, MOSEI_OPTIONS, RoHyDR, RoHyDROptions
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, mask_from_available
@@ -92,9 +93,9 @@ def test_few_step_samplers_are_seeded_and_ddpm_is_ddim_with_eta_one() -> None:
     ancestral = AncestralSampler(steps=7).sample(_eps_fn, process, shape, generator=torch.Generator().manual_seed(3))
     eta_one = DDIMSampler(steps=7, eta=1.0).sample(_eps_fn, process, shape, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(ancestral, eta_one, atol=1e-5)
-    assert isinstance(make_sampler("DDPM", 4), AncestralSampler) and make_sampler("ddim", 4).steps == 4
+    assert isinstance(make_sampler(DDPM, "DDPM", 4), AncestralSampler) and make_sampler(DDPM, "ddim", 4).steps == 4
     with pytest.raises(ValueError):
-        make_sampler("heun", 4)
+        make_sampler(DDPM, "heun", 4)
 
 
 @pytest.mark.parametrize("sampler", [DDIMSampler(steps=250), AncestralSampler(steps=1000)])

@@ -126,3 +126,34 @@ def test_summarize_folds():
     assert summarize_folds([{"war": 0.4}])["war"] == (0.4, 0.0)
     with pytest.raises(ValueError):
         summarize_folds([])
+
+
+def test_validation_evaluates_every_utterance_under_all_six_scenarios(tmp_path):
+    """MMIN's val/tst sets hold each utterance six times (one per missing scenario); metrics pool them."""
+    import torch
+    from test_cv_compare import MMIN_TINY, TINY, TRAIN
+
+    from training.distributed import DistContext
+    from training.experiment import load_experiment
+    from training.runner import build_model, load_data
+    from training.runs import RunFolder
+    from training.trainer import Trainer
+
+    protocol = RandomScenarioProtocol(seed=3)
+    passes = protocol.eval_passes(5, 4, "valid")
+    assert len(passes) == 6 and all(p.shape == (5, 3) and (p == p[0]).all() for p in passes)
+    assert {tuple(p[0]) for p in passes} == {tuple(scenario_row(n)) for n in MISSING_SCENARIO_NAMES}
+    exp = load_experiment("quick_cv_cmarr", [*MMIN_TINY, *TRAIN, *TINY["cmarr"]])
+    data = load_data(exp, tmp_path)
+    model = build_model(exp, data.specs, data.labels).eval()
+    seen = []
+    recover = model.recover
+    model.recover = lambda feats, mask, sampling=None: seen.append(mask.clone()) or recover(feats, mask, sampling)
+    trainer = Trainer(model, data.datasets, exp.train, protocol, DistContext(), RunFolder(tmp_path, enabled=False),
+                      progress=False)
+    n = len(data.datasets["valid"])
+    results = trainer.evaluate("valid")
+    masks = torch.cat(seen).numpy()
+    assert len(masks) == 6 * n and results["realised_missing_rate"] == pytest.approx(0.5)
+    for name in MISSING_SCENARIO_NAMES:
+        assert (masks == scenario_row(name)).all(axis=1).sum() == n

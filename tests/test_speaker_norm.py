@@ -118,7 +118,8 @@ def test_engine_applies_running_normalisation_only_when_the_checkpoint_says_so(t
 def test_settings_are_read_from_metadata():
     assert speaker_normalization_settings({}) == {}
     got = speaker_normalization_settings({"speaker_normalization": {"audio": {"prior_steps": 30}}})
-    assert got == {"audio": {"prior_steps": 30.0, "min_speech_fraction": 0.5}}
+    assert got == {"audio": {"prior_steps": 30.0, "min_speech_fraction": 0.5, "mode": "replace",
+                             "switch_after_steps": 0.0}}
 
 
 def test_running_normalisation_of_the_evaluation_spans_prior_to_speaker_statistics():
@@ -135,3 +136,22 @@ def test_running_normalisation_of_the_evaluation_spans_prior_to_speaker_statisti
     # all 100 steps of each speaker against a prior weight of 100 steps: the means meet halfway
     assert everything[:5].mean() == pytest.approx((4.0 - 2.0) / np.sqrt((1.0 + 1.0) / 2), abs=0.2)
     assert everything[5:].mean() == pytest.approx(-everything[:5].mean(), abs=0.3)
+
+
+@pytest.mark.parametrize("switch_after, expect_speaker", [(20, True), (30, False)])
+def test_expert_mode_keeps_global_features_and_switches_the_speaker_expert_after_enough_speech(
+        tmp_path, switch_after, expect_speaker):
+    path = train_small_checkpoint(tmp_path / "expert.pt", "cmarr", steps=1, extra_metadata={
+        "speaker_normalization": {"audio": {"prior_steps": 0, "min_speech_fraction": 0.5, "mode": "expert",
+                                            "switch_after_steps": switch_after}}})
+    now = time.monotonic()
+    engine = InferenceEngine(ModelBank({"cmarr": path}), _inputs(now, offset=50.0))  # 25 speech steps
+    assert engine.step(now).probabilities is not None
+    features, _, _ = engine._windows(engine._model, now, engine._statuses())
+    assert features["audio"].numpy().mean() == pytest.approx(50.0, abs=0.5)  # the method sees global features
+    assert engine.speaker_expert_active is expect_speaker
+    assert ("audio@speaker" in features) is expect_speaker
+    if expect_speaker:
+        assert abs(features["audio@speaker"].numpy().mean()) < 0.5  # the speaker's own offset removed
+    engine.reset_speaker_statistics()  # a new source: back to the global expert
+    assert not engine.speaker_expert_active

@@ -26,3 +26,14 @@ def test_text_head_on_a_tiny_cache(tmp_path):
     assert len(summary["rows"]) == 3 and summary["counts"]["test"] == len(labels) // 4
     assert summary["chosen_test"]["weighted_f1"] > 0.5  # separable classes are learned
     assert (tmp_path / "out" / "text_head.pt").is_file()
+
+
+def test_text_head_with_no_epochs_keeps_the_initial_weights():
+    """``epochs=0`` returns the untrained head instead of loading a missing best state."""
+    from training.live.text_head import train_head
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((14, 8)).astype(np.float32)
+    y = np.arange(14) % 7
+    model, dev_f1 = train_head((x, y), (x, y), hidden=4, power=0.0, dropout=0.0, epochs=0)
+    assert dev_f1 == -1.0 and not model.training

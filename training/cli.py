@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from imer_core.cli_errors import report_error
 from imer_core.registry import get_method_class
@@ -325,9 +326,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           ctx, RunFolder(Path("."), enabled=False))
         sampling = SamplingOptions(sampler=args.sampler, steps=args.steps, seed=0, backend=args.backend)
         results = trainer.evaluate(args.split, sampling=sampling)
-    results.update(dataset=experiment.data.dataset, data_source=data.source, synthetic=data.synthetic,
-                   protocol=protocol.name, **({"fold": data.fold} if data.fold is not None else {}))
-    print(json.dumps(results, indent=2))
+    report: dict[str, Any] = {**results, "dataset": experiment.data.dataset, "data_source": data.source,
+                              "synthetic": data.synthetic, "protocol": protocol.name}
+    if data.fold is not None:
+        report["fold"] = data.fold
+    print(json.dumps(report, indent=2))
     return 0
 
 

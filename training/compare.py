@@ -58,6 +58,7 @@ from .oracle import bayes_optimal_metrics
 from .protocol_spec import make_protocol
 from .runner import load_data, pretrain_state, run_experiment
 from .scenarios import SCENARIOS, scenario_row
+from .trainer import dataset_size
 
 REGRESSION_COLUMNS = (("Acc-2", "Non0_acc_2"), ("F1", "Non0_F1_score"), ("Acc-7", "Mult_acc_7"), ("MAE", "MAE"),
                       ("Corr", "Corr"))
@@ -170,7 +171,7 @@ def _compare_rates(exp: Experiment, data: LoadedData, kind: str, rates: Sequence
                 metrics = _with_ratio(result.test)
                 if data.oracle is not None:             # the same test samples and masks as the method
                     test = data.datasets["test"]
-                    masks = protocol.eval_masks(len(test), exp.train.batch_size, "test")
+                    masks = protocol.eval_masks(dataset_size(test), exp.train.batch_size, "test")
                     metrics.update(bayes_optimal_metrics(data.oracle, test, masks, model))
                 per_rate.setdefault(f"{float(rate):.2f}", []).append(metrics)
     return {cond: summarize_seeds(results) for cond, results in per_rate.items()}, model
@@ -203,7 +204,7 @@ def run_compare(experiments: Sequence[Experiment], out_dir: Path, ctx: DistConte
     methods, synthetic = [], False
     for exp in experiments:
         method_dir = out_dir / exp.name
-        if is_cv:
+        if is_cv:                                           # cross-validation loads each fold
             cv = run_cv(exp, method_dir, ctx, folds, seed=seeds[0], progress=progress)
             stats, model, data = (_scenario_stats(cv.summary), cv.model, cv.data) if cv else ({}, None, None)
         else:
@@ -247,7 +248,8 @@ def write_compare_tables(methods: list[MethodSummary], out_dir: Path, protocol_k
             cells += [f"{summary.parameters:,}", f"{summary.latency_ms['default']:.1f} ({summary.samplers['default']})",
                       f"{summary.latency_ms['fast']:.1f} ({summary.samplers['fast']})"]
             md.append("| " + " | ".join(cells) + " |")
-            row = {"method": summary.experiment.method, "config": summary.experiment.name, "condition": cond}
+            row: dict[str, Any] = {"method": summary.experiment.method, "config": summary.experiment.name,
+                                   "condition": cond}
             for key in (*(k for _, k in (*columns, *ERROR_COLUMNS)), *(k for k in stats if k.startswith("bayes_"))):
                 mean, std = stats.get(key, (float("nan"), float("nan")))
                 row[f"{key}_mean"], row[f"{key}_std"] = mean, std

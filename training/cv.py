@@ -7,12 +7,11 @@ For every fold of a cross-validated data source (the MMIN release: :func:`traini
    (every sample draws one of the six missing scenarios every epoch, MMIN's
    training protocol; ``"scenario:complete"`` also draws the complete one);
 3. **model selection**: each stage keeps the epoch with the best validation
-   ``train.key_eval`` (UAR in the shipped configs) computed under the
-   protocol's *fixed, balanced* random-scenario masks: every validation
-   utterance is evaluated once, under one scenario, each scenario on ~N/6
-   utterances.  This is an unbiased estimate of the six-scenario average at a
-   sixth of the cost of evaluating every utterance six times; the complete
-   condition takes no part in selection (as MMIN);
+   ``train.key_eval`` (MMIN's scripts: UAR for IEMOCAP, macro-F1 for
+   MSP-IMPROV) computed as MMIN does: every validation utterance under each of
+   the six missing scenarios, metrics pooled over the 6 N predictions
+   (:meth:`~training.scenarios.RandomScenarioProtocol.eval_passes`); the
+   complete condition takes no part in selection (as MMIN);
 4. **test**: every test utterance under each of the seven conditions of
    :data:`~training.scenarios.SCENARIOS` (six missing + complete), giving
    WAR (accuracy), UAR and macro-F1 per scenario, plus the recovery error.
@@ -180,7 +179,7 @@ def _markdown(experiment: Experiment, summary: dict[str, Any], folds: list[int],
     synthetic = bool(data and data.synthetic)
     lines = [f"# {experiment.method.upper()} on {'SYNTHETIC ' if synthetic else ''}{dataset}: "
              "six-scenario cross-validation", ""]
-    if synthetic:
+    if data is not None and data.synthetic:
         lines += [f"**SYNTHETIC: {data.note}**", ""]
     lines += [f"Experiment `{experiment.name}`; folds {', '.join(map(str, folds))} (mean ± std over "
               f"{len(folds)} fold(s)); recovery stage trained with `{protocol}` (random missing scenario per "

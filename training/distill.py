@@ -14,7 +14,9 @@
    the epoch with the lowest validation error;
 4. the checkpoint is written with the students and, unless ``--keep-sampler``,
    ``"distilled"`` as its default sampler, so the live engine and ``imer-train
-   evaluate`` use it by name.
+   evaluate`` use it by name; ``--score-backend traced`` also makes the traced
+   networks its default inference backend (the shipped live IMDer: see
+   ``docs/live_model.md``).
 
 Conditions come from the dataset's samples; with unpaired corpora (the live
 data) these are class-matched pseudo-pairs, as in training.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imer_core.diffusion.distill import DistillOptions, DistillReport, TeacherPairs, fit_student, teacher_pairs
+from imer_core.methods.base import RecoveryModel
 from imer_core.methods.imder import IMDer
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES
 
@@ -64,6 +68,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--noise-draws", type=int, default=1, help="noise draws per training condition")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-sampler", action="store_true", help="keep the checkpoint's default sampler")
+    p.add_argument("--score-backend", default=None, choices=("eager", "traced", "cuda-graph"),
+                   help="default inference backend saved in the checkpoint (default: keep the checkpoint's)")
     p.add_argument("--device", default="auto")
 
 
@@ -85,7 +91,7 @@ def collect_conditions(model: IMDer, dataset: Dataset, batch_size: int = 256) ->
         for available in AVAILABLE_SUBSETS:
             if len(available) == len(MODALITIES):
                 continue
-            cond = model.condition_for(available, proj).clone()
+            cond = model.condition_for(tuple(available), proj).clone()
             for m in MODALITIES:
                 if m not in available:
                     per_modality[m.value].append(cond)
@@ -104,8 +110,17 @@ def build_pairs(model: IMDer, conditions: dict[str, torch.Tensor], options: Dist
     return pairs
 
 
-def distill_model(model: IMDer, datasets: dict[str, Dataset], options: DistillOptions, make_default: bool = True,
-                  log: Any = print) -> DistillReport:
+def set_score_backend(model: IMDer, backend: str) -> None:
+    """Make ``backend`` the model's default inference backend (saved with its configuration)."""
+    from imer_core.config import options_from_dict
+    from imer_core.diffusion.fast import check_backend
+
+    model.config = model.config.with_options(score_backend=check_backend(backend))
+    model.options = options_from_dict(model.options_class, model.config.method_options)
+
+
+def distill_model(model: RecoveryModel, datasets: Mapping[str, Dataset], options: DistillOptions,
+                  make_default: bool = True, log: Any = print) -> DistillReport:
     """Add a distilled generator to ``model`` in place (see module docstring); returns the fit report."""
     if not isinstance(model, IMDer):
         raise ValueError(f"distillation needs an IMDer checkpoint, got method {getattr(model, 'name', '?')!r}")
@@ -133,6 +148,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     device = torch_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device, expected_method="imder")
+    if not isinstance(model, IMDer):
+        raise ValueError(f"distillation needs an IMDer checkpoint, got method {model.name!r}")
     experiment = evaluation_experiment(args, model)
     options = DistillOptions(steps=args.steps, teacher_steps=args.teacher_steps or default_teacher_steps(model),
                              epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -140,12 +157,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="imer-distill-") as cache:   # synthetic data is generated here
         datasets = load_evaluation_data(experiment, model, Path(cache), args.fold).datasets
         report = distill_model(model, datasets, options, make_default=not args.keep_sampler)
+    if args.score_backend:
+        set_score_backend(model, args.score_backend)
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-distilled.pt")
     summary = {"method": "PF-ODE coupling distillation", "paper": PAPER, "steps": options.steps,
                "teacher": f"heun, {options.teacher_steps} steps", "epochs": options.epochs,
                "best_epoch": report.best_epoch, "valid_mse_before": report.initial_valid_loss,
                "valid_mse": report.valid_loss, "seconds": round(report.seconds, 1),
-               "data": "synthetic" if args.synthetic else str(args.data), "dataset": experiment.data.dataset}
+               "data": "synthetic" if args.synthetic else str(args.data), "dataset": experiment.data.dataset,
+               "score_backend": model.options.score_backend}
     metadata = {**getattr(model, "checkpoint_metadata", {}), "distillation": summary}
     save_checkpoint(model.cpu(), out, metadata)
     print(json.dumps({"checkpoint": str(out), **summary}, indent=2))

@@ -8,12 +8,14 @@ on CUDA, gloo on CPU) and each process trains on its shard of the data.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from imer_core.devices import resolve_device
+from imer_core.methods.base import StepHelpers
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,25 @@ def barrier(ctx: DistContext) -> None:
     """Wait for every rank."""
     if ctx.distributed:
         dist.barrier()
+
+
+class DistributedStepHelpers(StepHelpers):
+    """The collectives of :class:`~imer_core.methods.base.StepHelpers` over the torchrun process group."""
+
+    distributed = True
+
+    def agree_max(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise maximum over the ranks (in place, returned)."""
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return values
+
+    def average_gradients(self, grads: Sequence[torch.Tensor]) -> None:
+        """Mean over the ranks, in place."""
+        for g in grads:
+            dist.all_reduce(g)
+            g.div_(dist.get_world_size())
+
+
+def step_helpers(ctx: DistContext) -> StepHelpers:
+    """The train-step helpers of this process: collectives under torchrun, identities otherwise."""
+    return DistributedStepHelpers() if ctx.distributed else StepHelpers()

@@ -11,12 +11,16 @@ Command-line ``--set train.batch_size=8`` style overrides are applied on top.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser as the tomli backport (a dependency there)
+    import tomli as tomllib
 
 from imer_core.config import REGRESSION, FusionConfig, options_from_dict
 

@@ -59,12 +59,12 @@ def _check_shapes(data: CalibrationData, live: LiveModel) -> None:
 
 def _split(labels: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split; classes with fewer than 3 windows stay entirely in training."""
-    valid = []
+    chosen: list[int] = []
     for k in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == k))
         if len(idx) >= 3:
-            valid.extend(idx[: max(1, int(round(share * len(idx))))])
-    valid = np.asarray(sorted(valid), int)
+            chosen.extend(int(i) for i in idx[: max(1, int(round(share * len(idx))))])
+    valid = np.asarray(sorted(chosen), np.int64)
     return np.setdiff1d(np.arange(len(labels)), valid), valid
 
 

@@ -23,14 +23,22 @@ from imer_core.methods.base import RecoveryModel
 from imer_core.modalities import MODALITIES
 
 from .data.linear_gaussian import LinearGaussianTask
+from .data.mmsa import MMSASplit
 from .metrics import regression_metrics
 from .trainer import _recovery_errors
 
 BAYES_PREFIX = "bayes_"
 
 
+def _split(dataset: object) -> MMSASplit:
+    split = getattr(dataset, "split", None)                         # MMSADataset
+    if not isinstance(split, MMSASplit):
+        raise ValueError(f"the Bayes-optimal oracle needs an MMSA dataset, got {type(dataset).__name__}")
+    return split
+
+
 def _features(dataset: object) -> list[np.ndarray]:
-    split = dataset.split                                           # MMSADataset
+    split = _split(dataset)
     if getattr(dataset, "text_key", "text") != "text":
         raise ValueError("the Bayes-optimal recovery needs the text features, not BERT token ids")
     return [np.asarray(getattr(split, m.value), dtype=np.float32) for m in MODALITIES]
@@ -70,7 +78,7 @@ def bayes_optimal_metrics(task: LinearGaussianTask, dataset: object, masks: np.n
     """``bayes_*`` metrics of the optimal predictor and recovery for ``dataset`` (an MMSA split) under ``masks``."""
     features = _features(dataset)
     masks = np.asarray(masks, dtype=bool)
-    labels = np.asarray(dataset.split.regression_labels, dtype=np.float64)
+    labels = np.asarray(_split(dataset).regression_labels, dtype=np.float64)
     recovered, prediction = bayes_optimal_recovery(task, features, masks)
     out = {BAYES_PREFIX + k: v for k, v in regression_metrics(prediction, labels).items()}
     err = count = 0.0

@@ -76,6 +76,15 @@ class MissingProtocol(ABC):
     def eval_masks(self, n_samples: int, batch_size: int, split: str) -> np.ndarray:
         """Deterministic masks ``(n_samples, 3)`` for sequential evaluation of ``split``."""
 
+    def eval_passes(self, n_samples: int, batch_size: int, split: str) -> list[np.ndarray]:
+        """The evaluation passes over ``split``: one ``(n_samples, 3)`` mask array per pass.
+
+        Metrics pool the predictions of every pass.  The default is one pass with
+        :meth:`eval_masks`; the MMIN scenario protocol evaluates every utterance
+        under each of its six scenarios (six passes).
+        """
+        return [self.eval_masks(n_samples, batch_size, split)]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 

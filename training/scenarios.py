@@ -73,10 +73,12 @@ class RandomScenarioProtocol(MissingProtocol):
     among the six missing scenarios (plus complete if ``include_complete``),
     so a sample sees a new scenario every epoch and no row is ever empty.
 
-    Evaluation: a fixed, balanced assignment (each scenario gets
-    ``floor`` or ``ceil`` of ``N / k`` samples, order permuted by ``seed`` and
-    the split name).  The faithful MMIN evaluation instead runs every sample
-    under every scenario: evaluate once per entry of :data:`SCENARIOS`.
+    Evaluation (:meth:`eval_passes`, what the trainer uses for validation and
+    test): every sample under every scenario, metrics pooled over the ``k × N``
+    predictions — MMIN's ``MultimodalMissDataset`` for ``val`` / ``tst``, so model
+    selection sees all six scenarios per utterance.  :meth:`eval_masks` is a
+    single balanced pass (each scenario on ``floor`` or ``ceil`` of ``N / k``
+    samples, order permuted by ``seed`` and the split name).
     """
 
     def __init__(self, include_complete: bool = False, seed: int = 0) -> None:
@@ -108,6 +110,10 @@ class RandomScenarioProtocol(MissingProtocol):
         picks = np.arange(n_samples) % len(self._rows)
         order = split_seed(self.seed, split).permutation(n_samples)
         return self._rows[picks[order]].copy()
+
+    def eval_passes(self, n_samples: int, batch_size: int, split: str) -> list[np.ndarray]:
+        """One pass per scenario, every sample under it (MMIN's six-fold validation / test set)."""
+        return [np.repeat(row[None], n_samples, axis=0) for row in self._rows]
 
 
 _SPEC_HELP = ('expected "scenario" (six missing scenarios), "scenario:missing" (same) or '
@@ -207,8 +213,9 @@ def _summarize_level(items: list[Mapping[str, Any]], ddof: int) -> dict[str, Any
     for key, first in items[0].items():
         values = [item.get(key) for item in items]
         if isinstance(first, Mapping):
-            if all(isinstance(v, Mapping) for v in values):
-                out[key] = _summarize_level(values, ddof)
+            nested = [v for v in values if isinstance(v, Mapping)]
+            if len(nested) == len(values):
+                out[key] = _summarize_level(nested, ddof)
         elif all(_is_number(v) for v in values):
             array = np.asarray(values, dtype=np.float64)
             out[key] = (float(np.mean(array)), float(np.std(array, ddof=ddof)))

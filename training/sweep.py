@@ -157,9 +157,9 @@ def _plot(summary: dict[float, dict[str, SeedStats]], experiment: Experiment, sy
         ax.errorbar(realised, means, yerr=errors, marker="o", capsize=3,
                     label=f"ours{' (synthetic data)' if synthetic else ''}, 95 % CI")
         paper = [published(experiment.method, experiment.data.dataset, r) for r in rates]
-        if any(p is not None for p in paper):
-            idx = [i for i, p in enumerate(paper) if p is not None]
-            ax.plot([rates[i] for i in idx], [paper[i][PAPER_COLUMNS.index((label, key))] for i in idx], "--s",
+        published_points = [(r, p[PAPER_COLUMNS.index((label, key))]) for r, p in zip(rates, paper) if p is not None]
+        if published_points:
+            ax.plot([r for r, _ in published_points], [v for _, v in published_points], "--s",
                     color="grey", label="IMDer published (real data, nominal MR)")
         ax.set_xlabel("realised missing rate (test split)")
         ax.set_ylabel(f"{label} (×100)")

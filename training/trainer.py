@@ -16,6 +16,7 @@ import copy
 import math
 import random
 import time
+from collections.abc import Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from imer_core.config import CLASSIFICATION
 from imer_core.methods.base import PRETRAIN, RECOVERY, RecoveryModel, SamplingOptions
 from imer_core.modalities import MODALITIES
 
-from .distributed import DistContext, barrier, broadcast_floats
+from .distributed import DistContext, barrier, broadcast_floats, step_helpers
 from .experiment import TrainConfig
 from .metrics import classification_metrics, regression_metrics
 from .protocols import MissingProtocol, realised_missing_rate
@@ -46,6 +47,13 @@ class StageResult:
     best_valid: float
     epochs: int
     seconds: float
+
+
+def dataset_size(dataset: Dataset) -> int:
+    """Number of items of a map-style dataset (every dataset of the project defines ``__len__``)."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"{type(dataset).__name__} does not define its length")
+    return len(dataset)
 
 
 def seed_everything(seed: int) -> None:
@@ -78,6 +86,7 @@ class Trainer:
         self.config = config
         self.protocol = protocol
         self.ctx = ctx
+        self.helpers = step_helpers(ctx)
         self.run = run
         self.seed = seed
         self.progress = progress and ctx.is_main
@@ -152,7 +161,7 @@ class Trainer:
                                                                 epoch, rng))
             masks.append(mask)
             out = self.model.train_step(features, labels, mask.to(self.ctx.device), optimizers,
-                                        self.config.grad_clip, forward=forward)
+                                        self.config.grad_clip, forward=forward, helpers=self.helpers)
             loss = float(out.total.detach())
             if not math.isfinite(loss):
                 raise FloatingPointError(f"{stage} epoch {epoch} batch {batch_index}: loss is {loss}; "
@@ -178,16 +187,16 @@ class Trainer:
         """
         model, protocol = self.model, protocol or self.protocol
         model.eval()
-        dataset = self.datasets[split]
+        size = dataset_size(self.datasets[split])
         if stage == PRETRAIN:
-            all_masks = np.ones((len(dataset), 3), dtype=bool)
+            passes = [np.ones((size, 3), dtype=np.bool_)]
         else:
-            all_masks = protocol.eval_masks(len(dataset), self.config.batch_size, split)
+            passes = protocol.eval_passes(size, self.config.batch_size, split)
         sampling = sampling or self.sampling
         batch_size = max(1, self.config.eval_batch_size or self.config.batch_size)
         while True:                           # the largest batch that fits: halve on CUDA out-of-memory
             try:
-                return self._evaluate_batched(split, all_masks, sampling, batch_size)
+                return self._evaluate_batched(split, passes, sampling, batch_size)
             except torch.cuda.OutOfMemoryError:
                 if batch_size == 1:
                     raise
@@ -195,25 +204,26 @@ class Trainer:
                 if self.ctx.device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    def _evaluate_batched(self, split: str, all_masks: np.ndarray, sampling: SamplingOptions,
+    def _evaluate_batched(self, split: str, passes: list[np.ndarray], sampling: SamplingOptions,
                           batch_size: int) -> dict[str, float]:
         model = self.model
         preds, labels_all, rec_err, zero_err, n_missing = [], [], 0.0, 0.0, 0
         loader = self._loader(split, shuffle=False, batch_size=batch_size)
-        for batch in tqdm(loader, desc=f"eval {split}", leave=False, disable=not self.progress):
-            features, labels = self._to_device(batch)
-            mask = torch.as_tensor(all_masks[batch["index"].numpy()]).to(self.ctx.device)
-            recovered = model.recover(features, mask, sampling)
-            preds.append(model.predict_from_recovered(recovered).float().cpu())
-            labels_all.append(labels.cpu())
-            if not bool(mask.all()):
-                truth = model.project(features)
-                err, zero, n = _recovery_errors(recovered, truth, mask)
-                rec_err, zero_err, n_missing = rec_err + err, zero_err + zero, n_missing + n
+        for all_masks in passes:                      # metrics pool the predictions of every pass
+            for batch in tqdm(loader, desc=f"eval {split}", leave=False, disable=not self.progress):
+                features, labels = self._to_device(batch)
+                mask = torch.as_tensor(all_masks[batch["index"].numpy()]).to(self.ctx.device)
+                recovered = model.recover(features, mask, sampling)
+                preds.append(model.predict_from_recovered(recovered).float().cpu())
+                labels_all.append(labels.cpu())
+                if not bool(mask.all()):
+                    truth = model.project(features)
+                    err, zero, n = _recovery_errors(recovered, truth, mask)
+                    rec_err, zero_err, n_missing = rec_err + err, zero_err + zero, n_missing + n
         pred, true = torch.cat(preds), torch.cat(labels_all)
         results = self._task_metrics(pred, true)
         results["Loss"] = float(model.task_loss(pred, true))
-        results["realised_missing_rate"] = realised_missing_rate(all_masks)
+        results["realised_missing_rate"] = realised_missing_rate(np.concatenate(passes))
         if n_missing:
             results["recovery_mse"] = rec_err / n_missing
             results["zero_fill_mse"] = zero_err / n_missing
@@ -227,7 +237,7 @@ class Trainer:
     # ------------------------------------------------------------------- helpers
     def _loader(self, split: str, shuffle: bool, epoch: int = 0, batch_size: int | None = None) -> DataLoader:
         dataset = self.datasets[split]
-        sampler = None
+        sampler: DistributedSampler | None = None
         if shuffle and self.ctx.distributed:
             sampler = DistributedSampler(dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
                                          shuffle=True, seed=self.seed)

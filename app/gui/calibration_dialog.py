@@ -382,7 +382,7 @@ class CalibrationDialog(QDialog):
         self.step_bar.setValue(int(1000 * min(1.0, elapsed / step.seconds)) if step.seconds > 0 else 1000)
         self.windows_label.setText(f"{progress.samples} windows collected")
 
-    def _finished(self, path: object, error: str) -> None:
+    def _finished(self, path: Path | None, error: str) -> None:
         if self._thread is not None:
             self._thread.join(1.0)  # it has emitted its last signal; ends at once
             self._thread = None

@@ -90,7 +90,9 @@ class AboutDialog(QDialog):
         """Plain text of a tab (for tests)."""
         for k in range(self.tabs.count()):
             if self.tabs.tabText(k) == title:
-                return self.tabs.widget(k).toPlainText()
+                widget = self.tabs.widget(k)
+                if isinstance(widget, QTextBrowser):
+                    return widget.toPlainText()
         raise KeyError(title)
 
 

@@ -50,7 +50,9 @@ def startup_args(args: argparse.Namespace, settings: QSettings,
     if merged.source is not None:  # a file, or the webcam asked for explicitly: no fallback
         return merged, []
     if list_cameras is None:
-        from imer_core.live.sources.camera import list_cameras
+        from imer_core.live.sources.camera import list_cameras as list_system_cameras
+
+        list_cameras = list_system_cameras
     cameras = list(list_cameras())
     if not cameras:
         demo = demo_clip_path()
@@ -78,7 +80,10 @@ def launch(args: argparse.Namespace, end_process: bool = True) -> int:
 
     from .window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    if existing is not None and not isinstance(existing, QApplication):
+        raise RuntimeError("a Qt application without widgets is already running in this process")
+    app = existing or QApplication(sys.argv[:1])
     app.setOrganizationName(keys.ORGANIZATION)
     app.setApplicationName(keys.APPLICATION)
     app.setApplicationDisplayName("IMER")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtGui import QAction, QActionGroup, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QMenu, QSpinBox, QToolBar, QWidget
 
 from imer_core.live.pipeline import LivePipeline
@@ -151,7 +152,9 @@ class ModelControls(QObject):
             action = self._method_actions[method]
             action.setEnabled(method in have)
             action.setText(method_name(method) + ("" if method in have else " (no checkpoint)"))
-            model.item(row).setEnabled(method in have)
+            item = model.item(row) if isinstance(model, QStandardItemModel) else None   # QComboBox's own model
+            if item is not None:
+                item.setEnabled(method in have)
         self.show_method(view.method)
         self.steps_box.blockSignals(True)
         self.steps_box.setValue(view.sampler_steps or 0)
@@ -235,7 +238,7 @@ class ModelControls(QObject):
         """Run the models on ``device`` ("auto", "cpu" or "cuda"; rebuilds the pipeline)."""
         self._rebuild(device=device)
 
-    def _rebuild(self, **changes: object) -> None:
+    def _rebuild(self, **changes: Any) -> None:
         view = self.pipeline.snapshot()
         config = replace(view.config, method=view.method, sampler_steps=view.sampler_steps, **changes)
         self.notifier.message("Loading the model...", 0)

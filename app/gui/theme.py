@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
 
 from .style import dark_palette
@@ -12,7 +13,7 @@ THEMES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 _system_palette = None
 
 
-def apply_theme(app: QApplication | None, key: str) -> str:
+def apply_theme(app: QCoreApplication | None, key: str) -> str:
     """Apply ``key`` ("system", "light" or "dark") to ``app``; returns the key applied ("system" if unknown).
 
     "system" restores the palette the platform gave at start (dark on a dark
@@ -21,7 +22,7 @@ def apply_theme(app: QApplication | None, key: str) -> str:
     they paint, so they follow.
     """
     global _system_palette
-    if app is None:
+    if not isinstance(app, QApplication):  # none, or a QCoreApplication without widgets to paint
         return key
     key = key if key in THEMES else "system"
     if _system_palette is None:

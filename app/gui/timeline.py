@@ -60,22 +60,23 @@ def recovered_spans(times: np.ndarray, flags: np.ndarray, predicted: np.ndarray,
     prediction, or a gap over ``gap_s``; it extends one hop past its last point.
     """
     spans: list[tuple[float, float]] = []
-    start = last = None
+    stretch: tuple[float, float] | None = None  # (start, last point) of the open stretch
     for t, recovered, ok in zip(times, flags, predicted):
-        joined = last is not None and t - last <= gap_s
+        joined = stretch is not None and t - stretch[1] <= gap_s
         if recovered and ok:
-            if start is None or not joined:
-                if start is not None:
-                    spans.append((start, last + hop_s))
-                start = t
-            last = t
+            if stretch is None or not joined:
+                if stretch is not None:
+                    spans.append((stretch[0], stretch[1] + hop_s))
+                stretch = (t, t)
+            else:
+                stretch = (stretch[0], t)
         else:
-            if start is not None:
+            if stretch is not None:
+                start, last = stretch
                 spans.append((start, min(t, last + hop_s) if joined else last + hop_s))
-            start = last = None
-            continue
-    if start is not None:
-        spans.append((start, last + hop_s))
+            stretch = None
+    if stretch is not None:
+        spans.append((stretch[0], stretch[1] + hop_s))
     return spans
 
 

@@ -91,7 +91,7 @@ class VideoView(QWidget):
         if self._image is None:
             self._paint_text(painter, self.rect(), self.placeholder, 14)
         else:
-            target = self._target_rect()
+            target = self._target_rect(self._image)
             painter.drawImage(target, self._image)
             self._paint_overlay(painter, target)
             if self.caption:
@@ -100,8 +100,8 @@ class VideoView(QWidget):
                 self._paint_text(painter, band.toRect(), self.caption, 10)
         painter.end()
 
-    def _target_rect(self) -> QRectF:
-        w, h = self._image.width(), self._image.height()
+    def _target_rect(self, image: QImage) -> QRectF:
+        w, h = image.width(), image.height()
         scale = min(self.width() / w, self.height() / h)
         tw, th = w * scale, h * scale
         return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
@@ -141,5 +141,7 @@ def _overlay(face: Any) -> tuple[np.ndarray | None, tuple[float, float, float, f
     if isinstance(landmarks, np.ndarray) and landmarks.ndim == 2 and landmarks.shape[1] >= 2 and landmarks.any():
         points = landmarks[:, :2].astype(np.float64)
     bbox = getattr(face, "bbox", None)
-    box = tuple(float(v) for v in bbox) if bbox is not None and len(bbox) == 4 and any(bbox) else None
-    return points, box
+    if bbox is None or len(bbox) != 4 or not any(bbox):
+        return points, None
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    return points, (x0, y0, x1, y1)

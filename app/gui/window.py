@@ -22,6 +22,7 @@ from imer_core.live.pipeline import LivePipeline, PipelineConfig
 from imer_core.modalities import Modality
 
 from . import settings as keys
+from .baseline_dialog import BaselineDialog
 from .calibration_dialog import CalibrationDialog
 from .controller import PipelineController, PipelineFactory, build_pipeline
 from .dialogs import AboutDialog, HelpDialog, legend_html, shortcuts_html
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         self.model = ModelControls(self.controller, self.notifier, self.settings, self)
         self.session = SessionControls(self.controller, self.notifier, self.settings, self)
         self.calibration: CalibrationDialog | None = None
+        self.baseline_dialog: BaselineDialog | None = None
         self._build_menus()
         self._build_status_bar()
         self._default_layout = self.saveState(LAYOUT_VERSION)
@@ -158,6 +160,9 @@ class MainWindow(QMainWindow):
         self.session.menu.addSeparator()
         self.calibrate_action = self.session.menu.addAction("&Calibrate...", self.show_calibration)
         self.calibrate_action.setToolTip("Act each emotion while every modality is recorded (for a personal model)")
+        self.baseline_action = self.session.menu.addAction("Neutral &baseline...", self.show_baseline)
+        self.baseline_action.setToolTip("A few seconds of your resting face and calm voice, so that your resting "
+                                        "state reads as neutral")
         for menu in (self.sources.menu, self.model.menu, self.session.menu):
             bar.addMenu(menu)
         self._build_modality_menu(bar.addMenu("M&odalities"))
@@ -339,6 +344,15 @@ class MainWindow(QMainWindow):
         self.calibration.activateWindow()
         return self.calibration
 
+    def show_baseline(self) -> BaselineDialog:
+        """Open (or raise) the non-modal neutral-baseline dialog."""
+        if self.baseline_dialog is None:
+            self.baseline_dialog = BaselineDialog(self)
+        self.baseline_dialog.show()
+        self.baseline_dialog.raise_()
+        self.baseline_dialog.activateWindow()
+        return self.baseline_dialog
+
     # -- rendering ---------------------------------------------------------------------------
     def _tick(self) -> None:
         if not self.running:  # the pipeline is read only once it has started
@@ -423,6 +437,8 @@ class MainWindow(QMainWindow):
         self.timer.stop()
         if self.calibration is not None:
             self.calibration.shutdown()
+        if self.baseline_dialog is not None:
+            self.baseline_dialog.shutdown()
         self.session.stop()
         self.settings.sync()
         self.sources.shutdown(max(0.05, deadline - time.monotonic()))

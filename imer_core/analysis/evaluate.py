@@ -216,8 +216,11 @@ def evaluate_labels(rows: Sequence[AnalysisRow], labels: "Mapping[str, str] | st
     index = _label_index(labels, base)
     result = LabelEvaluation(classes)
     used: set[str] = set()
-    unknown, examples, missing = Counter(), {}, Counter()
-    truth, predicted = [], []
+    unknown: Counter[str] = Counter()
+    missing: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    truth: list[int] = []
+    predicted: list[int] = []
     for row in rows:
         key = _find(row.path, index)
         if key is None:

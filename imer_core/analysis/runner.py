@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,7 @@ class Analyzer:
             if item.kind == AUDIO:
                 return self._recording(item, base, has_video=False)
             if item.kind == VIDEO:
-                has_video, has_audio = media_streams(item.file)
+                has_video, has_audio = media_streams(_file_of(item))
                 if not has_video:
                     return self._recording(item, {**base, "kind": AUDIO}, has_video=False)
                 return self._recording(item, base, has_video=True, has_audio=has_audio)
@@ -143,7 +144,7 @@ class Analyzer:
     def _image(self, item: AnalysisInput, base: dict[str, Any]) -> _Pending:
         if Modality.VISION not in self.used:
             return _Pending({**base, "error": "nothing to analyse: vision is not among --modalities"})
-        vector = self.extractors.still_face(read_image(item.file))
+        vector = self.extractors.still_face(read_image(_file_of(item)))
         if vector is None:
             return _Pending({**base, "face_found": False, "error": "no face found in the image"})
         return _Pending({**base, "face_found": True},
@@ -161,14 +162,14 @@ class Analyzer:
         audio = None
         if wants_audio:
             try:
-                audio = read_audio(item.file)
+                audio = read_audio(_file_of(item))
             except UnreadableInput as exc:
                 if not has_video:
                     raise
                 notes.append(f"audio: {exc}")
         duration = len(audio) / self.extractors.voice.sample_rate if audio is not None else 0.0
         speaker = self._speaker_stats(audio) if Modality.AUDIO in self.used else None
-        if not has_video and duration <= self.options.windows_above_s:
+        if not has_video and audio is not None and duration <= self.options.windows_above_s:
             rows = [self._clip(base, audio, notes)]
         else:
             rows = self._windows(item, base, audio, duration, has_video, notes)
@@ -213,7 +214,7 @@ class Analyzer:
         tracks = {}
         if has_video and Modality.VISION in self.used:
             tracks[Modality.VISION], frames, _ = self.extractors.face_track(
-                video_frames(item.file, self.options.video_fps))
+                video_frames(_file_of(item), self.options.video_fps))
             if frames == 0:
                 raise UnreadableInput("the video stream holds no decodable frames")
             duration = max(duration, tracks[Modality.VISION].newest_time or 0.0, frames / self.options.video_fps)
@@ -281,19 +282,19 @@ class Analyzer:
 
     # -- predictions ------------------------------------------------------------------
     def _predict(self, batch: list[_Pending]) -> Iterator[AnalysisRow]:
-        ready = [p for p in batch if p.window is not None]
-        probabilities = iter(predict_windows(self.model, [p.window for p in ready], self.sampling, self.device,
+        ready = [p.window for p in batch if p.window is not None]
+        probabilities = iter(predict_windows(self.model, ready, self.sampling, self.device,
                                              normalise=False) if ready else ())
         labels = self.model.labels
         for pending in batch:
             fields = dict(pending.fields)
-            probs = next(probabilities) if pending.window is not None else None
+            window = pending.window
+            probs = next(probabilities) if window is not None else None
             if probs is not None and not np.isfinite(probs).all():
                 fields["error"] = f"the {self.model.method} model produced NaN or infinite probabilities"
-            elif probs is not None:
-                observed = tuple(m.value for m in MODALITIES if m in pending.window)
-                fields.update(observed=observed, recovered=tuple(m.value for m in MODALITIES
-                                                                   if m not in pending.window),
+            elif window is not None and probs is not None:
+                observed = tuple(m.value for m in MODALITIES if m in window)
+                fields.update(observed=observed, recovered=tuple(m.value for m in MODALITIES if m not in window),
                               method=self.model.method, labels=labels,
                               probabilities=tuple(float(p) for p in probs))
                 if pending.notes:
@@ -319,3 +320,10 @@ def window_ends(duration: float, window_s: float, hop_s: float) -> list[float]:
     if duration - ends[-1] > 1e-3:
         ends.append(duration)
     return [round(float(e), 6) for e in ends]
+
+
+def _file_of(item: AnalysisInput) -> Path:
+    """The file of a file input (only text inputs have none)."""
+    if item.file is None:
+        raise UnreadableInput(f"a {item.kind} input without a file")
+    return item.file

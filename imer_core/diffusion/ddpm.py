@@ -18,6 +18,9 @@ Three separate objects:
 Visited steps use "trailing" spacing, ``τ_i = round(T - i T / S) - 1``, so
 sampling always starts at the last training step ``T - 1`` (where
 ``x_T ≈ N(0, I)`` holds best) and ``S = T`` visits every step.
+
+The samplers follow the contract of :mod:`imer_core.diffusion.sampling` (family
+``"ddpm"``); build them by name with ``make_sampler("ddpm", name, steps, clip_denoised=...)``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+
+from .sampling import DDPM, Sampler, register_sampler
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -41,6 +46,8 @@ class GaussianDiffusion:
         beta_start: ``β_1``.
         beta_end: ``β_T``.
     """
+
+    family = DDPM
 
     def __init__(self, num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
         if num_steps < 1:
@@ -87,6 +94,7 @@ class _Sampler:
     """Shared loop of the DDIM and ancestral samplers (reverse process on respaced steps)."""
 
     name = ""
+    family = DDPM
 
     def __init__(self, steps: int = 50, clip_denoised: float | None = None) -> None:
         if steps < 1:
@@ -126,6 +134,7 @@ class _Sampler:
         return f"{type(self).__name__}(steps={self.steps}, clip_denoised={self.clip_denoised})"
 
 
+@register_sampler
 class DDIMSampler(_Sampler):
     """DDIM (Song et al. 2021, eq. 12) with ``σ_t = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev)`` (eq. 16).
 
@@ -158,6 +167,7 @@ class DDIMSampler(_Sampler):
         return f"DDIMSampler(steps={self.steps}, eta={self.eta}, clip_denoised={self.clip_denoised})"
 
 
+@register_sampler
 class AncestralSampler(_Sampler):
     """Ancestral DDPM sampling ``x_{t-1} ~ N(μ̃_t(x_t, x̂_0), β̃_t I)`` (Ho et al. eq. 6-7).
 
@@ -178,9 +188,6 @@ class AncestralSampler(_Sampler):
         return mean + var ** 0.5 * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
 
 
-_SAMPLERS = {"ddim": DDIMSampler, "ddpm": AncestralSampler}
-
-
 class ReferenceDDIMSampler:
     """The RoHyDR release's inference loop: diffusers ``DDIMScheduler(num_train_timesteps=S)``, defaults.
 
@@ -198,6 +205,7 @@ class ReferenceDDIMSampler:
     """
 
     name = "ddim-reference"
+    family = DDPM
 
     def __init__(self, steps: int = 50, clip_denoised: float | None = 1.0, beta_start: float = 1e-4,
                  beta_end: float = 0.02) -> None:
@@ -218,44 +226,42 @@ class ReferenceDDIMSampler:
             condition.device if condition is not None else torch.device("cpu"))
         x = noise if noise is not None else torch.randn(tuple(shape), device=device, generator=generator)
         for t in range(self.steps - 1, -1, -1):
-            a_t = float(self.alphas_cumprod[t])
-            a_prev = float(self.alphas_cumprod[t - 1]) if t > 0 else 1.0
             eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), condition)
-            x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
-            if self.clip_denoised is not None:
-                x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)       # ε kept as predicted
-            x = a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
+            x = self.step(x, eps, t)
         return x
+
+    def step(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
+        """One step ``x_t → x_{t-1}`` of the loop (diffusers ``DDIMScheduler.step`` with the release's settings)."""
+        a_t = float(self.alphas_cumprod[t])
+        a_prev = float(self.alphas_cumprod[t - 1]) if t > 0 else 1.0
+        x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
+        if self.clip_denoised is not None:
+            x0 = x0.clamp(-self.clip_denoised, self.clip_denoised)           # ε kept as predicted
+        return a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
 
     def __repr__(self) -> str:
         return f"ReferenceDDIMSampler(steps={self.steps}, clip_denoised={self.clip_denoised})"
 
 
-def available_samplers() -> list[str]:
-    """Names accepted by :func:`make_sampler`."""
-    return sorted(_SAMPLERS)
-
-
-def make_sampler(name: str, steps: int, clip_denoised: float | None = None) -> _Sampler:
-    """Build the sampler called ``name`` (``"ddim"``: η = 0, ``"ddpm"``: ancestral) with ``steps`` steps."""
-    key = name.strip().lower()
-    if key not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
-    return _SAMPLERS[key](steps=steps, clip_denoised=clip_denoised)
-
-
 class ScaledClipSampler:
     """A sampler whose ``x̂_0`` clamp range is set per call (``clip``: a float or a 0-dim tensor)."""
 
-    def __init__(self, inner: _Sampler, clip: "float | torch.Tensor") -> None:
+    family = DDPM
+
+    def __init__(self, inner: Sampler, clip: "float | torch.Tensor") -> None:
+        if not isinstance(inner, _Sampler):
+            raise TypeError(f"{inner!r} has no x̂_0 clamp to scale")
         self.inner, self.clip = inner, float(clip)
+        self.name = inner.name
         self.steps = inner.steps
 
-    def sample(self, *args, **kwargs) -> torch.Tensor:
+    def sample(self, eps_fn: EpsFn, process: GaussianDiffusion, shape: Sequence[int],
+               condition: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Run ``inner`` with ``clip_denoised`` = this object's range."""
         saved = self.inner.clip_denoised
         self.inner.clip_denoised = self.clip
         try:
-            return self.inner.sample(*args, **kwargs)
+            return self.inner.sample(eps_fn, process, shape, condition, generator, device, noise)
         finally:
             self.inner.clip_denoised = saved

@@ -120,7 +120,7 @@ def distillation_loss(student: ScoreFn, sde: VESDE, sampler: DistilledSampler, p
     z, target = pairs.noise[index], pairs.target[index]
     cond = None if pairs.condition is None else pairs.condition[index]
     outputs = sampler.trajectory(student, sde, z, cond)
-    return sum(torch.mean((out - target) ** 2) for out in outputs) / len(outputs)
+    return torch.stack([torch.mean((out - target) ** 2) for out in outputs]).mean()
 
 
 @dataclass

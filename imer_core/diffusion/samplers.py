@@ -1,14 +1,15 @@
-"""Samplers for the VE-SDE, separate from the score network and from the SDE.
+"""Samplers of the ``"score"`` family (the VE-SDE), separate from the score network and from the SDE.
 
-Every sampler has the interface::
+Every sampler follows the contract of :mod:`imer_core.diffusion.sampling`::
 
-    sampler.sample(score_fn, sde, shape, condition=None, generator=None, device=None) -> Tensor
+    sampler.sample(score_fn, sde, shape, condition=None, generator=None, device=None, noise=None) -> Tensor
 
 where ``score_fn(x, t, condition)`` returns the score of ``x (B, ...)`` at times
 ``t (B,)`` (``condition`` may be ``None``).  When given, the condition must have
 the shape of the samples: like the training loss, the samplers perturb it with
 noise of that shape.  Step counts are constructor arguments, so the same
-trained network can be sampled with different budgets.
+trained network can be sampled with different budgets; build them by name with
+``make_sampler("score", name, steps, eps=...)``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .sampling import SCORE, register_sampler
 from .sde import VESDE
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -48,7 +50,20 @@ def _device(condition: torch.Tensor | None, device: torch.device | str | None) -
     return condition.device if condition is not None else torch.device("cpu")
 
 
-class EulerMaruyamaSampler:
+class _ScoreSampler:
+    """What the score samplers share: their family and ``steps`` (= ``num_steps``)."""
+
+    family = SCORE
+    num_steps: int
+
+    @property
+    def steps(self) -> int:
+        """Number of sampler steps (the contract's name of ``num_steps``)."""
+        return self.num_steps
+
+
+@register_sampler
+class EulerMaruyamaSampler(_ScoreSampler):
     """Euler–Maruyama solver of the reverse-time SDE (Song et al. 2021, eq. 6), as the IMDer reference.
 
     Time grid ``linspace(1, eps, N)`` with step ``Δt = grid[0] - grid[1]``
@@ -57,7 +72,8 @@ class EulerMaruyamaSampler:
 
         mean_x = x + g(t)^2 score(x, t, cond_t) Δt,    x = mean_x + sqrt(Δt) g(t) z,
 
-    and the last ``mean_x`` (no noise on the final step) is returned.
+    and the last ``mean_x`` (no noise on the final step) is returned.  ``noise`` (standard
+    normal, of the sample shape) replaces the draw of ``x_1 / std(1)``.
     """
 
     name = "euler-maruyama"
@@ -70,13 +86,17 @@ class EulerMaruyamaSampler:
 
     @torch.no_grad()
     def sample(self, score_fn: ScoreFn, sde: VESDE, shape: Sequence[int], condition: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, device: torch.device | str | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
         """Draw samples of ``shape`` (see class docstring)."""
         shape = _check(shape, condition)
         device = _device(condition, device)
         batch, ndim = shape[0], len(shape)
         dtype = condition.dtype if condition is not None else torch.get_default_dtype()
-        x = sde.prior_sample(shape, generator=generator, device=device, dtype=dtype)
+        if noise is None:
+            x = sde.prior_sample(shape, generator=generator, device=device, dtype=dtype)
+        else:
+            x = _noise(shape, noise, generator, device, dtype) * sde.prior_std
         grid = torch.linspace(1.0, self.eps, self.num_steps, device=device, dtype=dtype)
         step = grid[0] - grid[1] if self.num_steps > 1 else torch.tensor(1.0 - self.eps, device=device, dtype=dtype)
         mean_x = x
@@ -85,8 +105,8 @@ class EulerMaruyamaSampler:
             g = _bcast(sde.diffusion_coeff(t), ndim)
             cond_t = None
             if condition is not None:
-                noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-                cond_t = condition + noise * _bcast(sde.marginal_std(t), ndim)
+                fresh = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+                cond_t = condition + fresh * _bcast(sde.marginal_std(t), ndim)
             mean_x = x + g ** 2 * score_fn(x, t, cond_t) * step
             x = mean_x + torch.sqrt(step) * g * torch.randn(shape, generator=generator, device=device, dtype=dtype)
         return mean_x
@@ -95,7 +115,8 @@ class EulerMaruyamaSampler:
         return f"EulerMaruyamaSampler(num_steps={self.num_steps}, eps={self.eps})"
 
 
-class HeunSampler:
+@register_sampler
+class HeunSampler(_ScoreSampler):
     """Deterministic Heun solver of the probability-flow ODE in σ-space (Karras et al. 2022, Alg. 1).
 
     For the VE-SDE, ``d std(t)^2 / dt = g(t)^2``, so the probability-flow ODE
@@ -208,7 +229,8 @@ class HeunSampler:
                 f"condition_noise={self.condition_noise!r})")
 
 
-class DistilledSampler:
+@register_sampler
+class DistilledSampler(_ScoreSampler):
     """Few-step deterministic sampler for a score network distilled from the probability-flow ODE.
 
     The network is read as a denoiser ``D(x, σ) = x + σ² score(x, t(σ), cond + σ z)``
@@ -271,25 +293,3 @@ class DistilledSampler:
 
     def __repr__(self) -> str:
         return f"DistilledSampler(num_steps={self.num_steps}, eps={self.eps}, rho={self.rho})"
-
-
-Sampler = EulerMaruyamaSampler | HeunSampler | DistilledSampler
-_SAMPLERS: dict[str, type] = {EulerMaruyamaSampler.name: EulerMaruyamaSampler, HeunSampler.name: HeunSampler,
-                              DistilledSampler.name: DistilledSampler}
-
-
-def available_samplers() -> list[str]:
-    """Names accepted by :func:`make_sampler`."""
-    return sorted(_SAMPLERS)
-
-
-def make_sampler(name: str, steps: int | None = None, eps: float = 1e-3) -> Sampler:
-    """Build a sampler by name (``"euler-maruyama"``, ``"heun"``, ``"distilled"``); ``steps=None``: its default."""
-    key = str(name).strip().lower()
-    if key not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
-    if steps is None:
-        return _SAMPLERS[key](eps=eps)
-    if int(steps) < 1:
-        raise ValueError(f"sampler steps must be >= 1, got {steps}")
-    return _SAMPLERS[key](num_steps=int(steps), eps=eps)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .sampling import SCORE
+
 ScoreFn = Callable[..., torch.Tensor]
 
 
@@ -31,6 +33,8 @@ class VESDE:
     Args:
         sigma: the SDE's ``sigma`` (IMDer: 25).
     """
+
+    family = SCORE
 
     def __init__(self, sigma: float = 25.0) -> None:
         if sigma <= 1.0:

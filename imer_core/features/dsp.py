@@ -17,7 +17,7 @@ def frames(x: np.ndarray, length: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, length)[: n * hop: hop]
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
     hz = np.asarray(hz, dtype=np.float64)
     log_part = 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / (np.log(6.4) / 27.0)

@@ -17,6 +17,14 @@ returned for display but are not part of the vector: they depend on the
 camera and the distance to it.  A frame without a face gives ``detected=False``
 and an all-zero vector.
 
+**The live models' vision feature** (:func:`live_face_extractor`) puts the
+face network's embedding of the aligned 48×48 crop
+(:mod:`imer_core.live.face_net`, ``assets/models/face_net.pt``) in front of
+those 55 values: ``[embedding (128), blendshapes (52), pose (3)]``.  Its
+feature id (:func:`live_vision_feature`) names the network's weights, so a
+checkpoint trained on another network, or on the blendshapes alone, is
+refused by the live engine's spec check.
+
 MediaPipe is imported only when an extractor is constructed.
 """
 
@@ -162,11 +170,11 @@ class FaceFrameFeatures:
     expression: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def empty(cls, timestamp_ms: float) -> "FaceFrameFeatures":
-        """Features of a frame without a face: ``detected=False`` and zeros."""
+    def empty(cls, timestamp_ms: float, dim: int = FACE_FEATURE_DIM) -> "FaceFrameFeatures":
+        """Features of a frame without a face: ``detected=False`` and a zero ``vector`` of ``dim`` values."""
         return cls(float(timestamp_ms), False, np.zeros(len(FACE_BLENDSHAPE_NAMES), np.float32),
                    0.0, 0.0, 0.0, np.zeros(3, np.float32), np.zeros((NUM_LANDMARKS, 3), np.float32),
-                   (0.0, 0.0, 0.0, 0.0), np.zeros(FACE_FEATURE_DIM, np.float32))
+                   (0.0, 0.0, 0.0, 0.0), np.zeros(int(dim), np.float32))
 
 
 def _to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
@@ -263,7 +271,9 @@ class FaceFeatureExtractor:
         face_net: a face-network file (or a loaded
             :class:`~imer_core.live.face_net.FaceNetRunner`) to run on each
             crop (implies ``with_crop``): fills
-            :attr:`FaceFrameFeatures.embedding` and :attr:`FaceFrameFeatures.expression`.
+            :attr:`FaceFrameFeatures.embedding` and :attr:`FaceFrameFeatures.expression`,
+            and the :attr:`FaceFrameFeatures.vector` becomes ``[embedding, blendshapes, pose]``
+            (:attr:`feature_id`, :attr:`feature_dim`).
 
     Raises:
         FileNotFoundError: if the model bundle does not exist.
@@ -300,6 +310,8 @@ class FaceFeatureExtractor:
 
             self.face_net = face_net if isinstance(face_net, FaceNetRunner) else FaceNetRunner(face_net)
         self.with_crop = bool(with_crop) or self.face_net is not None
+        if self.face_net is not None:  # this instance produces the face-network feature
+            self.spec = ExtractorSpec(Modality.VISION, self.feature_id, self.feature_dim)  # type: ignore[misc]
         self._mp = mp
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
@@ -320,7 +332,22 @@ class FaceFeatureExtractor:
     @property
     def feature_dim(self) -> int:
         """Length of :attr:`FaceFrameFeatures.vector`."""
-        return FACE_FEATURE_DIM
+        if self.face_net is None:
+            return FACE_FEATURE_DIM
+        return self.face_net.embedding_dim + FACE_FEATURE_DIM
+
+    @property
+    def feature_id(self) -> str:
+        """Extractor id of :attr:`FaceFrameFeatures.vector` (what a model's vision spec must name)."""
+        if self.face_net is None:
+            return FACE_EXTRACTOR_ID
+        from ..live.face_net import face_net_feature_id
+
+        return face_net_feature_id(self.face_net.weights_id, self.face_net.embedding_dim, FACE_EXTRACTOR_ID)
+
+    def feature_spec(self, seq_len: int, rate_hz: float) -> FeatureSpec:
+        """Vision :class:`FeatureSpec` of a model fed by this extractor."""
+        return FeatureSpec(Modality.VISION, self.feature_dim, int(seq_len), float(rate_hz), self.feature_id)
 
     def process(self, frame: np.ndarray, timestamp_ms: float | None = None,
                 color: str | None = None) -> FaceFrameFeatures:
@@ -348,7 +375,7 @@ class FaceFeatureExtractor:
         else:
             result = self._landmarker.detect_for_video(image, mp_ts)
         if not result.face_landmarks:
-            return FaceFrameFeatures.empty(ts)
+            return FaceFrameFeatures.empty(ts, self.feature_dim)
         features = self._convert(result, ts)
         if self.with_crop:
             from .face_crop import aligned_face_crop
@@ -358,6 +385,8 @@ class FaceFeatureExtractor:
             if self.face_net is not None:
                 embeddings, probabilities = self.face_net(crop)
                 embedding, expression = embeddings[0], probabilities[0]
+                vector = np.concatenate([embedding, features.vector]).astype(np.float32)
+                features = dataclasses.replace(features, vector=vector)
             features = dataclasses.replace(features, crop=crop, embedding=embedding, expression=expression)
         return features
 
@@ -421,5 +450,88 @@ def build_face_extractor(device: str = "cpu", color: str = "bgr", still_images: 
     return FaceFeatureExtractor(color=color, still_images=still_images)
 
 
-#: Discovered by :mod:`imer_core.features.registry`.
-EXTRACTORS = (ExtractorEntry(FACE_EXTRACTOR_SPEC, build_face_extractor, default=True),)
+# ----------------------------------------------------------------------------- the live vision feature
+
+
+#: Whether the live vision feature puts the face network's embedding in front of the blendshapes and
+#: pose (the face-network extractor is then the registry's default for vision).  It is switched on in
+#: the same commit as the shipped checkpoints trained on it: the spec check refuses checkpoints made for
+#: the other feature.  ``$IMER_LIVE_FACE_NET`` (``1`` / ``0``, read when the registry is first used)
+#: overrides it, e.g. to build the training caches of the new feature before the checkpoints exist.
+LIVE_FACE_NET = False
+LIVE_FACE_NET_ENV = "IMER_LIVE_FACE_NET"
+
+
+def live_face_net_enabled() -> bool:
+    """Whether the live vision feature includes the face network (see :data:`LIVE_FACE_NET`)."""
+    value = os.environ.get(LIVE_FACE_NET_ENV, "").strip()
+    return value == "1" if value in ("0", "1") else LIVE_FACE_NET
+
+
+def face_net_extractor_spec(path: "str | os.PathLike[str] | None" = None) -> ExtractorSpec | None:
+    """Spec of the face-network vision feature of the network file ``path`` (default: the shipped one).
+
+    ``None`` when the file is missing.  Hashes the file (its id names the weights); torch is not imported.
+    """
+    from ..live.face_net import FACE_NET_EMBEDDING_DIM, default_face_net_path, face_net_feature_id, weights_id
+
+    path = Path(path) if path is not None else default_face_net_path()
+    if not path.is_file():
+        return None
+    extractor_id = face_net_feature_id(weights_id(path), FACE_NET_EMBEDDING_DIM, FACE_EXTRACTOR_ID)
+    return ExtractorSpec(Modality.VISION, extractor_id, FACE_NET_EMBEDDING_DIM + FACE_FEATURE_DIM)
+
+
+def build_face_net_extractor(device: str = "cpu", color: str = "bgr",
+                             still_images: bool = False) -> "FaceFeatureExtractor":
+    """The registry's builder of the face-network feature (MediaPipe and the network on the CPU).
+
+    Raises:
+        FaceNetError: the shipped network is missing, unreadable or not of the registered embedding size.
+    """
+    from ..live.face_net import FACE_NET_EMBEDDING_DIM, FaceNetError, FaceNetRunner
+
+    runner = FaceNetRunner()
+    if runner.embedding_dim != FACE_NET_EMBEDDING_DIM:
+        raise FaceNetError(f"{runner.path}: {runner.embedding_dim}-d embedding, the live feature has "
+                           f"{FACE_NET_EMBEDDING_DIM}")
+    return FaceFeatureExtractor(color=color, still_images=still_images, face_net=runner)
+
+
+def _registered() -> tuple[ExtractorEntry, ...]:
+    face_net = face_net_extractor_spec()
+    use_net = face_net is not None and live_face_net_enabled()
+    entries = [ExtractorEntry(FACE_EXTRACTOR_SPEC, build_face_extractor, default=not use_net)]
+    if face_net is not None:
+        entries.append(ExtractorEntry(face_net, build_face_net_extractor, default=use_net))
+    return tuple(entries)
+
+
+#: Discovered by :mod:`imer_core.features.registry`: the blendshape feature, and the face-network
+#: feature when ``assets/models/face_net.pt`` is present; the default is set by :func:`live_face_net_enabled`.
+EXTRACTORS = _registered()
+
+
+def live_vision_feature() -> tuple[str, int]:
+    """``(extractor id, dim)`` of the live engine's default vision feature (see :data:`LIVE_FACE_NET`)."""
+    from .registry import default_extractor_specs
+
+    spec = default_extractor_specs()[Modality.VISION]
+    return spec.extractor_id, spec.dim
+
+
+def live_face_feature_spec(seq_len: int, rate_hz: float) -> FeatureSpec:
+    """Vision :class:`FeatureSpec` of the live models (the default vision extractor's)."""
+    from .registry import default_extractor_specs
+
+    return default_extractor_specs()[Modality.VISION].feature_spec(seq_len, float(rate_hz))
+
+
+def live_face_extractor(**options: Any) -> Any:
+    """The default vision extractor (the one the live engine and ``imer analyze`` run), built now.
+
+    ``options``: ``color`` and ``still_images``.
+    """
+    from .registry import extractor_factories
+
+    return extractor_factories()[Modality.VISION](**options)

@@ -92,8 +92,8 @@ def extractor_factory(extractor_id: str, device: str = "cpu") -> ExtractorFactor
     return ExtractorFactory(entry.spec, functools.partial(entry.build, device=device))
 
 
-def extractor_factories(device: str = "cpu",
-                        choice: Mapping[Modality | str, str] | None = None) -> dict[Modality, ExtractorFactory[Any]]:
+def extractor_factories(device: str = "cpu", choice: Mapping[Modality, str] | Mapping[str, str] | None = None
+                        ) -> dict[Modality, ExtractorFactory[Any]]:
     """``{modality: factory}`` of the extractors to run: the defaults, or the ``choice`` ids.
 
     Raises:

@@ -98,7 +98,10 @@ class SentenceEmbedder:
             raise TextModelUnavailable(f"cannot load sentence-transformers model from {str(path)!r}: {exc}") from exc
         get_dim = getattr(self._model, "get_embedding_dimension", None) \
             or self._model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
+        dim = get_dim()
+        if dim is None:
+            raise TextModelUnavailable(f"the sentence-transformers model in {str(path)!r} reports no embedding size")
+        self.dim = int(dim)
 
     @property
     def spec(self) -> ExtractorSpec:
@@ -190,9 +193,10 @@ class TranscriptWindow:
         Segments with word timestamps contribute the words whose midpoint lies in the
         window; other segments contribute their whole text when their midpoint does.
         """
-        if not self._entries:
+        latest = self.latest_time
+        if latest is None:
             return ""
-        hi = self.latest_time if now is None else float(now)
+        hi = latest if now is None else float(now)
         lo = float("-inf") if last_s is None else hi - float(last_s)
         parts: list[str] = []
         for entry in self._entries:

@@ -28,14 +28,20 @@ import torch
 
 from .. import devices
 from ..methods.base import SamplingOptions
-from ..modalities import MODALITIES, Modality
+from ..modalities import MODALITIES, FeatureSpec, Modality
 from ..registry import preferred_methods
 from .health import ModalityState, ModalityStatus
 from .inference import availability_mask, classify, recover, window_features
 from .models import LiveModel, LiveModelError, ModelBank
+from .neutral_baseline import NeutralBaseline
 from .results import HIDDEN_RECOVERED, WITHOUT_RECOVERY, Comparison, LiveResult
 from .smoothing import DEFAULT_SMOOTHING_S, AgreementWindow, ProbabilitySmoother
-from .speaker_norm import RunningSpeakerStats, speaker_normalization_settings
+from .speaker_norm import (
+    EXPERT_MODE,
+    RunningSpeakerStats,
+    speaker_normalization_settings,
+    use_speaker_features,
+)
 from .threads import RestartableThread
 from .tracks import FeatureTrack
 
@@ -112,6 +118,8 @@ class InferenceEngine(RestartableThread):
         self._agreement = AgreementWindow(60.0)
         self._compare_hidden: frozenset[Modality] = frozenset()
         self._speaker_stats: dict[Modality, RunningSpeakerStats] = {}
+        self._speaker_settings: dict[Modality, dict] = {}
+        self._neutral_baseline: NeutralBaseline | None = None
         self._counted_until: dict[Modality, float] = {}
 
     # -- control (any thread) ------------------------------------------------------------
@@ -164,7 +172,28 @@ class InferenceEngine(RestartableThread):
         stats = self._speaker_stats.get(modality)
         if stats is None or self._model is None:
             return 0.0
-        return stats.speech_steps / float(self._model.config.specs[modality].rate_hz)
+        return stats.speech_steps / _step_rate(self._model.config.specs[modality])
+
+    @property
+    def neutral_baseline(self) -> NeutralBaseline | None:
+        """The person's neutral baseline in use (``None``: none taken)."""
+        return self._neutral_baseline
+
+    def set_neutral_baseline(self, baseline: NeutralBaseline | None) -> None:
+        """Shift this person's face / voice features so their resting mean meets the training neutral mean.
+
+        Applies to checkpoints with ``metadata["neutral_reference"]`` (see
+        :mod:`.neutral_baseline`); ``None`` removes it.  Takes effect at the next window.
+        """
+        self._neutral_baseline = baseline
+
+    def neutral_baseline_modalities(self) -> tuple[str, ...]:
+        """Modalities the baseline shifts with the current checkpoint (empty without a baseline or reference)."""
+        model, baseline = self._model, self._neutral_baseline
+        if model is None or baseline is None:
+            return ()
+        reference = model.metadata.get("neutral_reference")
+        return tuple(m.value for m in MODALITIES if baseline.offset(m, reference) is not None)
 
     def reset_speaker_statistics(self) -> None:
         """Forget the running per-speaker statistics (the source changed: maybe another speaker)."""
@@ -214,6 +243,7 @@ class InferenceEngine(RestartableThread):
         try:
             model = self.bank.get(wanted)
             self._speaker_stats = _speaker_stats_of(model)
+            self._speaker_settings = {Modality(k): v for k, v in speaker_normalization_settings(model.metadata).items()}
             self._model, self.model_error, self._counted_until = model, "", {}
         except LiveModelError as exc:
             self.model_error = str(exc)
@@ -271,28 +301,51 @@ class InferenceEngine(RestartableThread):
         agreement, windows = self._agreement.add(now, key, int(np.argmax(ours)) == int(np.argmax(other)))
         return Comparison(kind, tuple(m.value for m in modalities), other, smoothed or other, agreement, windows)
 
+    @property
+    def speaker_expert_active(self) -> bool:
+        """Whether the audio prediction uses the per-speaker expert now (enough speech heard)."""
+        stats = self._speaker_stats.get(Modality.AUDIO)
+        settings = self._speaker_settings.get(Modality.AUDIO, {})
+        return stats is not None and use_speaker_features(stats, settings)
+
     def _windows(self, model: LiveModel, now: float, statuses: tuple[ModalityStatus, ...]):
-        normed, available, newest = {}, {}, {}
+        normed, available, newest, speaker = {}, {}, {}, {}
         for status in statuses:
             m = status.modality
             spec = model.config.specs[m]
             window = None
             if status.available:
-                window = self.inputs.tracks[m].window(now, spec.seq_len, spec.rate_hz, self.inputs.hold_s[m])
+                window = self.inputs.tracks[m].window(now, spec.seq_len, _step_rate(spec), self.inputs.hold_s[m])
             available[m] = window is not None
             if window is not None:
                 stats = self._speaker_stats.get(m)
+                settings = self._speaker_settings.get(m, {})
                 if stats is not None:
                     self._count_speech(m, stats, now)
+                if stats is not None and settings.get("mode") != EXPERT_MODE:
                     normalised = stats.normalise(window.values)
                 else:
-                    normalised = model.normalise(m, window.values).astype(np.float32)
+                    normalised = model.normalise(m, self._shifted(model, m, window.values)).astype(np.float32)
+                    if stats is not None and use_speaker_features(stats, settings):
+                        by_speaker = stats.normalise(window.values)
+                        if np.isfinite(by_speaker).all():
+                            speaker[m] = by_speaker
                 if np.isfinite(normalised).all():
                     normed[m] = normalised
                     newest[m] = window.newest_time
                 else:  # a NaN / inf feature is never fed to the network: the modality counts as missing
                     available[m] = False
-        return window_features(model, [normed], self.device, normalise=False), available, newest
+        features = window_features(model, [normed], self.device, normalise=False)
+        for m, values in speaker.items():
+            if m in normed:
+                features[m.value + "@speaker"] = torch.from_numpy(values[None].astype(np.float32)).to(self.device)
+        return features, available, newest
+
+    def _shifted(self, model: LiveModel, modality: Modality, values: np.ndarray) -> np.ndarray:
+        """``values`` minus the neutral baseline's offset for ``modality`` (unchanged without one)."""
+        baseline = self._neutral_baseline
+        offset = None if baseline is None else baseline.offset(modality, model.metadata.get("neutral_reference"))
+        return values if offset is None else values - offset
 
     def _count_speech(self, modality: Modality, stats: RunningSpeakerStats, now: float) -> None:
         """Fold the steps that arrived since the last window into the running speaker statistics."""
@@ -318,7 +371,7 @@ class InferenceEngine(RestartableThread):
         recovered = recover(model, features, mask, SamplingOptions(steps=self._requested_steps))
         _sync(self.device)
         t_rec = time.perf_counter()
-        probs = classify(model, recovered)[0]
+        probs = classify(model, recovered, features, mask)[0]
         t_pred = time.perf_counter()
         if not np.isfinite(probs).all():
             raise NonFiniteOutputError(f"the {model.method} model produced NaN or infinite probabilities; "
@@ -357,6 +410,13 @@ def _speaker_stats_of(model: LiveModel) -> dict[Modality, RunningSpeakerStats]:
         out[modality] = RunningSpeakerStats(model.mean[modality], model.std[modality], settings["prior_steps"],
                                             settings["min_speech_fraction"])
     return out
+
+
+def _step_rate(spec: FeatureSpec) -> float:
+    """A live checkpoint's steps per second (its compatibility check refuses a spec without one)."""
+    if spec.rate_hz is None:
+        raise LiveModelError(f"{spec.modality.value} features: no step rate in the checkpoint's spec")
+    return float(spec.rate_hz)
 
 
 def _without_features(status: ModalityStatus) -> ModalityStatus:

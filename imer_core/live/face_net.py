@@ -16,6 +16,7 @@ class probabilities.  torch is imported only when a network is built.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,10 @@ import numpy as np
 
 FACE_NET_FILENAME = "face_net.pt"
 FACE_NET_FORMAT = "imer-face-net-v1"
+#: Prefix of the vision feature id of models fed by a face network (see :func:`face_net_feature_id`).
+FACE_NET_FEATURE_PREFIX = "imer-face-net-v1"
+#: Embedding size of the shipped network (the registered live feature's; checked when it is loaded).
+FACE_NET_EMBEDDING_DIM = 128
 
 
 def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: "int | Sequence[int]" = (1, 2, 2, 2),
@@ -93,6 +98,24 @@ def save_face_net(path: "str | os.PathLike[str]", model: Any, config: dict[str, 
                 "metadata": dict(metadata)}, str(path))
 
 
+def weights_id(path: "str | os.PathLike[str]") -> str:
+    """First 12 hex digits of the SHA-256 of a face-network file: its embedding's identity.
+
+    The embedding of one trained network means nothing to a model trained on
+    another's, so the vision feature id names the weights, not just the format.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def face_net_feature_id(weights: str, embedding_dim: int, base_id: str) -> str:
+    """Vision feature id of the face network's embedding followed by the ``base_id`` features."""
+    return f"{FACE_NET_FEATURE_PREFIX}-{weights}-emb{int(embedding_dim)}+{base_id}"
+
+
 class FaceNetRunner:
     """A loaded face network in evaluation mode.
 
@@ -124,6 +147,7 @@ class FaceNetRunner:
             raise FaceNetError(f"{self.path}: weights do not fit the network: {exc}") from exc
         self.model.eval()
         self._torch = torch
+        self.weights_id = weights_id(self.path)
 
     @property
     def embedding_dim(self) -> int:

@@ -65,16 +65,29 @@ def availability_mask(available: Iterable[Iterable[Modality]], device: str = "cp
 
 
 def recover(model: LiveModel, features: Mapping[str, torch.Tensor], mask: torch.Tensor,
-            sampling: SamplingOptions = SamplingOptions()) -> object:
+            sampling: SamplingOptions = SamplingOptions()) -> dict[str, torch.Tensor]:
     """The method's recovered inputs for ``features`` under ``mask`` (no gradients)."""
     with torch.inference_mode():
         return model.model.recover(dict(features), mask, sampling)
 
 
-def classify(model: LiveModel, recovered: object) -> np.ndarray:
-    """``(B, K)`` float64 class probabilities (softmax) of recovered inputs, in ``model.labels`` order."""
+def classify(model: LiveModel, recovered: Mapping[str, torch.Tensor],
+             features: Mapping[str, torch.Tensor] | None = None, mask: torch.Tensor | None = None) -> np.ndarray:
+    """``(B, K)`` float64 class probabilities (softmax) of recovered inputs, in ``model.labels`` order.
+
+    A checkpoint with an expert-fusion head also needs the (normalised) ``features`` and the ``mask``
+    the recovery ran on: its prediction is the product of the per-modality experts plus a
+    correction from the method's own output.
+
+    Raises:
+        ValueError: the model has an expert-fusion head and ``features`` or ``mask`` is missing.
+    """
     with torch.inference_mode():
         logits = model.model.predict_from_recovered(recovered)
+        if getattr(model.model, "expert_fusion", None) is not None:
+            if features is None or mask is None:
+                raise ValueError(f"{model.method}: an expert-fusion checkpoint needs the features and mask")
+            logits = model.model.fused_output(features, mask, logits)
         return torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
 
 
@@ -93,4 +106,4 @@ def predict_windows(model: LiveModel, windows: Sequence[Window], sampling: Sampl
         raise ValueError("a window observes no modality: there is nothing to predict from")
     features = window_features(model, windows, device, normalise)
     mask = availability_mask([list(w) for w in windows], device)
-    return classify(model, recover(model, features, mask, sampling))
+    return classify(model, recover(model, features, mask, sampling), features, mask)

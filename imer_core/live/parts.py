@@ -116,7 +116,8 @@ class PipelineParts:
         return {modality: factory.spec for modality, factory in self.extractors.items()}
 
     @classmethod
-    def for_device(cls, device: str, extractors: Mapping[Modality | str, str] | None = None) -> "PipelineParts":
+    def for_device(cls, device: str,
+                   extractors: Mapping[Modality, str] | Mapping[str, str] | None = None) -> "PipelineParts":
         """The real parts: registered extractors (the defaults, or the ``extractors`` ids per modality)
         and speech recognition, with the sentence embedder and the recogniser on ``device`` (cpu/cuda).
 

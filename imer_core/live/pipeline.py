@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from .smoothing import DEFAULT_SMOOTHING_S
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker, Worker
+
+if TYPE_CHECKING:
+    from .neutral_baseline import NeutralBaseline
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +243,14 @@ class LivePipeline:
         """Time constant (s) of the displayed probabilities; 0 shows the raw ones."""
         self.engine.set_smoothing(time_constant_s)
         self.config = replace(self.config, smoothing_s=float(time_constant_s))
+
+    def set_neutral_baseline(self, baseline: NeutralBaseline | None) -> None:
+        """Shift this person's features by their neutral baseline (see the engine's method of that name)."""
+        self.engine.set_neutral_baseline(baseline)
+
+    def neutral_baseline_modalities(self) -> tuple[str, ...]:
+        """Modalities the neutral baseline shifts with the current checkpoint."""
+        return self.engine.neutral_baseline_modalities()
 
     def set_compare_hidden(self, modalities: "Iterable[Modality | str]") -> None:
         """Compare mode: also predict with these (observed) modalities hidden and recovered."""

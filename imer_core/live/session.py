@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -200,19 +200,19 @@ class WavAppender:
         self.part_frames = max(1, int(part_bytes) // 2)
         self.paths: list[Path] = []
         self._frames = 0
-        self._file = self._wav = None
-        self._open_part()
+        self._file, self._wav = self._open_part()
 
-    def _open_part(self) -> None:
+    def _open_part(self) -> tuple[BinaryIO, wave.Wave_write]:
         n = len(self.paths) + 1
         path = self.path if n == 1 else self.path.with_name(f"{self.path.stem}-{n:03d}{self.path.suffix}")
-        self._file = open(path, "wb")
-        self._wav = wave.open(self._file, "wb")
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(self.sample_rate)
+        file = open(path, "wb")
+        wav = wave.open(file, "wb")
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(self.sample_rate)
         self._frames = 0
         self.paths.append(path)
+        return file, wav
 
     def write(self, samples: np.ndarray) -> None:
         """Append float samples in ``[-1, 1]`` and flush (the wave module patches the header each write)."""
@@ -220,7 +220,7 @@ class WavAppender:
         while len(pcm):
             if self._frames >= self.part_frames:
                 self._close_part()
-                self._open_part()
+                self._file, self._wav = self._open_part()
             take = pcm[:self.part_frames - self._frames]
             self._wav.writeframes(take.tobytes())
             self._file.flush()
@@ -233,7 +233,7 @@ class WavAppender:
 
     def close(self) -> None:
         """Finish the header and close the file (idempotent)."""
-        if self._file is not None and not self._file.closed:
+        if not self._file.closed:
             self._close_part()
 
 

@@ -22,6 +22,17 @@ to.  A change of audio source resets the statistics (:meth:`reset`).
 A checkpoint opts in with metadata ``"speaker_normalization"``:
 ``{"audio": {"prior_steps": k, "min_speech_fraction": f}}``; the engine
 applies running normalisation only to the modalities listed there.
+
+**Switch-over** (``"mode": "expert"``, ``"switch_after_steps": s``): the
+running statistics need about 30-40 s of speech before they beat the
+corpus-wide normalisation (``docs/perception.md``), and a model trained on
+per-speaker features does much worse than the global one before that.  So a
+checkpoint with an expert-fusion head keeps feeding its method and its
+global audio expert globally normalised features, and only once ``s`` steps
+of speech have been counted also passes the running-normalised window as
+``"audio@speaker"``, which swaps the global audio expert for the one trained
+on per-speaker features (:func:`use_speaker_features`).  A reset (new
+source) goes back to the global expert.
 """
 
 from __future__ import annotations
@@ -161,15 +172,29 @@ def normalise_by_speaker(features: np.ndarray, speakers: np.ndarray,
     return out.astype(np.float32)
 
 
-def speaker_normalization_settings(metadata: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """``{modality: {prior_steps, min_speech_fraction}}`` a checkpoint was trained with (empty: none)."""
+#: ``mode`` of a speaker normalisation entry: normalise the modality itself with the running statistics.
+REPLACE_MODE = "replace"
+#: ``mode``: keep the global normalisation and add the running-normalised features for a speaker expert.
+EXPERT_MODE = "expert"
+
+
+def speaker_normalization_settings(metadata: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{modality: {prior_steps, min_speech_fraction, mode, switch_after_steps}}`` of a checkpoint (empty: none)."""
     raw = metadata.get(SPEAKER_NORMALIZATION) or {}
     if not isinstance(raw, Mapping):
         return {}
     out = {}
     for modality, entry in raw.items():
         entry = entry if isinstance(entry, Mapping) else {}
+        mode = str(entry.get("mode", REPLACE_MODE))
         out[str(modality)] = {"prior_steps": float(entry.get("prior_steps", DEFAULT_PRIOR_STEPS)),
                               "min_speech_fraction": float(entry.get("min_speech_fraction",
-                                                                     DEFAULT_MIN_SPEECH_FRACTION))}
+                                                                     DEFAULT_MIN_SPEECH_FRACTION)),
+                              "mode": mode if mode in (REPLACE_MODE, EXPERT_MODE) else REPLACE_MODE,
+                              "switch_after_steps": float(entry.get("switch_after_steps", 0.0))}
     return out
+
+
+def use_speaker_features(stats: RunningSpeakerStats, settings: Mapping[str, Any]) -> bool:
+    """Whether the speaker expert takes over: expert mode and at least ``switch_after_steps`` of speech."""
+    return settings.get("mode") == EXPERT_MODE and stats.speech_steps >= float(settings.get("switch_after_steps", 0))

@@ -29,7 +29,7 @@ zeroed before they reach the model so they can never leak into a prediction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
@@ -79,6 +79,42 @@ class SamplingOptions:
     backend: str | None = None
 
 
+class StepHelpers:
+    """Trainer-side services of :meth:`RecoveryModel.train_step` besides the optimizers.
+
+    A method whose step leaves the data-parallel graph (RoHyDR's discriminator) or
+    branches on its batch asks these so that every training process does the same.
+    This default serves one process: the collectives are identities.  The trainer
+    passes :class:`training.distributed.DistributedStepHelpers` under torchrun, so
+    ``torch.distributed`` stays out of the model package.
+    """
+
+    distributed: bool = False
+
+    def agree_max(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise maximum of ``values`` over the training processes (every process takes the same branch)."""
+        return values
+
+    def average_gradients(self, grads: Sequence[torch.Tensor]) -> None:
+        """Average gradients computed outside the data-parallel graph over the processes, in place."""
+
+    def step_detached(self, optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter],
+                      loss: torch.Tensor | None) -> None:
+        """One step of ``optimizer`` on ``params`` from ``loss``, outside the data-parallel wrapper.
+
+        Gradients come from ``torch.autograd.grad``, so no ``AccumulateGrad`` hook of a
+        DDP wrapper fires; they are averaged with :meth:`average_gradients`.  ``loss=None``
+        steps on zero gradients (still averaged: every process must call this equally often).
+        """
+        grads = (list(torch.autograd.grad(loss, list(params))) if loss is not None
+                 else [torch.zeros_like(p) for p in params])
+        self.average_gradients(grads)
+        optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+
+
 class RecoveryModel(nn.Module, ABC):
     """Base class of all recovery methods (see module docstring)."""
 
@@ -102,6 +138,14 @@ class RecoveryModel(nn.Module, ABC):
         super().__init__()
         self.config = config
         self.stage = RECOVERY
+        self.expert_fusion: nn.Module | None = None
+        if config.expert_fusion is not None:
+            from ..nn.expert_fusion import ExpertFusionHead
+
+            dims = {m.value: config.specs[m].dim for m in MODALITIES}
+            self.expert_fusion = ExpertFusionHead.from_settings(dims, config.output_dim, config.expert_fusion)
+        #: The ``metadata`` of the checkpoint the model was loaded from (empty for a model built in code).
+        self.checkpoint_metadata: dict[str, Any] = {}
 
     @classmethod
     def default_sampler(cls) -> str | None:
@@ -123,7 +167,10 @@ class RecoveryModel(nn.Module, ABC):
 
         Returns ``{"text": (B, d, L'), "audio": ..., "vision": ...}`` in the
         method's recovery space; rows whose modality is available hold the
-        projection of the observed features.
+        projection of the observed features.  A method may add entries of its
+        own for its :meth:`predict_from_recovered` (RoHyDR adds the ``(B, 3)``
+        availability mask under ``"available"``): callers read the three
+        modality entries and pass the mapping on unchanged.
         """
 
     @abstractmethod
@@ -141,8 +188,18 @@ class RecoveryModel(nn.Module, ABC):
     @torch.no_grad()
     def predict(self, features: Features, mask: torch.Tensor,
                 sampling: SamplingOptions | None = None) -> torch.Tensor:
-        """Outputs ``(B, output_dim)`` computed with the missing modalities recovered."""
-        return self.predict_from_recovered(self.recover(features, mask, sampling))
+        """Outputs ``(B, output_dim)`` computed with the missing modalities recovered.
+
+        With an expert-fusion head (``config.expert_fusion``) the method's output
+        is combined with the product of the per-modality experts (:meth:`fused_output`).
+        """
+        return self.fused_output(features, mask, self.predict_from_recovered(self.recover(features, mask, sampling)))
+
+    def fused_output(self, features: Features, mask: torch.Tensor, method_output: torch.Tensor) -> torch.Tensor:
+        """The final output from the method's own: unchanged without an expert-fusion head."""
+        if self.expert_fusion is None:
+            return method_output
+        return self.expert_fusion(features, validate_mask(mask).to(method_output.device), method_output)
 
     # ------------------------------------------------------------ shared logic
     def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor) -> LossOutput:
@@ -162,12 +219,14 @@ class RecoveryModel(nn.Module, ABC):
 
     def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
                    optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
-                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+                   forward: Callable[..., LossOutput] | None = None,
+                   helpers: StepHelpers | None = None) -> LossOutput:
         """One optimisation step on a batch (per-method hook of the trainer).
 
         Args:
             forward: the callable computing the losses — the DDP wrapper when
                 training distributed, else ``self``.
+            helpers: the trainer's collectives (``None``: one process, :class:`StepHelpers`).
         """
         forward = forward or self
         main = optimizers["main"]
@@ -211,6 +270,8 @@ class RecoveryModel(nn.Module, ABC):
                 batch = x.shape[0]
             elif x.shape[0] != batch:
                 raise ValueError("all modalities must have the same batch size")
+        if batch is None:
+            raise ValueError("no modality features to check")
         return int(batch)
 
     def parameter_count(self, module: nn.Module | None = None) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,23 +31,18 @@ from torch import nn
 
 from ..config import ModelConfig, options_from_dict
 from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_module, trace_score_net
-from ..diffusion.samplers import DistilledSampler, Sampler, available_samplers, make_sampler
-from ..diffusion.score_unet import ConditionalScoreUNet1d
+from ..diffusion.samplers import DistilledSampler
+from ..diffusion.sampling import SCORE, Sampler, available_samplers, make_sampler
 from ..diffusion.sde import VESDE, denoising_score_matching_loss
 from ..modalities import MODALITIES, Modality, full_mask, validate_mask
-from ..nn.mult import MulTFusion
 from ..nn.rcan import Refiner
+from ..nn.score_unet import ConditionalScoreUNet1d
 from ..registry import register_method
-from .base import PRETRAIN, RECOVERY, Features, LossOutput, RecoveryModel, SamplingOptions, pattern_groups
+from .base import PRETRAIN, Features, LossOutput, SamplingOptions
+from .mult_recovery import MulTRecoveryModel
 
-# Two available modalities → (fusing 1×1 conv, concatenation order), keyed by the
-# missing modality.  The order is the reference's: (v, a) for missing text,
-# (l, a) for missing vision, (l, v) for missing audio.
-_PAIR_CONDITIONS: dict[Modality, tuple[str, tuple[Modality, Modality]]] = {
-    Modality.TEXT: ("cat_av", (Modality.VISION, Modality.AUDIO)),
-    Modality.VISION: ("cat_la", (Modality.TEXT, Modality.AUDIO)),
-    Modality.AUDIO: ("cat_lv", (Modality.TEXT, Modality.VISION)),
-}
+if TYPE_CHECKING:
+    from ..text_encoder import BertTextEncoder
 
 
 @dataclass(frozen=True)
@@ -122,14 +118,14 @@ class IMDerOptions:
 
     def _check_samplers(self) -> None:
         for name in (self.sampler, self.train_sampler):
-            if name.strip().lower() not in available_samplers():
-                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers())}")
+            if name.strip().lower() not in available_samplers(SCORE):
+                raise ValueError(f"unknown sampler {name!r}; available: {', '.join(available_samplers(SCORE))}")
         if self.sampler_steps < 1 or self.train_sampler_steps < 1:
             raise ValueError("sampler_steps and train_sampler_steps must be >= 1")
 
 
 @register_method
-class IMDer(RecoveryModel):
+class IMDer(MulTRecoveryModel):
     """IMDer recovery model (see module docstring)."""
 
     name = "imder"
@@ -138,7 +134,7 @@ class IMDer(RecoveryModel):
     summary = ("score-based diffusion (VE-SDE) conditioned on the available modalities; slowest, "
                "uses sampler steps")
     fast_sampler = "heun"
-    live_rank = 1
+    live_rank: ClassVar[int | None] = 1
     generative = True
     """``False`` in :class:`~imer_core.methods.regression.ConditionalRegression`: the refiner regresses the
     missing projection from the condition directly (no score networks, no sampling)."""
@@ -149,7 +145,7 @@ class IMDer(RecoveryModel):
         self.options = opts
         d = config.fusion.d_model
         self.sde = VESDE(opts.sigma)
-        self.text_encoder: nn.Module | None = None
+        self.text_encoder: BertTextEncoder | None = None
         if opts.text_encoder == "bert":
             from ..text_encoder import BertTextEncoder
 
@@ -157,20 +153,13 @@ class IMDer(RecoveryModel):
             if self.text_encoder.hidden_size != config.specs.text.dim:
                 raise ValueError(f"BERT hidden size {self.text_encoder.hidden_size} != text feature dim "
                                  f"{config.specs.text.dim}")
-        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim)
-        lengths = {self.fusion.projected_length(m) for m in MODALITIES}
-        depth = 2 ** (len(opts.score_channels) - 1)
-        if len(lengths) != 1 or next(iter(lengths)) % depth != 0:
-            raise ValueError(f"IMDer needs one projected length for all modalities, divisible by {depth}; "
-                             f"got {sorted(lengths)} (adjust seq_len / conv kernels)")
+        self._build_fusion(config, multiple_of=2 ** (len(opts.score_channels) - 1))   # the U-Net's depth
         self.score_nets = nn.ModuleDict({
             m.value: ConditionalScoreUNet1d(d, opts.score_channels, opts.score_embed_dim,
                                             marginal_std=self.sde.marginal_std)
             for m in MODALITIES
         } if self.generative else {})
-        self.cat_la = nn.Conv1d(2 * d, d, 1)
-        self.cat_lv = nn.Conv1d(2 * d, d, 1)
-        self.cat_av = nn.Conv1d(2 * d, d, 1)
+        self._build_pair_convs(d)
         self.refiners = nn.ModuleDict({m.value: Refiner(d, opts.refiner_blocks, opts.refiner_reduction)
                                        for m in MODALITIES})
         self.student_nets: nn.ModuleDict | None = None
@@ -220,9 +209,6 @@ class IMDer(RecoveryModel):
         """``"pretrain"``: full data, projections (and BERT when fine-tuned) train;
         ``"recovery"``: projections and BERT frozen."""
         super().prepare_stage(stage)
-        for module in self.fusion.projections().values():
-            for p in module.parameters():
-                p.requires_grad_(stage == PRETRAIN)
         if self.text_encoder is not None:
             self.text_encoder.set_trainable(stage == PRETRAIN and self.options.bert_finetune)
         if self.student_nets is not None:                              # trained only by the distillation stage
@@ -256,21 +242,13 @@ class IMDer(RecoveryModel):
         feats = dict(features)
         if self.text_encoder is not None:
             feats["text"] = self.text_encoder(feats["text"])          # no_grad inside unless fine-tuned
-        if self.stage == RECOVERY:
-            with torch.no_grad():                                      # projections frozen in stage 2
-                return self.fusion.project(feats)
-        return self.fusion.project(feats)
+        return super()._project(feats)
 
-    def _condition(self, available: tuple[Modality, ...], proj: dict[str, torch.Tensor]) -> torch.Tensor:
-        if len(available) == 1:
-            return proj[available[0].value]
-        missing = next(m for m in MODALITIES if m not in available)
-        conv_name, order = _PAIR_CONDITIONS[missing]
-        return getattr(self, conv_name)(torch.cat([proj[m.value] for m in order], dim=1))
-
-    def _generate(self, modality: Modality, sampler: Sampler, cond: torch.Tensor, generator: torch.Generator | None,
-                  backend: str) -> torch.Tensor:
+    def _generate(self, modality: Modality, sampler: Sampler | None, cond: torch.Tensor,
+                  generator: torch.Generator | None, backend: str) -> torch.Tensor:
         """Sample the missing ``modality``'s projection given ``cond`` with the chosen network backend."""
+        if sampler is None:
+            raise ValueError(f"{self.name} samples the missing modalities: it needs a sampler")
         if isinstance(sampler, DistilledSampler):
             if self.student_nets is None:
                 raise ValueError("this IMDer model has no distilled generator; run `imer-train distill` first "
@@ -285,12 +263,13 @@ class IMDer(RecoveryModel):
         if backend == "cuda-graph" and generator is None and CudaGraphRunner.available(cond.device):
             return self._graphs.run((repr(sampler),) + key,
                                     lambda c: sampler.sample(net, self.sde, shape, condition=c), cond)
-        score_fn = net
         if backend == "traced":
-            def score_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            def traced_score(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
                 traced = self._traced.get(key + (c is not None,), lambda: trace_score_net(net, x, t, c))
                 return traced(x, t, c)
-        return sampler.sample(score_fn, self.sde, shape, condition=cond, generator=generator)
+
+            return sampler.sample(traced_score, self.sde, shape, condition=cond, generator=generator)
+        return sampler.sample(net, self.sde, shape, condition=cond, generator=generator)
 
     def _refine(self, modality: Modality, generated: torch.Tensor, backend: str) -> torch.Tensor:
         """The modality's refiner; traced and frozen (per shape) with the ``traced`` backend at inference."""
@@ -300,21 +279,16 @@ class IMDer(RecoveryModel):
         key = ("refiner", modality.value, tuple(generated.shape), generated.device, generated.dtype)
         return self._traced.get(key, lambda: trace_module(refiner, generated))(generated)
 
-    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+    def _recover(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler | None,
                  generator: torch.Generator | None, targets: dict[str, torch.Tensor] | None = None,
                  backend: str = "eager") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per availability pattern; losses when ``targets`` given."""
-        batch = mask.shape[0]
         zero = proj["text"].new_zeros(())
         recovered = dict(proj)
         score_losses = {m.value: zero for m in MODALITIES}
         rec_loss = zero
-        for available, idx in pattern_groups(mask):
-            missing = [m for m in MODALITIES if m not in available]
-            if not missing:
-                continue
-            weight = idx.numel() / batch
-            cond = self._condition(available, {m.value: proj[m.value].index_select(0, idx) for m in available})
+        for group in self._pattern_groups(proj, mask):
+            missing, idx, weight, cond = group.missing, group.rows, group.weight, group.condition
             group_targets = ({m: targets[m.value].index_select(0, idx) for m in missing}
                              if targets is not None else {})
             if targets is not None and self.generative:               # score losses first, as the reference
@@ -328,14 +302,14 @@ class IMDer(RecoveryModel):
                 refined = self._refine(m, generated[m], backend)     # gradients flow through the refiner
                 if targets is not None:
                     rec_loss = rec_loss + weight * F.mse_loss(refined, group_targets[m])
-                recovered[m.value] = recovered[m.value].index_copy(0, idx, refined.to(recovered[m.value].dtype))
+                self._write_rows(recovered, m, idx, refined)
         return recovered, score_losses, rec_loss
 
-    def _training_sampler(self) -> Sampler:
+    def _training_sampler(self) -> Sampler | None:
         """The sampler whose outputs the refiners learn to correct (``train_sampler`` option)."""
-        return make_sampler(self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
+        return make_sampler(SCORE, self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
 
-    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler:
+    def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler | None:
         opts, sampling = self.options, sampling or SamplingOptions()
         name = (sampling.sampler or opts.sampler).strip().lower()
         steps = sampling.steps
@@ -343,7 +317,7 @@ class IMDer(RecoveryModel):
             steps = opts.sampler_steps
         elif steps is None and name == DistilledSampler.name and opts.distill_steps:
             steps = opts.distill_steps
-        return make_sampler(name, steps, eps=opts.eps)
+        return make_sampler(SCORE, name, steps, eps=opts.eps)
 
     def _masked(self, features: Features, mask: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         masked = self.mask_features(features, mask)
@@ -386,9 +360,7 @@ class IMDer(RecoveryModel):
         proj = self._project(masked)
         sampling = sampling or SamplingOptions()
         backend = check_backend(sampling.backend or self.options.score_backend)
-        generator = None
-        if sampling.seed is not None:
-            generator = torch.Generator(device=mask.device).manual_seed(int(sampling.seed))
+        generator = self._generator(sampling, mask.device)
         recovered, _, _ = self._recover(proj, mask, self._inference_sampler(sampling), generator, backend=backend)
         return recovered
 

@@ -65,8 +65,8 @@ def _score_key(rest: str) -> str | None:
         if kind == "conv":
             return f"enc_cond_convs.{level - 2}.{tail}" if cond else f"enc_convs.{level - 1}.{tail}"
         if kind == "dense":                               # dense1..4: encoder, dense5..7: decoder
-            index = f"enc_denses.{level - 1}" if level <= _SCORE_LEVELS else f"dec_denses.{level - _SCORE_LEVELS - 1}"
-            return f"{index}.{tail.removeprefix('dense.')}"
+            layer = f"enc_denses.{level - 1}" if level <= _SCORE_LEVELS else f"dec_denses.{level - _SCORE_LEVELS - 1}"
+            return f"{layer}.{tail.removeprefix('dense.')}"
         if kind == "gnorm":
             return f"enc_norms.{level - 1}.{tail}"
         return f"enc_attns.{level - 1}.{tail}"

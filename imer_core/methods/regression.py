@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..registry import register_method
+from .base import SamplingOptions
 from .imder import IMDer, IMDerOptions
 
 REGRESSION_SAMPLER = "mean"
@@ -56,7 +57,7 @@ class ConditionalRegression(IMDer):
     def _training_sampler(self) -> None:
         return None
 
-    def _inference_sampler(self, sampling) -> None:
+    def _inference_sampler(self, sampling: SamplingOptions | None) -> None:
         if sampling is not None and sampling.sampler not in (None, REGRESSION_SAMPLER):
             raise ValueError(f"the regression baseline has no sampler {sampling.sampler!r} "
                              f"(only {REGRESSION_SAMPLER!r})")

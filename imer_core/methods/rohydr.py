@@ -48,38 +48,36 @@ Deviations of the improved mode from the reference code (``Siowllience/RoHyDR``)
 
 Under DDP every stage's loss is computed through ``forward(..., phase=...)``, so
 all gradients of the main optimizer are all-reduced by DDP; ``D``'s gradients
-(computed outside the DDP graph with ``autograd.grad``) are averaged explicitly;
-whether stages 1-2 run is agreed across ranks.
+(computed outside the DDP graph with ``autograd.grad``) are averaged, and whether
+stages 1-2 run is agreed across ranks, by the trainer's
+:class:`~imer_core.methods.base.StepHelpers` (``torch.distributed`` lives in ``training``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from ..config import ModelConfig, options_from_dict
-from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler, make_sampler
-from ..modalities import MODALITIES, Modality, validate_mask
+from ..diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
+from ..diffusion.sampling import DDPM, Sampler, make_sampler
+from ..modalities import MODALITIES, validate_mask
 from ..nn.dit import DiT1d
 from ..nn.fusion_recovery import (
     FusionDiscriminator,
     FusionReconstructor,
     discriminator_loss,
-    discriminator_step,
     frozen_forward,
 )
-from ..nn.mult import MulTFusion
 from ..nn.rcan import Refiner
 from ..registry import register_method
-from .base import PRETRAIN, RECOVERY, Features, LossOutput, RecoveryModel, SamplingOptions, pattern_groups
-from .imder import _PAIR_CONDITIONS
+from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers
+from .mult_recovery import MulTRecoveryModel
 from .rohydr_options import MOSEI_OPTIONS, RoHyDROptions
 
 UNIMODAL, FUSION, TASK, ALL = "unimodal", "fusion", "task", "all"
@@ -103,7 +101,7 @@ class FusionRecoveryOutput(LossOutput):
 
 
 @register_method
-class RoHyDR(RecoveryModel):
+class RoHyDR(MulTRecoveryModel):
     """RoHyDR recovery model (see module docstring)."""
 
     name = "rohydr"
@@ -111,7 +109,9 @@ class RoHyDR(RecoveryModel):
     display_name = "RoHyDR"
     summary = "DiT diffusion recovery plus adversarial refinement of the fused representation; uses sampler steps"
     fast_sampler = "ddim"
-    live_rank = 2
+    live_rank: ClassVar[int | None] = 2
+
+    target_rms: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -119,16 +119,10 @@ class RoHyDR(RecoveryModel):
         self.options = opts
         d = config.fusion.d_model
         self.process = GaussianDiffusion(opts.diffusion_steps, opts.beta_start, opts.beta_end)
-        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim, positions=opts.mode != "reference")
-        lengths = {self.fusion.projected_length(m) for m in MODALITIES}
-        if len(lengths) != 1:
-            raise ValueError(f"RoHyDR needs one projected length for all modalities, got {sorted(lengths)}")
-        length = lengths.pop()
+        length = self._build_fusion(config, positions=opts.mode != "reference")
         self.dits = nn.ModuleDict({m.value: DiT1d(d, length, opts.dit_hidden, opts.dit_depth, opts.dit_heads,
                                                   opts.dit_mlp_ratio) for m in MODALITIES})
-        self.cat_la = nn.Conv1d(2 * d, d, 1)
-        self.cat_lv = nn.Conv1d(2 * d, d, 1)
-        self.cat_av = nn.Conv1d(2 * d, d, 1)
+        self._build_pair_convs(d)
         self.refiners = nn.ModuleDict({m.value: Refiner(d, opts.refiner_blocks, opts.refiner_reduction)
                                        for m in MODALITIES})
         self.reconstructor = FusionReconstructor(6 * d, opts.reconstructor_hidden, opts.reconstructor_dropout)
@@ -138,13 +132,6 @@ class RoHyDR(RecoveryModel):
         self.prepare_stage(self.stage)
 
     # ------------------------------------------------------------------ hooks
-    def prepare_stage(self, stage: str) -> None:
-        """``"pretrain"``: complete data, projections train; ``"recovery"``: projections frozen."""
-        super().prepare_stage(stage)
-        for module in self.fusion.projections().values():
-            for p in module.parameters():
-                p.requires_grad_(stage == PRETRAIN)
-
     def configure_optimizers(self, learning_rate: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """``"main"``: Adam over trainable parameters except ``D`` (reference mode: including ``D``);
         ``"discriminator"``: Adam over ``D``."""
@@ -157,17 +144,17 @@ class RoHyDR(RecoveryModel):
 
     def train_step(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
                    optimizers: Mapping[str, torch.optim.Optimizer], grad_clip: float | None = None,
-                   forward: Callable[..., LossOutput] | None = None) -> LossOutput:
+                   forward: Callable[..., LossOutput] | None = None,
+                   helpers: StepHelpers | None = None) -> LossOutput:
         """The reference's three optimisation stages (module docstring); pretraining: one task step."""
         if self.stage == PRETRAIN:
-            return super().train_step(features, labels, mask, optimizers, grad_clip, forward)
+            return super().train_step(features, labels, mask, optimizers, grad_clip, forward, helpers)
         forward = forward or self
-        distributed = isinstance(forward, DistributedDataParallel)
+        helpers = helpers or StepHelpers()
         main = optimizers["main"]
         rows = int((~mask.bool()).any(dim=1).sum())
         flags = torch.tensor([rows >= 1, rows >= 2], dtype=torch.float32, device=mask.device)
-        if distributed:                                                 # all ranks run the same stages
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        flags = helpers.agree_max(flags)                                # all ranks run the same stages
         parts: dict[str, torch.Tensor] = {}
         unimodal = torch.zeros((), device=mask.device)
         if flags[0] > 0:                                                # stage 1: unimodal recovery
@@ -180,18 +167,22 @@ class RoHyDR(RecoveryModel):
         if flags[1] > 0:                                                # stage 2: fusion recovery
             main.zero_grad(set_to_none=True)
             out = forward(features, labels, mask, phase=FUSION)
+            if not isinstance(out, FusionRecoveryOutput):   # the fusion phase always returns one
+                raise TypeError(f"RoHyDR's fusion phase returned {type(out).__name__}, not FusionRecoveryOutput")
             if "discriminator" not in optimizers:
                 raise KeyError("RoHyDR needs a 'discriminator' optimizer (use configure_optimizers)")
             d_loss = None
             g_loss = (1 - self.options.lambda_al) * out.total
-            if out.reconstructed is not None:
+            reconstructed = out.reconstructed
+            if reconstructed is not None and out.fused_gt is not None and out.fused_lm is not None:
                 d_loss = discriminator_loss(self.discriminator, out.fused_gt, out.fused_lm,
                                             self.options.discriminator_loss_weight)
                 parts["discriminator"] = d_loss.detach()
-            discriminator_step(self.discriminator, optimizers["discriminator"], d_loss, distributed)
-            if out.reconstructed is not None:                           # R step against the updated D
-                judged = (self.discriminator(out.reconstructed) if self.options.mode == "reference"
-                          else frozen_forward(self.discriminator, out.reconstructed))
+            helpers.step_detached(optimizers["discriminator"],
+                                  [p for p in self.discriminator.parameters() if p.requires_grad], d_loss)
+            if reconstructed is not None:                               # R step against the updated D
+                judged = (self.discriminator(reconstructed) if self.options.mode == "reference"
+                          else frozen_forward(self.discriminator, reconstructed))
                 adversarial = F.binary_cross_entropy(judged, torch.ones_like(judged))
                 g_loss = g_loss + self.options.lambda_al * adversarial
                 parts["adversarial"] = adversarial.detach()
@@ -207,15 +198,10 @@ class RoHyDR(RecoveryModel):
         parts.update({k: v.detach() for k, v in out.parts.items() if k != "total"})
         total = unimodal + out.total.detach()
         parts["total"] = total
-        return LossOutput(total=total, parts=parts, prediction=out.prediction.detach())
+        prediction = out.prediction.detach() if out.prediction is not None else None
+        return LossOutput(total=total, parts=parts, prediction=prediction)
 
     # ---------------------------------------------------------------- helpers
-    def _project(self, features: Features) -> dict[str, torch.Tensor]:
-        if self.stage == RECOVERY:
-            with torch.no_grad():                                      # projections frozen
-                return self.fusion.project(features)
-        return self.fusion.project(features)
-
     @staticmethod
     def _masked_projections(truth: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Projections of the masked features, from those of the complete ones.
@@ -228,25 +214,16 @@ class RoHyDR(RecoveryModel):
         return {m.value: truth[m.value] * mask[:, i].view(-1, 1, 1).to(truth[m.value].dtype)
                 for i, m in enumerate(MODALITIES)}
 
-    def _condition(self, available: tuple[Modality, ...], proj: dict[str, torch.Tensor]) -> torch.Tensor:
-        if len(available) == 1:
-            return proj[available[0].value]
-        conv_name, order = _PAIR_CONDITIONS[next(m for m in MODALITIES if m not in available)]
-        return getattr(self, conv_name)(torch.cat([proj[m.value] for m in order], dim=1))
-
-    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Any, generator: Any,
+    def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
+                  generator: torch.Generator | None,
                   targets: dict[str, torch.Tensor] | None, grad: bool,
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Generate + refine missing projections per pattern; L_diff, L_rec when ``targets`` given."""
-        batch, zero = mask.shape[0], proj["text"].new_zeros(())
+        zero = proj["text"].new_zeros(())
         recovered, diffusion, rec = dict(proj), {m.value: zero for m in MODALITIES}, zero
-        for available, idx in pattern_groups(mask):
-            missing = [m for m in MODALITIES if m not in available]
-            if not missing:
-                continue
-            weight = idx.numel() / batch
-            cond = self._condition(available, {m.value: proj[m.value].index_select(0, idx) for m in available})
-            for m in missing:
+        for group in self._pattern_groups(proj, mask):
+            idx, weight, cond = group.rows, group.weight, group.condition
+            for m in group.missing:
                 net = self.dits[m.value]
                 if targets is not None:
                     target = targets[m.value].index_select(0, idx)
@@ -256,14 +233,8 @@ class RoHyDR(RecoveryModel):
                 refined = self.refiners[m.value](sample)
                 if targets is not None:
                     rec = rec + weight * F.mse_loss(refined, target)
-                recovered[m.value] = recovered[m.value].index_copy(0, idx, refined.to(recovered[m.value].dtype))
+                self._write_rows(recovered, m, idx, refined)
         return recovered, diffusion, rec
-
-    def _head(self, fused: torch.Tensor) -> torch.Tensor:
-        """MulT residual head ``out(proj2(dropout(relu(proj1(F)))) + F)`` on fused vectors ``(B, 6d)``."""
-        f = self.fusion
-        h = f.proj2(F.dropout(F.relu(f.proj1(fused)), p=f.fusion.output_dropout, training=self.training))
-        return f.out_layer(h + fused)
 
     def _reconstruct(self, fused: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """``F`` with the given rows replaced by ``R(F)`` (a lone training row uses R's running statistics)."""
@@ -281,7 +252,10 @@ class RoHyDR(RecoveryModel):
 
     def _graph_zero(self, *modules: nn.Module) -> torch.Tensor:
         """A zero loss touching ``modules``' parameters, so a rank without work still joins DDP's backward."""
-        return sum(p.sum() for m in modules for p in m.parameters() if p.requires_grad) * 0.0
+        total = self.target_rms.new_zeros(())
+        for p in (p for m in modules for p in m.parameters() if p.requires_grad):
+            total = total + p.sum()
+        return total * 0.0
 
     # ------------------------------------------------------------------ API
     def forward(self, features: Features, labels: torch.Tensor, mask: torch.Tensor,
@@ -330,8 +304,8 @@ class RoHyDR(RecoveryModel):
             return FusionRecoveryOutput(total=l1, parts={"fusion_l1": l1, "total": l1}, fused_gt=gt.detach(),
                                         fused_lm=lm.detach(), reconstructed=reconstructed)
         labels = labels.to(both.device)
-        prediction = self._head(self._reconstruct(fused_lm, rows))
-        task_gt, task_lm = self.task_loss(self._head(fused_gt), labels), self.task_loss(prediction, labels)
+        prediction = self.fusion.head(self._reconstruct(fused_lm, rows))
+        task_gt, task_lm = self.task_loss(self.fusion.head(fused_gt), labels), self.task_loss(prediction, labels)
         task = (1 - self.options.lambda_c) * task_gt + self.options.lambda_c * task_lm
         total = total + task
         parts.update(task_gt=task_gt, task_lm=task_lm, task=task, total=total)
@@ -341,19 +315,19 @@ class RoHyDR(RecoveryModel):
         """Stage-1 and stage-3 terms of one batch from one recovery; ``total`` is their sum."""
         return self.forward(features, labels, mask, phase=ALL)
 
-    def _inference_sampler(self, sampling: SamplingOptions) -> Any:
+    def _inference_sampler(self, sampling: SamplingOptions) -> Sampler:
         name = (sampling.sampler or self.options.sampler).strip().lower()
         steps = sampling.steps if sampling.steps is not None else self.options.sampler_steps
         return self._make_sampler(name, steps)
 
-    def _make_sampler(self, name: str, steps: int) -> Any:
+    def _make_sampler(self, name: str, steps: int) -> Sampler:
         """The mode's sampler: the release's DDIM loop (reference) or a respaced one with a scale-aware clamp."""
         if self.options.mode == "reference":
             if name != "ddim":
                 raise ValueError(f"reference mode samples with the release's DDIM loop only, not {name!r}")
             return ReferenceDDIMSampler(steps, clip_denoised=self.options.clip_denoised,
                                         beta_start=self.options.beta_start, beta_end=self.options.beta_end)
-        inner = make_sampler(name, steps, clip_denoised=None)
+        inner = make_sampler(DDPM, name, steps, clip_denoised=None)
         if not self.options.clip_rms_multiple:
             return inner
         return ScaledClipSampler(inner, self.options.clip_rms_multiple * float(self.target_rms))
@@ -383,9 +357,7 @@ class RoHyDR(RecoveryModel):
         masked = self.mask_features(features, mask)
         mask = validate_mask(mask, self.check_features(features)).to(next(iter(masked.values())).device)
         sampling = sampling or SamplingOptions()
-        generator = None
-        if sampling.seed is not None:
-            generator = torch.Generator(device=mask.device).manual_seed(int(sampling.seed))
+        generator = self._generator(sampling, mask.device)
         recovered = self._unimodal(self._project(masked), mask, self._inference_sampler(sampling), generator,
                                    None, grad=False)[0]
         recovered[AVAILABLE_KEY] = mask
@@ -403,4 +375,4 @@ class RoHyDR(RecoveryModel):
         available = recovered.get(AVAILABLE_KEY)
         rows = (torch.nonzero(~available.bool().all(dim=1), as_tuple=False).view(-1).to(fused.device)
                 if available is not None else fused.new_zeros(0, dtype=torch.long))
-        return self._head(self._reconstruct(fused, rows))
+        return self.fusion.head(self._reconstruct(fused, rows))

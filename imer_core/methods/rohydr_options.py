@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..diffusion.ddpm import available_samplers
+from ..diffusion.sampling import DDPM, available_samplers
 
 MOSEI_OPTIONS: dict[str, Any] = {"reconstructor_hidden": (128, 64), "reconstructor_dropout": 0.2,
                                  "discriminator_hidden": (80, 32)}
@@ -92,8 +92,8 @@ class RoHyDROptions:
             raise ValueError(f"mode must be 'improved' or 'reference', got {self.mode!r}")
         if self.clip_rms_multiple < 0:
             raise ValueError(f"clip_rms_multiple must be >= 0, got {self.clip_rms_multiple}")
-        if self.sampler.strip().lower() not in available_samplers():
-            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers())}")
+        if self.sampler.strip().lower() not in available_samplers(DDPM):
+            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(available_samplers(DDPM))}")
         if not 1 <= min(self.sampler_steps, self.train_sampler_steps) <= max(
                 self.sampler_steps, self.train_sampler_steps) <= self.diffusion_steps:
             raise ValueError("sampler_steps and train_sampler_steps must be in [1, diffusion_steps]")

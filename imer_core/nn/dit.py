@@ -25,10 +25,13 @@ With the reference configuration (``C = 32``, ``L = 48``, ``h = 64``, 6 blocks,
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .layers import linear_at
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -148,12 +151,13 @@ class DiT1d(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        nn.init.normal_(linear_at(self.t_embedder.mlp, 0).weight, std=0.02)
+        nn.init.normal_(linear_at(self.t_embedder.mlp, 2).weight, std=0.02)
         for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear):
+            modulation = linear_at(cast(DiTBlock, block).adaLN_modulation, -1)   # the list holds DiT blocks only
+            nn.init.zeros_(modulation.weight)
+            nn.init.zeros_(modulation.bias)
+        for layer in (linear_at(self.final_layer.adaLN_modulation, -1), self.final_layer.linear):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 

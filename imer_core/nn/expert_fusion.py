@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import linear_at
+
 
 def pool_sequence(x: torch.Tensor) -> torch.Tensor:
     """Mean and standard deviation over time: ``(B, T, D)`` → ``(B, 2D)``."""
@@ -39,12 +41,16 @@ def pool_sequence(x: torch.Tensor) -> torch.Tensor:
 
 
 class ModalityExpert(nn.Module):
-    """One modality's classifier: mean and std over time, then an MLP to class logits."""
+    """One modality's classifier: mean and std over time, then an MLP (``depth`` hidden layers) to class logits."""
 
-    def __init__(self, dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.3) -> None:
+    def __init__(self, dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.3, depth: int = 1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, num_classes))
+        layers: list[nn.Module] = []
+        width = 2 * dim
+        for _ in range(max(1, int(depth))):
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, C)`` of a ``(B, T, D)`` window."""
@@ -62,19 +68,24 @@ class ExpertProductFusion(nn.Module):
         hidden: width of the residual network.
     """
 
+    log_prior: torch.Tensor
+
     def __init__(self, experts: Mapping[str, nn.Module], dims: Mapping[str, int],
                  log_prior: torch.Tensor | None = None, hidden: int = 64) -> None:
         super().__init__()
         self.names: tuple[str, ...] = tuple(experts)
         self.experts = nn.ModuleDict(dict(experts))
-        num_classes = None
+        num_classes: int | None = None
         for module in self.experts.values():
             last = [m for m in module.modules() if isinstance(m, nn.Linear)]
             num_classes = last[-1].out_features if last else num_classes
-        if num_classes is None and log_prior is None:
+        if log_prior is not None:
+            num_classes = int(log_prior.numel())
+            prior = log_prior
+        elif num_classes is not None:
+            prior = torch.full((num_classes,), -math.log(num_classes))
+        else:
             raise ValueError("cannot tell the number of classes: pass log_prior")
-        num_classes = int(log_prior.numel()) if log_prior is not None else int(num_classes)
-        prior = log_prior if log_prior is not None else torch.full((num_classes,), -math.log(num_classes))
         self.register_buffer("log_prior", prior.detach().float().clone())
         width = sum(2 * int(dims[n]) for n in self.names) + len(self.names)
         self.residual = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
@@ -82,7 +93,7 @@ class ExpertProductFusion(nn.Module):
 
     def zero_residual(self) -> None:
         """Set the residual's output to zero everywhere: the fusion becomes the experts' product."""
-        last = self.residual[-1]
+        last = linear_at(self.residual, -1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
@@ -165,3 +176,142 @@ def fit_residual(model: ExpertProductFusion, train: tuple[Mapping[str, torch.Ten
         p.requires_grad_(True)
     model.eval()
     return {"val_loss_product": baseline, "val_loss_fused": best if kept else baseline, "residual_kept": kept}
+
+
+#: Suffix of the feature key that carries a modality normalised with the speaker's own statistics
+#: (e.g. ``"audio@speaker"``); when present, that modality's speaker expert replaces its global one.
+SPEAKER_SUFFIX = "@speaker"
+
+
+class ExpertFusionHead(nn.Module):
+    """The prediction of a recovery method put on top of the product of per-modality experts.
+
+    ``fused = PoE(available experts) + correction([PoE, log_softmax(method), mask])``: the
+    prior-corrected product of the available modalities' experts (the Bayes-optimal
+    combination when the modalities are independent given the class, as they are in
+    class-matched pseudo-pairs), plus a small correction network that sees the
+    method's own prediction (made with the missing modalities recovered).  The
+    correction's output layer starts at zero and :func:`fit_correction` keeps it only
+    if it lowers the validation loss, so on held-out data the head is never worse than
+    the experts' product by that criterion.
+
+    Args:
+        dims: ``{modality: feature dim}`` in the model's modality order.
+        num_classes: number of classes.
+        hidden, depth, dropout: each expert's MLP.
+        correction_hidden: width of the correction network.
+        speaker_experts: modalities that also get an expert trained on features
+            normalised per speaker (used when the feature key ``<modality>@speaker`` is given).
+    """
+
+    log_prior: torch.Tensor
+
+    def __init__(self, dims: Mapping[str, int], num_classes: int, hidden: int = 128, depth: int = 2,
+                 dropout: float = 0.2, correction_hidden: int = 32, speaker_experts: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.names: tuple[str, ...] = tuple(dims)
+        unknown = sorted(set(speaker_experts) - set(self.names))
+        if unknown:
+            raise ValueError(f"speaker experts for unknown modalities {unknown}")
+        self.experts = nn.ModuleDict({n: ModalityExpert(int(dims[n]), num_classes, hidden, dropout, depth)
+                                      for n in self.names})
+        self.speaker_experts = nn.ModuleDict({n: ModalityExpert(int(dims[n]), num_classes, hidden, dropout, depth)
+                                              for n in speaker_experts})
+        self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
+        self.correction = nn.Sequential(nn.Linear(2 * num_classes + len(self.names), correction_hidden), nn.ReLU(),
+                                        nn.Linear(correction_hidden, num_classes))
+        self.zero_correction()
+
+    @classmethod
+    def from_settings(cls, dims: Mapping[str, int], num_classes: int,
+                      settings: Mapping[str, object]) -> "ExpertFusionHead":
+        """A head built from a model config's ``expert_fusion`` settings."""
+        known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts"}
+        unknown = sorted(set(settings) - known - {"trained"})
+        if unknown:
+            raise ValueError(f"unknown expert_fusion settings {unknown}; known: {sorted(known)}")
+        options = {k: settings[k] for k in known if k in settings}
+        if "speaker_experts" in options:
+            options["speaker_experts"] = tuple(options["speaker_experts"])  # type: ignore[arg-type]
+        return cls(dims, num_classes, **options)  # type: ignore[arg-type]
+
+    def zero_correction(self) -> None:
+        """Output of the correction set to zero: the head becomes the experts' product."""
+        last = linear_at(self.correction, -1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    @property
+    def correction_active(self) -> bool:
+        """Whether the correction changes anything (its output layer is not all zero)."""
+        last = linear_at(self.correction, -1)
+        return bool(last.weight.abs().sum() > 0 or last.bias.abs().sum() > 0)
+
+    def expert_log_probs(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, M, C)`` log-probabilities of every modality's expert (speaker expert where its key is given)."""
+        out = []
+        for n in self.names:
+            speaker = features.get(n + SPEAKER_SUFFIX)
+            if speaker is not None and n in self.speaker_experts:
+                out.append(F.log_softmax(self.speaker_experts[n](speaker), dim=-1))
+            else:
+                out.append(F.log_softmax(self.experts[n](features[n]), dim=-1))
+        return torch.stack(out, dim=1)
+
+    def product_of_experts(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``(B, C)`` of the product of the available modalities' experts."""
+        log_probs = self.expert_log_probs(features)
+        weights = mask.to(log_probs.dtype).to(log_probs.device)[:, :, None]
+        combined = ((log_probs - self.log_prior) * weights).sum(dim=1) + self.log_prior
+        return F.log_softmax(combined, dim=-1)
+
+    def fuse(self, product: torch.Tensor, method_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Fused logits from the experts' product and the method's logits."""
+        side = torch.cat([product, F.log_softmax(method_logits.float(), dim=-1), mask.float().to(product.device)],
+                         dim=-1)
+        return product + self.correction(side)
+
+    def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor,
+                method_logits: torch.Tensor) -> torch.Tensor:
+        """Fused logits ``(B, C)``."""
+        return self.fuse(self.product_of_experts(features, mask), method_logits, mask)
+
+
+def fit_correction(head: ExpertFusionHead, train: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                   val: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], epochs: int = 30,
+                   lr: float = 3e-3, batch_size: int = 256, seed: int = 0) -> dict[str, float | bool]:
+    """Train only the correction of ``head``; keep it only if it lowers the validation loss.
+
+    ``train`` and ``val`` are ``(product log-probs (N, C), method logits (N, C), masks (N, M), labels (N,))``
+    computed beforehand with the experts and the method frozen.  Returns both validation
+    losses and whether the correction was kept.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    product, method, mask, labels = train
+    v_product, v_method, v_mask, v_labels = val
+    optimiser = torch.optim.Adam(head.correction.parameters(), lr=lr)
+
+    def val_loss() -> float:
+        head.eval()
+        with torch.no_grad():
+            return float(F.cross_entropy(head.fuse(v_product, v_method, v_mask), v_labels))
+
+    head.zero_correction()
+    baseline = val_loss()
+    best, best_state = baseline, copy.deepcopy(head.correction.state_dict())
+    for _ in range(epochs):
+        head.train()
+        for idx in _batches(len(labels), batch_size, generator):
+            loss = F.cross_entropy(head.fuse(product[idx], method[idx], mask[idx]), labels[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        current = val_loss()
+        if current < best:
+            best, best_state = current, copy.deepcopy(head.correction.state_dict())
+    head.correction.load_state_dict(best_state)
+    kept = best < baseline
+    if not kept:
+        head.zero_correction()
+    head.eval()
+    return {"val_loss_product": baseline, "val_loss_fused": best if kept else baseline, "correction_kept": kept}

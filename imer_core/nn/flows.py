@@ -26,6 +26,7 @@ log-likelihood by the change of variables (Dinh et al. 2017, eq. 3)::
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -59,6 +60,8 @@ class AffineCoupling(nn.Module):
         scale_clamp: ``κ`` of the soft clamp ``s = κ tanh(s_raw / κ)``.
     """
 
+    mask: torch.Tensor
+
     def __init__(self, dim: int, mask: torch.Tensor, hidden: int, cond_dim: int = 0,
                  scale_clamp: float = 3.0) -> None:
         super().__init__()
@@ -66,10 +69,11 @@ class AffineCoupling(nn.Module):
             raise ValueError(f"mask must have shape ({dim},), got {tuple(mask.shape)}")
         self.dim, self.cond_dim, self.scale_clamp = dim, cond_dim, float(scale_clamp)
         self.register_buffer("mask", mask.to(torch.float32), persistent=False)   # derived from the config
+        last = nn.Linear(hidden, 2 * dim)
         self.net = nn.Sequential(nn.Linear(dim + cond_dim, hidden), nn.GELU(),
-                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 * dim))
-        nn.init.zeros_(self.net[-1].weight)                  # identity map at initialisation
-        nn.init.zeros_(self.net[-1].bias)
+                                 nn.Linear(hidden, hidden), nn.GELU(), last)
+        nn.init.zeros_(last.weight)                          # identity map at initialisation
+        nn.init.zeros_(last.bias)
 
     def _scale_shift(self, x_id: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cond_dim:
@@ -103,7 +107,7 @@ class RealNVP(nn.Module):
 
     Args:
         dim: data dimension ``D``.
-        layers: number of coupling layers.
+        layers: number of coupling layers (0: the identity map, for ablations).
         hidden: width of each coupling network.
         cond_dim: width of the conditioning vector (0: unconditional).
         scale_clamp: soft clamp of the log-scales.
@@ -111,16 +115,19 @@ class RealNVP(nn.Module):
 
     def __init__(self, dim: int, layers: int, hidden: int, cond_dim: int = 0, scale_clamp: float = 3.0) -> None:
         super().__init__()
-        if layers < 1:
-            raise ValueError("a flow needs at least one coupling layer")
+        if layers < 0:
+            raise ValueError(f"a flow needs a non-negative number of coupling layers, got {layers}")
         self.dim = dim
-        self.couplings = nn.ModuleList([AffineCoupling(dim, mask, hidden, cond_dim, scale_clamp)
-                                        for mask in coupling_masks(dim, layers)])
+        masks = coupling_masks(dim, layers) if layers else []
+        self.couplings = nn.ModuleList([AffineCoupling(dim, mask, hidden, cond_dim, scale_clamp) for mask in masks])
+
+    def _layers(self) -> list[AffineCoupling]:
+        return [cast(AffineCoupling, layer) for layer in self.couplings]   # the list holds nothing else
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Data → base: ``(z, log|det ∂z/∂x|)``; log-determinants of the layers add up (chain rule)."""
         logdet = x.new_zeros(x.shape[0])
-        for layer in self.couplings:
+        for layer in self._layers():
             x, ld = layer(x, cond)
             logdet = logdet + ld
         return x, logdet
@@ -128,7 +135,7 @@ class RealNVP(nn.Module):
     def inverse(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Base → data: ``(x, log|det ∂x/∂z|)``."""
         logdet = z.new_zeros(z.shape[0])
-        for layer in reversed(self.couplings):
+        for layer in reversed(self._layers()):
             z, ld = layer.inverse(z, cond)
             logdet = logdet + ld
         return z, logdet

@@ -3,16 +3,14 @@
 ``R`` maps the fused representation of recovered + available features
 ``F_lm`` towards the one of complete features ``F_gt``; ``D`` tells them apart.
 Layer orders follow the reference ``decoder_v1`` / ``disc_two_class``.  The
-helpers run ``D``'s optimisation step outside an autograd graph owned by
-DistributedDataParallel (``torch.autograd.grad`` never triggers DDP's gradient
-hooks; the gradients are averaged explicitly) and evaluate ``D`` with frozen
-weights for ``R``'s adversarial loss.
+helpers compute ``D``'s loss and evaluate ``D`` with frozen weights for ``R``'s
+adversarial loss; ``D``'s optimisation step is the trainer's
+(:meth:`imer_core.methods.base.StepHelpers.step_detached`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -53,29 +51,6 @@ def discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch
     p_real, p_fake = discriminator(real.detach()), discriminator(fake.detach())
     return weight * (F.binary_cross_entropy(p_real, torch.ones_like(p_real))
                      + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake)))
-
-
-def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimizer,
-                       loss: torch.Tensor | None, distributed: bool = False) -> None:
-    """One optimizer step of ``discriminator`` on ``loss`` (``None``: zero gradients, still synchronised).
-
-    Gradients come from ``torch.autograd.grad`` so that no ``AccumulateGrad``
-    hook of a DDP wrapper fires; under ``distributed`` they are averaged over
-    ranks with ``all_reduce`` (every rank must call this the same number of times).
-    """
-    params = [p for p in discriminator.parameters() if p.requires_grad]
-    if loss is not None:
-        grads = list(torch.autograd.grad(loss, params))
-    else:
-        grads = [torch.zeros_like(p) for p in params]
-    if distributed:
-        for g in grads:
-            dist.all_reduce(g)
-            g.div_(dist.get_world_size())
-    optimizer.zero_grad(set_to_none=True)
-    for p, g in zip(params, grads):
-        p.grad = g
-    optimizer.step()
 
 
 def frozen_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:

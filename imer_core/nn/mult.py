@@ -125,5 +125,9 @@ class MulTFusion(nn.Module):
             memory = getattr(self, f"trans_{target.short}_mem")(torch.cat(crossed, dim=-1))
             hidden[target.value] = memory[:, -1]                             # last time step
         fused = torch.cat([hidden[m.value] for m in MODALITIES], dim=-1)
+        return FusionOutput(prediction=self.head(fused), fused=fused, hidden=hidden)
+
+    def head(self, fused: torch.Tensor) -> torch.Tensor:
+        """Residual head ``out(proj2(dropout(relu(proj1(F)))) + F)`` on fused vectors ``(B, 6d)`` → outputs."""
         h = self.proj2(F.dropout(F.relu(self.proj1(fused)), p=self.fusion.output_dropout, training=self.training))
-        return FusionOutput(prediction=self.out_layer(h + fused), fused=fused, hidden=hidden)
+        return self.out_layer(h + fused)

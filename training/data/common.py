@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 class ThreeModalityArrays:
     """Mixin for split dataclasses holding ``text``, ``audio`` and ``vision`` arrays of shape (N, L, D)."""
+
+    # Declared for the type checker only; the dataclasses using the mixin define the fields.
+    text: np.ndarray
+    audio: np.ndarray
+    vision: np.ndarray
 
     @property
     def dims(self) -> tuple[int, int, int]:

@@ -35,12 +35,19 @@ utterances included, exactly as MMIN's ``calc_mean_std``).  ``"train"`` uses
 the fold's training frames instead, ``"none"`` keeps raw values.
 
 MMIN pads each batch to its longest sequence; our models need fixed lengths,
-so every modality is truncated and zero-padded (after normalisation, as MMIN's
-``pad_sequence``) to ``seq_lens`` (text, audio, vision).  Defaults: text 22
-and vision 50 (the published V/L arrays are stored at these lengths), audio
-60 for IEMOCAP and 50 for MSP-IMPROV (the ``max_len`` of MMIN's fixed-length
-exports ``preprocess/IEMOCAP/migrate_compaeE_tonpy.py`` and
-``preprocess/MSP/make_comparE.py``).  ``lengths`` keeps the valid steps: the
+so every modality is zero-padded (after normalisation, as MMIN's
+``pad_sequence``) to ``seq_lens`` (text, audio, vision).  By default
+(``seq_lens=None``) the lengths are derived from the data: per modality the
+longest valid sequence over the fold's utterances (train, valid and test: the
+whole corpus in MMIN's folds), so nothing is truncated, as with MMIN's
+per-batch padding.  For scale: ``comparE.h5`` / ``comparE_raw.h5`` hold
+openSMILE ComParE_2016 low-level descriptors (10 ms hop) resampled by
+``resample_poly(down=10)`` in MMIN's ``preprocess/*/make_comparE.py``, i.e.
+**10 frames per second**, so the fixed 60 / 50 audio frames of MMIN's
+fixed-length exports (``preprocess/IEMOCAP/migrate_compaeE_tonpy.py``,
+``preprocess/MSP/make_comparE.py``; :attr:`MMINDatasetInfo.seq_lens`, which
+a config can still request: text 22, audio 60 / 50, vision 50) keep only
+the first 6 / 5 seconds of an utterance.  ``lengths`` keeps the valid steps: the
 position after the last non-zero raw step (the release stores V/L already
 zero-padded; an utterance without a detected face is all zeros, length 0),
 capped at the fixed length.  Steps after ``lengths`` are always zero; this
@@ -160,7 +167,8 @@ def load_mmin_fold(root: "str | Path", dataset: str = "iemocap", fold: int = 1, 
             holding ``A``, ``V``, ``L`` and ``target``.
         dataset: ``"iemocap"`` or ``"msp"``.
         fold: fold number, 1 ... 10 (IEMOCAP) or 1 ... 12 (MSP-IMPROV).
-        seq_lens: fixed (text, audio, vision) lengths; default from :data:`MMIN_DATASETS`.
+        seq_lens: fixed (text, audio, vision) lengths; ``None``: derived from the data
+            (:func:`data_seq_lens`: the longest valid sequence of each modality, no truncation).
         target_root: label folder; default ``<root>/target``.
         audio_norm: ``"published"`` (MMIN's), ``"train"`` or ``"none"`` (module docstring).
 
@@ -181,7 +189,7 @@ def load_mmin_fold(root: "str | Path", dataset: str = "iemocap", fold: int = 1, 
     info = MMIN_DATASETS[key]
     if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 1 <= fold <= info.n_folds:
         raise ValueError(f"fold must be an int in 1..{info.n_folds} for {key}, got {fold!r}")
-    lens = tuple(int(n) for n in (seq_lens if seq_lens is not None else info.seq_lens))
+    lens = tuple(int(n) for n in seq_lens) if seq_lens is not None else (1, 1, 1)
     if len(lens) != 3 or min(lens) < 1:
         raise ValueError(f"seq_lens must be three positive ints (text, audio, vision), got {seq_lens!r}")
     if audio_norm not in AUDIO_NORMS:
@@ -220,6 +228,9 @@ def load_mmin_fold(root: "str | Path", dataset: str = "iemocap", fold: int = 1, 
     elif audio_norm == "train":
         stats = _mean_std([x[:_valid_length(x)] for x in raw["train"][1]])
 
+    if seq_lens is None:
+        lens = data_seq_lens([[x for split in SPLITS for x in raw[split][m]] for m in range(3)])
+        logger.info("MMIN %s fold %d: sequence lengths from the data (text, audio, vision) = %s", key, fold, lens)
     splits = {}
     for split in SPLITS:
         ids, labels = targets[split]
@@ -322,12 +333,12 @@ def _feature(node: Any, path: Path, uid: str, dim: int) -> np.ndarray:
 
 
 def _read_features(h5: Any, path: Path, ids: np.ndarray, dim: int, split: str) -> list[np.ndarray]:
-    ids = [str(uid) for uid in ids]
-    missing = [uid for uid in ids if uid not in h5]
+    names = [str(uid) for uid in ids]
+    missing = [uid for uid in names if uid not in h5]
     if missing:
         raise MMINFormatError(f"{len(missing)} {split} utterance id(s) from int2name are not in {path}, "
                               f"e.g. {missing[:3]}")
-    return [_feature(h5[uid], path, uid, dim) for uid in ids]
+    return [_feature(h5[uid], path, uid, dim) for uid in names]
 
 
 def _read_stats(h5py: Any, path: Path, fold: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -356,6 +367,13 @@ def _mean_std(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     mean, std = frames.mean(axis=0), frames.std(axis=0)
     std[std == 0.0] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def data_seq_lens(values: Sequence[Sequence[np.ndarray]]) -> tuple[int, int, int]:
+    """Per modality, the longest valid sequence (steps up to the last non-zero one) of ``values[m]`` (≥ 1)."""
+    if len(values) != 3:
+        raise ValueError("need the (text, audio, vision) feature lists")
+    return tuple(max([1, *(_valid_length(x) for x in arrays)]) for arrays in values)  # type: ignore[return-value]
 
 
 def _valid_length(x: np.ndarray) -> int:

@@ -17,6 +17,8 @@ from .mmsa_source import uses_bert_tokens
 from .source import SCENARIO, DataSource, LoadedData
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from training.experiment import Experiment
 
 
@@ -27,8 +29,10 @@ class MMINOptions:
     Attributes:
         synthetic_utterances: utterances of the synthetic release (spread over all speakers).
         folds: cross-validation folds to run (numbered from 1; empty: all).
-        seq_lens: fixed (text, audio, vision) lengths of the features (empty: the
-            published defaults of :data:`training.data.mmin.MMIN_DATASETS`).
+        seq_lens: fixed (text, audio, vision) lengths of the features (empty: derived
+            from the data, the longest sequence of each modality, so nothing is truncated;
+            MMIN's fixed-length exports used (22, 60, 50) for IEMOCAP and (22, 50, 50) for
+            MSP-IMPROV, ComParE audio at 10 frames/s).
         audio_norm: audio normalisation, ``"published"``, ``"train"`` or ``"none"``.
     """
 
@@ -67,7 +71,7 @@ def load_mmin_data(experiment: Experiment, cache_dir: Path, fold: int | None = N
     train = splits["train"]
     extractor = f"{'synthetic-' if cfg.synthetic else ''}mmin-{key}"
     specs = FeatureSpecs.from_dims(train.dims, train.seq_lens, extractor=extractor)
-    datasets = {name: MMINDataset(split) for name, split in splits.items()}
+    datasets: dict[str, Dataset] = {name: MMINDataset(split) for name, split in splits.items()}
     return LoadedData(datasets, specs, str(root), cfg.synthetic, note, tuple(train.classes), fold)
 
 

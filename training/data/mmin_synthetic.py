@@ -150,6 +150,7 @@ def _write_target(fold_dir: Path, prefix: str, dataset: str, info: MMINDatasetIn
                   ids: list[str], labels: np.ndarray, rows: list[int]) -> None:
     names = [ids[i] for i in rows]
     classes = labels[rows].astype(np.int64)
+    label_array: np.ndarray
     if dataset == "iemocap":  # one-hot float rows, (N, 1) bytes names
         label_array = np.eye(len(info.classes), dtype=np.float32)[classes]
         name_array = np.array([[n.encode("utf-8")] for n in names], dtype="S")
@@ -172,7 +173,7 @@ def _make_features(rng: np.random.Generator, info: MMINDatasetInfo,
         view = rng.standard_normal((LATENT_DIM, rank)) / np.sqrt(LATENT_DIM)
         lift = rng.standard_normal((rank, dim)) / np.sqrt(rank)
         shared = (view @ lift).astype(np.float32)
-        lengths = rng.integers(_MIN_STEPS[m], max_steps[m] + 1, size=n)
+        lengths = rng.integers(_MIN_STEPS[m], max_steps[m] + 1, size=(n,))
         values = []
         for i in range(n):
             steps = int(lengths[i])
@@ -182,9 +183,10 @@ def _make_features(rng: np.random.Generator, info: MMINDatasetInfo,
                 x = x * audio_scale + audio_offset
             if m == 2 and rng.random() < _NO_FACE_FRACTION:
                 x[:] = 0.0
-            if stored[m] is not None:
-                padded = np.zeros((stored[m], dim), dtype=np.float32)
-                padded[:min(steps, stored[m])] = x[:stored[m]]
+            stored_len = stored[m]
+            if stored_len is not None:
+                padded = np.zeros((stored_len, dim), dtype=np.float32)
+                padded[:min(steps, stored_len)] = x[:stored_len]
                 x = padded
             values.append(x)
         out.append(values)

@@ -14,6 +14,8 @@ from .source import RATE, DataSource, LoadedData
 from .synthetic import SYNTHETIC_NOTE, make_synthetic_mmsa, write_pickle_atomically
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from training.experiment import Experiment
 
 MMSA_CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -72,8 +74,8 @@ def load_mmsa_data(experiment: Experiment, cache_dir: Path, fold: int | None = N
     if cfg.synthetic:
         sizes = tuple(int(s) for s in opts.synthetic_sizes)
         dims = tuple(int(d) for d in opts.synthetic_dims) or None
-        shape = (f"_d{'-'.join(map(str, dims))}_l{opts.synthetic_seq_len}"
-                 if dims or opts.synthetic_seq_len != 50 else "")
+        dims_name = "-".join(map(str, dims)) if dims else "default"
+        shape = f"_d{dims_name}_l{opts.synthetic_seq_len}" if dims or opts.synthetic_seq_len != 50 else ""
         linear = opts.synthetic_kind == "linear-gaussian"
         path = Path(cache_dir) / (f"synthetic_{cfg.dataset}_aligned_50_{'-'.join(map(str, sizes))}"
                                   f"{shape}{'_lingauss' if linear else ''}_s{cfg.synthetic_seed}.pkl")
@@ -100,7 +102,8 @@ def load_mmsa_data(experiment: Experiment, cache_dir: Path, fold: int | None = N
     regression = experiment.task == "regression"
     label_key = "regression_labels" if regression else "classification_labels"
     text_key = "text_bert" if uses_bert_tokens(experiment) else "text"
-    datasets = {name: MMSADataset(split, text_key=text_key, label_key=label_key) for name, split in splits.items()}
+    datasets: dict[str, Dataset] = {name: MMSADataset(split, text_key=text_key, label_key=label_key)
+                                    for name, split in splits.items()}
     labels = ("sentiment",) if regression else MMSA_CLASSES
     return LoadedData(datasets, specs, source, cfg.synthetic, note, labels, oracle=oracle)
 

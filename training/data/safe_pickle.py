@@ -40,16 +40,23 @@ class ForbiddenGlobalError(pickle.UnpicklingError):
         super().__init__(f"refused global {module}.{name}")
 
 
+def _constructor(reduced: str | tuple[Any, ...]) -> Callable[..., Any]:
+    """The callable of a ``__reduce__`` result (numpy's reductions are always tuples)."""
+    if isinstance(reduced, str) or not callable(reduced[0]):
+        raise TypeError(f"unexpected numpy reduction {reduced!r}")
+    return reduced[0]
+
+
 def _numpy_reconstruct() -> Callable[..., Any]:
-    return np.empty(0).__reduce__()[0]
+    return _constructor(np.empty(0).__reduce__())
 
 
 def _numpy_scalar() -> Callable[..., Any]:
-    return np.float32(0).__reduce__()[0]
+    return _constructor(np.float32(0).__reduce__())
 
 
 def _numpy_frombuffer() -> Callable[..., Any]:
-    return np.zeros(1, dtype=np.float32).__reduce_ex__(5)[0]
+    return _constructor(np.zeros(1, dtype=np.float32).__reduce_ex__(5))
 
 
 def _checked_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
@@ -107,11 +114,11 @@ class BoundedReader(io.RawIOBase):
     def _left(self) -> int:
         return max(0, self._size - self._handle.tell())
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         left = self._left()
         return self._handle.read(left if size is None or size < 0 else min(size, left))
 
-    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
         view[:len(data)] = data

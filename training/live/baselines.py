@@ -120,6 +120,14 @@ def _predict_unimodal(model: UnimodalClassifier, dataset: Dataset, modality: str
     return np.concatenate(chunks)
 
 
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """The class ids a live dataset keeps in its ``labels`` attribute, one per item."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        raise TypeError(f"{type(dataset).__name__} has no labels attribute")
+    return np.asarray(labels)
+
+
 def train_unimodal(datasets: Mapping[str, Dataset], modality: str, dim: int, labels: tuple[str, ...],
                    epochs: int = 30, early_stop: int = 5, batch_size: int = 128, learning_rate: float = 1e-3,
                    seed: int = 0, progress: bool = True) -> tuple[UnimodalClassifier, dict[str, Any]]:
@@ -127,7 +135,7 @@ def train_unimodal(datasets: Mapping[str, Dataset], modality: str, dim: int, lab
     torch.manual_seed(seed)
     model = UnimodalClassifier(dim, len(labels))
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    valid_labels = np.asarray(datasets["valid"].labels)
+    valid_labels = dataset_labels(datasets["valid"])
     best, best_epoch, best_state = -math.inf, 0, None
     generator = torch.Generator().manual_seed(seed)
     for epoch in tqdm(range(1, epochs + 1), desc=f"unimodal {modality}", leave=False, disable=not progress):
@@ -159,9 +167,8 @@ class LateFusion:
                 sampling: SamplingOptions | None = None) -> torch.Tensor:
         """Summed log-probabilities ``(B, K)`` of the available modalities."""
         mask = validate_mask(mask)
-        total = None
+        parts = []
         for i, modality in enumerate(MODALITIES):
             logp = torch.log_softmax(self.classifiers[modality.value](features[modality.value]), dim=-1)
-            logp = logp * mask[:, i].view(-1, 1).to(logp.dtype)
-            total = logp if total is None else total + logp
-        return total
+            parts.append(logp * mask[:, i].view(-1, 1).to(logp.dtype))
+        return torch.stack(parts).sum(dim=0)

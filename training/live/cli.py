@@ -38,6 +38,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     extract.add_argument("--no-asr", action="store_true",
                          help="audio corpora: voice features only, no transcripts (enough for train and distill; "
                               "live-eval's paired-transcript test needs them)")
+    extract.add_argument("--face-crops", default=None, metavar="NPZ",
+                         help="reuse the crop file of face-crops for FER2013 (only the face network runs)")
     extract.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     crops = sub.add_parser("face-crops", help="aligned FER2013 face crops for the face network (the run-time crop "
@@ -57,6 +59,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     net.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     net.add_argument("--seed", type=int, default=0)
     net.add_argument("--threads", type=int, default=1, help="torch threads")
+    net.add_argument("--init", default=None, metavar="FACE_NET_PT",
+                     help="continue training from this saved network (new schedule of --epochs epochs)")
     net.add_argument("--limit", type=int, default=None, help="at most N training crops (quick runs)")
     net.add_argument("--evaluate", default=None, metavar="FACE_NET_PT",
                      help="only evaluate this saved network on --split of --crops (no training)")
@@ -75,6 +79,16 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     vnorm.add_argument("--out", default="runs/voice_norm", help="folder for the feature cache and summary.json")
     vnorm.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+    experts = sub.add_parser("live-experts", help="add the expert-fusion head (per-modality experts + a correction "
+                                                  "kept only if it lowers the validation loss) to a live checkpoint")
+    experts.add_argument("--checkpoint", required=True, help="trained live checkpoint (live_* config)")
+    experts.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live")
+    experts.add_argument("--out", required=True, help="checkpoint to write")
+    experts.add_argument("--no-speaker-audio", action="store_true",
+                         help="no per-speaker-normalised audio expert (and no speaker normalisation at run time)")
+    experts.add_argument("--seed", type=int, default=0)
+    experts.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
                                                 "conditions against zero-fill, mean-fill and unimodal baselines")
     evaluate.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live")
@@ -88,6 +102,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     evaluate.add_argument("--ship", default=None, metavar="DIR",
                           help="also write DIR/live_<method>.pt with the results in the metadata")
     evaluate.add_argument("--seed", type=int, default=1111, help="seed of the baselines")
+    evaluate.add_argument("--skip-fill-baselines", action="store_true",
+                          help="no zero-fill / mean-fill baselines (two fusion-network trainings); late fusion stays")
     evaluate.add_argument("--latency-runs", type=int, default=20, help="timed windows per condition")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -97,7 +113,7 @@ def cmd_extract_live(args: argparse.Namespace) -> int:
     from .extract import extract_live
 
     summary = extract_live(args.data, args.cache, args.corpora, args.limit, args.force,
-                           progress=not args.no_progress, asr=not args.no_asr)
+                           progress=not args.no_progress, asr=not args.no_asr, face_crops=args.face_crops)
     print(json.dumps({c: {"stats": m["stats"], "seconds": m.get("seconds")} for c, m in summary.items()}, indent=2))
     return 0
 
@@ -125,7 +141,7 @@ def cmd_face_net(args: argparse.Namespace) -> int:
         print(json.dumps(evaluate_face_net_file(args.crops, args.evaluate, args.split), indent=2))
         return 0
     train_face_net(args.crops, args.out, args.epochs, args.batch_size, args.lr, seed=args.seed, limit=args.limit,
-                   threads=args.threads, log=lambda line: print(line, flush=True))
+                   threads=args.threads, log=lambda line: print(line, flush=True), init=args.init)
     return 0
 
 
@@ -145,12 +161,23 @@ def cmd_voice_norm_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_live_experts(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.experts.add_expert_fusion` and print its summary."""
+    from .experts import add_expert_fusion
+
+    summary = add_expert_fusion(args.checkpoint, args.cache, args.out, speaker_audio=not args.no_speaker_audio,
+                                seed=args.seed, progress=not args.no_progress)
+    print(json.dumps(summary, indent=2, default=float))
+    return 0
+
+
 def cmd_live_eval(args: argparse.Namespace) -> int:
     """Run :func:`training.live.evaluate.run_live_eval` and print the tables."""
     from .evaluate import run_live_eval
 
     report = run_live_eval(args.cache, args.checkpoints, args.out, args.baseline_config, args.set, args.ship,
-                           args.seed, args.latency_runs, progress=not args.no_progress)
+                           args.seed, args.latency_runs, progress=not args.no_progress,
+                           fill_baselines=not args.skip_fill_baselines)
     print((Path(args.out) / "results.md").read_text())
     for title, info in report.get("shipped", {}).items():
         print(f"shipped {title}: {info['path']} ({info['bytes'] / 2**20:.2f} MiB, {info['parameters']} parameters)")
@@ -159,6 +186,7 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_extract_live,
                                                             "live-eval": cmd_live_eval,
+                                                            "live-experts": cmd_live_experts,
                                                             "face-crops": cmd_face_crops, "face-net": cmd_face_net,
                                                             "text-head": cmd_text_head,
                                                             "voice-norm-eval": cmd_voice_norm_eval}

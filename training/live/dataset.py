@@ -45,6 +45,7 @@ refuses to run in a worker: a live experiment needs ``[train] num_workers = 0``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -55,7 +56,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from imer_core.config import options_from_dict
-from imer_core.features.face import face_feature_spec
+from imer_core.features.face import live_face_feature_spec
 from imer_core.features.text import text_feature_spec
 from imer_core.features.voice import voice_feature_spec
 from imer_core.live import checkpoint_keys as keys
@@ -99,7 +100,7 @@ class LiveDataOptions:
 def live_specs(seq_len: int = SEQ_LEN, rate_hz: float = RATE_HZ) -> FeatureSpecs:
     """Feature specs of the live model (the live engine's extractors and window)."""
     return FeatureSpecs(text_feature_spec(seq_len, rate_hz), voice_feature_spec(seq_len, rate_hz),
-                        face_feature_spec(seq_len, rate_hz))
+                        live_face_feature_spec(seq_len, rate_hz))
 
 
 @dataclass
@@ -148,9 +149,11 @@ def load_pools(cache_dir: str | Path, options: LiveDataOptions) -> tuple[dict[st
         parts = []
         for corpus in corpora:
             pool, stats = _pool(cache_dir, corpus, modality)
-            if stats["extractors"] != expected:
-                raise ValueError(f"{corpus}: cache was made with extractors {stats['extractors']}, "
-                                 f"this code uses {expected}; re-run imer-train extract-live --force")
+            made_with = stats["extractors"].get(modality)
+            if made_with != expected[modality]:
+                raise ValueError(f"{corpus}: its {modality} cache was made with extractor {made_with!r}, "
+                                 f"this code uses {expected[modality]!r}; re-run imer-train extract-live "
+                                 f"--corpora {corpus} --force")
             parts.append(pool)
             summary[corpus] = {k: v for k, v in stats.items() if k != "extractors"}
         pools[modality] = _concat(parts)
@@ -189,8 +192,8 @@ def fixed_tuples(labels: Mapping[str, np.ndarray], n_classes: int, seed: int,
     """
     rng = np.random.default_rng(seed)
     members = {m: class_members(lab, n_classes) for m, lab in labels.items()}
-    index = {m: [] for m in labels}
-    tuple_labels = []
+    index: dict[str, list[np.ndarray]] = {m: [] for m in labels}
+    tuple_labels: list[np.ndarray] = []
     for c in range(n_classes):
         counts = [len(members[m][c]) for m in labels]
         if min(counts) == 0:
@@ -228,6 +231,7 @@ class LiveTupleDataset(Dataset):
 
     def __init__(self, pools: Mapping[str, ModalityPool], n_classes: int, seed: int, resample: bool,
                  tuples_per_class: int | None, vision_jitter: float = 0.0, seq_len: int = SEQ_LEN) -> None:
+        self.extras: dict[str, tuple[str, torch.Tensor]] = {}
         self.pools = {m.value: pools[m.value] for m in MODALITIES}
         self.seq_len = seq_len
         self.resample = resample
@@ -265,7 +269,22 @@ class LiveTupleDataset(Dataset):
             if modality == "vision" and self.resample and self.vision_jitter > 0:
                 x = x + torch.from_numpy(self._rng.normal(0.0, self.vision_jitter, tuple(x.shape)).astype(np.float32))
             item[modality] = x.contiguous()
+        for key, (modality, values) in self.extras.items():
+            item[key] = values[rows[modality]]
         return item
+
+    def with_extra(self, key: str, modality: str, features: np.ndarray) -> "LiveTupleDataset":
+        """A copy whose items also hold ``key``: ``features`` of the same pool row as ``modality``.
+
+        ``features`` are aligned with this split's ``modality`` pool (e.g. the audio normalised
+        per speaker as ``"audio@speaker"``).  The copy draws from its own generator, seeded alike.
+        """
+        if len(features) != len(self.pools[modality].labels):
+            raise ValueError(f"{key}: {len(features)} rows for a {modality} pool of {len(self.pools[modality].labels)}")
+        twin = copy.copy(self)
+        twin._rng = copy.deepcopy(self._rng)
+        twin.extras = {**self.extras, key: (modality, torch.from_numpy(np.ascontiguousarray(features, np.float32)))}
+        return twin
 
     def sources(self) -> dict[str, np.ndarray]:
         """Ids of the pool rows of each fixed tuple (for reports)."""
@@ -383,14 +402,16 @@ class PairedAudioTextDataset(Dataset):
 
 
 def paired_asr_dataset(cache_dir: str | Path, normalization: Mapping[str, Mapping[str, list[float]]],
-                       options: LiveDataOptions, split: str = "test") -> PairedAudioTextDataset:
-    """The ``split`` clips of the audio corpora with their own transcript embeddings, normalised."""
+                       options: LiveDataOptions, split: str = "test") -> PairedAudioTextDataset | None:
+    """The ``split`` clips of the audio corpora with their own transcript embeddings, normalised.
+
+    ``None`` when an audio cache was made without speech recognition (``extract-live --no-asr``).
+    """
     audio, text, labels, corpora = [], [], [], []
     for corpus in options.audio_corpora:
         data = load_cache(cache_dir, corpus)
         if not has_transcripts(data["meta"]):
-            raise ValueError(f"{corpus}: the feature cache in {cache_dir} was extracted with --no-asr (no "
-                             "transcripts); re-run imer-train extract-live without --no-asr for the paired test")
+            return None
         live = np.asarray([live_index(corpus, str(s)) for s in data["source_label"]], np.int64)
         keep = (live >= 0) & (data["split"].astype(str) == split)
         audio.append(_normalize(data["audio"][keep], normalization["audio"]))
@@ -399,3 +420,57 @@ def paired_asr_dataset(cache_dir: str | Path, normalization: Mapping[str, Mappin
         corpora.append(np.full(int(keep.sum()), corpus))
     return PairedAudioTextDataset(np.concatenate(audio), np.concatenate(text), np.concatenate(labels),
                                   np.concatenate(corpora), len(normalization["vision"]["mean"]))
+
+
+SPEAKER_AUDIO_KEY = "audio@speaker"
+
+
+def speaker_normalised_audio(cache_dir: str | Path, options: LiveDataOptions,
+                             normalization: Mapping[str, Mapping[str, list[float]]],
+                             test_seconds: float | None = None, prior_steps: float = 100.0,
+                             min_speech_fraction: float = 0.5, seed: int = 0) -> dict[str, np.ndarray]:
+    """The audio pool of every split normalised with each clip's **speaker's** statistics.
+
+    Training and validation speakers: the statistics of all their speech steps
+    (:func:`~imer_core.live.speaker_norm.speaker_statistics`), the limit the
+    engine's running estimate tends to.  Test speakers: with ``test_seconds``,
+    what the engine would have after that much speech: a
+    :class:`~imer_core.live.speaker_norm.RunningSpeakerStats` (prior: the
+    global statistics, ``prior_steps``) fed with the speaker's clips in a
+    seeded random order until ``test_seconds`` of speech; else all their speech.
+
+    Returns ``{split: (N_split, T, D)}`` aligned with the split's audio pool.
+    """
+    from imer_core.live.speaker_norm import RunningSpeakerStats, speaker_statistics
+
+    windows, speech, speakers, splits = [], [], [], []
+    for corpus in options.audio_corpora:
+        data = load_cache(cache_dir, corpus)
+        labels = np.asarray([live_index(corpus, str(x)) for x in data["source_label"]], np.int64)
+        keep = labels >= 0
+        windows.append(data["audio"][keep].astype(np.float64))
+        speech.append(data["speech_fraction"][keep].astype(np.float64))
+        speakers.append(np.asarray([f"{corpus}:{x}" for x in data["speaker"][keep]]))
+        splits.append(data["split"][keep].astype(str))
+    x, fraction = np.concatenate(windows), np.concatenate(speech)
+    who, split = np.concatenate(speakers), np.concatenate(splits)
+    out = np.empty_like(x)
+    stats = speaker_statistics(x, who, fraction, min_speech_fraction)
+    prior = (np.asarray(normalization["audio"]["mean"]), np.asarray(normalization["audio"]["std"]))
+    rng = np.random.default_rng(seed)
+    rate = float(RATE_HZ)
+    for speaker in sorted(set(who.tolist())):
+        rows = np.flatnonzero(who == speaker)
+        if test_seconds is not None and split[rows[0]] == "test":
+            running = RunningSpeakerStats(prior[0], prior[1], prior_steps, min_speech_fraction)
+            budget = int(round(test_seconds * rate))
+            for row in rng.permutation(rows):
+                if running.speech_steps >= budget:
+                    break
+                steps = np.flatnonzero(fraction[row] >= min_speech_fraction)[: budget - running.speech_steps]
+                running.update(x[row][steps], fraction[row][steps])
+            mean, std = running.mean_std()
+        else:
+            mean, std = stats[speaker]
+        out[rows] = (x[rows] - mean) / std
+    return {s: out[split == s].astype(np.float32) for s in SPLITS}

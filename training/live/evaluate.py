@@ -49,14 +49,16 @@ from ..metrics import classification_metrics
 from ..protocol_spec import make_protocol
 from ..runs import RunFolder
 from ..trainer import Trainer, seed_everything
-from .baselines import FILL_KINDS, FillFusion, LateFusion, fill_vectors, train_unimodal
+from .baselines import FILL_KINDS, FillFusion, LateFusion, dataset_labels, fill_vectors, train_unimodal
 from .dataset import (
+    SPEAKER_AUDIO_KEY,
     LiveData,
     LiveDataOptions,
     PairedAudioTextDataset,
     build_live_data,
     live_checkpoint_metadata,
     paired_asr_dataset,
+    speaker_normalised_audio,
 )
 from .labels import LIVE_LABELS
 
@@ -80,6 +82,7 @@ def predict_conditions(predict: Predictor, dataset: Dataset, conditions: Sequenc
         scores = []
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             features = {m.value: batch[m.value] for m in MODALITIES}
+            features.update({k: v for k, v in batch.items() if "@" in k})  # e.g. audio@speaker
             scores.append(predict(features, condition_mask(condition, len(batch["label"]))).float().numpy())
         out[condition] = np.concatenate(scores)
     return out
@@ -89,7 +92,7 @@ def evaluate_conditions(predict: Predictor, dataset: Dataset, conditions: Sequen
                         batch_size: int = 128, progress: bool = True,
                         desc: str = "eval") -> dict[str, dict[str, float]]:
     """Metrics of ``predict(features, mask)`` on ``dataset`` under each condition (default: all seven)."""
-    labels = np.asarray(dataset.labels)
+    labels = dataset_labels(dataset)
     scores = predict_conditions(predict, dataset, conditions, batch_size, progress, desc)
     return {c: classification_metrics(s, labels, LIVE_LABELS) for c, s in scores.items()}
 
@@ -154,11 +157,11 @@ def train_fill_baseline(kind: str, config: ModelConfig, data: LiveData, experime
 
 
 def _baseline_predictors(data: LiveData, config: ModelConfig, experiment: Experiment, out: Path, seed: int,
-                         progress: bool) -> tuple[dict[str, Predictor], dict[str, Any]]:
-    """Trained baselines as predictors: zero-fill, mean-fill, unimodal late fusion."""
+                         progress: bool, fill: bool = True) -> tuple[dict[str, Predictor], dict[str, Any]]:
+    """Trained baselines as predictors: zero-fill, mean-fill (unless ``fill`` is false), unimodal late fusion."""
     predictors: dict[str, Predictor] = {}
     info: dict[str, Any] = {}
-    for kind in FILL_KINDS:
+    for kind in FILL_KINDS if fill else ():
         model = train_fill_baseline(kind, config, data, experiment, out / f"baseline_{kind}_fill", seed, progress)
         predictors[f"{kind}-fill"] = _model_predictor(model)
     classifiers = {}
@@ -181,8 +184,12 @@ def _check_contract(model: Any) -> None:
 def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str | Path,
                   baseline_config: str = "live_imder", overrides: Sequence[str] = (), ship: str | Path | None = None,
                   seed: int = 1111, latency_runs: int = 20, progress: bool = True,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints."""
+                  log: Callable[[str], None] = print, fill_baselines: bool = True) -> dict[str, Any]:
+    """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints.
+
+    ``fill_baselines=False`` skips the zero-fill and mean-fill baselines (two full trainings of the
+    fusion network); the unimodal late-fusion baseline is always trained.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in checkpoints]
@@ -194,24 +201,37 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     paired_rows: dict[str, Any] = {}
     latency: dict[str, dict[str, float]] = {}
     models = []
+    speaker_test = None
     for path in paths:
         model = load_checkpoint(path)
         _check_contract(model)
         title = method_title(model.name)
         log(f"evaluating {title} ({path})")
         rows[title] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=title)
-        paired_rows[title] = evaluate_paired(_model_predictor(model), paired, progress, title)
+        if _has_speaker_expert(model):
+            if speaker_test is None:
+                audio = speaker_normalised_audio(cache, options, data.normalization, test_seconds=SPEAKER_TEST_SECONDS,
+                                                 prior_steps=_speaker_prior(model))
+                speaker_test = test.with_extra(SPEAKER_AUDIO_KEY, "audio", audio["test"])
+            speaker_row = f"{title}, after {SPEAKER_TEST_SECONDS:.0f} s of speech"
+            rows[speaker_row] = evaluate_conditions(_model_predictor(model), speaker_test,
+                                                    [c for c in CONDITIONS if "a" in c], progress=progress,
+                                                    desc=speaker_row)
+        if paired is not None:
+            paired_rows[title] = evaluate_paired(_model_predictor(model), paired, progress, title)
         latency[title] = window_latency_ms(model, latency_runs)
         models.append((title, path, model))
     experiment = load_experiment(baseline_config, list(overrides))
     config = ModelConfig(method="fill", specs=data.specs, task="classification", labels=tuple(LIVE_LABELS),
                          fusion=experiment.fusion)
-    predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress)
+    predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress, fill_baselines)
     for title, predict in predictors.items():
         rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
-        paired_rows[title] = evaluate_paired(predict, paired, progress, title)
+        if paired is not None:
+            paired_rows[title] = evaluate_paired(predict, paired, progress, title)
     report = {"conditions": list(CONDITIONS), "labels": list(LIVE_LABELS), "test": rows, "latency_ms": latency,
-              "paired_asr": paired_rows, "paired_clips": _label_counts(paired.labels),
+              "paired_asr": paired_rows,
+              "paired_clips": _label_counts(paired.labels) if paired is not None else {},
               "test_tuples": int(len(test)), "test_tuple_counts": _label_counts(test.labels),
               "baselines": baseline_info, "torch_threads": torch.get_num_threads(),
               "checkpoints": {t: str(p) for t, p, _ in models}, "data": data.summary}
@@ -220,6 +240,20 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
         report["shipped"] = ship_checkpoints(models, report, data, Path(ship))
     (out / "results.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     return report
+
+
+#: Seconds of each test speaker's speech behind the running statistics of the "after N s of speech" rows.
+SPEAKER_TEST_SECONDS = 40.0
+
+
+def _has_speaker_expert(model: Any) -> bool:
+    head = getattr(model, "expert_fusion", None)
+    return head is not None and "audio" in getattr(head, "speaker_experts", {})
+
+
+def _speaker_prior(model: Any) -> float:
+    entry = (getattr(model, "checkpoint_metadata", {}).get("speaker_normalization") or {}).get("audio") or {}
+    return float(entry.get("prior_steps", 100.0))
 
 
 def _label_counts(labels: np.ndarray) -> dict[str, int]:
@@ -281,15 +315,17 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
     for metric, title in (("macro_f1", "Macro-F1"), ("accuracy", "Accuracy"), ("uar", "UAR (mean per-class recall)")):
         lines += [f"### {title}", "", "| model | " + " | ".join(conds) + " | mean |", "|---" * (len(conds) + 2) + "|"]
         for row, results in report["test"].items():
-            values = [results[c][metric] for c in conds]
-            lines.append(f"| {row} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(float(np.mean(values)))} |")
+            values = [results[c][metric] if c in results else float("nan") for c in conds]
+            mean = float(np.mean(values)) if all(c in results for c in conds) else float("nan")
+            lines.append(f"| {row} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(mean)} |")
         lines.append("")
+    lines += _targets_table(report)
     lines += ["### Per-class recall", ""]
     for row, results in report["test"].items():
         lines += [f"**{row}**", "", "| condition | " + " | ".join(report["labels"]) + " |",
                   "|---" * (len(report["labels"]) + 1) + "|"]
         lines += [f"| {c} | " + " | ".join(_fmt(results[c][f'recall_{n}']) for n in report["labels"]) + " |"
-                  for c in conds]
+                  for c in conds if c in results]
         lines.append("")
     lines += _paired_table(report)
     lines += [f"### CPU latency of one window (batch 1, median ms, {report['torch_threads']} torch threads)", "",
@@ -297,6 +333,33 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
     lines += [f"| {row} | " + " | ".join(f"{lat[c]:.1f}" for c in conds) + " |"
               for row, lat in report["latency_ms"].items()]
     return "\n".join(lines) + "\n"
+
+
+LATE_FUSION = "unimodal (late fusion)"
+
+
+def _targets_table(report: Mapping[str, Any]) -> list[str]:
+    """The issue's targets per model: face only, voice only, conditions below late fusion, mean macro-F1."""
+    test, conds = report["test"], report["conditions"]
+    late = test.get(LATE_FUSION)
+    lines = ["### Targets (issue 11)", "",
+             "Face only = condition v (FER2013 test faces), voice only = condition a (RAVDESS + EmoDB test "
+             "speakers). Targets: face accuracy >= 65, macro-F1 >= 60, neutral recall >= 50; voice accuracy "
+             ">= 60; macro-F1 >= late fusion in every condition; mean macro-F1 >= 62.", "",
+             "| model | face acc | face macro-F1 | face neutral recall | voice acc | conditions below late fusion "
+             "| mean macro-F1 |", "|---|---|---|---|---|---|---|"]
+    for row, results in test.items():
+        if not all(c in results for c in conds):
+            continue
+        below = "n/a" if late is None or row == LATE_FUSION else (
+            ", ".join(f"{c} ({_fmt(results[c]['macro_f1'] - late[c]['macro_f1'])})" for c in conds
+                      if results[c]["macro_f1"] < late[c]["macro_f1"]) or "none")
+        mean = float(np.mean([results[c]["macro_f1"] for c in conds]))
+        v, a = results.get("v", {}), results.get("a", {})
+        lines.append(f"| {row} | {_fmt(v.get('accuracy', float('nan')))} | {_fmt(v.get('macro_f1', float('nan')))} "
+                     f"| {_fmt(v.get('recall_neutral', float('nan')))} | {_fmt(a.get('accuracy', float('nan')))} "
+                     f"| {below} | {_fmt(mean)} |")
+    return lines + [""]
 
 
 def _paired_table(report: Mapping[str, Any]) -> list[str]:

@@ -2,9 +2,13 @@
 
 ``imer-train extract-live --data ../shared/data --cache runs/live_cache`` runs:
 
-* **FER2013** → :class:`~imer_core.features.face.FaceFeatureExtractor` in
+* **FER2013** → the live face extractor
+  (:func:`~imer_core.features.face.live_face_extractor`: MediaPipe + the face
+  network's embedding of the aligned crop) in
   still-image mode (each image detected on its own: VIDEO-mode tracking would
-  carry a face from one unrelated image to the next).  A 48×48 face fills its
+  carry a face from one unrelated image to the next).  ``face_crops`` reuses
+  the crops, landmarks and blendshapes of ``imer-train face-crops`` (the same
+  framing, detector and crop function) and only runs the face network.  A 48×48 face fills its
   whole image, which MediaPipe's detector handles poorly, so each image gets a
   uniform gray (128) border of :data:`FACE_PAD_FRACTION` of its side and is
   upscaled to :data:`FACE_UPSCALE` pixels (bicubic).  Images without a detected
@@ -59,9 +63,13 @@ from .corpora import (
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+#: The ``asr`` setting of an audio cache made without speech recognition.
+NO_ASR = "none"
+#: Which modalities' extractors a corpus's cache holds features of.
+CORPUS_MODALITIES: dict[str, tuple[str, ...]] = {"fer2013": ("vision",), "ravdess": ("audio", "text"),
+                                                 "emodb": ("audio", "text"), "meld": ("text",)}
 FACE_UPSCALE = 192  # imer_core.features.face.STILL_FACE_SIZE
 FACE_PAD_FRACTION = 0.25  # imer_core.features.face.STILL_FACE_PAD_FRACTION
-NO_ASR = "none"
 AUDIO_WINDOW_S = 2.0
 AUDIO_SAMPLE_RATE = 16000
 WINDOW_HOP_S = 0.1
@@ -69,11 +77,17 @@ WINDOW_HOP_S = 0.1
 
 def extractor_ids() -> dict[str, str]:
     """Extractor ids of the three modalities (those of the live engine's specs)."""
-    from imer_core.features.face import FACE_EXTRACTOR_ID
+    from imer_core.features.face import live_vision_feature
     from imer_core.features.text import TEXT_EXTRACTOR
     from imer_core.features.voice import VOICE_EXTRACTOR_ID
 
-    return {"vision": FACE_EXTRACTOR_ID, "audio": VOICE_EXTRACTOR_ID, "text": TEXT_EXTRACTOR}
+    return {"vision": live_vision_feature()[0], "audio": VOICE_EXTRACTOR_ID, "text": TEXT_EXTRACTOR}
+
+
+def corpus_extractor_ids(corpus: str) -> dict[str, str]:
+    """Extractor ids of the modalities a corpus's cache holds (a MELD cache does not depend on the face model)."""
+    ids = extractor_ids()
+    return {m: ids[m] for m in CORPUS_MODALITIES.get(corpus, tuple(ids))}
 
 
 # ----------------------------------------------------------------------------- cache
@@ -94,14 +108,31 @@ def read_meta(path: Path) -> dict[str, Any] | None:
 
 
 def _cache_matches(meta: dict[str, Any] | None, request: dict[str, Any]) -> bool:
-    return meta is not None and all(meta.get(k) == v for k, v in request.items())
+    """The cache holds what the request asks for.
+
+    Extractor ids are compared for the modalities the request names (older caches stored all three);
+    a request without speech recognition is served by a cache made with it.
+    """
+    if meta is None:
+        return False
+    for key, wanted in request.items():
+        have = meta.get(key)
+        if key == "extractors":
+            if not isinstance(have, dict) or any(have.get(m) != v for m, v in wanted.items()):
+                return False
+        elif key == "settings" and isinstance(have, dict) and wanted.get("asr") == NO_ASR:
+            if {k: v for k, v in have.items() if k != "asr"} != {k: v for k, v in wanted.items() if k != "asr"}:
+                return False
+        elif have != wanted:
+            return False
+    return True
 
 
 def _write_npz(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write arrays plus meta atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
     os.replace(tmp, path)
 
 
@@ -149,25 +180,67 @@ def prepare_face(image: np.ndarray, size: int = FACE_UPSCALE, pad_fraction: floa
     return prepare_still_face(image, size, pad_fraction)
 
 
-def extract_fer2013(data_root: str | Path, limit: int | None = None,
-                    progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Face vectors of FER2013 (``vision (N, 55)``, ``detected (N,)``) and extraction stats."""
-    from imer_core.features.face import FaceFeatureExtractor
+def extract_fer2013(data_root: str | Path, limit: int | None = None, progress: bool = True,
+                    face_crops: str | Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Live face vectors of FER2013 (``vision (N, dim)``, ``detected (N,)``) and extraction stats.
+
+    ``face_crops``: a crop file of ``imer-train face-crops`` over the same images (its blendshapes and
+    crops are reused; only the face network runs).
+    """
+    from imer_core.features.face import live_face_extractor, live_vision_feature
 
     fer = load_fer2013(data_root)
     index = spread_subset(len(fer.images), limit)
-    vectors = np.zeros((len(index), 55), np.float32)
-    detected = np.zeros(len(index), bool)
-    with FaceFeatureExtractor(color="rgb", still_images=True) as extractor:
-        for row, i in enumerate(tqdm(index, desc="fer2013 faces", unit="img", disable=not progress)):
-            features = extractor.process(prepare_face(fer.images[i]))
-            detected[row], vectors[row] = features.detected, features.vector
+    dim = live_vision_feature()[1]
+    if face_crops is not None:
+        vectors, detected = _fer_vectors_from_crops(face_crops, index, progress)
+    else:
+        vectors = np.zeros((len(index), dim), np.float32)
+        detected = np.zeros(len(index), bool)
+        with live_face_extractor(color="rgb", still_images=True) as extractor:
+            for row, i in enumerate(tqdm(index, desc="fer2013 faces", unit="img", disable=not progress)):
+                features = extractor.process(prepare_face(fer.images[i]))
+                detected[row] = features.detected
+                if features.detected:
+                    vectors[row] = features.vector
     arrays = {"ids": fer.ids[index], "source_label": fer.source_labels[index], "split": fer.splits[index],
               "vision": vectors, "detected": detected}
     stats = {"n": int(len(index)), "detected": int(detected.sum()), "undetected": int((~detected).sum()),
              "undetected_by_split": _count(arrays["split"][~detected]),
              "undetected_by_label": _count(arrays["source_label"][~detected])}
     return arrays, stats
+
+
+def _fer_vectors_from_crops(path: str | Path, index: np.ndarray,
+                            progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Live face vectors of the FER2013 images ``index`` from a crop file: face network on the stored crops."""
+    from imer_core.features.face import FACE_FEATURE_DIM
+    from imer_core.live.face_net import FaceNetError, FaceNetRunner, default_face_net_path
+
+    from .face_net_data import load_fer_crops
+
+    crops = load_fer_crops(path)
+    rows = {int(i): r for r, i in enumerate(crops["index"])}
+    missing = [int(i) for i in index if int(i) not in rows]
+    if missing:
+        raise ValueError(f"{path}: no crop of {len(missing)} requested FER2013 images (e.g. {missing[0]}); "
+                         "make the crops of the whole corpus with `imer-train face-crops`")
+    if crops["vision"].shape[1] != FACE_FEATURE_DIM:
+        raise ValueError(f"{path}: blendshape vectors of {crops['vision'].shape[1]} values, "
+                         f"expected {FACE_FEATURE_DIM}")
+    take = np.asarray([rows[int(i)] for i in index], np.int64)
+    try:
+        runner = FaceNetRunner(default_face_net_path())
+    except FaceNetError as exc:
+        raise ValueError(f"the live vision feature needs the face network: {exc}") from exc
+    embeddings = []
+    for start in tqdm(range(0, len(take), 512), desc="fer2013 face net", unit="batch", disable=not progress):
+        embeddings.append(runner(crops["crops"][take[start:start + 512]])[0])
+    embedding = np.concatenate(embeddings) if embeddings else np.zeros((0, runner.embedding_dim), np.float32)
+    detected = crops["detected"][take].astype(bool)
+    vectors = np.concatenate([embedding, crops["vision"][take]], axis=1).astype(np.float32)
+    vectors[~detected] = 0.0
+    return vectors, detected
 
 
 # ----------------------------------------------------------------------------- audio
@@ -317,10 +390,11 @@ class _Models:
         return self._embedder
 
 
-def _extract_one(corpus: str, data_root: str | Path, limit: int | None, progress: bool,
-                 models: _Models, asr: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _extract_one(corpus: str, data_root: str | Path, limit: int | None, progress: bool, models: _Models,
+                 asr: bool = True,
+                 face_crops: str | Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if corpus == "fer2013":
-        return extract_fer2013(data_root, limit, progress)
+        return extract_fer2013(data_root, limit, progress, face_crops)
     if corpus in AUDIO_CORPORA:
         if not asr:
             return extract_audio(data_root, corpus, limit, progress, transcribe=False)
@@ -330,10 +404,13 @@ def _extract_one(corpus: str, data_root: str | Path, limit: int | None, progress
 
 def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence[str] = CORPORA,
                  limit: int | None = None, force: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print, asr: bool = True) -> dict[str, dict[str, Any]]:
+                 log: Callable[[str], None] = print, asr: bool = True,
+                 face_crops: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Extract (or reuse) the feature cache of each corpus; returns the ``meta`` of each.
 
-    ``asr=False``: the audio corpora get voice features only (no transcripts; see :func:`extract_audio`).
+    ``asr=False``: the audio corpora get voice features only (no transcripts; see :func:`extract_audio`;
+    a cache made with transcripts is reused);
+    ``face_crops`` reuses the crop file of ``imer-train face-crops`` for FER2013.
 
     Raises:
         CorpusNotFound: a requested corpus is missing under ``data_root``.
@@ -347,10 +424,10 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
     models = _Models()
     for corpus in corpora:
         path = cache_path(cache_dir, corpus)
-        request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit, "extractors": extractor_ids(),
-                   "settings": _settings(corpus, asr)}
+        request = {"version": CACHE_VERSION, "corpus": corpus, "limit": limit,
+                   "extractors": corpus_extractor_ids(corpus), "settings": _settings(corpus, asr)}
         meta = read_meta(path)
-        if not force and _cache_matches(meta, request):
+        if not force and meta is not None and _cache_matches(meta, request):
             log(f"{corpus}: cache {path} is up to date ({meta['stats']['n']} items), skipped")
             summary[corpus] = meta
             continue
@@ -361,7 +438,7 @@ def extract_live(data_root: str | Path, cache_dir: str | Path, corpora: Sequence
             summary[corpus] = meta
             continue
         start = time.perf_counter()
-        arrays, stats = _extract_one(corpus, data_root, limit, progress, models, asr)
+        arrays, stats = _extract_one(corpus, data_root, limit, progress, models, asr, face_crops)
         meta = {**request, "data_root": str(data_root), "stats": stats,
                 "seconds": round(time.perf_counter() - start, 1),
                 "split_counts": _count(arrays["split"]), "label_counts": _count(arrays["source_label"])}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def make_fer_crops(data_root: str | Path, out: str | Path, limit: int | None = N
     return meta
 
 
-def merge_fer_crops(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
+def merge_fer_crops(paths: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
     """Join shard files of :func:`make_fer_crops` (in corpus order) into ``out``; returns the merged meta."""
     parts = [load_fer_crops(p) for p in paths]
     order = np.argsort(np.concatenate([p["index"] for p in parts]), kind="stable")
@@ -116,7 +117,7 @@ def merge_fer_crops(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     meta["shards"] = len(parts)
     path = Path(out)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
     os.replace(tmp, path)
     return meta
 

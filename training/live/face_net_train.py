@@ -86,10 +86,13 @@ def evaluate_net(model: Any, crops: np.ndarray, targets: np.ndarray, batch_size:
 def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12, batch_size: int = 64,
                    lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0, limit: int | None = None,
                    net_config: dict[str, Any] | None = None, threads: int = 1,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, init: str | Path | None = None) -> dict[str, Any]:
     """Train, keep the best validation epoch in ``out_dir/face_net.pt`` and return the run summary.
 
-    ``limit`` keeps at most that many training images (for tests).  The
+    ``limit`` keeps at most that many training images (for tests).  ``init``
+    continues from the weights (and build config) of a saved face network
+    with a new schedule of ``epochs`` epochs (more epochs for a run that was
+    cut short).  The
     summary (also ``out_dir/summary.json``) has the per-epoch history and the
     test metrics of the best epoch.
     """
@@ -112,6 +115,13 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
     config = {"widths": [16, 32, 64, 128], "convs_per_stage": [1, 2, 2, 2], "embedding_dim": 128,
               "num_classes": len(LIVE_EMOTIONS), "dropout": 0.3, **(net_config or {})}
     model = build_face_net(**config)
+    if init is not None:
+        from imer_core.live.face_net import FaceNetRunner
+
+        start_from = FaceNetRunner(init)
+        config = {**start_from.config}
+        model = start_from.model
+        log(f"face-net: continuing from {init} (its metadata: {json.dumps(start_from.metadata)})")
     n_params = sum(p.numel() for p in model.parameters())
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / batch_size)
@@ -162,7 +172,8 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
     test = evaluate_net(runner.model, *parts["test"])
     summary = {"crops": str(crops_path), "crop_meta": data["meta"], "config": config, "parameters": n_params,
                "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
-               "threads": threads, "train_seconds": round(time.perf_counter() - start, 1), "best": best,
+               "threads": threads, "init": None if init is None else str(init),
+               "train_seconds": round(time.perf_counter() - start, 1), "best": best,
                "history": history, "test": test}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     log(f"face-net test (best epoch {best['epoch']}): accuracy {test['accuracy']:.4f}, "

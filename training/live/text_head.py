@@ -66,7 +66,7 @@ def train_head(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32), label_smoothing=0.05)
     generator = torch.Generator().manual_seed(seed)
-    best, best_state = -1.0, None
+    best, best_state = -1.0, {k: v.clone() for k, v in model.state_dict().items()}
     for _ in range(epochs):
         model.train()
         for idx in torch.randperm(len(x), generator=generator).split(64):
@@ -99,22 +99,25 @@ def run_text_head(cache_dir: str | Path, out_dir: str | Path, grid: Sequence[dic
     parts = meld_arrays(cache_dir)
     start = time.perf_counter()
     svm = LinearSVC(C=0.5).fit(*parts["train"])
-    rows = [{"model": "linear SVM (C=0.5)", "dev": scores(parts["val"][1], svm.predict(parts["val"][0])),
-             "test": scores(parts["test"][1], svm.predict(parts["test"][0]))}]
+    rows: list[dict[str, Any]] = [{"model": "linear SVM (C=0.5)",
+                                   "dev": scores(parts["val"][1], svm.predict(parts["val"][0])),
+                                   "test": scores(parts["test"][1], svm.predict(parts["test"][0]))}]
     log(json.dumps({"model": rows[0]["model"], "dev_wf1": rows[0]["dev"]["weighted_f1"],
                     "test_wf1": rows[0]["test"]["weighted_f1"]}))
-    best = None
+    best: tuple[dict[str, Any], float, Any] | None = None
     for setting in grid:
         model, dev_f1 = train_head(parts["train"], parts["val"], int(setting["hidden"]), float(setting["power"]),
                                    float(setting["dropout"]), epochs, seed=seed)
-        row = {"model": f"MLP {json.dumps(setting)}", "setting": dict(setting),
-               "dev": scores(parts["val"][1], predict(model, parts["val"][0])),
-               "test": scores(parts["test"][1], predict(model, parts["test"][0]))}
+        row: dict[str, Any] = {"model": f"MLP {json.dumps(setting)}", "setting": dict(setting),
+                               "dev": scores(parts["val"][1], predict(model, parts["val"][0])),
+                               "test": scores(parts["test"][1], predict(model, parts["test"][0]))}
         rows.append(row)
         log(json.dumps({"model": row["model"], "dev_wf1": row["dev"]["weighted_f1"],
                         "test_wf1": row["test"]["weighted_f1"]}))
         if best is None or dev_f1 > best[1]:
             best = (row, dev_f1, model)
+    if best is None:
+        raise ValueError("the text-head grid is empty")
     chosen, _, model = best
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -68,12 +68,12 @@ def voice_features(data_root: str | Path, cache: Path, progress: bool = True) ->
             rows["speaker"].append(f"{corpus}:{clip.speaker}")
             rows["split"].append(clip.split)
             rows["corpus"].append(corpus)
-    arrays = {"audio": np.stack(rows["audio"]).astype(np.float32),
+    arrays: dict[str, np.ndarray] = {"audio": np.stack(rows["audio"]).astype(np.float32),
               "speech": np.stack(rows["speech"]).astype(np.float32),
               "label": np.asarray(rows["label"], np.int64), "speaker": np.asarray(rows["speaker"]),
               "split": np.asarray(rows["split"]), "corpus": np.asarray(rows["corpus"])}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, **arrays)
+    np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
     return arrays
 
 

@@ -20,9 +20,13 @@ from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.video.stream import VideoStream
 
 _AUDIO_CODEC_BY_SUFFIX = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16")}
 _AAC_FRAME = 1024
@@ -97,13 +101,17 @@ class MediaWriter:
             raise
 
     # -- stream set-up -------------------------------------------------
-    def _add_video_stream(self, fps: float) -> Any:
+    def _add_video_stream(self, fps: float) -> VideoStream:
+        from av.video.stream import VideoStream
+
         rate = _rate_fraction(fps)
         codec = _video_codec_name()
         options = {"preset": "veryfast", "crf": "20"} if codec == "libx264" else {}
         if self.live and codec == "libx264":
             options["tune"] = "zerolatency"
         stream = self._container.add_stream(codec, rate=rate, options=options)
+        if not isinstance(stream, VideoStream):
+            raise RuntimeError(f"FFmpeg codec {codec} did not open a video stream")
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
         self._video_tb = 1 / rate  # the stream's own time base changes when the header is written
@@ -112,9 +120,13 @@ class MediaWriter:
             stream.bit_rate = 2_000_000
         return stream
 
-    def _add_audio_stream(self) -> Any:
+    def _add_audio_stream(self) -> AudioStream:
+        from av.audio.stream import AudioStream
+
         codec, fmt = _AUDIO_CODEC_BY_SUFFIX.get(self.path.suffix.lower(), ("aac", "fltp"))
         stream = self._container.add_stream(codec, rate=self.sample_rate)
+        if not isinstance(stream, AudioStream):
+            raise RuntimeError(f"FFmpeg codec {codec} did not open an audio stream")
         stream.layout = "mono"
         stream.format = fmt
         self._audio_tb = Fraction(1, self.sample_rate)
@@ -184,6 +196,8 @@ class MediaWriter:
         frame.sample_rate = self.sample_rate
         frame.pts = self.samples_written
         frame.time_base = self._audio_tb
+        if self._audio is None:
+            raise RuntimeError("this MediaWriter has no audio stream")
         self._mux(self._audio.encode(frame))
         self.samples_written += len(chunk)
 

@@ -328,8 +328,8 @@ class MicrophoneSource(AudioSource):
         except Exception as exc:  # PortAudioError, invalid settings, device busy, scipy missing
             if state is not None:
                 state.active = False
-            if stream is not None:
-                self._close(stream, state)
+                if stream is not None:
+                    self._close(stream, state)
             return exc
         return stream, state
 
@@ -352,15 +352,15 @@ class MicrophoneSource(AudioSource):
 
         return callback
 
-    def _drain(self, state: _StreamState, timeout: float) -> bool:
+    def _drain(self, state: _StreamState, resampler: StreamingResampler, timeout: float) -> bool:
         """Resample queued chunks into the ring (waits up to ``timeout`` for the first)."""
         got = False
         try:
             chunk, t_end = state.chunks.get(timeout=timeout)
             while True:
-                out = state.resampler.process(chunk)
+                out = resampler.process(chunk)
                 if len(out):
-                    self.ring.write(out, t_end - state.resampler.lag_s)
+                    self.ring.write(out, t_end - resampler.lag_s)
                 got = True
                 chunk, t_end = state.chunks.get_nowait()
         except queue.Empty:
@@ -373,7 +373,7 @@ class MicrophoneSource(AudioSource):
         delivered = False
         while not self._stop.is_set():
             if state.resampler is not None:
-                got = self._drain(state, 0.02)
+                got = self._drain(state, state.resampler, 0.02)
             else:
                 got = False
                 self._stop.wait(0.02)

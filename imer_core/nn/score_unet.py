@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..nn.transformer import TransformerEncoder
+from .transformer import TransformerEncoder
 
 
 def swish(x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ class ConditionalScoreUNet1d(nn.Module):
         self.out_attn = attention(in_channels)
 
     @staticmethod
-    def _cross(attn: TransformerEncoder, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _cross(attn: nn.Module, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Cross-attention of ``h (B, C, L)`` to ``cond (B, C, L')``, back in ``(B, C, L)``."""
         return attn(h.transpose(1, 2), cond.transpose(1, 2)).transpose(1, 2)
 

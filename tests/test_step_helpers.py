@@ -1,0 +1,97 @@
+"""Trainer-side train-step helpers: RoHyDR's discriminator step and stage agreement across processes.
+
+torch.distributed lives in training/ (DistributedStepHelpers); the model package only sees the
+StepHelpers interface, whose default serves one process.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from imer_core.methods.base import StepHelpers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_model_package_never_imports_torch_distributed():
+    offenders = []
+    for path in (ROOT / "imer_core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom)
+                     and node.module else [])
+            if any(n.startswith(("torch.distributed", "torch.nn.parallel")) for n in names):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_the_default_helpers_step_on_the_given_loss_or_zero_gradients():
+    layer = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    before = layer.weight.detach().clone()
+    StepHelpers().step_detached(optimizer, list(layer.parameters()), None)
+    torch.testing.assert_close(layer.weight, before)
+    loss = layer(torch.ones(1, 3)).sum()
+    StepHelpers().step_detached(optimizer, list(layer.parameters()), loss)
+    torch.testing.assert_close(layer.weight, before - 0.5)
+    flags = torch.tensor([0.0, 1.0])
+    assert StepHelpers().agree_max(flags) is flags
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, port: int, results: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        from conftest import small_features, small_specs
+        from torch.nn.parallel import DistributedDataParallel
+
+        from imer_core.config import FusionConfig, ModelConfig
+        from imer_core.registry import create_model
+        from training.distributed import DistributedStepHelpers
+
+        torch.manual_seed(0)                                           # identical initial weights
+        options = {"dit_hidden": 16, "dit_depth": 1, "dit_heads": 2, "refiner_blocks": 1, "sampler_steps": 2,
+                   "train_sampler_steps": 2}
+        model = create_model(ModelConfig(method="rohydr", specs=small_specs(), method_options=options,
+                                         fusion=FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1)))
+        model.prepare_stage("recovery")
+        model.train()
+        optimizers = model.configure_optimizers(1e-2)
+        forward = DistributedDataParallel(model, find_unused_parameters=True)
+        # rank 0 misses modalities in three rows (stages 1-3 run), rank 1 in none: without agreement
+        # rank 1 would skip stages 1-2 and the collectives would hang or the replicas diverge.
+        mask = (torch.tensor([[1, 0, 1], [0, 1, 1], [1, 0, 0], [1, 1, 1]], dtype=torch.bool) if rank == 0
+                else torch.ones(4, 3, dtype=torch.bool))
+        torch.manual_seed(10 + rank)                                   # different data and noise per rank
+        model.train_step(small_features(4, seed=rank), torch.randn(4, 1), mask, optimizers, 0.6, forward=forward,
+                         helpers=DistributedStepHelpers())
+        results[rank] = {name: p.detach().clone() for name, p in model.named_parameters()}
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+def test_two_processes_keep_rohydrs_discriminator_and_weights_identical():
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_rank, args=(_free_port(), results), nprocs=2, join=True)
+        first, second = dict(results[0]), dict(results[1])
+    changed = [n for n in first if n.startswith("discriminator.")]
+    assert changed, "the discriminator has parameters"
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], rtol=0, atol=0, msg=name)

@@ -1,0 +1,180 @@
+"""Put an expert-fusion head on a trained live checkpoint (``imer-train live-experts``).
+
+The live corpora are class-matched pseudo-pairs: the modalities are
+independent given the label, so the product of per-modality experts is the
+right combination, and every fused network trained on the tuples scored below
+it (``docs/live_model.md``).  This step keeps the method (its recovery and its
+own prediction) and adds :class:`~imer_core.nn.expert_fusion.ExpertFusionHead`:
+
+1. one expert per modality, trained on that modality of the training tuples
+   alone (the architecture and training of ``live-eval``'s unimodal baseline:
+   mean and std over time → 2-layer MLP, best epoch by validation macro-F1);
+2. with ``speaker_audio``, a second audio expert trained on audio normalised
+   with each speaker's own statistics (used by the engine once the running
+   statistics of the session have enough speech, see
+   :data:`SWITCH_AFTER_SPEECH_S`);
+3. the correction (product of experts + method's prediction + mask → logits),
+   fitted on training tuples under all seven availability conditions and
+   **kept only if it lowers the validation loss**.
+
+The output checkpoint has ``config.expert_fusion`` set and the data options,
+normalisation, the training neutral means of face and voice
+(``neutral_reference``, for a person's neutral baseline,
+:mod:`imer_core.live.neutral_baseline`) and (with ``speaker_audio``) the
+``speaker_normalization`` settings in its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from imer_core.checkpoint import checkpoint_metadata as read_meta
+from imer_core.checkpoint import load_checkpoint, save_checkpoint
+from imer_core.live.neutral_baseline import neutral_reference
+from imer_core.methods.base import SamplingOptions
+from imer_core.modalities import MODALITIES
+from imer_core.nn.expert_fusion import SPEAKER_SUFFIX, ExpertFusionHead, fit_correction
+from imer_core.registry import create_model
+
+from .baselines import train_unimodal
+from .dataset import SPEAKER_AUDIO_KEY, LiveData, build_live_data, load_pools, speaker_normalised_audio
+from .evaluate import CONDITIONS, condition_mask, data_options_of
+from .labels import LIVE_LABELS
+
+#: Seconds of speech after which the engine switches the audio expert to per-speaker normalisation.
+#: Measured (docs/perception.md, SVM on the same features): running statistics beat the global
+#: normalisation only after ~30-40 s of speech (10/20/40/80 s: 49.9/53.3/57.8/61.4 % vs 54.9 % global).
+SWITCH_AFTER_SPEECH_S = 40.0
+#: Prior weight of the running speaker statistics, in steps of speech (10 s at 10 Hz).
+SPEAKER_PRIOR_STEPS = 100
+HEAD_SETTINGS: dict[str, Any] = {"hidden": 128, "depth": 2, "dropout": 0.2, "correction_hidden": 32}
+
+
+def _expert_state(classifier: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The unimodal baseline classifier's weights as an expert's (same layer layout)."""
+    return {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+
+
+@torch.no_grad()
+def _collect(model: Any, head: ExpertFusionHead, dataset: Any, limit: int | None, batch_size: int = 256,
+             speaker: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Experts' product, method logits, masks and labels of ``dataset`` under all seven conditions."""
+    products, logits, masks, labels = [], [], [], []
+    sampling = SamplingOptions(seed=0)
+    seen = 0
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        features = {m.value: batch[m.value] for m in MODALITIES}
+        if speaker and SPEAKER_AUDIO_KEY in batch:
+            features[SPEAKER_AUDIO_KEY] = batch[SPEAKER_AUDIO_KEY]
+        for condition in CONDITIONS:
+            mask = condition_mask(condition, len(batch["label"]))
+            method_logits = model.predict_from_recovered(model.recover(features, mask, sampling))
+            products.append(head.product_of_experts(features, mask))
+            logits.append(method_logits.float())
+            masks.append(mask.float())
+            labels.append(batch["label"])
+        seen += len(batch["label"])
+        if limit is not None and seen >= limit:
+            break
+    return torch.cat(products), torch.cat(logits), torch.cat(masks), torch.cat(labels)
+
+
+def _fixed_training_tuples(data: LiveData, per_class: int, seed: int) -> Any:
+    """A fixed sample of training tuples (the training dataset draws new partners every access)."""
+    from .dataset import LiveTupleDataset
+
+    train = data.datasets["train"]
+    return LiveTupleDataset(train.pools, len(LIVE_LABELS), seed, resample=False, tuples_per_class=per_class)
+
+
+def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path, speaker_audio: bool = True,
+                      correction_tuples_per_class: int = 300, seed: int = 0, progress: bool = True,
+                      log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the experts and the correction for ``checkpoint``; write ``out`` (a checkpoint); return a summary."""
+    start = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    options = data_options_of([checkpoint])
+    data = build_live_data(cache, options)
+    model = load_checkpoint(checkpoint)
+    if model.config.specs != data.specs:
+        raise ValueError(f"{checkpoint}: its feature specs differ from the cache's ({cache}); retrain it on this cache")
+    settings = {**HEAD_SETTINGS, "speaker_experts": ["audio"] if speaker_audio else []}
+    dims = {m.value: data.specs[m].dim for m in MODALITIES}
+    head = ExpertFusionHead.from_settings(dims, len(LIVE_LABELS), settings)
+    summary: dict[str, Any] = {"experts": {}}
+    for m in MODALITIES:
+        classifier, info = train_unimodal(data.datasets, m.value, dims[m.value], tuple(LIVE_LABELS), seed=seed,
+                                          progress=progress)
+        head.experts[m.value].load_state_dict(_expert_state(classifier))
+        summary["experts"][m.value] = info
+        log(f"expert {m.value}: {json.dumps(info)}")
+    datasets = data.datasets
+    if speaker_audio:
+        audio = speaker_normalised_audio(cache, options, data.normalization, prior_steps=SPEAKER_PRIOR_STEPS)
+        speaker_sets = {name: datasets[name].with_extra(SPEAKER_AUDIO_KEY, "audio", audio[split])
+                        for split, name in (("train", "train"), ("val", "valid"))}
+        renamed = {name: _RenamedKey(d, SPEAKER_AUDIO_KEY, "audio") for name, d in speaker_sets.items()}
+        classifier, info = train_unimodal(renamed, "audio", dims["audio"], tuple(LIVE_LABELS), seed=seed,
+                                          progress=progress)
+        head.speaker_experts["audio"].load_state_dict(_expert_state(classifier))
+        summary["experts"]["audio" + SPEAKER_SUFFIX] = info
+        log(f"expert audio{SPEAKER_SUFFIX} (per-speaker normalisation): {json.dumps(info)}")
+    head.eval()
+    model.eval()
+    train_fixed = _fixed_training_tuples(data, correction_tuples_per_class, seed + 17)
+    fit = fit_correction(head, _collect(model, head, train_fixed, None), _collect(model, head, datasets["valid"], None),
+                         seed=seed)
+    summary["correction"] = fit
+    log(f"correction: {json.dumps(fit)}")
+    config = replace(model.config, expert_fusion=settings)
+    fused = create_model(config)
+    state = {**model.state_dict(), **{f"expert_fusion.{k}": v for k, v in head.state_dict().items()}}
+    fused.load_state_dict(state, strict=True)
+    metadata = dict(read_meta(checkpoint)["metadata"])
+    pools, _ = load_pools(cache, options)
+    metadata["neutral_reference"] = neutral_reference(pools, LIVE_LABELS.index("neutral"))
+    metadata["expert_fusion"] = {"summary": _plain(summary), "settings": settings,
+                                 "note": "experts trained on class-matched pseudo-pair tuples, one modality each"}
+    if speaker_audio:
+        metadata["speaker_normalization"] = {"audio": {"prior_steps": SPEAKER_PRIOR_STEPS, "min_speech_fraction": 0.5,
+                                                       "switch_after_steps": int(SWITCH_AFTER_SPEECH_S * 10),
+                                                       "mode": "expert"}}
+    save_checkpoint(fused.eval(), out, metadata)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    summary["out"] = str(out)
+    return summary
+
+
+class _RenamedKey(torch.utils.data.Dataset):
+    """Items of ``dataset`` with ``source`` copied into ``target`` (to train an expert on another key)."""
+
+    def __init__(self, dataset: Any, source: str, target: str) -> None:
+        self.dataset, self.source, self.target = dataset, source, target
+        self.labels = dataset.labels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.dataset[index])
+        item[self.target] = item[self.source]
+        return item
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
