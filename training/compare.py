@@ -204,7 +204,7 @@ def run_compare(experiments: Sequence[Experiment], out_dir: Path, ctx: DistConte
     methods, synthetic = [], False
     for exp in experiments:
         method_dir = out_dir / exp.name
-        if is_cv:                                           # cross-validation loads each fold
+        if shared is None:                                  # cross-validation loads each fold
             cv = run_cv(exp, method_dir, ctx, folds, seed=seeds[0], progress=progress)
             stats, model, data = (_scenario_stats(cv.summary), cv.model, cv.data) if cv else ({}, None, None)
         else:
