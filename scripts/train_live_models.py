@@ -9,7 +9,8 @@ Steps (each an ``imer-train`` command, printed before it runs):
 2. ``train``: ``imer-train train --config live_<method>`` for IMDer, RoHyDR and CM-ARR;
 3. ``distill``: ``imer-train distill`` on the new IMDer checkpoint: its probability-flow
    ODE (the Heun sampler it was trained with) distilled into a one-evaluation generator,
-   written as ``<out>/imder/model-distilled.pt`` with sampler ``"distilled"`` as default;
+   written as ``<out>/imder/model-distilled.pt`` with sampler ``"distilled"`` and the traced
+   backend as defaults (settings: :data:`DISTILL_ARGS`);
 4. ``experts``: ``imer-train live-experts`` on each checkpoint (the distilled IMDer's): the
    per-modality experts, the per-speaker audio expert and the correction kept only if it
    lowers the validation loss, written as ``<out>/<method>/model-experts.pt``;
@@ -36,7 +37,12 @@ sys.path.insert(0, str(ROOT))
 
 STEPS = ("extract", "train", "distill", "experts", "eval")
 METHODS = ("imder", "rohydr", "cmarr")
-DISTILL_EPOCHS = 10
+DISTILL_EPOCHS = 8
+#: Distillation settings of the shipped live IMDer (with ``--epochs DISTILL_EPOCHS``): 300 training tuples per
+#: class (2,100 tuples, so 6,300 teacher couplings per missing modality), batch 128, learning rate 4e-4, and the
+#: traced score networks as the checkpoint's default backend.
+DISTILL_ARGS = ("--set", "data.live.train_tuples_per_class=300", "--batch-size", "128", "--learning-rate", "4e-4",
+                "--score-backend", "traced")
 
 
 def commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
@@ -52,7 +58,7 @@ def commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
               for m in methods]
     if "imder" in methods:
         steps.append(("distill", ["distill", "--checkpoint", str(imder), "--dataset", "live", "--data", args.cache,
-                                  "--out", str(distilled), "--epochs", str(args.distill_epochs)]))
+                                  "--out", str(distilled), "--epochs", str(args.distill_epochs), *DISTILL_ARGS]))
     trained = {m: distilled if m == "imder" else out / m / "model.pt" for m in methods}
     fused = {m: out / m / "model-experts.pt" for m in methods}
     steps += [("experts", ["live-experts", "--checkpoint", str(trained[m]), "--cache", args.cache,

@@ -80,6 +80,13 @@ def test_distilled_sampler_is_selected_by_name_and_survives_a_checkpoint(tmp_pat
     assert loaded.options.sampler == "distilled" and loaded.student_nets is not None
     torch.testing.assert_close(loaded.recover(feats, mask, SamplingOptions(seed=0))["audio"], changed["audio"])
     assert isinstance(loaded._inference_sampler(SamplingOptions()), DistilledSampler)
+    assert isinstance(loaded._inference_sampler(SamplingOptions(steps=1)), DistilledSampler)
+    # another step count (the app's "sampler steps") runs the teacher, not an untrained student schedule
+    teacher3 = loaded._inference_sampler(SamplingOptions(steps=3))
+    assert teacher3.name == "heun" and teacher3.num_steps == 3
+    torch.testing.assert_close(loaded.recover(feats, mask, SamplingOptions(steps=2, seed=0))["audio"],
+                               loaded.recover(feats, mask, SamplingOptions(sampler="heun", steps=2, seed=0))["audio"])
+    assert loaded._inference_sampler(SamplingOptions(sampler="distilled", steps=2)).num_steps == 2   # explicit
 
 
 def test_distill_command_writes_a_checkpoint_that_evaluate_uses(tmp_path, capsys) -> None:

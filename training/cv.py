@@ -150,7 +150,8 @@ def write_cv_tables(experiment: Experiment, per_fold: dict[int, dict[str, dict[s
     json_path = out_dir / "summary.json"
     json_path.write_text(json.dumps(finite_json({
         "experiment": experiment.to_dict(), "synthetic": synthetic, "note": data.note if data else "",
-        "protocol": {"train": protocol, "selection": "validation key_eval under balanced random-scenario masks",
+        "protocol": {"train": protocol,
+                     "selection": "validation key_eval pooled over every utterance under all six missing scenarios",
                      "test": [name for name, _ in SCENARIOS]},
         "folds": sorted(per_fold), "per_fold": {str(k): v for k, v in per_fold.items()},
         "summary": summary, "stages": {str(k): v for k, v in (stages or {}).items()},
@@ -183,8 +184,9 @@ def _markdown(experiment: Experiment, summary: dict[str, Any], folds: list[int],
         lines += [f"**SYNTHETIC: {data.note}**", ""]
     lines += [f"Experiment `{experiment.name}`; folds {', '.join(map(str, folds))} (mean ± std over "
               f"{len(folds)} fold(s)); recovery stage trained with `{protocol}` (random missing scenario per "
-              "sample and epoch); best epoch on validation `" + experiment.train.key_eval + "` under balanced "
-              "random-scenario masks; every test utterance evaluated under each scenario. WAR = accuracy, "
+              "sample and epoch); best epoch on validation `" + experiment.train.key_eval + "` pooled over every "
+              "utterance under all six missing scenarios (as MMIN); every test utterance evaluated under each "
+              "scenario. WAR = accuracy, "
               "UAR = unweighted average recall (×100). Recovery MSE / zero-fill MSE on the method's recovery "
               "space; their ratio (< 1: better than zero-filling) is comparable across methods.", "",
               "| scenario | WAR | UAR | macro-F1 | recovery MSE | zero-fill MSE | ratio |",

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -283,7 +283,7 @@ class FaceFeatureExtractor:
     _landmarker: Any = None
 
     #: What it produces (see :mod:`imer_core.features.base`).
-    spec: ClassVar[ExtractorSpec] = FACE_EXTRACTOR_SPEC
+    spec: ExtractorSpec = FACE_EXTRACTOR_SPEC  # an instance running the face network has its own
 
     def __init__(self, model_path: "str | os.PathLike[str] | None" = None, color: str = "bgr",
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
@@ -311,7 +311,7 @@ class FaceFeatureExtractor:
             self.face_net = face_net if isinstance(face_net, FaceNetRunner) else FaceNetRunner(face_net)
         self.with_crop = bool(with_crop) or self.face_net is not None
         if self.face_net is not None:  # this instance produces the face-network feature
-            self.spec = ExtractorSpec(Modality.VISION, self.feature_id, self.feature_dim)  # type: ignore[misc]
+            self.spec = ExtractorSpec(Modality.VISION, self.feature_id, self.feature_dim)
         self._mp = mp
         self._options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),

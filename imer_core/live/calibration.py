@@ -163,8 +163,8 @@ class CalibrationRun:
         arrays = {m.value: np.asarray(self._windows[m], np.float32).reshape(self.samples, WINDOW_STEPS, -1)
                   for m in MODALITIES}
         path = self.folder / CALIBRATION_FILE
-        # numpy's stub types **arrays against allow_pickle: bool
-        np.savez_compressed(path, **arrays, label=np.asarray(self._label, np.int64),  # type: ignore[arg-type]
+        # numpy 2's stub types **arrays against allow_pickle: bool (numpy 1 does not: unused there)
+        np.savez_compressed(path, **arrays, label=np.asarray(self._label, np.int64),  # type: ignore[arg-type, unused-ignore]
                             step=np.asarray(self._step, np.int64),
                             available=np.asarray(self._available, bool).reshape(self.samples, 3),
                             labels=np.asarray(self.labels))

@@ -423,6 +423,8 @@ def _without_features(status: ModalityStatus) -> ModalityStatus:
     """``status`` (observed by the health monitor) as failing: the window held none of its features."""
     reason = ("no transcript in the window (speech recognition is behind the speech)"
               if status.modality is Modality.TEXT else f"no {status.modality.value} features in the window")
+    if status.reason:  # an observed modality's reason says what it deliberately does less of
+        reason = f"{reason}; {status.reason}"
     return ModalityStatus(status.modality, ModalityState.FAILING, reason, status.since)
 
 

@@ -362,7 +362,7 @@ class LivePipeline:
                                            audio.ring.last_write_time, speech.error or voice.error,
                                            max(heard) if heard else None, speech.started_at, speech.busy_since,
                                            loading=speech.loading, loading_what=LOADING_WHAT[Modality.TEXT],
-                                           held=held),
+                                           held=held, degraded=speech.degraded),
         }
 
     def statuses(self) -> dict[Modality, ModalityStatus]:

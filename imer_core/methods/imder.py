@@ -310,9 +310,19 @@ class IMDer(MulTRecoveryModel):
         return make_sampler(SCORE, self.options.train_sampler, self.options.train_sampler_steps, eps=self.options.eps)
 
     def _inference_sampler(self, sampling: SamplingOptions | None) -> Sampler | None:
+        """The sampler of ``sampling``, else the default one.
+
+        With the distilled generator as default, a step count other than the one it
+        was distilled for (the app's "sampler steps", ``--steps``) runs the teacher
+        (the ``train_sampler``, i.e. Heun) with that many steps: a distilled student
+        is only trained on its own schedule.
+        """
         opts, sampling = self.options, sampling or SamplingOptions()
         name = (sampling.sampler or opts.sampler).strip().lower()
         steps = sampling.steps
+        if (sampling.sampler is None and name == DistilledSampler.name and steps is not None
+                and steps != opts.distill_steps):
+            name = opts.train_sampler.strip().lower()
         if steps is None and name == opts.sampler.strip().lower():
             steps = opts.sampler_steps
         elif steps is None and name == DistilledSampler.name and opts.distill_steps:

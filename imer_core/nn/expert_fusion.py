@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -224,7 +225,7 @@ class ExpertFusionHead(nn.Module):
 
     @classmethod
     def from_settings(cls, dims: Mapping[str, int], num_classes: int,
-                      settings: Mapping[str, object]) -> "ExpertFusionHead":
+                      settings: Mapping[str, Any]) -> "ExpertFusionHead":
         """A head built from a model config's ``expert_fusion`` settings."""
         known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts"}
         unknown = sorted(set(settings) - known - {"trained"})
@@ -232,8 +233,8 @@ class ExpertFusionHead(nn.Module):
             raise ValueError(f"unknown expert_fusion settings {unknown}; known: {sorted(known)}")
         options = {k: settings[k] for k in known if k in settings}
         if "speaker_experts" in options:
-            options["speaker_experts"] = tuple(options["speaker_experts"])  # type: ignore[arg-type]
-        return cls(dims, num_classes, **options)  # type: ignore[arg-type]
+            options["speaker_experts"] = tuple(options["speaker_experts"])
+        return cls(dims, num_classes, **options)
 
     def zero_correction(self) -> None:
         """Output of the correction set to zero: the head becomes the experts' product."""

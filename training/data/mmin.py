@@ -373,7 +373,8 @@ def data_seq_lens(values: Sequence[Sequence[np.ndarray]]) -> tuple[int, int, int
     """Per modality, the longest valid sequence (steps up to the last non-zero one) of ``values[m]`` (≥ 1)."""
     if len(values) != 3:
         raise ValueError("need the (text, audio, vision) feature lists")
-    return tuple(max([1, *(_valid_length(x) for x in arrays)]) for arrays in values)  # type: ignore[return-value]
+    text, audio, vision = (max([1, *(_valid_length(x) for x in arrays)]) for arrays in values)
+    return text, audio, vision
 
 
 def _valid_length(x: np.ndarray) -> int:

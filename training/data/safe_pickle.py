@@ -124,7 +124,7 @@ class BoundedReader(io.RawIOBase):
         view[:len(data)] = data
         return len(data)
 
-    def readline(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def readline(self, size: int | None = -1) -> bytes:
         left = self._left()
         return self._handle.readline(left if size is None or size < 0 else min(size, left))
 

@@ -132,7 +132,7 @@ def _write_npz(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     """Write arrays plus meta atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type, unused-ignore]  # numpy 2 stub: **arrays vs allow_pickle: bool
     os.replace(tmp, path)
 
 

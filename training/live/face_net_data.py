@@ -117,7 +117,7 @@ def merge_fer_crops(paths: Sequence[str | Path], out: str | Path) -> dict[str, A
     meta["shards"] = len(parts)
     path = Path(out)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)), **arrays)  # type: ignore[arg-type, unused-ignore]  # numpy 2 stub: **arrays vs allow_pickle: bool
     os.replace(tmp, path)
     return meta
 

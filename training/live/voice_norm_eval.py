@@ -73,7 +73,7 @@ def voice_features(data_root: str | Path, cache: Path, progress: bool = True) ->
               "label": np.asarray(rows["label"], np.int64), "speaker": np.asarray(rows["speaker"]),
               "split": np.asarray(rows["split"]), "corpus": np.asarray(rows["corpus"])}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy's stub types **arrays against allow_pickle: bool
+    np.savez_compressed(cache, **arrays)  # type: ignore[arg-type, unused-ignore]  # numpy 2 stub: **arrays vs allow_pickle: bool
     return arrays
 
 
