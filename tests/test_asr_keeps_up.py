@@ -7,6 +7,8 @@ duration: instead of sleeping, it appends that much new speech to the stream
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from live_fakes import FakeEmbedder
@@ -144,3 +146,71 @@ def test_backends_decode_greedily_when_asked(backend):
     normal, greedy = seen
     assert normal["beam_size"] == 5 and "temperature" not in normal
     assert greedy["beam_size"] in (1, None) and greedy["temperature"] == 0.0
+
+
+class HangingASR:
+    """Blocks in ``transcribe`` until ``release`` is set (a recogniser stuck or very slow)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+        self.greedy = False
+
+    def transcribe(self, audio: np.ndarray, *, start_time: float = 0.0) -> Transcript:
+        self.calls += 1
+        self.release.wait(60)
+        duration = len(audio) / 16000
+        return Transcript((Segment("late words", start_time, start_time + duration),), start_time, duration,
+                          "hanging", processing_s=30.0)
+
+
+def hanging_worker(config: SpeechConfig) -> tuple[SpeechWorker, list[HangingASR], Talker]:
+    ring = AudioRingBuffer(16000, capacity_s=60)
+    speech, text = FeatureTrack(1, capacity_s=60), FeatureTrack(TEXT_DIM, capacity_s=60)
+    built: list[HangingASR] = []
+
+    def factory() -> HangingASR:
+        built.append(HangingASR())
+        return built[-1]
+
+    worker = SpeechWorker(ring, speech, text, factory, FakeEmbedder, TranscriptWindow(), config)
+    return worker, built, Talker(ring, speech, limit_s=50.0)
+
+
+def speak_and_poll(worker: SpeechWorker, talker: Talker, seconds: float) -> None:
+    def loop() -> None:
+        end = talker.now + seconds
+        while talker.now < end - STEP / 2:
+            talker.advance(STEP)
+            worker.poll()
+
+    worker._launch(loop, "test-speech")
+    assert worker._thread is not None
+    worker._thread.join(60)
+
+
+def test_a_timed_out_recognition_is_waited_for_not_duplicated_and_its_text_kept():
+    """Under load a call that times out is usually slow, not hung: loading a second model beside it
+    (the old behaviour) doubled memory and CPU with every time-out (1.2 -> 1.7 GB in the soak)."""
+    worker, built, talker = hanging_worker(SpeechConfig(timeout_s=0.05, abandon_after_s=3600.0))
+    speak_and_poll(worker, talker, 12.0)  # four sentences; the first call never answers in this time
+    assert len(built) == 1 and built[0].calls == 1  # no second backend, no second call while it runs
+    assert "timed out" in worker.error and worker.skipped_s > 3.0
+    built[0].release.set()
+    worker._late.join(10)
+    speak_and_poll(worker, talker, 0.2)
+    assert worker.error == "" and worker.event_count == 1  # the late text is used ...
+    assert worker.events[0].text == "late words"
+    speak_and_poll(worker, talker, 6.0)
+    assert len(built) == 1 and built[0].calls >= 2  # ... and the same backend transcribes again
+
+
+def test_a_hung_recogniser_is_replaced_a_bounded_number_of_times():
+    worker, built, talker = hanging_worker(SpeechConfig(timeout_s=0.05, abandon_after_s=0.0, max_abandoned=2))
+    speak_and_poll(worker, talker, 30.0)
+    try:
+        assert len(built) == 3 and worker.abandoned == 2  # the first one and two replacements, no more
+        assert "speech recognition hangs" in worker.error
+    finally:
+        for asr in built:
+            asr.release.set()

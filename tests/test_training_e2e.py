@@ -14,7 +14,7 @@ from training.cli import main as cli_main
 from training.data import MMSADataset, load_mmsa, write_synthetic_mmsa
 from training.distributed import DistContext
 from training.experiment import TrainConfig
-from training.protocols import make_protocol
+from training.protocol_spec import make_protocol
 from training.runs import RunFolder
 from training.trainer import Trainer, seed_everything
 
