@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "training.cli", "train", "--config", "quick_synthetic", "--protocol", "batch:0.3",
            "--out", str(out), "--no-progress", "--device", "cpu",
            "--set", "data.synthetic_sizes=[96, 32, 32]", "--set", "train.max_epochs=2",

@@ -34,12 +34,12 @@ def test_frame_slot_wait_times_out_and_wakes_on_put():
     slot = FrameSlot()
     t0 = time.monotonic()
     assert slot.wait_newer(0, 0.1) == (None, 0)
-    assert 0.09 <= time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 >= 0.09  # waited for its time-out
     timer = threading.Timer(0.05, slot.put, args=(frame(7),))
     timer.start()
     t0 = time.monotonic()
-    got, seq = slot.wait_newer(0, 2.0)
-    assert got.index == 7 and seq == 1 and time.monotonic() - t0 < 1.0
+    got, seq = slot.wait_newer(0, 120.0)
+    assert got.index == 7 and seq == 1 and time.monotonic() - t0 < 60.0  # woken by the put, not timed out
     timer.join()
 
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import SMALL_DIMS, SMALL_LEN, small_specs
 
 from imer_core.checkpoint import load_checkpoint
@@ -15,7 +14,7 @@ from training.cli import main as cli_main
 from training.data import MMSADataset, load_mmsa, write_synthetic_mmsa
 from training.distributed import DistContext
 from training.experiment import TrainConfig
-from training.protocols import make_protocol
+from training.protocol_spec import make_protocol
 from training.runs import RunFolder
 from training.trainer import Trainer, seed_everything
 
@@ -28,32 +27,30 @@ def tiny_data(tmp_path_factory):
     # Stronger cross-modal coupling than the benchmark default, and features scaled to the magnitude
     # of MOSI-sized projections (the VE-SDE's sigma_max ~ 9.8 is tuned to that scale), so that a few
     # CPU epochs can learn recovery.
-    write_synthetic_mmsa(path, seed=3, sizes=(256, 64, 128), seq_len=SMALL_LEN, dims=SMALL_DIMS,
+    write_synthetic_mmsa(path, seed=3, sizes=(192, 64, 128), seq_len=SMALL_LEN, dims=SMALL_DIMS,
                          noise_scale=0.3, private_scale=0.3, feature_scale=6.0)
     return {name: MMSADataset(split) for name, split in load_mmsa(path).items()}
 
 
-@pytest.fixture
-def two_threads():
-    """The one test with real compute uses both cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_path):
+    """Both stages train: the task beats the mean baseline and recovery beats zero-filling.
 
-
-def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_path, two_threads):
-    from imer_core.config import ModelConfig
+    Sized to ~10-20 s of CPU: a narrow IMDer (one MulT layer, a two-level score U-Net, one refiner
+    block) and a 2-step Heun sampler used both while training the refiners and at evaluation (the
+    refiners learn to correct that sampler's outputs).  Skipping the recovery stage fails the
+    recovery assertion (recovery MSE about twice zero-filling's).
+    """
+    from imer_core.config import FusionConfig, ModelConfig
     from imer_core.registry import create_model
 
     seed_everything(0)
-    # A narrow IMDer (same structure, fewer channels and refiner blocks) keeps the test fast.
     config = ModelConfig(method="imder", specs=small_specs(),
-                         method_options={"sampler": "heun", "sampler_steps": 5, "train_sampler": "heun",
-                                         "train_sampler_steps": 3, "score_channels": [32, 32, 32, 32],
-                                         "score_embed_dim": 64, "refiner_blocks": 4})
+                         method_options={"sampler": "heun", "sampler_steps": 2, "train_sampler": "heun",
+                                         "train_sampler_steps": 2, "score_channels": [32, 32],
+                                         "score_embed_dim": 32, "refiner_blocks": 1,
+                                         "fusion": FusionConfig(num_heads=4, nlevels=1, mem_layers=1)})
     model = create_model(config)
-    train_cfg = TrainConfig(batch_size=16, learning_rate=2e-3, early_stop=20, max_epochs=8, pretrain_max_epochs=6)
+    train_cfg = TrainConfig(batch_size=32, learning_rate=2e-3, early_stop=20, max_epochs=4, pretrain_max_epochs=3)
     run = RunFolder(tmp_path / "run")
     trainer = Trainer(model, tiny_data, train_cfg, make_protocol("sample:0.3"), DistContext(), run, seed=0,
                       progress=False)
@@ -72,8 +69,8 @@ def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_
     assert rows[0].startswith("stage,epoch") and any(r.startswith("recovery,") for r in rows[1:])
 
     # The faithful sampler works on the trained model too, and evaluation is deterministic for a seed.
-    em = trainer.evaluate("test", sampling=SamplingOptions(sampler="euler-maruyama", steps=20, seed=1))
-    em2 = trainer.evaluate("test", sampling=SamplingOptions(sampler="euler-maruyama", steps=20, seed=1))
+    em = trainer.evaluate("test", sampling=SamplingOptions(sampler="euler-maruyama", steps=5, seed=1))
+    em2 = trainer.evaluate("test", sampling=SamplingOptions(sampler="euler-maruyama", steps=5, seed=1))
     assert em["MAE"] == em2["MAE"] and np.isfinite(em["recovery_mse"])
 
 

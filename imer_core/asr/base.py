@@ -37,6 +37,9 @@ class GuardedBackend(ABC):
     name: str = "whisper"
     selection_reason: str = ""
     """Why :func:`imer_core.asr.load_asr` picked this backend (empty when constructed directly)."""
+    greedy: bool = False
+    """Decode greedily (beam 1, no temperature fallback) instead of with the configured beam: set by the
+    live speech worker while recognition cannot keep up with the speech (a loaded CPU)."""
 
     def __init__(self, guard: GuardConfig = DEFAULT_GUARD) -> None:
         self.guard = guard

@@ -115,9 +115,10 @@ class FasterWhisperBackend(GuardedBackend):
                                  f"{exc}{hint}") from exc
 
     def _decode(self, audio: np.ndarray) -> Sequence[Segment]:
+        fast = {"beam_size": 1, "temperature": 0.0} if self.greedy else {"beam_size": self.beam_size}
         segments, _info = self._model.transcribe(
-            audio, language=self.language, beam_size=self.beam_size, word_timestamps=self.word_timestamps,
-            condition_on_previous_text=False, vad_filter=self.vad_filter)
+            audio, language=self.language, word_timestamps=self.word_timestamps,
+            condition_on_previous_text=False, vad_filter=self.vad_filter, **fast)
         out: list[Segment] = []
         for s in segments:
             words = tuple(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))

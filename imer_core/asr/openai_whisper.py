@@ -136,9 +136,10 @@ class OpenAIWhisperBackend(GuardedBackend):
             self.language = "en"
 
     def _decode(self, audio: np.ndarray) -> Sequence[Segment]:
+        fast = {"beam_size": None, "temperature": 0.0} if self.greedy else {"beam_size": self.beam_size,
+                                                                           "best_of": 5}
         result = self._whisper.transcribe(
-            self._model, audio, language=self.language, beam_size=self.beam_size,
-            best_of=5, word_timestamps=self.word_timestamps,
+            self._model, audio, language=self.language, word_timestamps=self.word_timestamps, **fast,
             condition_on_previous_text=False, fp16=self.device.startswith("cuda"), verbose=None)
         out: list[Segment] = []
         for s in result.get("segments", []):

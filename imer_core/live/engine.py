@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import devices
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, FeatureSpec, Modality
 from ..registry import preferred_methods
@@ -55,12 +56,12 @@ class NonFiniteOutputError(ArithmeticError):
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``"cuda"`` when requested or available (``auto``), else ``"cpu"``; errors for unusable requests."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LiveModelError("--device cuda was requested but no CUDA device is available")
-    return device
+    """:func:`imer_core.devices.resolve_device` for the live pipeline: an unusable request is a
+    :class:`LiveModelError` (which the app reports as such)."""
+    try:
+        return devices.resolve_device(device)
+    except devices.DeviceUnavailable as exc:
+        raise LiveModelError(str(exc)) from exc
 
 
 @dataclass
@@ -422,6 +423,8 @@ def _without_features(status: ModalityStatus) -> ModalityStatus:
     """``status`` (observed by the health monitor) as failing: the window held none of its features."""
     reason = ("no transcript in the window (speech recognition is behind the speech)"
               if status.modality is Modality.TEXT else f"no {status.modality.value} features in the window")
+    if status.reason:  # an observed modality's reason says what it deliberately does less of
+        reason = f"{reason}; {status.reason}"
     return ModalityStatus(status.modality, ModalityState.FAILING, reason, status.since)
 
 

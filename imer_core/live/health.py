@@ -85,6 +85,9 @@ class ModalitySignals:
         loading: the worker is still loading its model.
         loading_what: what is loading, for the reason ("the face model").
         held: the source is held until the models have loaded (a media file).
+        degraded: why the worker deliberately does less than usual (e.g. speech
+            recognition skipping older speech to keep up); the modality stays
+            observed with this as its reason, and a failure reason mentions it.
     """
 
     enabled: bool = True
@@ -98,6 +101,7 @@ class ModalitySignals:
     loading: bool = False
     loading_what: str = "the models"
     held: bool = False
+    degraded: str = ""
 
 
 @dataclass
@@ -114,7 +118,7 @@ class HealthMonitor:
             state, reason = self._judge(modality, now, signals.get(modality, ModalitySignals(enabled=False)))
             previous = self._current.get(modality)
             since = previous.since if previous and (previous.state, previous.reason) == (state, reason) else now
-            if previous and previous.state == state and state is ModalityState.FAILING \
+            if previous and previous.state == state and state in (ModalityState.FAILING, ModalityState.OBSERVED) \
                     and _same_cause(previous.reason, reason):
                 since = previous.since
             out[modality] = ModalityStatus(modality, state, reason, since)
@@ -155,8 +159,9 @@ class HealthMonitor:
         if s.busy_since is not None and now - s.busy_since > cfg.asr_timeout_s:
             return ModalityState.FAILING, f"speech recognition timed out ({now - s.busy_since:.0f} s)"
         if s.last_signal is None or now - s.last_signal > cfg.text_silence_after_s:
-            return ModalityState.FAILING, f"no speech transcribed in the last {cfg.text_silence_after_s:.0f} s"
-        return ModalityState.OBSERVED, ""
+            reason = f"no speech transcribed in the last {cfg.text_silence_after_s:.0f} s"
+            return ModalityState.FAILING, f"{reason}; {s.degraded}" if s.degraded else reason
+        return ModalityState.OBSERVED, s.degraded
 
 
 def _silent_for(now: float, s: ModalitySignals) -> float:

@@ -22,19 +22,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..features.base import ExtractorSpec
 from ..modalities import MODALITIES, Modality, as_modality
+from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
 from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
 from .models import ModelBank, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
+from .pipeline_view import PipelineView
 from .smoothing import DEFAULT_SMOOTHING_S
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker, Worker
+
+if TYPE_CHECKING:
+    from .neutral_baseline import NeutralBaseline
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +244,14 @@ class LivePipeline:
         self.engine.set_smoothing(time_constant_s)
         self.config = replace(self.config, smoothing_s=float(time_constant_s))
 
+    def set_neutral_baseline(self, baseline: NeutralBaseline | None) -> None:
+        """Shift this person's features by their neutral baseline (see the engine's method of that name)."""
+        self.engine.set_neutral_baseline(baseline)
+
+    def neutral_baseline_modalities(self) -> tuple[str, ...]:
+        """Modalities the neutral baseline shifts with the current checkpoint."""
+        return self.engine.neutral_baseline_modalities()
+
     def set_compare_hidden(self, modalities: "Iterable[Modality | str]") -> None:
         """Compare mode: also predict with these (observed) modalities hidden and recovered."""
         self.engine.set_compare_hidden(modalities)
@@ -348,7 +362,7 @@ class LivePipeline:
                                            audio.ring.last_write_time, speech.error or voice.error,
                                            max(heard) if heard else None, speech.started_at, speech.busy_since,
                                            loading=speech.loading, loading_what=LOADING_WHAT[Modality.TEXT],
-                                           held=held),
+                                           held=held, degraded=speech.degraded),
         }
 
     def statuses(self) -> dict[Modality, ModalityStatus]:
@@ -356,6 +370,36 @@ class LivePipeline:
         if not self._statuses and self.video is not None:
             self._evaluate()
         return dict(self._statuses)
+
+    # -- read-only views (the window and the recorder read these, not the parts) -------------
+    def snapshot(self) -> PipelineView:
+        """What the pipeline runs right now, as an immutable value."""
+        streams = [(name, s) for name, s in (("camera", self.video), ("microphone", self.audio)) if s is not None]
+        owner = getattr(self.video, "_owner", None)  # a media file's two streams share their file
+        duration = getattr(getattr(owner, "info", None), "duration_s", None)
+        return PipelineView(
+            device=self.device, methods=tuple(self.bank.methods), checkpoints=dict(self.bank.checkpoints),
+            method=self.engine.method, sampler_steps=self.engine.sampler_steps, model_error=self.engine.model_error,
+            config=self.config, enabled=dict(self.enabled), started=self.video is not None,
+            stream_statuses=tuple((name, s.status) for name, s in streams),
+            playing=any(s.running for _, s in streams), ended=self.ended,
+            file_duration_s=float(duration) if duration else None)
+
+    def load_model(self, method: str | None = None) -> None:
+        """Load the checkpoint of ``method`` (default: the current one) now; raises
+        :class:`~imer_core.live.models.LiveModelError` when it does not fit (e.g. before starting)."""
+        wanted = method or self.engine.method
+        if wanted is not None:
+            self.bank.get(wanted)
+
+    def latest_frame(self) -> VideoFrame | None:
+        """The newest captured frame (``None`` before the start or before the first frame)."""
+        return self.video.frames.latest() if self.video is not None else None
+
+    def capture_buffers(self) -> tuple[FrameSlot | None, AudioRingBuffer | None]:
+        """The current sources' frame slot and audio ring (they change when the sources are switched)."""
+        return (self.video.frames if self.video is not None else None,
+                self.audio.ring if self.audio is not None else None)
 
     # -- results -----------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[LiveResult], None]) -> None:
@@ -449,4 +493,4 @@ def disabled_from_text(text: str | None) -> frozenset[Modality]:
     return frozenset(as_modality(part) for part in text.split(",") if part.strip())
 
 
-__all__: Iterable[str] = ("LivePipeline", "PipelineConfig", "disabled_from_text")
+__all__: Iterable[str] = ("LivePipeline", "PipelineConfig", "PipelineView", "disabled_from_text")
