@@ -221,7 +221,7 @@ def test_webcam_without_any_device_says_so_and_exits(monkeypatch, tmp_path, live
 
     rig = fake_rig()
     rig.video.fail = rig.audio.fail = True
-    monkeypatch.setattr(PipelineParts, "for_device", classmethod(lambda cls, device: rig.parts()))
+    monkeypatch.setattr(PipelineParts, "for_device", classmethod(lambda cls, device, extractors=None: rig.parts()))
     out = tmp_path / "sessions"
     assert main(["run", "--source", "webcam", "--device-wait", "1", "--checkpoint", str(live_checkpoints["cmarr"]),
                  "--out", str(out), "--quiet"]) == 1
