@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.cli import main
 from imer_core.features.base import ExtractorFactory, ExtractorSpec
 from imer_core.features.registry import (
     available_extractors,
+    default_extractor_specs,
     extractor_factories,
     parse_extractor_choice,
     register_extractor,
@@ -84,7 +86,8 @@ def test_a_registered_extractor_is_listed_chosen_and_built(toy_extractor):
 def test_the_compatibility_check_follows_the_pipeline_parts(toy_extractor, toy_checkpoint):
     default_parts = fake_rig().parts()
     toy_parts = PipelineParts(face_extractor=ExtractorFactory(TOY_SPEC, ToyColourExtractor))
-    with pytest.raises(LiveModelError, match="expects 'toy-mean-colour' \\(3-d\\), the pipeline runs 'mediapipe"):
+    default_id = re.escape(default_parts.extractor_specs[Modality.VISION].extractor_id)  # the live vision feature
+    with pytest.raises(LiveModelError, match=f"expects 'toy-mean-colour' \\(3-d\\), the pipeline runs '{default_id}'"):
         load_live_model(toy_checkpoint, extractors=default_parts.extractor_specs)
     model = load_live_model(toy_checkpoint, extractors=toy_parts.extractor_specs)
     assert compatibility_problems(model.config, model.metadata, toy_parts.extractor_specs) == []
@@ -98,7 +101,7 @@ def test_the_compatibility_check_follows_the_pipeline_parts(toy_extractor, toy_c
 
 def test_a_bare_factory_stands_for_the_default_and_a_wrong_modality_is_refused():
     parts = PipelineParts(face_extractor=FakeFaceExtractor)
-    assert parts.extractor_specs[Modality.VISION].extractor_id.startswith("mediapipe")
+    assert parts.extractor_specs[Modality.VISION] == default_extractor_specs()[Modality.VISION]
     with pytest.raises(ValueError, match="makes vision features, not audio ones"):
         PipelineParts(voice_extractor=ExtractorFactory(TOY_SPEC, ToyColourExtractor))
 
