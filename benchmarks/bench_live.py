@@ -61,6 +61,8 @@ def run_once(clip: Path, checkpoints: list[str], method: str | None, steps: int 
     pipeline = LivePipeline(config)
     results = []
     pipeline.add_listener(results.append)
+    if pipeline.engine.method is not None:  # load (and warm up) the recovery model before the clip plays
+        pipeline.engine.bank.get(pipeline.engine.method)
     load_before = os.getloadavg()[0]
     pipeline.start()
     while pipeline.waiting_for_models:  # the file plays once the models have loaded: time from there

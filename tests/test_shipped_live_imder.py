@@ -36,3 +36,13 @@ def test_the_shipped_live_imder_samples_with_its_distilled_generator_by_default(
         assert torch.isfinite(default[name]).all()
         torch.testing.assert_close(default[name], eager[name], atol=1e-4, rtol=1e-4)   # traced == eager
         assert not torch.allclose(default[name], teacher[name])                       # the student, not Heun
+
+
+def test_loading_the_shipped_live_imder_traces_its_networks_before_the_first_window():
+    from imer_core.live.models import ModelBank
+
+    path = shipped_checkpoints().get("imder")
+    if path is None:
+        pytest.skip("no shipped live IMDer checkpoint (assets/models/live_imder.pt)")
+    model = ModelBank({"imder": path}).get("imder").model
+    assert len(model._traced) == 6   # 3 students and 3 refiners, traced for batch-1 windows at load time
