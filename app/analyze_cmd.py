@@ -17,9 +17,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .signals import SignalHandler
+if TYPE_CHECKING:
+    from .signals import SignalHandler
 
 EPILOG = """\
 inputs: images (jpg, png, ...: one row each, face_found says whether a face was found), audio

@@ -2,7 +2,7 @@
 
 One file holds everything needed to rebuild and use a model: the format name
 and version, the method name, the full :class:`~imer_core.config.ModelConfig`
-(feature specs, label space, fusion and method options), free-form metadata
+(feature specs, label space and method options), free-form metadata
 (training data, metrics, git commit, ...) and the state dict.  Only plain
 Python types and tensors are stored, so files load with
 ``torch.load(..., weights_only=True)`` and never execute code.

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from imer_core.checkpoint import save_checkpoint
-from imer_core.config import ModelConfig
+from imer_core.config import ModelConfig, fold_fusion_option
 from imer_core.methods.base import PRETRAIN, RECOVERY, RecoveryModel
 from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
@@ -50,8 +50,9 @@ def build_model(experiment: Experiment, specs: FeatureSpecs,
     """
     if labels is None:
         labels = ("sentiment",) if experiment.task == "regression" else MMSA_CLASSES
+    options = fold_fusion_option(experiment.method, experiment.method_options, experiment.fusion)
     config = ModelConfig(method=experiment.method, specs=specs, task=experiment.task, labels=tuple(labels),
-                         fusion=experiment.fusion, method_options=experiment.method_options)
+                         method_options=options)
     return create_model(config)
 
 

@@ -146,6 +146,32 @@ def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu",
     return LiveModel(str(payload["method"]), path, model, config, metadata, mean, std)
 
 
+def warm_up(model: LiveModel) -> bool:
+    """Build a traced model's per-shape networks now, at load time, instead of at its first windows.
+
+    Only for a checkpoint whose default inference backend is not eager (the shipped live
+    IMDer traces its networks): one batch-1 window of zeros per availability pattern goes
+    through ``recover`` under ``torch.inference_mode``.  Tracing takes the GIL for a
+    while; done here it delays the model load, not the predictions and the face thread
+    of a running session.  Returns whether anything was run.
+    """
+    import torch
+
+    from ..modalities import AVAILABLE_SUBSETS, mask_from_available
+
+    backend = getattr(getattr(model.model, "options", None), "score_backend", "eager")
+    if backend == "eager":
+        return False
+    specs = model.config.specs
+    device = next(model.model.parameters()).device
+    features = {s.modality.value: torch.zeros(1, s.seq_len, s.dim, device=device) for s in specs}
+    with torch.inference_mode():
+        for available in AVAILABLE_SUBSETS:
+            if len(available) < len(MODALITIES):
+                model.model.recover(features, mask_from_available(available, 1).to(device))
+    return True
+
+
 class ModelBank:
     """One checkpoint per recovery method; models are loaded on first use and kept.
 
@@ -193,5 +219,6 @@ class ModelBank:
             model = load_live_model(self.checkpoints[method], self.device, self.extractors)
             if model.method != method:
                 raise LiveModelError(f"{model.path} holds {model.method!r}, not {method!r}")
+            warm_up(model)
             self._loaded[method] = model
             return model

@@ -223,7 +223,7 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
         models.append((title, path, model))
     experiment = load_experiment(baseline_config, list(overrides))
     config = ModelConfig(method="fill", specs=data.specs, task="classification", labels=tuple(LIVE_LABELS),
-                         fusion=experiment.fusion)
+                         method_options={"fusion": experiment.fusion})
     predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress, fill_baselines)
     for title, predict in predictors.items():
         rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
