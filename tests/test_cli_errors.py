@@ -63,3 +63,24 @@ def test_report_error_formats_both_kinds():
     out = io.StringIO()
     assert report_error(_raised(subset_name, 5), "tool", out=out) == EXIT_INTERNAL_ERROR
     assert "Traceback" in out.getvalue() and "tool: internal error (TypeError" in out.getvalue()
+
+
+def test_imer_run_does_not_hide_a_bug_behind_a_one_line_message(monkeypatch, tmp_path, capsys):
+    import imer_core.live.pipeline as pipeline_module
+    from app.cli import main as imer_main
+
+    def broken_pipeline(*args, **kwargs):
+        return [][1]  # IndexError: a bug, not a user error
+
+    def library_value_error(*args, **kwargs):
+        return int("not a number")  # ValueError raised inside Python, not by the project
+
+    monkeypatch.setattr(pipeline_module, "LivePipeline", broken_pipeline)
+    with pytest.raises(IndexError):
+        imer_main(["run", "--source", "webcam", "--out", str(tmp_path / "s")])
+    monkeypatch.setattr(pipeline_module, "LivePipeline", library_value_error)
+    with pytest.raises(ValueError, match="invalid literal"):
+        imer_main(["run", "--source", "webcam", "--out", str(tmp_path / "s")])
+    monkeypatch.undo()  # a user error keeps its one line (a deliberate `raise` in the project's code)
+    assert imer_main(["run", "--source", "webcam", "--hop", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "imer:" in capsys.readouterr().err

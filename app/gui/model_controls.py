@@ -20,6 +20,16 @@ DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"
 METHOD_SHORTCUT = "Ctrl+M"
 
 
+def uses_sampler_steps(method: str | None) -> bool:
+    """Whether sampler steps mean anything to ``method`` (its class says so; unknown or none: yes)."""
+    from imer_core.registry import get_method_class
+
+    try:
+        return get_method_class(method).uses_sampler_steps if method else True
+    except KeyError:
+        return True
+
+
 def menu_methods(loaded: list[str]) -> list[str]:
     """Methods the menus offer: the registry's live methods by preference, then any other loaded one."""
     from imer_core.registry import live_methods, preferred_methods
@@ -119,7 +129,8 @@ class ModelControls(QObject):
         self.method_box.setPlaceholderText("no model")
         self.steps_box.setRange(0, 200)
         self.steps_box.setSpecialValueText("default")
-        self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's)")
+        self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's); greyed out for a "
+                                  "method that samples in one pass")
         self.steps_box.setKeyboardTracking(False)  # typing "25" applies 25 once, not 2 then 25
         self.steps_box.valueChanged.connect(self.set_sampler_steps)
         self.toolbar.addWidget(QLabel(" Method: "))
@@ -184,6 +195,7 @@ class ModelControls(QObject):
         self.method_box.setCurrentIndex(self.method_box.findData(method) if method else -1)
         view = self.pipeline.snapshot()
         self.method_box.setEnabled(bool(view.methods))
+        self.steps_box.setEnabled(uses_sampler_steps(method))
         self.label.setText(f"Model: {method_name(method)} on {view.device.upper()}" if view.methods
                            else "No trained model loaded")
 

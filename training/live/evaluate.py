@@ -133,7 +133,7 @@ def _model_predictor(model: Any) -> Predictor:
 
 def data_options_of(checkpoints: Sequence[Path]) -> LiveDataOptions:
     """The data options stored in the checkpoints (they must all be the same)."""
-    from imer_core.checkpoint import checkpoint_metadata as read_meta
+    from imer_core.checkpoint import checkpoint_info as read_meta
 
     options = [read_meta(p)["metadata"].get("data", {}).get("options") for p in checkpoints]
     if any(o is None for o in options):
@@ -284,7 +284,7 @@ def ship_checkpoints(models: Sequence[tuple[str, Path, Any]], report: Mapping[st
     Raises:
         ValueError: a checkpoint is 20 MB or more (nothing of it is left in ``ship_dir``).
     """
-    from imer_core.checkpoint import checkpoint_metadata as read_meta
+    from imer_core.checkpoint import checkpoint_info as read_meta
 
     shipped = {}
     for title, path, model in models:
