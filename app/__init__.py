@@ -1,5 +1,5 @@
-"""The IMER desktop app (PySide6) and the headless ``imer`` command.
+"""The IMER desktop app (PySide6 window) and the ``imer`` command (window, ``imer run``, ``imer analyze``).
 
-The live pipeline and the window are built on :mod:`imer_core`; they arrive with
-the live-pipeline and desktop-app issues. This package is empty until then.
+Built on :mod:`imer_core` (the live pipeline, the analysis); nothing here is
+imported by the library or the training code.  See ``docs/architecture.md``.
 """

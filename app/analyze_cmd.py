@@ -17,9 +17,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .signals import SignalHandler
+if TYPE_CHECKING:
+    from .signals import SignalHandler
 
 EPILOG = """\
 inputs: images (jpg, png, ...: one row each, face_found says whether a face was found), audio
@@ -89,6 +90,7 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
     from imer_core.analysis import AnalysisOptions, collect_inputs, evaluate_labels, read_label_map, read_labels
     from imer_core.analysis.core import iter_analyze
     from imer_core.analysis.output import format_for, write_rows
+    from imer_core.cli_errors import is_user_error
     from imer_core.live.models import LiveModelError
 
     try:
@@ -102,6 +104,8 @@ def run_analyze(args: argparse.Namespace, err: TextIO | None = None) -> int:
         labels = read_labels(args.labels) if args.labels else None
         label_map = read_label_map(args.label_map)
     except ValueError as exc:
+        if not is_user_error(exc):
+            raise  # a bug: its traceback, not a one-line message
         print(f"imer analyze: {exc}", file=err)
         return 2
     collected = collect_inputs(args.paths, args.text, args.text_column,

@@ -44,8 +44,9 @@ def pipeline_config(args: argparse.Namespace) -> "PipelineConfig":
     from imer_core.live.pipeline import PipelineConfig, disabled_from_text
 
     source = args.source or WEBCAM
-    if source != WEBCAM and not Path(source).is_file():
-        raise SystemExit(f"imer: source file not found: {source}")
+    problem = SourceSpec(source).kind.check(source)
+    if problem:
+        raise SystemExit(f"imer: {problem}")
     spec = SourceSpec(source=source, camera=args.camera, microphone=_mic(args.mic), loop=args.loop)
     health = HealthConfig(text_silence_after_s=getattr(args, "text_silence", 15.0))
     try:
@@ -94,11 +95,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"imer: {problem}", file=out)
         return EXIT_USAGE
     source = args.source or WEBCAM
-    if source != WEBCAM:
-        problem = _media_problem(Path(source))
-        if problem:
-            print(f"imer: {problem}", file=out)
-            return EXIT_MEDIA
+    problem = _source_problem(source)
+    if problem:
+        print(f"imer: {problem}", file=out)
+        return EXIT_MEDIA
     stop = StopRequests(out).install()
     try:
         return _run(args, out, stop, source)
@@ -129,34 +129,30 @@ def _check_options(args: argparse.Namespace) -> str:
     return ""
 
 
-def _media_problem(path: Path) -> str:
-    """Why ``path`` cannot be played (one line), or ``""``."""
-    if not path.exists():
-        return f"source file not found: {path}"
-    from imer_core.live.sources.media import MediaOpenError, probe_media
+def _source_problem(source: str) -> str:
+    """Why the ``--source`` value cannot be used (one line, from its kind), or ``""``."""
+    from imer_core.live.sources.kinds import source_kind
 
-    try:
-        probe_media(path)
-    except MediaOpenError as exc:
-        return f"not an audio or video file: {path.name} ({exc})"
-    return ""
+    return source_kind(source).check(source)
 
 
 def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str) -> int:
+    from imer_core.cli_errors import is_user_error
     from imer_core.live.models import LiveModelError
     from imer_core.live.pipeline import LivePipeline
 
     try:
         pipeline = LivePipeline(pipeline_config(args))
-        if pipeline.engine.method is not None:
-            pipeline.bank.get(pipeline.engine.method)  # refuse a checkpoint that does not fit, before starting
+        pipeline.load_model()  # refuse a checkpoint that does not fit, before starting
     except SystemExit as exc:
         print(exc, file=out)
         return EXIT_USAGE
     except (LiveModelError, ValueError) as exc:
+        if not is_user_error(exc):
+            raise  # a bug: its traceback, not a one-line message
         print(f"imer: {exc}", file=out)
         return EXIT_USAGE
-    if not pipeline.bank.methods:
+    if not pipeline.snapshot().methods:
         print("imer: no trained model loaded (no --checkpoint and no shipped model): modality states and "
               "features are shown, but no emotion is predicted", file=out)
     stop.starting = False  # from here a Ctrl-C stops the pipeline cleanly
@@ -173,7 +169,7 @@ def _run(args: argparse.Namespace, out: TextIO, stop: StopRequests, source: str)
         recorded = True
         baseline = getattr(args, "loaded_baseline", None)
         if baseline is not None:
-            pipeline.engine.set_neutral_baseline(baseline)
+            pipeline.set_neutral_baseline(baseline)
             print(f"neutral baseline from {args.baseline_file} applied", file=out, flush=True)
         return _record(pipeline, args, stop, out)
     finally:
@@ -186,21 +182,21 @@ def _wait_for_source(pipeline, args: argparse.Namespace, stop: StopRequests, out
     """Wait until the source plays (a held file: its models loaded); ``""`` or why it never will."""
     started = time.monotonic()
     last_print = -10.0
+    live = not pipeline.config.sources.is_file
     while not stop.wait(0.1):
         elapsed = time.monotonic() - started
-        if source == WEBCAM:
-            devices = [(name, s) for name, s in (("camera", pipeline.video), ("microphone", pipeline.audio))
-                       if s is not None]
-            if any(s.status.ok for _, s in devices):
+        if live:
+            devices = pipeline.snapshot().stream_statuses
+            if any(status.ok for _, status in devices):
                 return ""
             if elapsed >= args.device_wait:
-                reasons = "; ".join(f"{name}: {s.status.reason or 'no data'}" for name, s in devices)
+                reasons = "; ".join(f"{name}: {status.reason or 'no data'}" for name, status in devices)
                 return (f"no camera and no microphone delivered anything within {args.device_wait:g} s "
                         f"({reasons}); connect one, or play a file with --source FILE")
         elif not pipeline.waiting_for_models:
             return ""
         if not args.quiet and elapsed - last_print >= 5.0:
-            what = "waiting for the camera / microphone" if source == WEBCAM else \
+            what = "waiting for the camera / microphone" if live else \
                 "loading models; the file starts playing when they are ready"
             print(f"[{elapsed:6.1f}s] {what}", file=out, flush=True)
             last_print = elapsed
@@ -284,17 +280,15 @@ def _loop(pipeline, args: argparse.Namespace, stop: StopRequests, started: float
 
 def _file_seconds(pipeline) -> float | None:
     """Play time of a media file source that does not loop (its duration), else ``None``."""
-    spec = pipeline.config.sources
-    if not spec.is_file or spec.loop:
+    view = pipeline.snapshot()
+    if not view.config.sources.is_file or view.config.sources.loop:
         return None
-    info = getattr(pipeline.video, "_owner", None)
-    duration = getattr(getattr(info, "info", None), "duration_s", None)
-    return float(duration) if duration else None
+    return view.file_duration_s
 
 
 def _nothing_plays(pipeline) -> bool:
     """Every modality is switched off, so neither stream of the file runs (its end is never seen)."""
-    return not any(s is not None and s.running for s in (pipeline.video, pipeline.audio))
+    return not pipeline.snapshot().playing
 
 
 def _neutral_baseline(pipeline, folder: Path, args: argparse.Namespace, stop: StopRequests, out: TextIO) -> None:
@@ -312,7 +306,7 @@ def _neutral_baseline(pipeline, folder: Path, args: argparse.Namespace, stop: St
         return
     path = baseline.save(folder)
     counts = ", ".join(f"{m.value} {n}" for m, n in baseline.counts.items())
-    used = ", ".join(pipeline.engine.neutral_baseline_modalities()) or "nothing (the model has no neutral reference)"
+    used = ", ".join(pipeline.neutral_baseline_modalities()) or "nothing (the model has no neutral reference)"
     print(f"neutral baseline ({counts} samples) saved to {path}; shifts {used}", file=out, flush=True)
 
 

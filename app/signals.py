@@ -16,12 +16,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from types import FrameType
-from typing import Any, TextIO
 
-#: What :func:`signal.signal` accepts and returns.
-SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module is imported before anything else, keep it light
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any, TextIO, TypeAlias
+
+    #: What :func:`signal.signal` accepts and returns.
+    SignalHandler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 #: Set by Ctrl-C or SIGTERM received before the command's own handler.
 EARLY_STOP = threading.Event()

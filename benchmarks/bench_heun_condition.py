@@ -86,7 +86,7 @@ def trained_results(checkpoint: Path, steps: int, work: Path) -> list[dict[str, 
     from training.distributed import DistContext
     from training.experiment import load_experiment
     from training.oracle import bayes_optimal_metrics
-    from training.protocols import make_protocol
+    from training.protocol_spec import make_protocol
     from training.runner import load_data
     from training.runs import RunFolder
     from training.trainer import Trainer

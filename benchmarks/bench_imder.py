@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions  # noqa: E402
 from imer_core.modalities import mask_from_available  # noqa: E402
-from training.distributed import DistContext, resolve_device  # noqa: E402
+from training.distributed import DistContext, torch_device  # noqa: E402
 from training.experiment import load_experiment, with_train  # noqa: E402
-from training.protocols import make_protocol  # noqa: E402
+from training.protocol_spec import make_protocol  # noqa: E402
 from training.runner import build_model, load_data  # noqa: E402
 from training.runs import RunFolder, machine_info  # noqa: E402
 from training.trainer import Trainer, seed_everything  # noqa: E402
@@ -112,7 +112,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="640,160,320", help="train,valid,test sizes of the synthetic benchmark")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     seed_everything(0)
     ctx = DistContext(device=device)
     experiment = load_experiment("imder_synthetic_mosi", [

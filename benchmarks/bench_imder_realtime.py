@@ -36,7 +36,7 @@ from imer_core.modalities import mask_from_available  # noqa: E402
 from training.distill import distill_model  # noqa: E402
 from training.distributed import DistContext  # noqa: E402
 from training.experiment import load_experiment, with_train  # noqa: E402
-from training.protocols import make_protocol  # noqa: E402
+from training.protocol_spec import make_protocol  # noqa: E402
 from training.runner import build_model, load_data  # noqa: E402
 from training.runs import RunFolder, machine_info  # noqa: E402
 from training.trainer import Trainer, seed_everything  # noqa: E402

@@ -47,6 +47,13 @@ def make_benchmark_clip(path: Path, duration_s: float) -> Path:
     return path
 
 
+def _enabled_streams_ended(pipeline: LivePipeline) -> bool:
+    """Every stream of the file that is still switched on has ended (a switched-off stream never ends)."""
+    streams = [s for s in (pipeline.video, pipeline.audio) if s is not None and not s.status.absent]
+    running = [s for s in streams if s.status.reason != "stopped"]
+    return bool(running) and all(s.status.ended for s in running)
+
+
 def run_once(clip: Path, checkpoints: list[str], method: str | None, steps: int | None, device: str,
              disabled: frozenset[Modality] = frozenset()) -> dict:
     config = PipelineConfig(sources=SourceSpec(str(clip)), checkpoints=tuple(checkpoints), method=method,
@@ -54,12 +61,14 @@ def run_once(clip: Path, checkpoints: list[str], method: str | None, steps: int 
     pipeline = LivePipeline(config)
     results = []
     pipeline.add_listener(results.append)
+    if pipeline.engine.method is not None:  # load (and warm up) the recovery model before the clip plays
+        pipeline.engine.bank.get(pipeline.engine.method)
     load_before = os.getloadavg()[0]
     pipeline.start()
     while pipeline.waiting_for_models:  # the file plays once the models have loaded: time from there
         time.sleep(0.05)
     started = time.monotonic()
-    while not pipeline.ended and time.monotonic() - started < 600:
+    while not pipeline.ended and not _enabled_streams_ended(pipeline) and time.monotonic() - started < 600:
         time.sleep(0.2)
     elapsed = time.monotonic() - started
     frames = pipeline.face_worker.frames_processed

@@ -25,7 +25,7 @@ from bench_imder import replace_section  # noqa: E402
 
 from imer_core.methods.base import SamplingOptions  # noqa: E402
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, FeatureSpecs, mask_from_available  # noqa: E402
-from training.distributed import resolve_device  # noqa: E402
+from training.distributed import torch_device  # noqa: E402
 from training.experiment import load_experiment  # noqa: E402
 from training.runner import build_model  # noqa: E402
 from training.runs import machine_info  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     torch.manual_seed(0)
     specs = FeatureSpecs.from_dims((768, 5, 20), 50)
     lines = [f"## Recovery latency of all methods on {device.type.upper()} ({time.strftime('%Y-%m-%d')})", "",

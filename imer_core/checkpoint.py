@@ -2,7 +2,7 @@
 
 One file holds everything needed to rebuild and use a model: the format name
 and version, the method name, the full :class:`~imer_core.config.ModelConfig`
-(feature specs, label space, fusion and method options), free-form metadata
+(feature specs, label space and method options), free-form metadata
 (training data, metrics, git commit, ...) and the state dict.  Only plain
 Python types and tensors are stored, so files load with
 ``torch.load(..., weights_only=True)`` and never execute code.
@@ -166,8 +166,11 @@ def load_checkpoint(path: "str | os.PathLike[str]", map_location: "str | torch.d
     return model.to(map_location).eval()
 
 
-def checkpoint_metadata(path: "str | os.PathLike[str]") -> dict[str, Any]:
-    """Metadata dictionary of a checkpoint (plus method, config and versions), without the weights."""
+def checkpoint_info(path: "str | os.PathLike[str]") -> dict[str, Any]:
+    """What a checkpoint file holds besides the weights: method, config, versions and ``"metadata"``.
+
+    (A loaded model keeps the metadata alone as :attr:`RecoveryModel.checkpoint_metadata`.)
+    """
     payload = read_checkpoint(path)
     keys = ("method", "config", "format_version", "package_version")
     info: dict[str, Any] = {k: payload[k] for k in keys if k in payload}

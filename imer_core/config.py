@@ -8,7 +8,7 @@ can store them as dictionaries and be read back with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from .modalities import FeatureSpecs
@@ -25,6 +25,7 @@ class FusionConfig:
     """Hyper-parameters of the MulT fusion backbone (names follow the IMDer/MMSA configs).
 
     Defaults are IMDer's MOSI settings (``config/config.json`` of the reference code).
+    The methods built on MulT (IMDer, RoHyDR) hold it as their ``fusion`` option.
     """
 
     d_model: int = 32
@@ -54,9 +55,10 @@ class ModelConfig:
         specs: input feature specifications.
         task: ``"regression"`` (one output, MOSI/MOSEI sentiment) or ``"classification"``.
         labels: names of the outputs (class names, or ``("sentiment",)`` for regression).
-        fusion: MulT backbone settings.
         method_options: method-specific options (a plain dict; each method
-            parses it into its own frozen options dataclass).
+            parses it into its own frozen options dataclass).  The methods built
+            on MulT take its settings as ``method_options["fusion"]`` (a
+            :class:`FusionConfig` or a dict of its fields).
         expert_fusion: ``None``, or the settings of an
             :class:`~imer_core.nn.expert_fusion.ExpertFusionHead` on top of the
             method (classification only): the prediction becomes the product of
@@ -67,7 +69,6 @@ class ModelConfig:
     specs: FeatureSpecs
     task: str = REGRESSION
     labels: tuple[str, ...] = ("sentiment",)
-    fusion: FusionConfig = field(default_factory=FusionConfig)
     method_options: Mapping[str, Any] = field(default_factory=dict)
     expert_fusion: Mapping[str, Any] | None = None
 
@@ -101,24 +102,71 @@ class ModelConfig:
             "specs": self.specs.to_dict(),
             "task": self.task,
             "labels": list(self.labels),
-            "fusion": asdict(self.fusion),
             "method_options": _plain(self.method_options),
             **({"expert_fusion": _plain(self.expert_fusion)} if self.expert_fusion is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        known = {f.name for f in fields(FusionConfig)}
-        fusion = {k: v for k, v in dict(data.get("fusion", {})).items() if k in known}
+        """Rebuild a configuration from :meth:`to_dict`'s output.
+
+        Configurations written before MulT's settings became a method option hold
+        them in a top-level ``"fusion"`` entry: they move into the options of a
+        method that takes a ``fusion`` option and are dropped for one that does not
+        (CM-ARR never used them).
+        """
+        method = str(data["method"])
+        options = dict(data.get("method_options", {}))
+        if "fusion" in data:
+            options = fold_fusion_option(method, options, data["fusion"], legacy=True)
         return cls(
-            method=str(data["method"]),
+            method=method,
             specs=FeatureSpecs.from_dict(data["specs"]),
             task=str(data.get("task", REGRESSION)),
             labels=tuple(data.get("labels", ("sentiment",))),
-            fusion=FusionConfig(**fusion),
-            method_options=dict(data.get("method_options", {})),
+            method_options=options,
             expert_fusion=dict(data["expert_fusion"]) if data.get("expert_fusion") is not None else None,
         )
+
+
+def fusion_config(value: "FusionConfig | Mapping[str, Any]", legacy: bool = False) -> FusionConfig:
+    """A :class:`FusionConfig` from itself or a dict of its fields.
+
+    Raises:
+        ValueError: unknown fields (``legacy``: dropped instead, for old checkpoints).
+    """
+    if isinstance(value, FusionConfig):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"the fusion option must be a table of MulT settings, got {value!r}")
+    known = {f.name for f in fields(FusionConfig)}
+    unknown = sorted(set(value) - known)
+    if unknown and not legacy:
+        raise ValueError(f"unknown fusion option(s) {unknown}; known: {sorted(known)}")
+    return FusionConfig(**{k: v for k, v in value.items() if k in known})
+
+
+def fold_fusion_option(method: str, options: Mapping[str, Any], fusion: "FusionConfig | Mapping[str, Any]",
+                       legacy: bool = False) -> dict[str, Any]:
+    """``options`` with MulT settings given beside them folded into a ``fusion`` option.
+
+    For a method whose options take ``fusion`` (looked up in the registry) the
+    result's ``fusion`` is ``fusion`` updated by any ``options["fusion"]``; for any
+    other method — or an unknown one, which fails later with a clear message —
+    ``options`` come back unchanged.
+    """
+    from .registry import get_method_class
+
+    try:
+        options_class = get_method_class(method).options_class
+    except KeyError:
+        return dict(options)
+    if not is_dataclass(options_class) or "fusion" not in {f.name for f in fields(options_class)}:
+        return dict(options)
+    base = asdict(fusion_config(fusion, legacy=legacy))
+    given = options.get("fusion", {})
+    given = asdict(given) if isinstance(given, FusionConfig) else dict(given)
+    return {**options, "fusion": {**base, **given}}
 
 
 def options_from_dict(options_class: type, data: Mapping[str, Any]) -> Any:
@@ -135,6 +183,8 @@ def options_from_dict(options_class: type, data: Mapping[str, Any]) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

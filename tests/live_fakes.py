@@ -19,7 +19,7 @@ import torch
 
 from imer_core.asr.types import Segment, Transcript
 from imer_core.checkpoint import save_checkpoint
-from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, FusionConfig, ModelConfig
+from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, FusionConfig, ModelConfig, fold_fusion_option
 from imer_core.features.face import live_face_feature_spec, live_vision_feature
 from imer_core.features.text import TEXT_DIM, text_feature_spec
 from imer_core.features.voice import voice_feature_spec
@@ -39,6 +39,10 @@ SMALL_OPTIONS = {
 }
 
 
+SMALL_FUSION = FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1)
+"""MulT of the tiny live models (for the methods built on it)."""
+
+
 def live_specs() -> FeatureSpecs:
     return FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), voice_feature_spec(LIVE_SEQ, 10.0),
                         live_face_feature_spec(LIVE_SEQ, 10.0))
@@ -49,9 +53,9 @@ def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, tr
                            extra_metadata: dict | None = None) -> Path:
     """A tiny live model trained for a few steps with the method's own train_step."""
     torch.manual_seed(0)
+    options = dict(SMALL_OPTIONS.get(method, {}) if options is None else options)
     config = ModelConfig(method=method, specs=specs or live_specs(), task=CLASSIFICATION, labels=LIVE_EMOTIONS,
-                         fusion=FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1),
-                         method_options=dict(SMALL_OPTIONS.get(method, {}) if options is None else options))
+                         method_options=fold_fusion_option(method, options, SMALL_FUSION))
     model = create_model(config)
     optimizers = model.configure_optimizers(1e-3)
     batch = 8

@@ -14,12 +14,12 @@ import pytest
 from live_fakes import FakeEmbedder
 
 from imer_core.asr.types import Segment, Transcript
+from imer_core.features.text import TEXT_DIM, TranscriptWindow
 from imer_core.live.buffers import AudioRingBuffer
 from imer_core.live.health import HealthMonitor, ModalitySignals, ModalityState
 from imer_core.live.speech_worker import SpeechConfig, SpeechWorker
 from imer_core.live.tracks import FeatureTrack
 from imer_core.modalities import Modality
-from imer_core.text_features import TEXT_DIM, TranscriptWindow
 
 STEP = 0.1
 T0 = 1000.0

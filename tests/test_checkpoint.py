@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import small_features
 
-from imer_core.checkpoint import CheckpointError, checkpoint_metadata, load_checkpoint, save_checkpoint
+from imer_core.checkpoint import CheckpointError, checkpoint_info, load_checkpoint, save_checkpoint
 from imer_core.methods.base import SamplingOptions
 from imer_core.modalities import mask_from_available
 
@@ -20,7 +20,7 @@ def test_round_trip_restores_config_weights_and_outputs(tmp_path, small_imder):
     mask = mask_from_available(["text"], 2)
     opts = SamplingOptions(steps=3, seed=7)
     assert torch.allclose(small_imder.predict(feats, mask, opts), loaded.predict(feats, mask, opts))
-    info = checkpoint_metadata(path)
+    info = checkpoint_info(path)
     assert info["method"] == "imder" and info["config"]["specs"]["audio"]["dim"] == 5
     # weights_only loading works on the raw file: nothing but plain types and tensors inside
     torch.load(path, weights_only=True)

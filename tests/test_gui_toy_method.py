@@ -33,3 +33,4 @@ def test_the_method_menu_offers_and_selects_a_method_registered_by_a_test(qtbot,
         assert action.isChecked() and action.isEnabled() and action.text() == "Toy method"
         assert "Toy method</b>: mean of the available" in box.toolTip()
         assert controls.label.text().startswith("Model: Toy method on ")
+        assert not controls.steps_box.isEnabled(), "the toy says sampler steps mean nothing to it"

@@ -117,7 +117,7 @@ def test_evaluation_samples_in_large_batches_and_halves_on_out_of_memory(tmp_pat
     from training.data import MMSADataset, load_mmsa
     from training.distributed import DistContext
     from training.experiment import TrainConfig
-    from training.protocols import make_protocol
+    from training.protocol_spec import make_protocol
     from training.runs import RunFolder
     from training.trainer import Trainer
 

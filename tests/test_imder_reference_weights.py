@@ -53,7 +53,7 @@ def build_model(bert_path: str | None) -> torch.nn.Module:
     fusion = FusionConfig(nlevels=args["nlevels"], attn_dropout_a=args["attn_dropout_a"],
                           embed_dropout=args["embed_dropout"])
     options = {"text_encoder": "bert", "bert_path": bert_path} if bert_path else {}
-    return create_model(ModelConfig(method="imder", specs=specs, fusion=fusion, method_options=options)).eval()
+    return create_model(ModelConfig(method="imder", specs=specs, method_options={**options, "fusion": fusion})).eval()
 
 
 def fixture_inputs():

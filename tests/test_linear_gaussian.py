@@ -13,7 +13,7 @@ from training.data.linear_gaussian import LinearGaussianTask, make_linear_gaussi
 from training.distributed import DistContext
 from training.experiment import load_experiment
 from training.oracle import bayes_optimal_metrics
-from training.protocols import make_protocol
+from training.protocol_spec import make_protocol
 from training.runner import build_model, load_data
 
 PATTERNS = [(True, True, True), (True, False, False), (False, True, True), (False, False, True)]

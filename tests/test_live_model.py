@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from imer_core.checkpoint import checkpoint_metadata, load_checkpoint
+from imer_core.checkpoint import checkpoint_info, load_checkpoint
 from imer_core.config import LIVE_EMOTIONS
 from imer_core.features.face import live_face_feature_spec, live_vision_feature
 from imer_core.features.text import text_feature_spec
@@ -187,7 +187,7 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path, 
     for method in ("imder", "cmarr"):
         path = ship / f"live_{method}.pt"
         assert path.stat().st_size < 20 * 2**20
-        info = checkpoint_metadata(path)
+        info = checkpoint_info(path)
         meta = info["metadata"]
         assert meta["trained"] is True and meta["label_space"] == list(LIVE_EMOTIONS)
         assert meta["model_card"] == "assets/MODEL_CARD.md" and set(meta["results"]["table"]["zero-fill"]) == set(
@@ -246,7 +246,7 @@ def test_ship_refuses_an_oversized_checkpoint_without_leaving_it_behind(tmp_path
     ship = tmp_path / "models"
     shipped = evaluate.ship_checkpoints([("CM-ARR", path, model)], report, data, ship)
     assert [p.name for p in ship.iterdir()] == ["live_cmarr.pt"] and shipped["CM-ARR"]["bytes"] < 20_000_000
-    assert checkpoint_metadata(ship / "live_cmarr.pt")["metadata"]["results"]["torch_threads"] == 1
+    assert checkpoint_info(ship / "live_cmarr.pt")["metadata"]["results"]["torch_threads"] == 1
     before = (ship / "live_cmarr.pt").read_bytes()
     monkeypatch.setattr(evaluate, "MAX_SHIP_BYTES", 1000)
     with pytest.raises(ValueError, match="over the 1,000-byte limit"):
@@ -268,7 +268,7 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
                  "--out", str(fused), "--no-progress"]) == 0
     model = load_checkpoint(fused)
     assert model.config.expert_fusion["speaker_experts"] == ["audio"] and model.expert_fusion is not None
-    meta = checkpoint_metadata(fused)["metadata"]
+    meta = checkpoint_info(fused)["metadata"]
     from imer_core.live.neutral_baseline import neutral_reference
     from training.live.dataset import load_pools
 

@@ -330,3 +330,25 @@ def test_looping_silence_padding_does_not_depend_on_the_declared_duration():
     finally:
         tracemalloc.stop()
     assert len(writes) == 2000 and peak < 5 << 20
+
+
+def test_video_decoding_behind_real_time_still_delivers_some_frames(clips, sources, monkeypatch):
+    """On a loaded CPU every frame is late: before, every one was dropped and vision stayed 'starting'
+    for the whole run (seen at load 20); now one late frame every 0.5 s is still emitted."""
+    import itertools
+    import threading
+
+    from imer_core.live.sources import media as media_module
+
+    real, calls = time.monotonic, itertools.count()
+    # the source's clock runs 0.05 s per reading (several per frame of 0.05 s): decoding falls ever
+    # further behind (no real waiting)
+    monkeypatch.setattr(media_module.time, "monotonic", lambda: real() + 0.05 * next(calls))
+    media = MediaFileSource(clips["long"])
+    sources.append(media)
+    media.start()
+    threading.Event().wait(3.0)  # threading's own clock is not the patched one
+    video = media.video
+    assert video.late_dropped > 0 and video.frames.sequence >= 5
+    assert video.frames.sequence < video.late_dropped  # still mostly dropped: it does not fall further behind
+    assert video.status.ok or video.status.ended, video.status

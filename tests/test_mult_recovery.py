@@ -20,8 +20,8 @@ def _rohydr() -> RoHyDR:
     torch.manual_seed(0)
     options = {"dit_hidden": 16, "dit_depth": 1, "dit_heads": 2, "refiner_blocks": 1, "sampler_steps": 2,
                "train_sampler_steps": 2}
-    return create_model(ModelConfig(method="rohydr", specs=small_specs(), fusion=TINY_FUSION,
-                                    method_options=options)).eval()
+    return create_model(ModelConfig(method="rohydr", specs=small_specs(),
+                                    method_options={**options, "fusion": TINY_FUSION})).eval()
 
 
 def test_mult_head_is_the_forward_passes_output_layer():

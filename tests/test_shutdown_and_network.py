@@ -99,11 +99,20 @@ def test_a_killed_run_keeps_its_rows_and_says_it_was_not_clean(tmp_path, demo_te
     assert info["clean_shutdown"] is False and info["ended_wall"] is None
 
 
+def _maps_torch(pid: int) -> bool:
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def test_ctrl_c_while_starting_ends_at_once_and_leaves_nothing(tmp_path):
     out = tmp_path / "sessions"
     process = subprocess.Popen(_imer("run", "--source", "webcam", "--out", str(out)), env=_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)  # the interpreter is still importing (torch alone takes seconds)
+    # Signal once the app is importing torch (its libraries are being mapped): not a fixed sleep, which
+    # on a loaded machine lands in the interpreter's own start-up (CPython then dies in site.py).
+    assert _wait_for(lambda: _maps_torch(process.pid), 120), "the app never started importing torch"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGINT, err
@@ -221,7 +230,7 @@ def test_webcam_without_any_device_says_so_and_exits(monkeypatch, tmp_path, live
 
     rig = fake_rig()
     rig.video.fail = rig.audio.fail = True
-    monkeypatch.setattr(PipelineParts, "for_device", classmethod(lambda cls, device: rig.parts()))
+    monkeypatch.setattr(PipelineParts, "for_device", classmethod(lambda cls, device, extractors=None: rig.parts()))
     out = tmp_path / "sessions"
     assert main(["run", "--source", "webcam", "--device-wait", "1", "--checkpoint", str(live_checkpoints["cmarr"]),
                  "--out", str(out), "--quiet"]) == 1

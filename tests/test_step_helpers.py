@@ -67,8 +67,9 @@ def _rank(rank: int, port: int, results: dict) -> None:
         torch.manual_seed(0)                                           # identical initial weights
         options = {"dit_hidden": 16, "dit_depth": 1, "dit_heads": 2, "refiner_blocks": 1, "sampler_steps": 2,
                    "train_sampler_steps": 2}
-        model = create_model(ModelConfig(method="rohydr", specs=small_specs(), method_options=options,
-                                         fusion=FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1)))
+        fusion = FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1)
+        model = create_model(ModelConfig(method="rohydr", specs=small_specs(),
+                                         method_options={**options, "fusion": fusion}))
         model.prepare_stage("recovery")
         model.train()
         optimizers = model.configure_optimizers(1e-2)

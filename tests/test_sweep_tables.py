@@ -11,7 +11,7 @@ from training import sweep
 from training.distributed import DistContext
 from training.experiment import load_experiment
 from training.paper_results import CONTESTED, IMDER_PUBLISHED, source_of
-from training.protocols import make_protocol
+from training.protocol_spec import make_protocol
 
 
 def _rows(seeds, realised=0.5, rate=0.3):

@@ -14,7 +14,7 @@ from training.cli import main as cli_main
 from training.data import MMSADataset, load_mmsa, write_synthetic_mmsa
 from training.distributed import DistContext
 from training.experiment import TrainConfig
-from training.protocols import make_protocol
+from training.protocol_spec import make_protocol
 from training.runs import RunFolder
 from training.trainer import Trainer, seed_everything
 
@@ -45,10 +45,10 @@ def test_two_stage_training_beats_mean_baseline_and_zero_filling(tiny_data, tmp_
 
     seed_everything(0)
     config = ModelConfig(method="imder", specs=small_specs(),
-                         fusion=FusionConfig(num_heads=4, nlevels=1, mem_layers=1),
                          method_options={"sampler": "heun", "sampler_steps": 2, "train_sampler": "heun",
                                          "train_sampler_steps": 2, "score_channels": [32, 32],
-                                         "score_embed_dim": 32, "refiner_blocks": 1})
+                                         "score_embed_dim": 32, "refiner_blocks": 1,
+                                         "fusion": FusionConfig(num_heads=4, nlevels=1, mem_layers=1)})
     model = create_model(config)
     train_cfg = TrainConfig(batch_size=32, learning_rate=2e-3, early_stop=20, max_epochs=4, pretrain_max_epochs=3)
     run = RunFolder(tmp_path / "run")

@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from imer_core.cli_errors import report_error
 from imer_core.registry import get_method_class
 
 from .distill import add_parser as add_distill_parser
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``imer-train`` argument parser."""
     parser = argparse.ArgumentParser(prog="imer-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of every error (an internal error always prints it)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -201,14 +204,13 @@ def _out_dir(args: argparse.Namespace, name: str) -> Path:
 
 
 def _default_protocol(experiment: Experiment) -> str:
-    """MMIN: random scenario; live: random scenario including complete; MMSA: batch:0.3."""
-    if experiment.data.dataset.lower() == "live":
-        return "scenario:complete"
-    return "scenario" if experiment.data.is_mmin else "batch:0.3"
+    """The default protocol of the experiment's data source (MMSA: batch:0.3; MMIN: scenario; live:
+    scenario:complete)."""
+    return experiment.data.source.default_protocol
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .protocols import make_protocol
+    from .protocol_spec import make_protocol
     from .runner import load_data, run_experiment
 
     experiment = _experiment(args)
@@ -305,14 +307,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from imer_core.checkpoint import load_checkpoint
     from imer_core.methods.base import SamplingOptions
 
-    from .distributed import resolve_device
+    from .distributed import torch_device
     from .evaluate_data import evaluation_experiment, load_evaluation_data
     from .experiment import TrainConfig
-    from .protocols import make_protocol
+    from .protocol_spec import make_protocol
     from .runs import RunFolder
     from .trainer import Trainer
 
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device)
     experiment = evaluation_experiment(args, model)
     protocol = make_protocol(args.protocol or _default_protocol(experiment))
@@ -350,10 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cv": cmd_cv, "compare": cmd_compare, "finetune": cmd_finetune, "distill": cmd_distill, **LIVE_HANDLERS}
     try:
         return handlers[args.command](args)
-    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"imer-train: error: {message}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # one line for a user error, the traceback for a bug (imer_core.cli_errors)
+        return report_error(exc, "imer-train", debug=args.debug)
 
 
 if __name__ == "__main__":

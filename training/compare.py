@@ -50,12 +50,13 @@ from imer_core.modalities import MODALITIES
 from imer_core.registry import get_method_class, method_title
 
 from .cv import fmt_pm, run_cv, scenario_order
+from .data.source import SCENARIO, LoadedData
 from .distributed import DistContext
 from .experiment import Experiment
 from .metrics import summarize_seeds
 from .oracle import bayes_optimal_metrics
-from .protocols import make_protocol
-from .runner import LoadedData, load_data, pretrain_state, run_experiment
+from .protocol_spec import make_protocol
+from .runner import load_data, pretrain_state, run_experiment
 from .scenarios import SCENARIOS, scenario_row
 from .trainer import dataset_size
 
@@ -96,7 +97,10 @@ def shared_data(experiments: Sequence[Experiment]) -> list[Experiment]:
     if len(tasks) != 1:
         raise ValueError(f"all compared configs need the same task, got {sorted(tasks)}")
     data = experiments[0].data
-    return [replace(exp, data=replace(data, seq_lens=exp.data.seq_lens)) for exp in experiments]
+    own = data.source.per_experiment_options
+    return [replace(exp, data=data.with_options(**{k: exp.data.option(k) for k in own
+                                                   if exp.data.source is data.source}))
+            for exp in experiments]
 
 
 def measure_latency(model: RecoveryModel, features: dict[str, torch.Tensor], sampling: SamplingOptions,
@@ -191,16 +195,16 @@ def run_compare(experiments: Sequence[Experiment], out_dir: Path, ctx: DistConte
     if protocol_kind not in ("batch", "sample", "scenario"):
         raise ValueError(f"protocol kind must be batch, sample or scenario, got {protocol_kind!r}")
     experiments = shared_data(experiments)
-    is_mmin = experiments[0].data.is_mmin
-    if is_mmin != (protocol_kind == "scenario"):
+    is_cv = experiments[0].data.source.protocol_kind == SCENARIO
+    if is_cv != (protocol_kind == "scenario"):
         raise ValueError(f"protocol {protocol_kind!r} does not fit dataset {experiments[0].data.dataset!r}: "
                          "use scenario for iemocap / msp and batch or sample for mosi / mosei")
     out_dir = Path(out_dir)
-    shared = None if is_mmin else load_data(experiments[0], out_dir / "data")
+    shared = None if is_cv else load_data(experiments[0], out_dir / "data")
     methods, synthetic = [], False
     for exp in experiments:
         method_dir = out_dir / exp.name
-        if shared is None:                                  # MMIN: cross-validation loads each fold
+        if shared is None:                                  # cross-validation loads each fold
             cv = run_cv(exp, method_dir, ctx, folds, seed=seeds[0], progress=progress)
             stats, model, data = (_scenario_stats(cv.summary), cv.model, cv.data) if cv else ({}, None, None)
         else:

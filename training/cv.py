@@ -1,6 +1,6 @@
 """The MMIN six-scenario cross-validation protocol (IEMOCAP / MSP-IMPROV).
 
-For every fold of the MMIN release (:func:`training.runner.mmin_folds`):
+For every fold of a cross-validated data source (the MMIN release: :func:`training.data.mmin_source.mmin_folds`):
 
 1. **pretrain** on complete data (stage 1 of :class:`~training.trainer.Trainer`);
 2. **recovery** stage trained with :class:`~training.scenarios.RandomScenarioProtocol`
@@ -34,10 +34,11 @@ from typing import Any
 
 from imer_core.methods.base import RecoveryModel
 
+from .data.source import SCENARIO, LoadedData
 from .distributed import DistContext
 from .experiment import Experiment
-from .protocols import make_protocol
-from .runner import LoadedData, load_data, mmin_folds, run_experiment
+from .protocol_spec import make_protocol
+from .runner import load_data, run_experiment
 from .runs import RunFolder
 from .scenarios import COMPLETE_SCENARIO, SCENARIOS, summarize_folds, summarize_scenarios
 from .trainer import Trainer
@@ -101,11 +102,13 @@ def run_cv(experiment: Experiment, out_dir: Path, ctx: DistContext, folds: Seque
 
     Rank 0 returns the :class:`CVResult`; other ranks return ``None``.
     """
-    if not experiment.data.is_mmin:
-        raise ValueError(f"{experiment.name}: the six-scenario CV needs an MMIN dataset (iemocap / msp), "
+    source = experiment.data.source
+    if source.protocol_kind != SCENARIO or source.folds is None:
+        raise ValueError(f"{experiment.name}: the six-scenario CV needs an MMIN dataset (iemocap / msp) "
+                         f"or another cross-validated one, "
                          f"got {experiment.data.dataset!r}")
     out_dir = Path(out_dir)
-    folds = [int(f) for f in folds] if folds else mmin_folds(experiment)
+    folds = [int(f) for f in folds] if folds else source.folds(experiment)
     per_fold: dict[int, dict[str, dict[str, float]]] = {}
     stages: dict[int, list[dict[str, Any]]] = {}
     model, data = None, None

@@ -143,10 +143,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     """``imer-train distill``: distil, save the checkpoint, print the report."""
     from imer_core.checkpoint import load_checkpoint, save_checkpoint
 
-    from .distributed import resolve_device
+    from .distributed import torch_device
     from .evaluate_data import evaluation_experiment, load_evaluation_data
 
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     model = load_checkpoint(args.checkpoint, map_location=device, expected_method="imder")
     if not isinstance(model, IMDer):
         raise ValueError(f"distillation needs an IMDer checkpoint, got method {model.name!r}")

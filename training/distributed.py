@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from imer_core.devices import resolve_device
 from imer_core.methods.base import StepHelpers
 
 
@@ -35,18 +36,13 @@ class DistContext:
         return self.rank == 0
 
 
-def resolve_device(request: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda`` fails clearly when no GPU is present."""
-    request = (request or "auto").lower()
-    if request == "auto":
-        request = "cuda" if torch.cuda.is_available() else "cpu"
-    if request.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
-        return torch.device("cuda", local_rank if request == "cuda" else torch.device(request).index or 0)
-    if request != "cpu":
-        raise ValueError(f"unknown device {request!r}; expected auto, cpu or cuda")
-    return torch.device("cpu")
+def torch_device(request: str = "auto", local_rank: int = 0) -> torch.device:
+    """The :class:`torch.device` of a ``--device`` request (:func:`imer_core.devices.resolve_device`);
+    plain ``cuda`` is the process's own GPU (``local_rank``) under torchrun."""
+    name = resolve_device(request)
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
 
 
 def setup(device_request: str = "auto") -> DistContext:
@@ -54,7 +50,7 @@ def setup(device_request: str = "auto") -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_request, local_rank)
+    device = torch_device(device_request, local_rank)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":

@@ -15,10 +15,9 @@ from pathlib import Path
 
 from imer_core.methods.base import RecoveryModel
 
+from .data.source import LoadedData, available_datasets, data_source
 from .experiment import CONFIG_DIR, DataConfig, Experiment, load_experiment
-from .runner import LoadedData, load_data
-
-EVAL_DATASETS = ("mosi", "mosei", "mmsa", "iemocap", "msp", "live")
+from .runner import load_data
 
 
 def evaluation_experiment(args: argparse.Namespace, model: RecoveryModel) -> Experiment:
@@ -36,35 +35,40 @@ def evaluation_experiment(args: argparse.Namespace, model: RecoveryModel) -> Exp
     dataset = args.dataset or meta.get("dataset") or (experiment.data.dataset if config else None)
     if dataset is None:
         if args.data and Path(args.data).expanduser().is_dir():
-            raise ValueError(f"{args.data} is a folder: pass --dataset iemocap or msp (MMIN feature release), "
-                             "or live (live feature cache)")
+            raise ValueError(f"{args.data} is a folder: pass --dataset {_folder_datasets()}")
         dataset = "mmsa"                                 # an MMSA pickle of either corpus (dims not checked)
-    if dataset.lower() not in EVAL_DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; supported: {', '.join(EVAL_DATASETS)}")
+    data_source(dataset)  # ValueError naming the supported datasets
     if not args.synthetic and not args.data:
         raise ValueError("pass --data (MMSA pickle, MMIN feature root or live cache) or --synthetic")
+    same_source = data_source(dataset) is experiment.data.source
     data = replace(experiment.data, dataset=dataset.lower(), synthetic=bool(args.synthetic),
-                   path=str(args.data or experiment.data.path))
+                   path=str(args.data or experiment.data.path),
+                   options=experiment.data.options if same_source else None)
     if args.skip_sha256:
-        data = replace(data, verify_sha256=False)
+        data = data.with_options(verify_sha256=False)
     if args.trust_pickle:
-        data = replace(data, trust_pickle=True)
+        data = data.with_options(trust_pickle=True)
     return replace(experiment, data=data, method=model.config.method, task=model.config.task,
                    method_options=dict(model.config.method_options))
+
+
+def _folder_datasets() -> str:
+    """``"iemocap or msp (MMIN feature release), or live (live feature cache)"``: the datasets read from folders."""
+    sources = {id(data_source(d)): data_source(d) for d in available_datasets() if data_source(d).folder_data}
+    return ", or ".join(f"{' or '.join(s.datasets)} ({s.description})" for s in sources.values())
 
 
 def load_evaluation_data(experiment: Experiment, model: RecoveryModel, cache_dir: Path,
                          fold: int | None = None) -> LoadedData:
     """Load the data and check that it fits the checkpoint's feature specs (one clear error otherwise).
 
-    Live data is normalised with the checkpoint's own ``feature_normalization`` when it has one
-    (the statistics it was trained with, whatever subset of the corpora the cache holds).
+    A source that needs the checkpoint to load its data (the live source normalises with the
+    checkpoint's own ``feature_normalization``) gets its metadata.
     """
-    stored = (getattr(model, "checkpoint_metadata", {}) or {}).get("feature_normalization")
-    if experiment.data.dataset.lower() == "live" and stored:
-        from .live.dataset import load_live_experiment_data  # lazy: the live data source
-
-        loaded = load_live_experiment_data(experiment, stored)
+    source = experiment.data.source
+    if source.load_for_checkpoint is not None:
+        metadata = getattr(model, "checkpoint_metadata", {}) or {}
+        loaded = source.load_for_checkpoint(experiment, metadata, Path(cache_dir), fold)
     else:
         loaded = load_data(experiment, cache_dir, fold)
     want, got = model.config.specs, loaded.specs
@@ -78,4 +82,4 @@ def load_evaluation_data(experiment: Experiment, model: RecoveryModel, cache_dir
     return loaded
 
 
-__all__ = ["EVAL_DATASETS", "DataConfig", "evaluation_experiment", "load_evaluation_data"]
+__all__ = ["DataConfig", "evaluation_experiment", "load_evaluation_data"]

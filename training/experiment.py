@@ -2,7 +2,7 @@
 
 An experiment file has three tables::
 
-    [data]    dataset, path (or synthetic = true), synthetic sizes / folds / seq_lens
+    [data]    dataset, path (or synthetic = true), and the options of the dataset's source
     [model]   method, task, any FusionConfig field, and [model.options]
     [train]   any TrainConfig field
 
@@ -22,84 +22,93 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser as the tomli backport (a dependency there)
     import tomli as tomllib
 
-from imer_core.config import REGRESSION, FusionConfig
+from imer_core.config import REGRESSION, FusionConfig, options_from_dict
+
+from .data.source import DataSource, data_source
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
-MMIN_DATASET_NAMES: tuple[str, ...] = ("iemocap", "msp")
-"""Datasets read from the MMIN feature release (six-scenario protocol); others are MMSA pickles."""
-
-
-SYNTHETIC_KINDS = ("shared-latent", "linear-gaussian")
-"""Generators of the synthetic MMSA benchmark (``[data] synthetic_kind``)."""
+#: ``[data]`` keys every data source has; the others belong to the source's options.
+COMMON_DATA_KEYS: tuple[str, ...] = ("dataset", "path", "synthetic", "synthetic_seed")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the features come from.
+    """Where the features come from: the dataset (which picks its registered
+    :class:`~training.data.source.DataSource`) and that source's options.
 
     Attributes:
-        dataset: ``"mosi"`` / ``"mosei"`` (MMSA pickles, missing-rate protocol),
-            ``"iemocap"`` / ``"msp"`` (MMIN feature release, six-scenario protocol) or
-            ``"live"`` (the live-model corpora, :mod:`training.live`).
+        dataset: ``"mosi"`` / ``"mosei"`` / ``"mmsa"`` (MMSA pickles, missing-rate protocol),
+            ``"iemocap"`` / ``"msp"`` (MMIN feature release, six-scenario protocol),
+            ``"live"`` (the live-model corpora, :mod:`training.live`), or any other
+            registered dataset (:func:`training.data.source.available_datasets`).
         path: MMSA pickle (``aligned_50.pkl``), MMIN feature root
-            (``IEMOCAP_features_2021``) or live feature cache (``runs/live_cache``);
+            (``IEMOCAP_features_2021``), live feature cache (``runs/live_cache``), ...;
             ignored when ``synthetic``.
         synthetic: generate a schema-exact synthetic benchmark instead of reading files.
-        synthetic_sizes: train/valid/test sizes of the synthetic MMSA benchmark.
         synthetic_seed: seed of the synthetic generators.
-        synthetic_dims: (text, audio, vision) dims of the synthetic MMSA benchmark
-            (empty: the dataset's published dims; small values for tests).
-        synthetic_seq_len: time steps of the synthetic MMSA benchmark (aligned: 50).
-        synthetic_utterances: utterances of the synthetic MMIN release (spread over all speakers).
-        synthetic_kind: generator of the synthetic MMSA benchmark: ``"shared-latent"``
-            (:mod:`training.data.synthetic`) or ``"linear-gaussian"``
-            (:mod:`training.data.linear_gaussian`: a task whose Bayes-optimal recovery
-            error and accuracy are known, reported by ``imer-train compare``).
-        expected_sha256: optional checksum of ``path`` (MMSA only).
-        verify_sha256: check a file named ``aligned_50.pkl`` / ``unaligned_50.pkl``
-            against the digest published in the MMSA README (MMSA only).
-        trust_pickle: unpickle the MMSA file without the restricted unpickler.
-            The file can then execute arbitrary code: only for files you trust.
-        folds: MMIN cross-validation folds to run (numbered from 1; empty: all).
-        seq_lens: fixed (text, audio, vision) lengths of MMIN features (empty: derived
-            from the data, the longest sequence of each modality, so nothing is truncated;
-            MMIN's fixed-length exports used (22, 60, 50) for IEMOCAP and (22, 50, 50) for
-            MSP-IMPROV, ComParE audio at 10 frames/s).
-        audio_norm: MMIN audio normalisation, ``"published"``, ``"train"`` or ``"none"``.
-        live: options of the ``"live"`` data source (``[data.live]``: pseudo-paired live
-            corpora read from the feature cache at ``path``; see
-            :class:`training.live.dataset.LiveDataOptions`).
+        options: the source's options dataclass
+            (:class:`~training.data.mmsa_source.MMSAOptions`,
+            :class:`~training.data.mmin_source.MMINOptions`,
+            :class:`~training.live.dataset.LiveDataOptions`, ...): in a file, the other
+            ``[data]`` keys and the ``[data.<source name>]`` table.  ``None``: its defaults.
     """
 
     dataset: str = "mosi"
     path: str = ""
     synthetic: bool = False
-    synthetic_sizes: tuple[int, int, int] = (1284, 229, 686)
     synthetic_seed: int = 0
-    synthetic_dims: tuple[int, ...] = ()
-    synthetic_seq_len: int = 50
-    synthetic_utterances: int = 200
-    synthetic_kind: str = "shared-latent"
-    expected_sha256: str = ""
-    verify_sha256: bool = True
-    trust_pickle: bool = False
-    folds: tuple[int, ...] = ()
-    seq_lens: tuple[int, ...] = ()
-    audio_norm: str = "published"
-    live: Mapping[str, Any] = field(default_factory=dict)
+    options: Any = None
 
     def __post_init__(self) -> None:
-        kind = str(self.synthetic_kind).strip().lower()
-        if kind not in SYNTHETIC_KINDS:
-            raise ValueError(f"synthetic_kind must be one of {', '.join(SYNTHETIC_KINDS)}, got {self.synthetic_kind!r}")
-        object.__setattr__(self, "synthetic_kind", kind)
+        source = self.source
+        wanted = source.options
+        if self.options is None or (wanted is not None and not isinstance(self.options, wanted)):
+            object.__setattr__(self, "options", source.default_options())
 
     @property
-    def is_mmin(self) -> bool:
-        """Whether the dataset comes from the MMIN release (IEMOCAP / MSP-IMPROV)."""
-        return self.dataset.lower() in MMIN_DATASET_NAMES
+    def source(self) -> DataSource:
+        """The registered data source of :attr:`dataset` (``ValueError`` for an unknown one)."""
+        return data_source(self.dataset)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One option of the source (``default`` when the source has no such option)."""
+        return getattr(self.options, name, default)
+
+    def with_options(self, **changes: Any) -> "DataConfig":
+        """A copy with some options replaced (names the source does not have are ignored)."""
+        known = {f.name for f in fields(self.options)} if self.options is not None else set()
+        keep = {k: v for k, v in changes.items() if k in known}
+        return replace(self, options=replace(self.options, **keep)) if keep else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary: the common keys and the options (flat, as in a file)."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in COMMON_DATA_KEYS}
+        out.update(asdict(self.options) if self.options is not None else {})
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "[data]") -> "DataConfig":
+        """From a ``[data]`` table: the common keys, then the source's options from the other keys
+        and from a ``[data.<source name>]`` table (unknown keys rejected with the known ones)."""
+        common = {k: values[k] for k in COMMON_DATA_KEYS if k in values}
+        probe = cls(**common)
+        source = probe.source
+        rest = {k: v for k, v in values.items() if k not in COMMON_DATA_KEYS}
+        table = rest.pop(source.name, None)
+        if isinstance(table, Mapping):
+            rest = {**rest, **table}
+        elif table is not None:
+            rest[source.name] = table
+        known = {f.name for f in fields(source.options)} if source.options is not None else set()
+        unknown = sorted(set(rest) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown} for dataset {probe.dataset!r}; known: "
+                             f"{sorted(set(COMMON_DATA_KEYS) | known)}")
+        if source.options is None:
+            return probe
+        return replace(probe, options=options_from_dict(source.options, rest))
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ class Experiment:
         """Plain dictionary, written into every run folder."""
         return {
             "name": self.name,
-            "data": asdict(self.data),
+            "data": self.data.to_dict(),
             "model": {"method": self.method, "task": self.task, **asdict(self.fusion),
                       "options": dict(self.method_options)},
             "train": asdict(self.train),
@@ -192,7 +201,7 @@ def _experiment_from_dict(name: str, raw: Mapping[str, Any]) -> Experiment:
     task = str(model.pop("task", REGRESSION))
     return Experiment(
         name=name,
-        data=_build(DataConfig, raw.get("data", {}), f"{name} [data]"),
+        data=DataConfig.from_dict(raw.get("data", {}), f"{name} [data]"),
         method=method,
         task=task,
         fusion=_build(FusionConfig, model, f"{name} [model]"),

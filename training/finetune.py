@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from imer_core.checkpoint import save_checkpoint
+from imer_core.live import checkpoint_keys as keys
 from imer_core.live.calibration import CalibrationData, load_calibration
 from imer_core.live.models import LiveModel, load_live_model
 from imer_core.modalities import MODALITIES
@@ -139,7 +140,7 @@ def finetune(checkpoint: "str | Path", sessions: Sequence["str | Path"], out: "s
                "options": options.__dict__}
     metadata = {k: v for k, v in live.metadata.items() if k not in BASE_ONLY_METADATA}
     metadata["personalized"] = summary
-    metadata["trained"] = True
+    metadata[keys.TRAINED] = True
     save_checkpoint(model, out, metadata)
     Path(out).with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -55,7 +55,7 @@ class MissingProtocol(ABC):
     @property
     @abstractmethod
     def name(self) -> str:
-        """Spec string that :func:`make_protocol` parses back into this protocol."""
+        """Spec string that :func:`~training.protocol_spec.make_protocol` parses back into this protocol."""
 
     @property
     @abstractmethod
@@ -313,37 +313,3 @@ class FixedSubsetProtocol(MissingProtocol):
     def eval_masks(self, n_samples: int, batch_size: int, split: str) -> np.ndarray:
         """The fixed row for every sample."""
         return np.repeat(self._row[None], n_samples, axis=0)
-
-
-_SPEC_HELP = ('expected "batch:<MR>" (MR in 0.0..0.7, step 0.1), "sample:<MR>" (MR in [0, 2/3]) '
-              '"subset:<letters>" (letters from l=text, a=audio, v=vision, e.g. "subset:la") '
-              'or "scenario" (a random one of the six MMIN missing scenarios per sample)')
-
-
-def make_protocol(spec: str, *, seed: int = 0) -> MissingProtocol:
-    """Parse a CLI spec such as ``"batch:0.3"``, ``"sample:0.5"`` or ``"subset:la"``.
-
-    ``seed`` fixes the evaluation masks of the random protocols.
-    """
-    kind, sep, value = str(spec).strip().partition(":")
-    kind, value = kind.strip().lower(), value.strip().lower()
-    if kind == "scenario":
-        from training.scenarios import make_scenario_protocol  # lazy: scenarios imports this module
-
-        return make_scenario_protocol(spec, seed=seed)
-    if not sep or not value:
-        raise ValueError(f"invalid missing-modality protocol {spec!r}: {_SPEC_HELP}")
-    if kind in ("batch", "sample"):
-        try:
-            rate = float(value)
-        except ValueError:
-            raise ValueError(f"invalid missing rate {value!r} in {spec!r}: {_SPEC_HELP}") from None
-        if not math.isfinite(rate):
-            raise ValueError(f"invalid missing rate {value!r} in {spec!r}: {_SPEC_HELP}")
-        return BatchScheduleProtocol(rate, seed) if kind == "batch" else PerSampleProtocol(rate, seed)
-    if kind == "subset":
-        bad = sorted(set(value) - {"l", "a", "v"})
-        if bad or len(set(value)) != len(value):
-            raise ValueError(f"invalid modality subset {value!r} in {spec!r}: {_SPEC_HELP}")
-        return FixedSubsetProtocol(value)
-    raise ValueError(f"unknown protocol kind {kind!r} in {spec!r}: {_SPEC_HELP}")

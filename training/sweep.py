@@ -21,7 +21,7 @@ from .distributed import DistContext
 from .experiment import Experiment
 from .metrics import SeedStats, format_seed_stats, seed_statistics
 from .paper_results import PAPER_COLUMNS, contested, provenance_notes, published
-from .protocols import make_protocol
+from .protocol_spec import make_protocol
 from .runner import load_data, pretrain_state, run_experiment
 
 TABLE_METRICS = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7",

@@ -133,7 +133,7 @@ class BaselineDialog(QDialog):
             self.ended.emit(None)
             return
         self.bar.setValue(1000)
-        used = ", ".join(self.main_window.pipeline.engine.neutral_baseline_modalities())
+        used = ", ".join(self.main_window.pipeline.neutral_baseline_modalities())
         counts = ", ".join(f"{m.value} {n}" for m, n in baseline.counts.items())
         try:
             self.saved_path = baseline.save(Path(self.main_window.session.root))

@@ -168,8 +168,9 @@ class PipelineController(QObject):
         if self.running:
             return self.pipeline.replace_sources(spec, timeout_s), False
         old = self.pipeline
-        config = replace(old.config, sources=spec, disabled=_disabled(old), method=old.engine.method,
-                         sampler_steps=old.engine.sampler_steps)
+        view = old.snapshot()
+        config = replace(view.config, sources=spec, disabled=_disabled(old), method=view.method,
+                         sampler_steps=view.sampler_steps)
         old.stop()  # idempotent: releases whatever a failed start left open
         try:
             self._take_over(config, preload=False)
@@ -208,8 +209,8 @@ class PipelineController(QObject):
         try:
             new = build_pipeline(self.factory, config)
             if preload:
-                for method in new.bank.methods:
-                    new.bank.get(method)  # load now: a bad checkpoint fails here, not later
+                for method in new.snapshot().methods:
+                    new.load_model(method)  # load now: a bad checkpoint fails here, not later
             with self._lock:
                 if self.closed:  # the window closed while the models loaded: open no device
                     raise Closed("closed while the pipeline was being built")
@@ -254,7 +255,7 @@ def build_pipeline(factory: PipelineFactory, config: PipelineConfig) -> LivePipe
     The engine then starts with its preferred method instead of predicting nothing.
     """
     pipeline = factory(config)
-    if config.method and config.method not in pipeline.bank.methods:
+    if config.method and config.method not in pipeline.snapshot().methods:
         pipeline = factory(replace(config, method=None))
     return pipeline
 

@@ -20,6 +20,16 @@ DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"
 METHOD_SHORTCUT = "Ctrl+M"
 
 
+def uses_sampler_steps(method: str | None) -> bool:
+    """Whether sampler steps mean anything to ``method`` (its class says so; unknown or none: yes)."""
+    from imer_core.registry import get_method_class
+
+    try:
+        return get_method_class(method).uses_sampler_steps if method else True
+    except KeyError:
+        return True
+
+
 def menu_methods(loaded: list[str]) -> list[str]:
     """Methods the menus offer: the registry's live methods by preference, then any other loaded one."""
     from imer_core.registry import live_methods, preferred_methods
@@ -119,7 +129,8 @@ class ModelControls(QObject):
         self.method_box.setPlaceholderText("no model")
         self.steps_box.setRange(0, 200)
         self.steps_box.setSpecialValueText("default")
-        self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's)")
+        self.steps_box.setToolTip("Sampling steps of diffusion methods (default: the checkpoint's); greyed out for a "
+                                  "method that samples in one pass")
         self.steps_box.setKeyboardTracking(False)  # typing "25" applies 25 once, not 2 then 25
         self.steps_box.valueChanged.connect(self.set_sampler_steps)
         self.toolbar.addWidget(QLabel(" Method: "))
@@ -144,9 +155,9 @@ class ModelControls(QObject):
 
     def sync(self) -> None:
         """Show the pipeline's methods (greyed out without a checkpoint), method, steps and device."""
-        pipeline = self.pipeline
-        have = set(pipeline.bank.methods)
-        self._set_methods(menu_methods(pipeline.bank.methods))
+        view = self.pipeline.snapshot()
+        have = set(view.methods)
+        self._set_methods(menu_methods(list(view.methods)))
         model = self.method_box.model()
         for row, method in enumerate(self.methods):
             action = self._method_actions[method]
@@ -155,12 +166,12 @@ class ModelControls(QObject):
             item = model.item(row) if isinstance(model, QStandardItemModel) else None   # QComboBox's own model
             if item is not None:
                 item.setEnabled(method in have)
-        self.show_method(pipeline.engine.method)
+        self.show_method(view.method)
         self.steps_box.blockSignals(True)
-        self.steps_box.setValue(pipeline.engine.sampler_steps or 0)
+        self.steps_box.setValue(view.sampler_steps or 0)
         self.steps_box.blockSignals(False)
         for key, action in self._device_actions.items():
-            action.setChecked(key == pipeline.config.device)
+            action.setChecked(key == view.config.device)
 
     def set_smoothing(self, seconds: float) -> None:
         """Apply and remember the display smoothing (0: raw probabilities)."""
@@ -169,11 +180,12 @@ class ModelControls(QObject):
 
     def next_method(self) -> None:
         """Switch to the next method that has a checkpoint (wraps around)."""
-        have = [m for m in self.methods if m in self.pipeline.bank.methods]
+        view = self.pipeline.snapshot()
+        have = [m for m in self.methods if m in view.methods]
         if not have:
             self.notifier.error("no trained model loaded (Model ▸ Load checkpoints...)")
             return
-        current = self.pipeline.engine.method
+        current = view.method
         self.set_method(have[(have.index(current) + 1) % len(have)] if current in have else have[0])
 
     def show_method(self, method: str | None) -> None:
@@ -181,17 +193,19 @@ class ModelControls(QObject):
         for name, action in self._method_actions.items():
             action.setChecked(name == method)
         self.method_box.setCurrentIndex(self.method_box.findData(method) if method else -1)
-        self.method_box.setEnabled(bool(self.pipeline.bank.methods))
-        pipeline = self.pipeline
-        self.label.setText(f"Model: {method_name(method)} on {pipeline.device.upper()}" if pipeline.bank.methods
+        view = self.pipeline.snapshot()
+        self.method_box.setEnabled(bool(view.methods))
+        self.steps_box.setEnabled(uses_sampler_steps(method))
+        self.label.setText(f"Model: {method_name(method)} on {view.device.upper()}" if view.methods
                            else "No trained model loaded")
 
     # -- live switches -----------------------------------------------------------------------
     def set_method(self, method: str) -> None:
         """Switch the recovery method (takes effect at the next prediction)."""
-        if method not in self.pipeline.bank.methods:
+        view = self.pipeline.snapshot()
+        if method not in view.methods:
             self.notifier.error(f"no checkpoint for {method_name(method)} is loaded (Model ▸ Load checkpoints...)")
-            self.show_method(self.pipeline.engine.method)
+            self.show_method(view.method)
             return
         self.controller.submit(lambda p: p.set_method(method), lambda _, error: self._method_set(method, error))
 
@@ -225,7 +239,7 @@ class ModelControls(QObject):
 
     def load_checkpoints(self, paths: list[str]) -> None:
         """Add ``paths`` to the checkpoints in use (a method's new file replaces its old one)."""
-        current = tuple(str(p) for p in self.pipeline.bank.checkpoints.values())
+        current = tuple(str(p) for p in self.pipeline.snapshot().checkpoints.values())
         self._rebuild(checkpoints=current + tuple(str(p) for p in paths), use_shipped=False)
 
     def use_shipped(self) -> None:
@@ -237,8 +251,8 @@ class ModelControls(QObject):
         self._rebuild(device=device)
 
     def _rebuild(self, **changes: Any) -> None:
-        config = replace(self.pipeline.config, method=self.pipeline.engine.method,
-                         sampler_steps=self.pipeline.engine.sampler_steps, **changes)
+        view = self.pipeline.snapshot()
+        config = replace(view.config, method=view.method, sampler_steps=view.sampler_steps, **changes)
         self.notifier.message("Loading the model...", 0)
         self.controller.rebuild(config, self._rebuilt)
 
@@ -247,8 +261,9 @@ class ModelControls(QObject):
             self.notifier.error(f"Could not load the model ({short_reason(error)}). Kept the previous one.",
                                 dialog=True, details=error)
         else:
-            self.settings.setValue(keys.DEVICE, self.pipeline.config.device)
-            self.notifier.message(f"Loaded {', '.join(map(method_name, self.pipeline.bank.methods)) or 'no model'}"
-                                  f" on {self.pipeline.device.upper()}")
+            view = self.pipeline.snapshot()
+            self.settings.setValue(keys.DEVICE, view.config.device)
+            self.notifier.message(f"Loaded {', '.join(map(method_name, view.methods)) or 'no model'}"
+                                  f" on {view.device.upper()}")
         self.sync()
         self.rebuilt.emit(error)

@@ -74,8 +74,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 700)
         self.notifier = Notifier(self.statusBar(), self)
         pipeline, problem, details = _first_pipeline(config, pipeline_factory)
-        if config.method and pipeline.engine.method != config.method and not problem:
-            used = pipeline.engine.method
+        used = pipeline.snapshot().method
+        if config.method and used != config.method and not problem:
             notes = [f"No checkpoint for {method_name(config.method)} is loaded"
                      + (f": using {method_name(used)}" if used else ""), *notes]
         self.controller = PipelineController(pipeline, pipeline_factory, self)
@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
 
     def show_legend(self) -> HelpDialog:
         """Help ▸ Legend: what the badge states and the strip colours mean."""
-        return self._help("Legend", legend_html(self.pipeline.engine.method))
+        return self._help("Legend", legend_html(self.pipeline.snapshot().method))
 
     def _help(self, title: str, html: str) -> HelpDialog:
         dialog = HelpDialog(title, html, self)
@@ -329,7 +329,8 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> AboutDialog:
         """Open the about box (model card and licences); it is deleted when closed."""
-        dialog = AboutDialog(self.pipeline.bank.checkpoints, self.pipeline.device, self)
+        view = self.pipeline.snapshot()
+        dialog = AboutDialog(view.checkpoints, view.device, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
@@ -379,7 +380,7 @@ class MainWindow(QMainWindow):
                                                if s.state is ModalityState.LOADING}))
         vision = statuses.get(Modality.VISION)
         reason = vision.reason if vision is not None and vision.state is ModalityState.FAILING else ""
-        raw = pipeline.video.frames.latest() if pipeline.video is not None else None
+        raw = pipeline.latest_frame()
         self.video.update_view(pipeline.latest_face(), raw, pipeline.enabled[Modality.VISION], reason, now)
         events, self._transcripts = pipeline.transcripts_since(self._transcripts)
         self.transcript.append_events(events)
@@ -399,16 +400,16 @@ class MainWindow(QMainWindow):
 
     def _render_slow(self, pipeline: LivePipeline, now: float) -> None:
         self.timeline.redraw(now)
-        engine = pipeline.engine
-        self.performance.show_stats(pipeline.stats(), engine.method, engine.sampler_steps)
+        view = pipeline.snapshot()
+        self.performance.show_stats(pipeline.stats(), view.method, view.sampler_steps)
         self.session.refresh()
-        if engine.model_error != self._model_error:
-            self._model_error = engine.model_error
-            if engine.model_error and pipeline.bank.methods:
-                self.notifier.error(engine.model_error)
+        if view.model_error != self._model_error:
+            self._model_error = view.model_error
+            if view.model_error and view.methods:
+                self.notifier.error(view.model_error)
             self.model.sync()
-        if pipeline.ended != self._ended:
-            self._ended = pipeline.ended
+        if view.ended != self._ended:
+            self._ended = view.ended
             if self._ended:
                 self.notifier.message("End of the media file (Source ▸ Open media file... to play another)", 0)
 

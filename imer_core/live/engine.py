@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import devices
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, FeatureSpec, Modality
 from ..registry import preferred_methods
@@ -55,12 +56,12 @@ class NonFiniteOutputError(ArithmeticError):
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``"cuda"`` when requested or available (``auto``), else ``"cpu"``; errors for unusable requests."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LiveModelError("--device cuda was requested but no CUDA device is available")
-    return device
+    """:func:`imer_core.devices.resolve_device` for the live pipeline: an unusable request is a
+    :class:`LiveModelError` (which the app reports as such)."""
+    try:
+        return devices.resolve_device(device)
+    except devices.DeviceUnavailable as exc:
+        raise LiveModelError(str(exc)) from exc
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ..features.base import ExtractorSpec
 from ..features.registry import default_extractor_specs
 from ..methods.base import RecoveryModel
 from ..modalities import MODALITIES, Modality
+from . import checkpoint_keys as keys
 
 #: Window of the live models: steps and step rate (2 s at 10 Hz); training and calibration use it.
 LIVE_WINDOW_STEPS, LIVE_WINDOW_RATE_HZ = 20, 10.0
@@ -52,14 +53,14 @@ def compatibility_problems(config: ModelConfig, metadata: Mapping[str, Any],
     problems = []
     if config.task != CLASSIFICATION:
         problems.append(f"it is a {config.task} model; the live engine needs emotion classes")
-    if not metadata.get("trained", False):
+    if not metadata.get(keys.TRAINED, False):
         problems.append("its metadata does not mark it as trained (\"trained\": true)")
     if config.task == CLASSIFICATION and tuple(config.labels) != LIVE_EMOTIONS:
         problems.append(f"its classes {list(config.labels)} are not the live label space {list(LIVE_EMOTIONS)}")
     running = default_extractor_specs() if extractors is None else extractors
     for modality in MODALITIES:
         problems.extend(running[modality].problems_with(config.specs[modality]))
-    problems.extend(_normalization_problems(config, metadata.get("feature_normalization")))
+    problems.extend(_normalization_problems(config, metadata.get(keys.FEATURE_NORMALIZATION)))
     return problems
 
 
@@ -139,10 +140,36 @@ def load_live_model(path: "str | os.PathLike[str]", device: str = "cpu",
         model = load_checkpoint(path, map_location=device)
     except CheckpointError as exc:
         raise LiveModelError(str(exc)) from exc
-    norm = metadata.get("feature_normalization") or {}
+    norm = metadata.get(keys.FEATURE_NORMALIZATION) or {}
     mean = {m: np.asarray(norm[m.value]["mean"], np.float32) for m in MODALITIES if m.value in norm}
     std = {m: np.maximum(np.asarray(norm[m.value]["std"], np.float32), 1e-6) for m in MODALITIES if m.value in norm}
     return LiveModel(str(payload["method"]), path, model, config, metadata, mean, std)
+
+
+def warm_up(model: LiveModel) -> bool:
+    """Build a traced model's per-shape networks now, at load time, instead of at its first windows.
+
+    Only for a checkpoint whose default inference backend is not eager (the shipped live
+    IMDer traces its networks): one batch-1 window of zeros per availability pattern goes
+    through ``recover`` under ``torch.inference_mode``.  Tracing takes the GIL for a
+    while; done here it delays the model load, not the predictions and the face thread
+    of a running session.  Returns whether anything was run.
+    """
+    import torch
+
+    from ..modalities import AVAILABLE_SUBSETS, mask_from_available
+
+    backend = getattr(getattr(model.model, "options", None), "score_backend", "eager")
+    if backend == "eager":
+        return False
+    specs = model.config.specs
+    device = next(model.model.parameters()).device
+    features = {s.modality.value: torch.zeros(1, s.seq_len, s.dim, device=device) for s in specs}
+    with torch.inference_mode():
+        for available in AVAILABLE_SUBSETS:
+            if len(available) < len(MODALITIES):
+                model.model.recover(features, mask_from_available(available, 1).to(device))
+    return True
 
 
 class ModelBank:
@@ -192,5 +219,6 @@ class ModelBank:
             model = load_live_model(self.checkpoints[method], self.device, self.extractors)
             if model.method != method:
                 raise LiveModelError(f"{model.path} holds {model.method!r}, not {method!r}")
+            warm_up(model)
             self._loaded[method] = model
             return model

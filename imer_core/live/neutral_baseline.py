@@ -173,7 +173,7 @@ def record_neutral_baseline(pipeline: Any, seconds: float = DEFAULT_BASELINE_S,
         time.sleep(0.05)
     baseline = baseline_from_tracks(pipeline.tracks, getattr(pipeline, "speech_track", None), started,
                                     time.monotonic())
-    pipeline.engine.set_neutral_baseline(baseline)
+    pipeline.set_neutral_baseline(baseline)
     return baseline
 
 

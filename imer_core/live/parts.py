@@ -16,8 +16,7 @@ from ..features.base import ExtractorFactory, ExtractorSpec, as_factory
 from ..features.registry import default_extractor_specs, extractor_factories
 from ..modalities import Modality
 from .sources.base import AudioSource, VideoSource
-
-WEBCAM = "webcam"
+from .sources.kinds import WEBCAM, SourceKind, source_kind
 
 
 @dataclass(frozen=True)
@@ -25,11 +24,12 @@ class SourceSpec:
     """Where frames and audio come from.
 
     Attributes:
-        source: ``"webcam"`` (camera + microphone) or a media file path.
+        source: ``"webcam"`` (camera + microphone), a media file path, or a value of
+            any other registered kind (:mod:`imer_core.live.sources.kinds`).
         camera: OpenCV camera index.
         width, height, fps: requested camera format.
         microphone: device name (substring) or index; ``None`` = default.
-        loop: replay a media file forever.
+        loop: replay a recording (a media file) forever.
     """
 
     source: str = WEBCAM
@@ -41,26 +41,22 @@ class SourceSpec:
     loop: bool = False
 
     @property
+    def kind(self) -> SourceKind:
+        """The registered kind of :attr:`source`."""
+        return source_kind(self.source)
+
+    @property
     def is_file(self) -> bool:
-        return self.source != WEBCAM
+        """A recording that plays (and ends, and may loop), not a live device."""
+        return not self.kind.live
 
     def describe(self) -> str:
-        if self.is_file:
-            return f"file {Path(self.source).name}" + (" (looping)" if self.loop else "")
-        mic = "default microphone" if self.microphone is None else f"microphone {self.microphone!r}"
-        return f"camera {self.camera} + {mic}"
+        return self.kind.describe(self)
 
 
 def open_sources(spec: SourceSpec) -> tuple[VideoSource, AudioSource]:
-    """Build (not start) the video and audio source of ``spec``."""
-    if spec.is_file:
-        from .sources.media import MediaFileSource
-        media = MediaFileSource(spec.source, loop=spec.loop)
-        return media.video, media.audio
-    from .sources.camera import CameraSource
-    from .sources.microphone import MicrophoneSource
-    return (CameraSource(spec.camera, spec.width, spec.height, spec.fps),
-            MicrophoneSource(device=spec.microphone))
+    """Build (not start) the video and audio source of ``spec`` (its kind opens them)."""
+    return spec.kind.open(spec)
 
 
 def default_embedder(device: str = "cpu") -> ExtractorFactory[Any]:

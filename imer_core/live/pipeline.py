@@ -22,19 +22,27 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..features.base import ExtractorSpec
 from ..modalities import MODALITIES, Modality, as_modality
+from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
 from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
 from .models import ModelBank, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
+from .pipeline_view import PipelineView
 from .smoothing import DEFAULT_SMOOTHING_S
+from .sources.base import AudioSource, CaptureSource, VideoSource
 from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker, Worker
+
+if TYPE_CHECKING:
+    from ..features.text import TranscriptWindow
+    from .neutral_baseline import NeutralBaseline
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +110,14 @@ class LivePipeline:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
-        self.video = self.audio = None
+        # Built by start() (None before it; see _started()).
+        self.video: VideoSource | None = None
+        self.audio: AudioSource | None = None
         self._hold_sources_until: float | None = None  # media file held while models load
-        self.face_worker = self.voice_worker = self.speech_worker = None
+        self.face_worker: FaceWorker | None = None
+        self.voice_worker: VoiceWorker | None = None
+        self.speech_worker: SpeechWorker | None = None
+        self.transcript: TranscriptWindow | None = None
         self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms,
                                                                 speech_track=self.speech_track),
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
@@ -124,9 +137,9 @@ class LivePipeline:
         self.face_worker = FaceWorker(video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
         self.voice_worker = VoiceWorker(audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
                                         self.parts.voice_extractor())
-        self.transcript = TranscriptWindow()
+        self.transcript = transcript = TranscriptWindow()
         self.speech_worker = SpeechWorker(audio.ring, self.speech_track, self.tracks[Modality.TEXT],
-                                          self.parts.asr, self.parts.embedder, self.transcript, self.config.speech)
+                                          self.parts.asr, self.parts.embedder, transcript, self.config.speech)
         if self.config.sources.is_file and self.config.file_model_wait_s > 0:
             self._hold_sources_until = time.monotonic() + self.config.file_model_wait_s
         self.video, self.audio = video, audio  # published last: statuses() may be called from other threads
@@ -207,24 +220,35 @@ class LivePipeline:
             if self.video is not None:
                 self._apply_switches()
 
+    def _started(self) -> tuple[VideoSource, AudioSource, FaceWorker, VoiceWorker, SpeechWorker]:
+        """The sources and workers :meth:`start` built (``RuntimeError`` before the start)."""
+        video, audio = self.video, self.audio
+        face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
+        if video is None or audio is None or face is None or voice is None or speech is None:
+            raise RuntimeError("the live pipeline has not been started")
+        return video, audio, face, voice, speech
+
     def _apply_switches(self) -> None:
+        video, audio, face, voice, speech = self._started()
         on, held = self.enabled, self._hold_sources_until is not None
-        _run_if(on[Modality.VISION], None if held else self.video, self.face_worker, on_stop=self._forget_vision)
-        self.voice_worker.features_enabled = on[Modality.AUDIO]
+        _run_if(on[Modality.VISION], None if held else video, face, on_stop=self._forget_vision)
+        voice.features_enabled = on[Modality.AUDIO]
         if not on[Modality.AUDIO]:
             self.tracks[Modality.AUDIO].clear()
         need_audio = on[Modality.AUDIO] or on[Modality.TEXT]
-        _run_if(need_audio, None if held else self.audio, self.voice_worker, on_stop=self.audio.ring.clear)
-        _run_if(on[Modality.TEXT], None, self.speech_worker, on_stop=self._forget_text)
+        _run_if(need_audio, None if held else audio, voice, on_stop=audio.ring.clear)
+        _run_if(on[Modality.TEXT], None, speech, on_stop=self._forget_text)
 
     def _forget_vision(self) -> None:
+        video, _, face, _, _ = self._started()
         self.tracks[Modality.VISION].clear()
-        self.video.frames.clear()
-        self.face_worker.latest = None
+        video.frames.clear()
+        face.latest = None
 
     def _forget_text(self) -> None:
         self.tracks[Modality.TEXT].clear()
-        self.transcript.clear()
+        if self.transcript is not None:
+            self.transcript.clear()
 
     def set_method(self, method: str) -> None:
         """Switch the recovery method (takes effect at the next prediction)."""
@@ -238,6 +262,14 @@ class LivePipeline:
         self.engine.set_smoothing(time_constant_s)
         self.config = replace(self.config, smoothing_s=float(time_constant_s))
 
+    def set_neutral_baseline(self, baseline: NeutralBaseline | None) -> None:
+        """Shift this person's features by their neutral baseline (see the engine's method of that name)."""
+        self.engine.set_neutral_baseline(baseline)
+
+    def neutral_baseline_modalities(self) -> tuple[str, ...]:
+        """Modalities the neutral baseline shifts with the current checkpoint."""
+        return self.engine.neutral_baseline_modalities()
+
     def set_compare_hidden(self, modalities: "Iterable[Modality | str]") -> None:
         """Compare mode: also predict with these (observed) modalities hidden and recovered."""
         self.engine.set_compare_hidden(modalities)
@@ -249,7 +281,8 @@ class LivePipeline:
         """
         with self._lock:
             self._hold_sources_until = None  # a switch asked for while running plays at once
-            old_spec, old = self.config.sources, (self.video, self.audio)
+            video, audio, _, _, _ = self._started()
+            old_spec, old = self.config.sources, (video, audio)
             for source in old:
                 source.stop()
             self.config = replace(self.config, sources=spec)
@@ -261,25 +294,27 @@ class LivePipeline:
             if not problem:
                 return ""
             log.warning("switching to %s failed (%s); back to %s", spec.describe(), problem, old_spec.describe())
-            for source in (self.video, self.audio):
-                if source is not None and source not in old:
-                    source.stop()
+            for new_source in (self.video, self.audio):
+                if new_source is not None and new_source not in old:
+                    new_source.stop()
             self.config = replace(self.config, sources=old_spec)
             self._rebuild_sources()
             return f"could not switch to {spec.describe()} ({problem}); kept {old_spec.describe()}"
 
     def _rebuild_sources(self) -> None:
-        for worker in (self.face_worker, self.voice_worker, self.speech_worker):
+        _, _, face, voice, speech = self._started()
+        for worker in (face, voice, speech):
             worker.stop()
-        self.video, self.audio = self.parts.sources(self.config.sources)
-        self.face_worker.frames = self.video.frames
-        self.voice_worker.ring = self.speech_worker.ring = self.audio.ring
+        self.video, self.audio = video, audio = self.parts.sources(self.config.sources)
+        face.frames = video.frames
+        voice.ring = speech.ring = audio.ring
         self.engine.reset_speaker_statistics()  # another source: maybe another speaker
         self._apply_switches()
 
     def _wait_for_data(self, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
-        wanted = [s for s, m in ((self.video, Modality.VISION), (self.audio, Modality.AUDIO))
+        video, audio, _, _, _ = self._started()
+        wanted = [s for s, m in ((video, Modality.VISION), (audio, Modality.AUDIO))
                   if self.enabled[m] or (m is Modality.AUDIO and self.enabled[Modality.TEXT])]
         while time.monotonic() < deadline:
             if all(s.status.ok for s in wanted):
@@ -330,8 +365,7 @@ class LivePipeline:
 
     def signals(self) -> dict[Modality, ModalitySignals]:
         """What sources and workers report right now (input of the health monitor)."""
-        video, audio = self.video, self.audio
-        face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
+        video, audio, face, voice, speech = self._started()
         frame = video.frames.latest()
         vs, aus, held = video.status, audio.status, self.waiting_for_models
         # Text counts as heard when a transcript arrives, even if recognition lags behind the speech.
@@ -356,6 +390,36 @@ class LivePipeline:
         if not self._statuses and self.video is not None:
             self._evaluate()
         return dict(self._statuses)
+
+    # -- read-only views (the window and the recorder read these, not the parts) -------------
+    def snapshot(self) -> PipelineView:
+        """What the pipeline runs right now, as an immutable value."""
+        streams = [(name, s) for name, s in (("camera", self.video), ("microphone", self.audio)) if s is not None]
+        owner = getattr(self.video, "_owner", None)  # a media file's two streams share their file
+        duration = getattr(getattr(owner, "info", None), "duration_s", None)
+        return PipelineView(
+            device=self.device, methods=tuple(self.bank.methods), checkpoints=dict(self.bank.checkpoints),
+            method=self.engine.method, sampler_steps=self.engine.sampler_steps, model_error=self.engine.model_error,
+            config=self.config, enabled=dict(self.enabled), started=self.video is not None,
+            stream_statuses=tuple((name, s.status) for name, s in streams),
+            playing=any(s.running for _, s in streams), ended=self.ended,
+            file_duration_s=float(duration) if duration else None)
+
+    def load_model(self, method: str | None = None) -> None:
+        """Load the checkpoint of ``method`` (default: the current one) now; raises
+        :class:`~imer_core.live.models.LiveModelError` when it does not fit (e.g. before starting)."""
+        wanted = method or self.engine.method
+        if wanted is not None:
+            self.bank.get(wanted)
+
+    def latest_frame(self) -> VideoFrame | None:
+        """The newest captured frame (``None`` before the start or before the first frame)."""
+        return self.video.frames.latest() if self.video is not None else None
+
+    def capture_buffers(self) -> tuple[FrameSlot | None, AudioRingBuffer | None]:
+        """The current sources' frame slot and audio ring (they change when the sources are switched)."""
+        return (self.video.frames if self.video is not None else None,
+                self.audio.ring if self.audio is not None else None)
 
     # -- results -----------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[LiveResult], None]) -> None:
@@ -382,7 +446,7 @@ class LivePipeline:
 
     def poll_results(self) -> list[LiveResult]:
         """Results since the last call (oldest first; at most the last 512)."""
-        out = []
+        out: list[LiveResult] = []
         while self._results:
             out.append(self._results.popleft())
         return out
@@ -405,8 +469,10 @@ class LivePipeline:
         return self.face_worker.latest if self.face_worker else None
 
     def _feature_latency_ms(self) -> dict[Modality, float]:
-        out = {}
-        for m, worker in ((Modality.VISION, self.face_worker), (Modality.AUDIO, self.voice_worker)):
+        out: dict[Modality, float] = {}
+        workers: tuple[tuple[Modality, FaceWorker | VoiceWorker | None], ...] = (
+            (Modality.VISION, self.face_worker), (Modality.AUDIO, self.voice_worker))
+        for m, worker in workers:
             if worker is not None and worker.feature_latency_s:
                 out[m] = 1e3 * worker.feature_latency_s[-1]
         return out
@@ -415,7 +481,7 @@ class LivePipeline:
         """Rates and latencies for a performance panel."""
         now = time.monotonic()
         recent = [t for t in list(self._result_times) if t >= now - 5.0]
-        rtf = list(self.speech_worker.real_time_factors) if self.speech_worker else []
+        rtf: list[float] = list(self.speech_worker.real_time_factors) if self.speech_worker else []
         latest = self.latest_result
         return {
             "device": self.device,
@@ -427,7 +493,7 @@ class LivePipeline:
         }
 
 
-def _run_if(wanted: bool, source, worker, on_stop: Callable[[], None]) -> None:
+def _run_if(wanted: bool, source: CaptureSource | None, worker: Worker, on_stop: Callable[[], None]) -> None:
     """Start or stop a source/worker pair."""
     if wanted:
         if source is not None and not source.running:
@@ -449,4 +515,4 @@ def disabled_from_text(text: str | None) -> frozenset[Modality]:
     return frozenset(as_modality(part) for part in text.split(",") if part.strip())
 
 
-__all__: Iterable[str] = ("LivePipeline", "PipelineConfig", "disabled_from_text")
+__all__ = ["LivePipeline", "PipelineConfig", "PipelineView", "disabled_from_text"]

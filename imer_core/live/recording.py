@@ -30,9 +30,10 @@ class SessionRecording:
                  raw_audio: bool = False, raw_video: bool = False) -> None:
         self.pipeline = pipeline
         labels = LIVE_EMOTIONS
-        details = {"source": pipeline.config.sources.describe(), "device": pipeline.device,
-                   "methods": pipeline.bank.methods, "method": pipeline.engine.method,
-                   "checkpoints": {k: str(v) for k, v in pipeline.bank.checkpoints.items()},
+        view = pipeline.snapshot()
+        details = {"source": view.config.sources.describe(), "device": view.device,
+                   "methods": list(view.methods), "method": view.method,
+                   "checkpoints": {k: str(v) for k, v in view.checkpoints.items()},
                    "raw_audio": raw_audio, "raw_video": raw_video, **dict(info or {})}
         self.recorder = SessionRecorder(folder, details, labels)
         self.folder = self.recorder.folder
@@ -93,10 +94,11 @@ class SessionRecording:
         ring, position = None, 0
         try:
             while not self._stop.wait(0.25):
-                if self.pipeline.audio is None:
+                current = self.pipeline.capture_buffers()[1]
+                if current is None:
                     continue
-                if ring is not self.pipeline.audio.ring:
-                    ring = self.pipeline.audio.ring
+                if ring is not current:
+                    ring = current
                     position = ring.total_written
                 end = ring.total_written
                 if end > position:
@@ -110,17 +112,18 @@ class SessionRecording:
         writer, slot, seq, t0 = None, None, 0, 0.0
         try:
             while not self._stop.is_set():
-                if self.pipeline.video is None:
+                current = self.pipeline.capture_buffers()[0]
+                if current is None:
                     self._stop.wait(0.1)
                     continue
-                if slot is not self.pipeline.video.frames:
-                    slot, seq = self.pipeline.video.frames, self.pipeline.video.frames.sequence
+                if slot is not current:
+                    slot, seq = current, current.sequence
                 frame, seq = slot.wait_newer(seq, 0.1)
                 if frame is None:
                     continue
                 if writer is None:
                     h, w = (d - d % 2 for d in frame.image.shape[:2])  # H.264 needs even sizes
-                    writer = MediaWriter(self.folder / "video.mkv", w, h, self.pipeline.config.sources.fps,
+                    writer = MediaWriter(self.folder / "video.mkv", w, h, self.pipeline.snapshot().config.sources.fps,
                                          audio=False, live=True)
                     t0 = frame.t_capture
                 image = frame.image[:writer.height, :writer.width]

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoint_keys import SPEAKER_NORMALIZATION
+
 #: Speech fraction of a 100 ms step from which it counts as speech.
 DEFAULT_MIN_SPEECH_FRACTION = 0.5
 #: Prior weight in steps (10 Hz): 100 steps = 10 s of speech for the session's own statistics to weigh half.
@@ -178,7 +180,7 @@ EXPERT_MODE = "expert"
 
 def speaker_normalization_settings(metadata: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{modality: {prior_steps, min_speech_fraction, mode, switch_after_steps}}`` of a checkpoint (empty: none)."""
-    raw = metadata.get("speaker_normalization") or {}
+    raw = metadata.get(SPEAKER_NORMALIZATION) or {}
     if not isinstance(raw, Mapping):
         return {}
     out = {}

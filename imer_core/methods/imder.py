@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, options_from_dict
+from ..config import FusionConfig, ModelConfig, fusion_config, options_from_dict
 from ..diffusion.fast import CudaGraphRunner, InferenceCache, check_backend, trace_module, trace_score_net
 from ..diffusion.samplers import DistilledSampler
 from ..diffusion.sampling import SCORE, Sampler, available_samplers, make_sampler
@@ -79,6 +79,7 @@ class IMDerOptions:
         score_backend: inference backend of the score networks: ``"eager"``,
             ``"traced"`` (``jit.trace`` + ``freeze``, per input shape) or ``"cuda-graph"``
             (the whole sampler loop replayed from a CUDA graph; eager on CPU).
+        fusion: the MulT backbone (a :class:`~imer_core.config.FusionConfig` or a dict of its fields).
     """
 
     sigma: float = 25.0
@@ -99,8 +100,10 @@ class IMDerOptions:
     bert_learning_rate: float = 2e-5
     distill_steps: int = 0
     score_backend: str = "eager"
+    fusion: FusionConfig = FusionConfig()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", fusion_config(self.fusion))
         object.__setattr__(self, "score_channels", tuple(int(c) for c in self.score_channels))
         if not self.bert_learning_rate > 0:
             raise ValueError(f"bert_learning_rate must be > 0, got {self.bert_learning_rate}")
@@ -143,7 +146,7 @@ class IMDer(MulTRecoveryModel):
         super().__init__(config)
         opts: IMDerOptions = options_from_dict(self.options_class, config.method_options)
         self.options = opts
-        d = config.fusion.d_model
+        d = opts.fusion.d_model
         self.sde = VESDE(opts.sigma)
         self.text_encoder: BertTextEncoder | None = None
         if opts.text_encoder == "bert":
@@ -153,7 +156,7 @@ class IMDer(MulTRecoveryModel):
             if self.text_encoder.hidden_size != config.specs.text.dim:
                 raise ValueError(f"BERT hidden size {self.text_encoder.hidden_size} != text feature dim "
                                  f"{config.specs.text.dim}")
-        self._build_fusion(config, multiple_of=2 ** (len(opts.score_channels) - 1))   # the U-Net's depth
+        self._build_fusion(config, opts.fusion, multiple_of=2 ** (len(opts.score_channels) - 1))   # the U-Net's depth
         self.score_nets = nn.ModuleDict({
             m.value: ConditionalScoreUNet1d(d, opts.score_channels, opts.score_embed_dim,
                                             marginal_std=self.sde.marginal_std)

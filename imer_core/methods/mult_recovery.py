@@ -6,6 +6,8 @@ on the 1×1 convolution (``cat_la``, ``cat_lv``, ``cat_av``) of the two availabl
 ones concatenated in the reference order —, freeze the projections in the
 recovery stage, handle per-sample masks one availability pattern at a time and
 seed their sampling noise from :class:`~imer_core.methods.base.SamplingOptions`.
+MulT's settings are the method's ``fusion`` option (a
+:class:`~imer_core.config.FusionConfig`).
 :class:`MulTRecoveryModel` holds that; each method keeps its generators,
 losses and training steps.
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import FusionConfig, ModelConfig
 from ..modalities import MODALITIES, Modality
 from ..nn.mult import MulTFusion
 from .base import PRETRAIN, RECOVERY, Features, RecoveryModel, SamplingOptions, pattern_groups
@@ -61,13 +63,14 @@ class MulTRecoveryModel(RecoveryModel):
     fusion: MulTFusion
 
     # ------------------------------------------------------------------ building
-    def _build_fusion(self, config: ModelConfig, positions: bool = True, multiple_of: int = 1) -> int:
-        """Create :attr:`fusion`; returns the one projected length ``L'`` of all modalities.
+    def _build_fusion(self, config: ModelConfig, fusion: FusionConfig, positions: bool = True,
+                      multiple_of: int = 1) -> int:
+        """Create :attr:`fusion` (MulT with the method's ``fusion`` option); returns the one projected length ``L'``.
 
         Raises:
             ValueError: the modalities' projected lengths differ, or are no multiple of ``multiple_of``.
         """
-        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim, positions=positions)
+        self.fusion = MulTFusion(config.specs, fusion, config.output_dim, positions=positions)
         lengths = {self.fusion.projected_length(m) for m in MODALITIES}
         if len(lengths) != 1 or next(iter(lengths)) % multiple_of != 0:
             rule = f", divisible by {multiple_of}" if multiple_of > 1 else ""

@@ -117,9 +117,9 @@ class RoHyDR(MulTRecoveryModel):
         super().__init__(config)
         opts: RoHyDROptions = options_from_dict(RoHyDROptions, config.method_options)
         self.options = opts
-        d = config.fusion.d_model
+        d = opts.fusion.d_model
         self.process = GaussianDiffusion(opts.diffusion_steps, opts.beta_start, opts.beta_end)
-        length = self._build_fusion(config, positions=opts.mode != "reference")
+        length = self._build_fusion(config, opts.fusion, positions=opts.mode != "reference")
         self.dits = nn.ModuleDict({m.value: DiT1d(d, length, opts.dit_hidden, opts.dit_depth, opts.dit_heads,
                                                   opts.dit_mlp_ratio) for m in MODALITIES})
         self._build_pair_convs(d)

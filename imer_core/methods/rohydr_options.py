@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import FusionConfig, fusion_config
 from ..diffusion.sampling import DDPM, available_samplers
 
 MOSEI_OPTIONS: dict[str, Any] = {"reconstructor_hidden": (128, 64), "reconstructor_dropout": 0.2,
@@ -53,6 +54,7 @@ class RoHyDROptions:
             the dropped text once and uses it as condition and as target).
         clip_rms_multiple: improved mode's clamp range in units of the targets' running RMS
             (0: no clamp).
+        fusion: the MulT backbone (a :class:`~imer_core.config.FusionConfig` or a dict of its fields).
     """
 
     dit_hidden: int = 64
@@ -80,8 +82,10 @@ class RoHyDROptions:
     discriminator_weight_decay: float = 1e-5
     mode: str = "improved"
     clip_rms_multiple: float = 4.0
+    fusion: FusionConfig = FusionConfig()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", fusion_config(self.fusion))
         for name in ("reconstructor_hidden", "discriminator_hidden"):
             value = tuple(int(v) for v in getattr(self, name))
             if len(value) != 2 or min(value) < 1:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from imer_core.config import ModelConfig
+from imer_core.config import FusionConfig, ModelConfig, fusion_config, options_from_dict
 from imer_core.methods.base import PRETRAIN, Features, LossOutput, RecoveryModel, SamplingOptions
 from imer_core.modalities import MODALITIES, full_mask, validate_mask
 from imer_core.nn.mult import MulTFusion
@@ -47,19 +48,31 @@ def fill_vectors(kind: str, normalization: Mapping[str, Mapping[str, list[float]
     return out
 
 
+@dataclass(frozen=True)
+class FillOptions:
+    """Options of :class:`FillFusion`: the MulT backbone (a :class:`FusionConfig` or a dict of its fields)."""
+
+    fusion: FusionConfig = FusionConfig()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", fusion_config(self.fusion))
+
+
 class FillFusion(RecoveryModel):
     """MulT fusion with missing inputs filled by a constant vector (no recovery; not registered).
 
     Args:
-        config: the model configuration (specs, fusion settings, labels).
+        config: the model configuration (specs, labels, ``method_options["fusion"]``).
         fill: normalised fill vector ``(dim,)`` per modality (:func:`fill_vectors`).
     """
 
     name = "fill"
+    options_class = FillOptions
 
     def __init__(self, config: ModelConfig, fill: Mapping[str, torch.Tensor]) -> None:
         super().__init__(config)
-        self.fusion = MulTFusion(config.specs, config.fusion, config.output_dim)
+        self.options: FillOptions = options_from_dict(FillOptions, config.method_options)
+        self.fusion = MulTFusion(config.specs, self.options.fusion, config.output_dim)
         for modality in MODALITIES:
             self.register_buffer(f"fill_{modality.value}", fill[modality.value].float().view(1, 1, -1).clone())
 

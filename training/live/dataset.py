@@ -59,9 +59,11 @@ from imer_core.config import options_from_dict
 from imer_core.features.face import live_face_feature_spec
 from imer_core.features.text import text_feature_spec
 from imer_core.features.voice import voice_feature_spec
+from imer_core.live import checkpoint_keys as keys
 from imer_core.live.models import LIVE_WINDOW_RATE_HZ, LIVE_WINDOW_STEPS
 from imer_core.modalities import MODALITIES, FeatureSpecs
 
+from ..data.source import LoadedData
 from .corpora import SPLITS
 from .extract import extractor_ids, has_transcripts, load_cache
 from .labels import LIVE_LABELS, live_index
@@ -342,32 +344,36 @@ def build_live_data(cache_dir: str | Path, options: LiveDataOptions | None = Non
 MODEL_CARD_PATH = "assets/MODEL_CARD.md"
 
 
-def checkpoint_metadata(data: LiveData) -> dict[str, Any]:
-    """The live engine's checkpoint metadata keys known at training time (``results`` is added at shipping)."""
-    return {"trained": True, "feature_normalization": data.normalization, "label_space": list(LIVE_LABELS),
-            "data": data.summary, "model_card": MODEL_CARD_PATH}
+def live_checkpoint_metadata(data: LiveData) -> dict[str, Any]:
+    """The live engine's checkpoint metadata known at training time (``results`` is added at shipping)."""
+    return {keys.TRAINED: True, keys.FEATURE_NORMALIZATION: data.normalization, keys.LABEL_SPACE: list(LIVE_LABELS),
+            keys.DATA: data.summary, keys.MODEL_CARD: MODEL_CARD_PATH}
+
+
+def _options(options: Any) -> LiveDataOptions:
+    if isinstance(options, LiveDataOptions):
+        return options
+    return LiveDataOptions.from_mapping(options or {})
 
 
 def load_live_experiment_data(experiment: Any,
-                              normalization: Mapping[str, Mapping[str, list[float]]] | None = None) -> Any:
-    """:class:`training.runner.LoadedData` of an experiment with ``[data] dataset = "live"``.
+                              normalization: Mapping[str, Mapping[str, list[float]]] | None = None) -> LoadedData:
+    """:class:`training.data.source.LoadedData` of an experiment with ``[data] dataset = "live"``.
 
     ``data.path`` is the feature cache of ``imer-train extract-live`` (default ``runs/live_cache``);
     ``normalization``: see :func:`build_live_data`.
     """
-    from training.runner import LoadedData  # lazy: runner imports this module lazily too
-
     if experiment.task != "classification":
         raise ValueError(f"{experiment.name}: the live data source is a classification task; "
                          "set [model] task = \"classification\"")
     if experiment.train.num_workers > 0:
         raise ValueError(f"{experiment.name}: {WORKER_ERROR} (got num_workers = {experiment.train.num_workers})")
     cache = Path(experiment.data.path or "runs/live_cache").expanduser()
-    data = build_live_data(cache, LiveDataOptions.from_mapping(experiment.data.live), normalization)
+    data = build_live_data(cache, _options(experiment.data.options), normalization)
     note = ("live corpora (FER2013, RAVDESS, EmoDB, MELD) as class-matched pseudo-pairs: no corpus records the "
             "three modalities together")
     return LoadedData(dict(data.datasets), data.specs, str(cache), False, note, tuple(LIVE_LABELS),
-                      metadata=checkpoint_metadata(data))
+                      metadata=live_checkpoint_metadata(data))
 
 
 class PairedAudioTextDataset(Dataset):

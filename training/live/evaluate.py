@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.config import ModelConfig
+from imer_core.live import checkpoint_keys as keys
 from imer_core.methods.base import PRETRAIN, RECOVERY, SamplingOptions
 from imer_core.modalities import AVAILABLE_SUBSETS, MODALITIES, mask_from_available, subset_name
 from imer_core.registry import method_title
@@ -45,7 +46,7 @@ from imer_core.registry import method_title
 from ..distributed import DistContext
 from ..experiment import Experiment, load_experiment
 from ..metrics import classification_metrics
-from ..protocols import make_protocol
+from ..protocol_spec import make_protocol
 from ..runs import RunFolder
 from ..trainer import Trainer, seed_everything
 from .baselines import FILL_KINDS, FillFusion, LateFusion, dataset_labels, fill_vectors, train_unimodal
@@ -55,7 +56,7 @@ from .dataset import (
     LiveDataOptions,
     PairedAudioTextDataset,
     build_live_data,
-    checkpoint_metadata,
+    live_checkpoint_metadata,
     paired_asr_dataset,
     speaker_normalised_audio,
 )
@@ -135,7 +136,7 @@ def _model_predictor(model: Any) -> Predictor:
 
 def data_options_of(checkpoints: Sequence[Path]) -> LiveDataOptions:
     """The data options stored in the checkpoints (they must all be the same)."""
-    from imer_core.checkpoint import checkpoint_metadata as read_meta
+    from imer_core.checkpoint import checkpoint_info as read_meta
 
     options = [read_meta(p)["metadata"].get("data", {}).get("options") for p in checkpoints]
     if any(o is None for o in options):
@@ -225,7 +226,7 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
         models.append((title, path, model))
     experiment = load_experiment(baseline_config, list(overrides))
     config = ModelConfig(method="fill", specs=data.specs, task="classification", labels=tuple(LIVE_LABELS),
-                         fusion=experiment.fusion)
+                         method_options={"fusion": experiment.fusion})
     predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress, fill_baselines)
     for title, predict in predictors.items():
         rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
@@ -286,11 +287,11 @@ def ship_checkpoints(models: Sequence[tuple[str, Path, Any]], report: Mapping[st
     Raises:
         ValueError: a checkpoint is 20 MB or more (nothing of it is left in ``ship_dir``).
     """
-    from imer_core.checkpoint import checkpoint_metadata as read_meta
+    from imer_core.checkpoint import checkpoint_info as read_meta
 
     shipped = {}
     for title, path, model in models:
-        meta = {**read_meta(path)["metadata"], **checkpoint_metadata(data), "results": results_metadata(report),
+        meta = {**read_meta(path)["metadata"], **live_checkpoint_metadata(data), keys.RESULTS: results_metadata(report),
                 "method_title": title}
         target = ship_dir / f"live_{model.name}.pt"
         staged = save_checkpoint(model, ship_dir / f".{target.name}.staged", meta)

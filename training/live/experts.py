@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from imer_core.checkpoint import checkpoint_metadata as read_meta
+from imer_core.checkpoint import checkpoint_info as read_meta
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
 from imer_core.live.neutral_baseline import neutral_reference
 from imer_core.methods.base import SamplingOptions

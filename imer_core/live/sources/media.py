@@ -28,6 +28,7 @@ PyAV is imported lazily.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from abc import abstractmethod
@@ -43,6 +44,9 @@ from .base import LIVE_SAMPLE_RATE, AudioSource, CaptureSource, VideoSource
 
 AUDIO_CHUNK = LIVE_SAMPLE_RATE // 50  # 20 ms
 _MAX_BAD_PACKETS = 50
+#: when decoding runs behind real time, late frames are still emitted this often (seconds), so
+#: vision gets some (late, honestly timed) frames and a status instead of none at all
+_LATE_FRAME_INTERVAL_S = 0.5
 _END = SourceStatus(False, "end of file", ended=True)
 
 
@@ -243,6 +247,7 @@ class MediaVideoSource(_StreamWorker, VideoSource):
         self._index = 0
         #: frames skipped because decoding fell behind real time.
         self.late_dropped = 0
+        self._last_put = -math.inf  # when the newest frame was emitted (monotonic)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop decoding and clear the frame slot (idempotent)."""
@@ -272,13 +277,15 @@ class MediaVideoSource(_StreamWorker, VideoSource):
 
     def _emit(self, frame: Any, media_time: float, due: float, fps: float) -> bool:
         realtime = self._owner.realtime
-        if realtime and time.monotonic() - due > 2.0 / fps:
+        now = time.monotonic()
+        if realtime and now - due > 2.0 / fps and now - self._last_put < _LATE_FRAME_INTERVAL_S:
             self.late_dropped += 1  # behind schedule: skip the colour conversion
             return not self._stop.is_set()
         if not self._wait_until(due):
             return False
         image = frame.to_ndarray(format="bgr24")
         self.frames.put(VideoFrame(image, due if realtime else time.monotonic(), self._index, media_time))
+        self._last_put = time.monotonic()
         self._index += 1
         if not self._status.ok:
             self._set_status(SourceStatus(True, self.description))

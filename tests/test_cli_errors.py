@@ -1,0 +1,86 @@
+"""User errors are one line; internal errors (bugs) always show their traceback."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import training.cli
+from imer_core.cli_errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, is_user_error, report_error
+from imer_core.modalities import as_modality, subset_name
+from training.cli import main as cli_main
+
+
+def _raised(call, *args) -> BaseException:
+    try:
+        call(*args)
+    except Exception as exc:  # noqa: BLE001 - the test inspects it
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_deliberate_errors_of_the_project_are_user_errors_and_library_or_lookup_failures_are_not(tmp_path):
+    assert is_user_error(_raised(as_modality, "smell"))  # a `raise ValueError(...)` in imer_core
+    assert is_user_error(_raised(open, tmp_path / "missing.txt"))  # a file the user named
+    assert not is_user_error(_raised(subset_name, 5))  # TypeError from a line of ours that is no `raise`
+    assert not is_user_error(_raised(lambda: {}["key"]))  # KeyError from a lookup outside the project
+    assert not is_user_error(_raised(int, "x"))  # ValueError from inside Python itself
+
+
+def test_imer_train_user_error_is_one_line_without_traceback(capsys):
+    assert cli_main(["train", "--config", "no_such_config", "--synthetic"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("imer-train: error: experiment config 'no_such_config' not found")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_imer_train_debug_shows_the_traceback_of_a_user_error(capsys):
+    assert cli_main(["--debug", "train", "--config", "no_such_config", "--synthetic"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "FileNotFoundError" in err
+    assert err.strip().splitlines()[-1].startswith("imer-train: error: experiment config 'no_such_config'")
+
+
+@pytest.mark.parametrize("error", [KeyError("feature_normalization"), ValueError("operands could not be broadcast"),
+                                   RuntimeError("mat1 and mat2 shapes cannot be multiplied")])
+def test_imer_train_internal_error_keeps_its_traceback(monkeypatch, capsys, error):
+    def buggy_command(args) -> int:
+        raise error  # stands for a failure inside a library or a bug: raised outside the project's packages
+
+    monkeypatch.setattr(training.cli, "cmd_synth", buggy_command)
+    assert cli_main(["synth", "--out", "unused"]) == EXIT_INTERNAL_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "buggy_command" in err
+    assert "imer-train: internal error" in err and "please report it" in err
+    assert "imer-train: error:" not in err
+
+
+def test_report_error_formats_both_kinds():
+    out = io.StringIO()
+    assert report_error(_raised(as_modality, "smell"), "tool", out=out) == EXIT_USER_ERROR
+    assert out.getvalue() == "tool: error: unknown modality 'smell'; expected one of text/audio/vision (or l/a/v)\n"
+    out = io.StringIO()
+    assert report_error(_raised(subset_name, 5), "tool", out=out) == EXIT_INTERNAL_ERROR
+    assert "Traceback" in out.getvalue() and "tool: internal error (TypeError" in out.getvalue()
+
+
+def test_imer_run_does_not_hide_a_bug_behind_a_one_line_message(monkeypatch, tmp_path, capsys):
+    import imer_core.live.pipeline as pipeline_module
+    from app.cli import main as imer_main
+
+    def broken_pipeline(*args, **kwargs):
+        return [][1]  # IndexError: a bug, not a user error
+
+    def library_value_error(*args, **kwargs):
+        return int("not a number")  # ValueError raised inside Python, not by the project
+
+    monkeypatch.setattr(pipeline_module, "LivePipeline", broken_pipeline)
+    with pytest.raises(IndexError):
+        imer_main(["run", "--source", "webcam", "--out", str(tmp_path / "s")])
+    monkeypatch.setattr(pipeline_module, "LivePipeline", library_value_error)
+    with pytest.raises(ValueError, match="invalid literal"):
+        imer_main(["run", "--source", "webcam", "--out", str(tmp_path / "s")])
+    monkeypatch.undo()  # a user error keeps its one line (a deliberate `raise` in the project's code)
+    assert imer_main(["run", "--source", "webcam", "--hop", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "imer:" in capsys.readouterr().err
