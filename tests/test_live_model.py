@@ -132,12 +132,13 @@ def test_extract_live_caches_features_and_counts_missed_faces(live_cache, capsys
 def test_pseudo_pairs_splits_and_normalisation(live_cache):
     data = build_live_data(live_cache, LiveDataOptions(train_tuples_per_class=5, val_tuples_per_class=3))
     assert data.specs == live_specs()
-    assert {m: len(v["mean"]) for m, v in data.normalization.items()} == {"text": 384, "audio": 44, "vision": 55}
+    assert {m: len(v["mean"]) for m, v in data.normalization.items()} == {"text": 384, "audio": 44,
+                                                                          "vision": live_vision_feature()[1]}
     train, test = data.datasets["train"], data.datasets["test"]
     assert len(train) == 10 and sorted(set(train.labels.tolist())) == [1, 2]      # happy, sad: in every modality
     item = train[0]
     assert {k: tuple(item[k].shape) for k in ("text", "audio", "vision")} == {"text": (20, 384), "audio": (20, 44),
-                                                                               "vision": (20, 55)}
+                                                                               "vision": (20, live_vision_feature()[1])}
     assert torch.equal(item["text"][0], item["text"][-1])
     assert not torch.equal(item["vision"][0], item["vision"][1])                  # jitter on training faces
     assert test.labels.tolist() == [1] and torch.equal(test[0]["vision"][0], test[0]["vision"][5])

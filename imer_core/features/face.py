@@ -454,11 +454,11 @@ def build_face_extractor(device: str = "cpu", color: str = "bgr", still_images: 
 
 
 #: Whether the live vision feature puts the face network's embedding in front of the blendshapes and
-#: pose (the face-network extractor is then the registry's default for vision).  It is switched on in
-#: the same commit as the shipped checkpoints trained on it: the spec check refuses checkpoints made for
-#: the other feature.  ``$IMER_LIVE_FACE_NET`` (``1`` / ``0``, read when the registry is first used)
-#: overrides it, e.g. to build the training caches of the new feature before the checkpoints exist.
-LIVE_FACE_NET = False
+#: pose (the face-network extractor is then the registry's default for vision).  It was switched on in
+#: the same commit as the shipped ``live_cmarr.pt`` trained on it: the spec check refuses checkpoints made
+#: for the other feature.  ``$IMER_LIVE_FACE_NET`` (``1`` / ``0``, read when the registry is first used)
+#: overrides it, e.g. ``0`` to run a checkpoint of the blendshape feature.
+LIVE_FACE_NET = True
 LIVE_FACE_NET_ENV = "IMER_LIVE_FACE_NET"
 
 

@@ -78,12 +78,15 @@ def predict_conditions(predict: Predictor, dataset: Dataset, conditions: Sequenc
                        batch_size: int = 128, progress: bool = True, desc: str = "eval") -> dict[str, np.ndarray]:
     """Scores ``(N, K)`` of ``predict(features, mask)`` on ``dataset`` under each condition."""
     out = {}
+    batches = []  # assembled once, reused by every condition (the items are fixed tuples)
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        features = {m.value: batch[m.value] for m in MODALITIES}
+        features.update({k: v for k, v in batch.items() if "@" in k})  # e.g. audio@speaker
+        batches.append((features, len(batch["label"])))
     for condition in tqdm(conditions, desc=desc, leave=False, disable=not progress):
         scores = []
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            features = {m.value: batch[m.value] for m in MODALITIES}
-            features.update({k: v for k, v in batch.items() if "@" in k})  # e.g. audio@speaker
-            scores.append(predict(features, condition_mask(condition, len(batch["label"]))).float().numpy())
+        for features, size in batches:
+            scores.append(predict(features, condition_mask(condition, size)).float().numpy())
         out[condition] = np.concatenate(scores)
     return out
 
