@@ -118,6 +118,8 @@ class ModelConfig:
         method = str(data["method"])
         options = dict(data.get("method_options", {}))
         if "fusion" in data:
+            if not isinstance(data["fusion"], Mapping):  # malformed even where it is dropped (CM-ARR)
+                raise ValueError(f"the fusion entry must be a table of MulT settings, got {data['fusion']!r}")
             options = fold_fusion_option(method, options, data["fusion"], legacy=True)
         return cls(
             method=method,

@@ -128,3 +128,21 @@ def test_shipped_face_network_loads_and_matches_the_run_time_crop():
     assert path.stat().st_size < 5_000_000
     embeddings, probs = runner(np.full((FACE_CROP_SIZE, FACE_CROP_SIZE), 128, np.uint8))
     assert embeddings.shape == (1, runner.embedding_dim) and np.isfinite(probs).all()
+
+
+def test_the_face_network_feature_spec_is_known_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom imer_core.features.registry import default_extractor_specs\n"
+            "from imer_core.modalities import Modality\n"
+            "spec = default_extractor_specs()[Modality.VISION]\n"
+            "assert 'torch' not in sys.modules, 'the vision spec imported torch'\n"
+            "print(spec.extractor_id, spec.dim)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from imer_core.features.face import face_net_extractor_spec
+
+    expected = face_net_extractor_spec()
+    if expected is not None:
+        assert done.stdout.split() == [expected.extractor_id, str(expected.dim)]

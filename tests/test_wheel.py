@@ -28,7 +28,8 @@ IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg
                                 "sessions", ".pytest_cache", "outputs", "*.whl")
 RUNTIME_ASSETS = {"imer_assets/__init__.py", "imer_assets/face_landmarker.task", "imer_assets/MODEL_CARD.md",
                   "imer_assets/NOTICE-face_landmarker.md", "imer_assets/demo/demo_clip.mp4",
-                  "imer_assets/demo/README.md", "imer_assets/models/live_cmarr.pt"}
+                  "imer_assets/demo/README.md", "imer_assets/models/live_cmarr.pt",
+                  "imer_assets/models/face_net.pt"}  # the live vision feature runs the face network
 
 pytestmark = pytest.mark.slow
 

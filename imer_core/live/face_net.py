@@ -83,7 +83,7 @@ class FaceNetError(RuntimeError):
 
 def default_face_net_path() -> Path:
     """``assets/models/face_net.pt`` (``$IMER_ASSETS`` overrides the assets folder)."""
-    from .models import assets_dir
+    from ..assets import assets_dir  # light: no torch (imer_core.live.models imports it)
 
     return assets_dir() / "models" / FACE_NET_FILENAME
 
