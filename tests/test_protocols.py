@@ -7,13 +7,13 @@ import warnings
 import numpy as np
 import pytest
 
+from training.protocol_spec import make_protocol
 from training.protocols import (
     MISS_ONE,
     MISS_TWO,
     BatchScheduleProtocol,
     FixedSubsetProtocol,
     PerSampleProtocol,
-    make_protocol,
     realised_missing_rate,
     sample_masks,
 )
