@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -131,6 +131,35 @@ def random_masks(n: int, num_modalities: int, generator: torch.Generator) -> tor
     return subsets[torch.randint(len(subsets), (n,), generator=generator)]
 
 
+def _fit_if_it_helps(owner: nn.Module, part: nn.Module, reset: Callable[[], None],
+                     batch_loss: Callable[[torch.Tensor], torch.Tensor], val_loss: Callable[[], float],
+                     optimiser: torch.optim.Optimizer, n: int, epochs: int, batch_size: int,
+                     generator: torch.Generator) -> tuple[float, float, bool]:
+    """Train ``part`` of ``owner`` from its reset state; keep its best epoch only if it beats the reset state.
+
+    Returns the validation loss of the reset state, the best loss reached and
+    whether ``part`` was kept (otherwise it is reset again).
+    """
+    reset()
+    baseline = val_loss()
+    best, best_state = baseline, copy.deepcopy(part.state_dict())
+    for _ in range(epochs):
+        owner.train()
+        for idx in _batches(n, batch_size, generator):
+            loss = batch_loss(idx)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        current = val_loss()
+        if current < best:
+            best, best_state = current, copy.deepcopy(part.state_dict())
+    part.load_state_dict(best_state)
+    kept = best < baseline
+    if not kept:
+        reset()
+    return baseline, best, kept
+
+
 def fit_residual(model: ExpertProductFusion, train: tuple[Mapping[str, torch.Tensor], torch.Tensor],
                  val: tuple[Mapping[str, torch.Tensor], torch.Tensor], epochs: int = 10, lr: float = 1e-3,
                  batch_size: int = 128, seed: int = 0) -> dict[str, float]:
@@ -154,25 +183,13 @@ def fit_residual(model: ExpertProductFusion, train: tuple[Mapping[str, torch.Ten
         with torch.no_grad():
             return float(F.cross_entropy(model(val_features, val_mask), val_labels))
 
-    model.zero_residual()
-    baseline = val_loss()
-    best, best_state = baseline, copy.deepcopy(model.residual.state_dict())
-    for _ in range(epochs):
-        model.train()
-        for idx in _batches(len(labels), batch_size, generator):
-            batch = {n: features[n][idx] for n in model.names}
-            mask = random_masks(len(idx), len(model.names), generator)
-            loss = F.cross_entropy(model(batch, mask), labels[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        current = val_loss()
-        if current < best:
-            best, best_state = current, copy.deepcopy(model.residual.state_dict())
-    model.residual.load_state_dict(best_state)
-    kept = best < baseline
-    if not kept:
-        model.zero_residual()
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        batch = {n: features[n][idx] for n in model.names}
+        mask = random_masks(len(idx), len(model.names), generator)
+        return F.cross_entropy(model(batch, mask), labels[idx])
+
+    baseline, best, kept = _fit_if_it_helps(model, model.residual, model.zero_residual, batch_loss, val_loss,
+                                            optimiser, len(labels), epochs, batch_size, generator)
     for p in model.experts.parameters():
         p.requires_grad_(True)
     model.eval()
@@ -297,22 +314,10 @@ def fit_correction(head: ExpertFusionHead, train: tuple[torch.Tensor, torch.Tens
         with torch.no_grad():
             return float(F.cross_entropy(head.fuse(v_product, v_method, v_mask), v_labels))
 
-    head.zero_correction()
-    baseline = val_loss()
-    best, best_state = baseline, copy.deepcopy(head.correction.state_dict())
-    for _ in range(epochs):
-        head.train()
-        for idx in _batches(len(labels), batch_size, generator):
-            loss = F.cross_entropy(head.fuse(product[idx], method[idx], mask[idx]), labels[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        current = val_loss()
-        if current < best:
-            best, best_state = current, copy.deepcopy(head.correction.state_dict())
-    head.correction.load_state_dict(best_state)
-    kept = best < baseline
-    if not kept:
-        head.zero_correction()
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(head.fuse(product[idx], method[idx], mask[idx]), labels[idx])
+
+    baseline, best, kept = _fit_if_it_helps(head, head.correction, head.zero_correction, batch_loss, val_loss,
+                                            optimiser, len(labels), epochs, batch_size, generator)
     head.eval()
     return {"val_loss_product": baseline, "val_loss_fused": best if kept else baseline, "correction_kept": kept}
