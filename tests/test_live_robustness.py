@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from live_fakes import FakeASR, FakeEmbedder, FakeFaceExtractor
+from live_fakes import LIVE_VISION_DIM, FakeASR, FakeEmbedder, FakeFaceExtractor
 
 from app.cli import build_parser, main
 from imer_core.features.text import TEXT_DIM, TranscriptWindow
@@ -69,7 +69,7 @@ def test_a_face_worker_restarted_during_a_slow_load_keeps_one_extractor_per_run(
         built.append(Closing())
         return built[-1]
 
-    slot, track = FrameSlot(), FeatureTrack(55)
+    slot, track = FrameSlot(), FeatureTrack(LIVE_VISION_DIM)
     worker = FaceWorker(slot, track, factory)
     worker.start()
     worker.stop(timeout=0.05)  # abandoned while loading
