@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"),
                         help="markdown file whose 'GUI soak' section is replaced ('' to skip)")
     parser.add_argument("--source", default=str(ROOT / "assets" / "demo" / "demo_clip.mp4"))
+    parser.add_argument("--screenshot", default="", help="PNG of the window at the end of the run ('' to skip)")
     return parser.parse_args(argv)
 
 
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
                 writer.writerow(row)
                 handle.flush()
                 print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            if args.screenshot:  # the window as the user sees it after the whole run
+                Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+                saved = window.grab().save(args.screenshot)
+                print(f"screenshot {'saved to' if saved else 'NOT saved:'} {args.screenshot}", flush=True)
         finally:
             window.close()
     if args.doc and rows:
