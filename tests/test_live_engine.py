@@ -138,3 +138,31 @@ def test_checkpoint_of_the_blendshape_feature_is_refused_when_the_face_network_f
     with pytest.raises(LiveModelError, match=re.escape(expected)):
         load_live_model(path, extractors=running)
     assert load_live_model(path, extractors={**running, Modality.VISION: FACE_EXTRACTOR_SPEC}).labels
+
+
+def _refused_checkpoint(path):
+    """A trained checkpoint made for a vision feature the pipeline does not run (refused at load)."""
+    specs = live_specs()
+    other = FeatureSpecs(specs.text, specs.audio, FeatureSpec(Modality.VISION, LIVE_VISION_DIM, 20, 10.0, "openface2"))
+    return train_small_checkpoint(path, "cmarr", steps=1, specs=other)
+
+
+def test_engine_falls_back_to_a_method_that_loads_when_the_requested_one_is_refused(tmp_path, live_checkpoints):
+    now = time.monotonic()
+    bank = ModelBank({"cmarr": _refused_checkpoint(tmp_path / "old.pt"), "imder": live_checkpoints["imder"]})
+    engine = InferenceEngine(bank, EngineInputs(_tracks(now), lambda: _statuses({})), method="cmarr")
+    result = engine.step(now)
+    assert result.method == "imder" and result.probabilities is not None
+    assert "checkpoint expects 'openface2'" in result.message and "using 'imder' instead" in result.message
+    assert engine.method == "imder" and set(bank.refused) == {"cmarr"}
+    with pytest.raises(LiveModelError, match="openface2"):  # remembered: not read again
+        bank.get("cmarr")
+
+
+def test_engine_whose_only_checkpoint_is_refused_says_why(tmp_path):
+    now = time.monotonic()
+    engine = InferenceEngine(ModelBank({"cmarr": _refused_checkpoint(tmp_path / "old.pt")}),
+                             EngineInputs(_tracks(now), lambda: _statuses({})))
+    result = engine.step(now)
+    assert result.probabilities is None and "checkpoint expects 'openface2'" in result.message
+    assert "instead" not in result.message

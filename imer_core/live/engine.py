@@ -241,15 +241,38 @@ class InferenceEngine(RestartableThread):
         if wanted is None or (self._model is not None and self._model.method == wanted):
             return
         try:
-            model = self.bank.get(wanted)
-            self._speaker_stats = _speaker_stats_of(model)
-            self._speaker_settings = {Modality(k): v for k, v in speaker_normalization_settings(model.metadata).items()}
-            self._model, self.model_error, self._counted_until = model, "", {}
+            self._use(self.bank.get(wanted))
         except LiveModelError as exc:
             self.model_error = str(exc)
             if self._requested_method == wanted:  # not if another method was asked for meanwhile
                 self._requested_method = self._model.method if self._model is not None else None
             log.warning("%s", exc)
+            if self._model is None and self._requested_method is None:
+                self._fall_back(wanted)
+
+    def _use(self, model: LiveModel) -> None:
+        self._speaker_stats = _speaker_stats_of(model)
+        self._speaker_settings = {Modality(k): v for k, v in speaker_normalization_settings(model.metadata).items()}
+        self._model, self.model_error, self._counted_until = model, "", {}
+
+    def _fall_back(self, refused: str) -> None:
+        """No model runs and ``refused`` cannot: run the bank's most preferred method that loads.
+
+        :attr:`model_error` keeps saying why ``refused`` cannot run, and which method runs instead.
+        """
+        why = self.model_error
+        for method in preferred_methods(self.bank.methods):
+            if method == refused:
+                continue
+            try:
+                self._use(self.bank.get(method))
+            except LiveModelError as exc:
+                log.warning("%s", exc)
+                continue
+            self._requested_method = method
+            self.model_error = f"{why}; using {method!r} instead"
+            return
+        self.model_error = why
 
     def _statuses(self) -> tuple[ModalityStatus, ...]:
         statuses = self.inputs.statuses()

@@ -188,6 +188,7 @@ class ModelBank:
         self.device = device
         self.extractors = dict(extractors) if extractors is not None else None
         self._loaded: dict[str, LiveModel] = {}
+        self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -208,17 +209,30 @@ class ModelBank:
         """Methods with a checkpoint."""
         return sorted(self.checkpoints)
 
+    @property
+    def refused(self) -> dict[str, str]:
+        """``{method: why}`` of the checkpoints that were tried and cannot run (e.g. made for other features)."""
+        with self._lock:
+            return dict(self._refused)
+
     def get(self, method: str) -> LiveModel:
-        """The loaded model of ``method`` (raises :class:`LiveModelError`)."""
+        """The loaded model of ``method`` (raises :class:`LiveModelError`; a refused checkpoint is
+        remembered in :attr:`refused` and not read again)."""
         with self._lock:
             if method in self._loaded:
                 return self._loaded[method]
             if method not in self.checkpoints:
                 have = ", ".join(self.methods) or "none"
                 raise LiveModelError(f"no trained checkpoint for {method!r} (available: {have})")
-            model = load_live_model(self.checkpoints[method], self.device, self.extractors)
-            if model.method != method:
-                raise LiveModelError(f"{model.path} holds {model.method!r}, not {method!r}")
+            if method in self._refused:
+                raise LiveModelError(self._refused[method])
+            try:
+                model = load_live_model(self.checkpoints[method], self.device, self.extractors)
+                if model.method != method:
+                    raise LiveModelError(f"{model.path} holds {model.method!r}, not {method!r}")
+            except LiveModelError as exc:
+                self._refused[method] = str(exc)
+                raise
             warm_up(model)
             self._loaded[method] = model
             return model

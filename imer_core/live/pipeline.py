@@ -251,7 +251,15 @@ class LivePipeline:
             self.transcript.clear()
 
     def set_method(self, method: str) -> None:
-        """Switch the recovery method (takes effect at the next prediction)."""
+        """Switch the recovery method (takes effect at the next prediction).
+
+        The checkpoint is loaded (and checked) here, in the caller's thread, not in the engine's.
+
+        Raises:
+            LiveModelError: no checkpoint for ``method``, or it cannot run on this pipeline's
+                features; the current method keeps predicting.
+        """
+        self.bank.get(method)
         self.engine.set_method(method)
 
     def set_sampler_steps(self, steps: int | None) -> None:
@@ -399,6 +407,7 @@ class LivePipeline:
         duration = getattr(getattr(owner, "info", None), "duration_s", None)
         return PipelineView(
             device=self.device, methods=tuple(self.bank.methods), checkpoints=dict(self.bank.checkpoints),
+            refused=self.bank.refused,
             method=self.engine.method, sampler_steps=self.engine.sampler_steps, model_error=self.engine.model_error,
             config=self.config, enabled=dict(self.enabled), started=self.video is not None,
             stream_statuses=tuple((name, s.status) for name, s in streams),

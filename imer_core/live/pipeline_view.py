@@ -23,6 +23,7 @@ class PipelineView:
     Attributes:
         device: where the models run (``cpu`` / ``cuda``).
         methods: recovery methods with a checkpoint; ``checkpoints``: ``{method: path}``.
+        refused: ``{method: why}`` of the checkpoints that were tried and cannot run here.
         method: the method predicting now (``None`` without a model); ``sampler_steps``: its steps
             (``None``: the checkpoint's default); ``model_error``: why no model predicts (``""``).
         config: the pipeline's :class:`~imer_core.live.pipeline.PipelineConfig` (current sources included).
@@ -40,6 +41,7 @@ class PipelineView:
     sampler_steps: int | None
     model_error: str
     config: Any
+    refused: Mapping[str, str] = field(default_factory=dict)
     enabled: Mapping[Modality, bool] = field(default_factory=dict)
     started: bool = False
     stream_statuses: tuple[tuple[str, SourceStatus], ...] = ()
