@@ -25,6 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from imer_core.cli_errors import is_user_error
 from imer_core.live.parts import SourceSpec
 from imer_core.live.pipeline import LivePipeline, PipelineConfig
 
@@ -85,7 +86,10 @@ class TaskRunner(QObject):
             try:
                 result, error = task(), ""
             except Exception as exc:  # reported to the caller, never raised in this thread
-                log.exception("background task failed")
+                if is_user_error(exc):  # e.g. a checkpoint that does not fit: the caller says it in words
+                    log.warning("background task: %s", exc)
+                else:
+                    log.exception("background task failed")
                 result, error = None, str(exc) or type(exc).__name__
             finally:
                 self._busy = False
@@ -209,8 +213,7 @@ class PipelineController(QObject):
         try:
             new = build_pipeline(self.factory, config)
             if preload:
-                for method in new.snapshot().methods:
-                    new.load_model(method)  # load now: a bad checkpoint fails here, not later
+                _preload(new, config)
             with self._lock:
                 if self.closed:  # the window closed while the models loaded: open no device
                     raise Closed("closed while the pipeline was being built")
@@ -247,6 +250,28 @@ class PipelineController(QObject):
             log.warning("the pipeline did not stop within %.1f s; its threads are daemons and end with the app",
                         timeout)
         return not stopper.is_alive() and not self.runner.busy
+
+
+def _preload(pipeline: LivePipeline, config: PipelineConfig) -> None:
+    """Load every checkpoint of ``pipeline`` now, so that a bad one fails here, not later.
+
+    A checkpoint the user chose (``config.checkpoints``) must load.  Of the shipped ones,
+    those that cannot run here (e.g. made for another vision feature) are left out (the
+    menu marks them, :attr:`PipelineView.refused`) as long as one of them loads.
+    """
+    from imer_core.live.models import LiveModelError
+
+    problems: list[LiveModelError] = []
+    methods = pipeline.snapshot().methods
+    for method in methods:
+        try:
+            pipeline.load_model(method)
+        except LiveModelError as exc:
+            if config.checkpoints:
+                raise
+            problems.append(exc)
+    if problems and len(problems) == len(methods):
+        raise problems[0]
 
 
 def build_pipeline(factory: PipelineFactory, config: PipelineConfig) -> LivePipeline:

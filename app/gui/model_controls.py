@@ -13,7 +13,7 @@ from imer_core.live.pipeline import LivePipeline
 
 from . import settings as keys
 from .controller import PipelineController
-from .notify import Notifier, short_reason
+from .notify import Notifier, checkpoint_problem, short_reason
 from .style import method_name
 
 DEVICES = (("auto", "Auto (CUDA when present)"), ("cpu", "CPU"), ("cuda", "CUDA"))
@@ -161,11 +161,17 @@ class ModelControls(QObject):
         model = self.method_box.model()
         for row, method in enumerate(self.methods):
             action = self._method_actions[method]
-            action.setEnabled(method in have)
-            action.setText(method_name(method) + ("" if method in have else " (no checkpoint)"))
+            usable = method in have and method not in view.refused
+            action.setEnabled(usable)
+            action.setText(method_name(method) + ("" if usable else " (cannot run here)" if method in have
+                                                  else " (no checkpoint)"))
+            action.setToolTip(view.refused.get(method, ""))
             item = model.item(row) if isinstance(model, QStandardItemModel) else None   # QComboBox's own model
             if item is not None:
-                item.setEnabled(method in have)
+                item.setEnabled(usable)
+                if method in view.refused:
+                    self.method_box.setItemData(row, f"{method_name(method)} cannot run here: {view.refused[method]}",
+                                                Qt.ItemDataRole.ToolTipRole)
         self.show_method(view.method)
         self.steps_box.blockSignals(True)
         self.steps_box.setValue(view.sampler_steps or 0)
@@ -181,7 +187,7 @@ class ModelControls(QObject):
     def next_method(self) -> None:
         """Switch to the next method that has a checkpoint (wraps around)."""
         view = self.pipeline.snapshot()
-        have = [m for m in self.methods if m in view.methods]
+        have = [m for m in self.methods if m in view.methods and m not in view.refused]
         if not have:
             self.notifier.error("no trained model loaded (Model ▸ Load checkpoints...)")
             return
@@ -215,11 +221,12 @@ class ModelControls(QObject):
         self.controller.submit(lambda p: p.set_sampler_steps(value), lambda _, error: self._steps_set(value, error))
 
     def _method_set(self, method: str, error: str) -> None:
-        if error:
-            self.notifier.error(error)
-        else:
-            self.settings.setValue(keys.METHOD, method)
-            self.notifier.message(f"Recovery method: {method_name(method)}")
+        if error:  # e.g. the checkpoint was made for other features: the current method keeps running
+            self.notifier.error(f"{method_name(method)} cannot run: {checkpoint_problem(error)}", details=error)
+            self.sync()
+            return
+        self.settings.setValue(keys.METHOD, method)
+        self.notifier.message(f"Recovery method: {method_name(method)}")
         self.show_method(method)
 
     def _steps_set(self, steps: int | None, error: str) -> None:

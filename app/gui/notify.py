@@ -50,6 +50,21 @@ def short_reason(text: str) -> str:
     return ": ".join(kept) or readable(text)
 
 
+def checkpoint_problem(text: str) -> str:
+    """What is wrong with a checkpoint, in words a user can act on (the raw text goes behind *Details*)."""
+    lowered = text.lower()
+    for needles, words in ((("not found", "no such file"), "the file does not exist"),
+                           (("does not fit",), "it was made for other feature extractors than this app runs"),
+                           (("not mark it as trained", "not marked as trained"), "it is not marked as trained"),
+                           (("nan", "non-finite", "not finite"), "it holds invalid (non-finite) weights"),
+                           (("could not be read", "corrupt", "truncated", "unpickl", "not a checkpoint",
+                             "not an imer"), "it is not an IMER checkpoint file, or it is damaged"),
+                           (("cuda",), "CUDA is not available on this machine")):
+        if any(n in lowered for n in needles):
+            return words
+    return short_reason(text)
+
+
 class Notifier(QObject):
     """Shows messages in ``status_bar``; :meth:`error` may also open one non-modal dialog.
 

@@ -29,7 +29,7 @@ from .dialogs import AboutDialog, HelpDialog, legend_html, shortcuts_html
 from .emotion_panel import EmotionPanel
 from .modality_panel import ModalityPanel
 from .model_controls import ModelControls
-from .notify import Notifier, short_reason
+from .notify import Notifier, checkpoint_problem, short_reason
 from .performance_panel import PerformancePanel
 from .session_controls import SessionControls
 from .source_controls import SourceControls
@@ -462,19 +462,4 @@ def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> tuple[L
             f"the device {config.device!r}"
         return (factory(fallback), f"Could not use {what}: {checkpoint_problem(str(exc))}. "
                 "Started with the shipped models on the automatic device instead.", str(exc))
-
-
-def checkpoint_problem(text: str) -> str:
-    """What is wrong with a checkpoint, in words a user can act on (the raw text goes behind *Details*)."""
-    lowered = text.lower()
-    for needles, words in ((("not found", "no such file"), "the file does not exist"),
-                           (("does not fit",), "it was made for other feature extractors than this app runs"),
-                           (("not mark it as trained", "not marked as trained"), "it is not marked as trained"),
-                           (("nan", "non-finite", "not finite"), "it holds invalid (non-finite) weights"),
-                           (("could not be read", "corrupt", "truncated", "unpickl", "not a checkpoint",
-                             "not an imer"), "it is not an IMER checkpoint file, or it is damaged"),
-                           (("cuda",), "CUDA is not available on this machine")):
-        if any(n in lowered for n in needles):
-            return words
-    return short_reason(text)
 

@@ -270,7 +270,7 @@ class InferenceEngine(RestartableThread):
                 log.warning("%s", exc)
                 continue
             self._requested_method = method
-            self.model_error = f"{why}; using {method!r} instead"
+            self.model_error = f"{refused!r} cannot run here, using {method!r} instead: {why}"
             return
         self.model_error = why
 
