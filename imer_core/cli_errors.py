@@ -13,6 +13,8 @@ traceback of every error.
 
 from __future__ import annotations
 
+import ast
+import functools
 import linecache
 import sys
 import traceback
@@ -52,14 +54,19 @@ def _is_own(filename: str) -> bool:
 
 
 def _is_raise_statement(filename: str, lineno: int) -> bool:
-    """The statement at ``lineno`` (or the one it continues, a few lines up) is a ``raise``."""
-    for number in range(lineno, max(lineno - 6, 0), -1):
-        line = linecache.getline(filename, number).strip()
-        if line.startswith("raise"):
-            return True
-        if number < lineno and (line.endswith((":", ";")) or not line or line.startswith(("#", "def ", "return"))):
-            return False
-    return False
+    """The statement at ``lineno`` of ``filename`` is a ``raise`` (any line of a multi-line one)."""
+    return lineno in _raise_lines(filename)
+
+
+@functools.lru_cache(maxsize=32)
+def _raise_lines(filename: str) -> frozenset[int]:
+    """Line numbers covered by the ``raise`` statements of a source file (empty when it cannot be parsed)."""
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)), filename)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    return frozenset(line for node in ast.walk(tree) if isinstance(node, ast.Raise)
+                     for line in range(node.lineno, (node.end_lineno or node.lineno) + 1))
 
 
 def user_message(exc: BaseException) -> str:

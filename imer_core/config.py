@@ -156,6 +156,9 @@ def fold_fusion_option(method: str, options: Mapping[str, Any], fusion: "FusionC
     result's ``fusion`` is ``fusion`` updated by any ``options["fusion"]``; for any
     other method — or an unknown one, which fails later with a clear message —
     ``options`` come back unchanged.
+
+    Raises:
+        ValueError: ``options["fusion"]`` is neither a :class:`FusionConfig` nor a table.
     """
     from .registry import get_method_class
 
@@ -167,7 +170,10 @@ def fold_fusion_option(method: str, options: Mapping[str, Any], fusion: "FusionC
         return dict(options)
     base = asdict(fusion_config(fusion, legacy=legacy))
     given = options.get("fusion", {})
-    given = asdict(given) if isinstance(given, FusionConfig) else dict(given)
+    if isinstance(given, FusionConfig):
+        given = asdict(given)
+    elif not isinstance(given, Mapping):
+        raise ValueError(f"the fusion option must be a table of MulT settings, got {given!r}")
     return {**options, "fusion": {**base, **given}}
 
 

@@ -7,6 +7,7 @@ import io
 import pytest
 
 import training.cli
+from imer_core import cli_errors
 from imer_core.cli_errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, is_user_error, report_error
 from imer_core.modalities import as_modality, subset_name
 from training.cli import main as cli_main
@@ -84,3 +85,14 @@ def test_imer_run_does_not_hide_a_bug_behind_a_one_line_message(monkeypatch, tmp
     monkeypatch.undo()  # a user error keeps its one line (a deliberate `raise` in the project's code)
     assert imer_main(["run", "--source", "webcam", "--hop", "0", "--out", str(tmp_path / "s")]) == 2
     assert "imer:" in capsys.readouterr().err
+
+
+def test_only_the_lines_of_a_raise_statement_count_as_one(tmp_path):
+    source = tmp_path / "module.py"
+    source.write_text('def f(d, ok):\n    if not ok:\n        raise ValueError(\n            "not ok")\n'
+                      '    return d["missing"]\n')
+    assert cli_errors._is_raise_statement(str(source), 3)  # the raise
+    assert cli_errors._is_raise_statement(str(source), 4)  # its continuation line
+    # a lookup right after a raise is a bug, not a deliberate error (the old look-back counted it)
+    assert not cli_errors._is_raise_statement(str(source), 5)
+    assert not cli_errors._is_raise_statement(str(source), 2)

@@ -135,3 +135,30 @@ def test_training_and_run_time_crops_are_identical(fer_style_face):
     # and the crop is the face, not the gray frame: it resembles the original 48x48 image
     assert np.abs(training_crop.astype(int) - fer_style_face.astype(int)).mean() < 40
     assert fer_crop(fer_style_face, None).tolist() == fer_style_face.tolist()  # no face: the whole image
+
+
+def _whole_frame_crop(image: np.ndarray, landmarks: np.ndarray, color: str = "bgr") -> np.ndarray:
+    """The first version of the crop: the whole frame to gray, then the warp (what the training crops used)."""
+    cv2 = importlib.import_module("cv2")
+    gray = to_gray(image, color)
+    height, width = gray.shape
+    matrix, side = crop_transform(landmarks, width, height)
+    factor = max(1, int(math.ceil(side / FACE_CROP_SIZE)))
+    inner = FACE_CROP_SIZE * factor
+    warped = cv2.warpAffine(gray, matrix * inner, (inner, inner), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return warped if factor == 1 else cv2.resize(warped, (FACE_CROP_SIZE, FACE_CROP_SIZE),
+                                                 interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("centre, half, angle", [((0.5, 0.5), 0.2, 10.0),    # inside the frame
+                                                 ((0.05, 0.9), 0.2, -30.0),  # clipped at two edges
+                                                 ((0.5, 0.5), 0.6, 0.0),     # larger than the frame
+                                                 ((0.7, 0.4), 0.02, 45.0)])  # a few pixels (no supersampling)
+def test_cropping_only_the_sampled_region_gives_the_whole_frame_crop(centre, half, angle):
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    landmarks = _square_landmarks(centre, half, angle)
+    fast, reference = aligned_face_crop(frame, landmarks), _whole_frame_crop(frame, landmarks)
+    assert np.abs(fast.astype(int) - reference.astype(int)).max() <= 1  # bilinear rounding only

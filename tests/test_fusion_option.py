@@ -69,3 +69,12 @@ def test_the_fusion_option_takes_a_config_or_a_table_and_rejects_unknown_fields(
     assert small_imder.options.fusion == FusionConfig()          # default: IMDer's MOSI settings
     out = small_imder.predict(small_features(2), MASK[:2], SamplingOptions(seed=1, steps=1))
     assert out.shape == (2, 1)
+
+
+def test_a_fusion_option_that_is_no_table_is_a_user_error_beside_top_level_mult_settings():
+    from imer_core.cli_errors import is_user_error
+    from imer_core.config import fold_fusion_option
+
+    with pytest.raises(ValueError, match="must be a table of MulT settings") as caught:
+        fold_fusion_option("imder", {"fusion": 5}, FusionConfig())  # e.g. model.options.fusion=5
+    assert is_user_error(caught.value)  # one line from imer-train, not "internal error"

@@ -78,10 +78,12 @@ def _rank(rank: int, port: int, results: dict) -> None:
         # rank 1 would skip stages 1-2 and the collectives would hang or the replicas diverge.
         mask = (torch.tensor([[1, 0, 1], [0, 1, 1], [1, 0, 0], [1, 1, 1]], dtype=torch.bool) if rank == 0
                 else torch.ones(4, 3, dtype=torch.bool))
+        initial = {name: p.detach().clone() for name, p in model.named_parameters()}
         torch.manual_seed(10 + rank)                                   # different data and noise per rank
         model.train_step(small_features(4, seed=rank), torch.randn(4, 1), mask, optimizers, 0.6, forward=forward,
                          helpers=DistributedStepHelpers())
         results[rank] = {name: p.detach().clone() for name, p in model.named_parameters()}
+        results[f"initial{rank}"] = initial
     finally:
         dist.destroy_process_group()
 
@@ -91,8 +93,10 @@ def test_two_processes_keep_rohydrs_discriminator_and_weights_identical():
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(_rank, args=(_free_port(), results), nprocs=2, join=True)
-        first, second = dict(results[0]), dict(results[1])
-    changed = [n for n in first if n.startswith("discriminator.")]
-    assert changed, "the discriminator has parameters"
+        first, second, initial = dict(results[0]), dict(results[1]), dict(results["initial0"])
+    discriminator = [n for n in first if n.startswith("discriminator.")]
+    assert discriminator, "the discriminator has parameters"
+    # the step ran (identical replicas alone would also hold if neither rank stepped the discriminator)
+    assert any(not torch.equal(first[n], initial[n]) for n in discriminator), "the discriminator was not stepped"
     for name in first:
         torch.testing.assert_close(first[name], second[name], rtol=0, atol=0, msg=name)

@@ -347,7 +347,7 @@ class FaceFeatureExtractor:
 
     def feature_spec(self, seq_len: int, rate_hz: float) -> FeatureSpec:
         """Vision :class:`FeatureSpec` of a model fed by this extractor."""
-        return FeatureSpec(Modality.VISION, self.feature_dim, int(seq_len), float(rate_hz), self.feature_id)
+        return self.spec.feature_spec(seq_len, float(rate_hz))
 
     def process(self, frame: np.ndarray, timestamp_ms: float | None = None,
                 color: str | None = None) -> FaceFrameFeatures:

@@ -22,22 +22,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..modalities import MODALITIES, Modality, as_modality
-from .base import ExtractorFactory, ExtractorSpec
+from .base import ExtractorEntry, ExtractorFactory, ExtractorSpec
 
-
-@dataclass(frozen=True)
-class RegisteredExtractor:
-    """One registry entry: what the extractor produces and how to build it (``build(device=..., **options)``)."""
-
-    spec: ExtractorSpec
-    build: Callable[..., Any]
-
-
-_REGISTRY: dict[str, RegisteredExtractor] = {}
+#: Registered extractors by id (an entry's ``default`` flag is recorded in ``_DEFAULTS``).
+_REGISTRY: dict[str, ExtractorEntry] = {}
 _DEFAULTS: dict[Modality, str] = {}
 _LOCK = threading.RLock()
 _BUILTINS_DONE = False
@@ -61,7 +52,7 @@ def register_extractor(spec: ExtractorSpec, build: Callable[..., Any], *, defaul
     with _LOCK:
         if spec.extractor_id in _REGISTRY and not replace:
             raise ValueError(f"an extractor {spec.extractor_id!r} is already registered")
-        _REGISTRY[spec.extractor_id] = RegisteredExtractor(spec, build)
+        _REGISTRY[spec.extractor_id] = ExtractorEntry(spec, build)
         if default:
             _DEFAULTS[spec.modality] = spec.extractor_id
 
@@ -135,7 +126,7 @@ def parse_extractor_choice(text: str | None) -> dict[Modality, str]:
     return choice
 
 
-def _entry(extractor_id: str) -> RegisteredExtractor:
+def _entry(extractor_id: str) -> ExtractorEntry:
     _register_builtins()
     entry = _REGISTRY.get(extractor_id)
     if entry is None:
@@ -160,7 +151,7 @@ def _register_builtins() -> None:
         for info in sorted(pkgutil.iter_modules(features.__path__), key=lambda i: i.name):
             module = importlib.import_module(f"{features.__name__}.{info.name}")
             for entry in getattr(module, "EXTRACTORS", ()):
-                _REGISTRY.setdefault(entry.spec.extractor_id, RegisteredExtractor(entry.spec, entry.build))
+                _REGISTRY.setdefault(entry.spec.extractor_id, entry)
                 if entry.default:
                     _DEFAULTS.setdefault(entry.spec.modality, entry.spec.extractor_id)
         missing = [m.value for m in MODALITIES if m not in _DEFAULTS]

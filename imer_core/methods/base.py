@@ -79,6 +79,16 @@ class SamplingOptions:
     backend: str | None = None
 
 
+def zero_missing(x: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """``x (B, ...)`` with the rows whose ``available (B,)`` flag is false set to zero.
+
+    A selection, not a product with the mask: a NaN or infinite value in a missing
+    modality's features would survive a multiplication by zero (``NaN * 0`` is NaN).
+    """
+    keep = available.bool().to(x.device).view(-1, *([1] * (x.dim() - 1)))
+    return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
 class StepHelpers:
     """Trainer-side services of :meth:`RecoveryModel.train_step` besides the optimizers.
 
@@ -250,8 +260,7 @@ class RecoveryModel(nn.Module, ABC):
         mask = validate_mask(mask, batch).to(next(iter(features.values())).device)
         out = {}
         for i, modality in enumerate(MODALITIES):
-            x = features[modality.value]
-            out[modality.value] = x * mask[:, i].view(-1, 1, 1).to(x.dtype)
+            out[modality.value] = zero_missing(features[modality.value], mask[:, i])
         return out
 
     def check_features(self, features: Features) -> int:

@@ -76,7 +76,7 @@ from ..nn.fusion_recovery import (
 )
 from ..nn.rcan import Refiner
 from ..registry import register_method
-from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers
+from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers, zero_missing
 from .mult_recovery import MulTRecoveryModel
 from .rohydr_options import MOSEI_OPTIONS, RoHyDROptions
 
@@ -211,8 +211,7 @@ class RoHyDR(MulTRecoveryModel):
         projection draws the text dropout once, as the release's ``forward``
         (``gt_l`` and the condition share one dropped ``x_l``).
         """
-        return {m.value: truth[m.value] * mask[:, i].view(-1, 1, 1).to(truth[m.value].dtype)
-                for i, m in enumerate(MODALITIES)}
+        return {m.value: zero_missing(truth[m.value], mask[:, i]) for i, m in enumerate(MODALITIES)}
 
     def _unimodal(self, proj: dict[str, torch.Tensor], mask: torch.Tensor, sampler: Sampler,
                   generator: torch.Generator | None,

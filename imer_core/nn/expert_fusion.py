@@ -41,6 +41,23 @@ def pool_sequence(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=-1)
 
 
+def available_only(features: Mapping[str, torch.Tensor], names: Sequence[str],
+                   mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``features`` with the rows of each missing modality (``mask (B, M)`` in ``names`` order) set to zero.
+
+    Keys ``<name>@speaker`` follow their modality.  A selection, not a product with the
+    mask, so a NaN or infinite value of a missing modality cannot reach an expert's output.
+    """
+    out = dict(features)
+    for i, name in enumerate(names):
+        for key in (name, name + SPEAKER_SUFFIX):
+            x = features.get(key)
+            if x is not None:
+                keep = mask[:, i].bool().to(x.device).view(-1, *([1] * (x.dim() - 1)))
+                out[key] = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return out
+
+
 class ModalityExpert(nn.Module):
     """One modality's classifier: mean and std over time, then an MLP (``depth`` hidden layers) to class logits."""
 
@@ -104,15 +121,15 @@ class ExpertProductFusion(nn.Module):
 
     def product_of_experts(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``(B, C)`` of the experts' product over the available modalities (mask ``(B, M)``)."""
-        log_probs = self.expert_log_probs(features)
+        log_probs = self.expert_log_probs(available_only(features, self.names, mask))
         weights = mask.to(log_probs.dtype)[:, :, None]
         combined = ((log_probs - self.log_prior) * weights).sum(dim=1) + self.log_prior
         return F.log_softmax(combined, dim=-1)
 
     def residual_logits(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """The residual ``(B, C)`` from the available modalities' pooled features and the mask."""
-        pooled = [pool_sequence(features[n]) * mask[:, i, None].to(features[n].dtype)
-                  for i, n in enumerate(self.names)]
+        available = available_only(features, self.names, mask)
+        pooled = [pool_sequence(available[n]) for n in self.names]
         return self.residual(torch.cat(pooled + [mask.float()], dim=-1))
 
     def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
@@ -278,7 +295,7 @@ class ExpertFusionHead(nn.Module):
 
     def product_of_experts(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``(B, C)`` of the product of the available modalities' experts."""
-        log_probs = self.expert_log_probs(features)
+        log_probs = self.expert_log_probs(available_only(features, self.names, mask))
         weights = mask.to(log_probs.dtype).to(log_probs.device)[:, :, None]
         combined = ((log_probs - self.log_prior) * weights).sum(dim=1) + self.log_prior
         return F.log_softmax(combined, dim=-1)
