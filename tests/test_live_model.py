@@ -255,6 +255,35 @@ def test_ship_refuses_an_oversized_checkpoint_without_leaving_it_behind(tmp_path
     assert [p.name for p in ship.iterdir()] == ["live_cmarr.pt"] and (ship / "live_cmarr.pt").read_bytes() == before
 
 
+def test_ship_keeps_the_speaker_switch_only_if_it_did_not_lower_voice_only_macro_f1(tmp_path):
+    from live_fakes import train_small_checkpoint
+
+    from imer_core.checkpoint import save_checkpoint
+    from training.live import evaluate
+    from training.live.dataset import LiveData
+
+    trained = train_small_checkpoint(tmp_path / "run" / "model.pt", "cmarr", steps=1)
+    model = load_checkpoint(trained)
+    switch = {"audio": {"prior_steps": 100, "min_speech_fraction": 0.5, "switch_after_steps": 400, "mode": "expert"}}
+    path = save_checkpoint(model, tmp_path / "run" / "model-experts.pt",
+                           {**checkpoint_info(trained)["metadata"], "speaker_normalization": switch})
+    data = LiveData({}, live_specs(), {}, {})
+    speaker_row = f"CM-ARR, after {evaluate.SPEAKER_TEST_SECONDS:.0f} s of speech"
+
+    def shipped_metadata(after: float, folder: str) -> dict:
+        report = {"conditions": ["a"], "latency_ms": {"CM-ARR": {"a": 1.0}}, "torch_threads": 1, "test_tuples": 2,
+                  "test": {"CM-ARR": {"a": {"macro_f1": 0.508}}, speaker_row: {"a": {"macro_f1": after}}}}
+        evaluate.ship_checkpoints([("CM-ARR", path, model)], report, data, tmp_path / folder)
+        return checkpoint_info(tmp_path / folder / "live_cmarr.pt")["metadata"]
+
+    worse = shipped_metadata(0.443, "worse")
+    assert "speaker_normalization" not in worse
+    assert worse["speaker_normalization_not_applied"]["settings_it_was_evaluated_with"] == switch
+    assert "from 50.8 to 44.3" in worse["speaker_normalization_not_applied"]["why"]
+    better = shipped_metadata(0.52, "better")
+    assert better["speaker_normalization"] == switch and "speaker_normalization_not_applied" not in better
+
+
 def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path):
     """live-experts on a tiny CM-ARR: head in the config, neutral reference and speaker switch-over in the
     metadata, the engine contract kept; live-eval reports the targets and the after-40-s-of-speech row."""

@@ -17,7 +17,8 @@
 5. measures the CPU latency of one 2 s window (batch 1) per condition;
 6. writes ``results.md``, ``results.csv`` and ``results.json``; with
    ``--ship DIR`` each checkpoint is copied to ``DIR/live_<method>.pt`` with
-   the results in its metadata.
+   the results in its metadata (and the per-speaker voice switch-over of
+   ``live-experts`` kept only if it did not lower voice-only macro-F1).
 """
 
 from __future__ import annotations
@@ -276,9 +277,46 @@ def results_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
             "note": "class-matched pseudo-pairs of unimodal corpora; see assets/MODEL_CARD.md"}
 
 
+NOT_APPLIED_KEY = keys.SPEAKER_NORMALIZATION + "_not_applied"
+"""Metadata key of a speaker switch-over that was evaluated and not kept (the engine reads only
+:data:`~imer_core.live.checkpoint_keys.SPEAKER_NORMALIZATION`)."""
+
+
+def speaker_switch_decision(metadata: Mapping[str, Any], report: Mapping[str, Any], title: str) -> dict[str, Any]:
+    """``metadata`` with the per-speaker audio switch-over kept only if it helped voice alone.
+
+    The switch-over (``speaker_normalization``, written by ``live-experts``) is kept when the
+    evaluation's "after N s of speech" row has an audio-only (condition ``a``) macro-F1 at least
+    that of the same model with the global normalisation; otherwise the entry is moved to
+    :data:`NOT_APPLIED_KEY` with the two measurements, so the engine keeps the global
+    normalisation.  Without a speaker row or entry the metadata is returned unchanged.
+    """
+    meta = dict(metadata)
+    settings = meta.get(keys.SPEAKER_NORMALIZATION)
+    rows = report.get("test", {})
+    speaker = rows.get(f"{title}, after {SPEAKER_TEST_SECONDS:.0f} s of speech", {}).get("a")
+    globally = rows.get(title, {}).get("a")
+    if not settings or speaker is None or globally is None:
+        return meta
+    before, after = float(globally["macro_f1"]), float(speaker["macro_f1"])
+    if after >= before:
+        return meta
+    del meta[keys.SPEAKER_NORMALIZATION]
+    meta[NOT_APPLIED_KEY] = {
+        "settings_it_was_evaluated_with": settings,
+        "why": (f"live-eval on the test speakers: after {SPEAKER_TEST_SECONDS:.0f} s of speech the per-speaker "
+                f"audio expert lowered audio-only macro-F1 from {100 * before:.1f} to {100 * after:.1f}; so the "
+                "shipped model keeps the global normalisation (a checkpoint opts in with "
+                f"{keys.SPEAKER_NORMALIZATION})")}
+    return meta
+
+
 def ship_checkpoints(models: Sequence[tuple[str, Path, Any]], report: Mapping[str, Any], data: LiveData,
                      ship_dir: Path) -> dict[str, dict[str, Any]]:
     """Write ``ship_dir/live_<method>.pt`` with the live metadata and the results.
+
+    A per-speaker audio switch-over that lowered voice-only macro-F1 in ``report`` is not
+    shipped as active (:func:`speaker_switch_decision`).
 
     Each file must stay under :data:`MAX_SHIP_BYTES` (20 MB).  It is written under a staging name
     first and only renamed into place when it fits, so an oversized checkpoint never lands in
@@ -293,6 +331,7 @@ def ship_checkpoints(models: Sequence[tuple[str, Path, Any]], report: Mapping[st
     for title, path, model in models:
         meta = {**read_meta(path)["metadata"], **live_checkpoint_metadata(data), keys.RESULTS: results_metadata(report),
                 "method_title": title}
+        meta = speaker_switch_decision(meta, report, title)
         target = ship_dir / f"live_{model.name}.pt"
         staged = save_checkpoint(model, ship_dir / f".{target.name}.staged", meta)
         size = staged.stat().st_size
