@@ -61,3 +61,11 @@ except ImportError:  # the GUI tests skip themselves
     pass
 else:
     from gui_fixtures import checkpoints, make_window, rig, settings  # noqa: E402, F401
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``IMER_CPU_REPORT=N`` lists the N tests that used the most CPU seconds (tests/cpu_time_plugin.py)."""
+    if os.environ.get("IMER_CPU_REPORT"):
+        import cpu_time_plugin
+
+        config.pluginmanager.register(cpu_time_plugin, "imer-cpu-time")
