@@ -96,3 +96,17 @@ def test_only_the_lines_of_a_raise_statement_count_as_one(tmp_path):
     # a lookup right after a raise is a bug, not a deliberate error (the old look-back counted it)
     assert not cli_errors._is_raise_statement(str(source), 5)
     assert not cli_errors._is_raise_statement(str(source), 2)
+
+
+@pytest.mark.parametrize(("settings", "words"), [
+    (["model.d_model=8"], "score_channels[0] (32) must equal model.d_model (8)"),
+    (["model.d_model=8", "model.options.score_channels=[8, 32]"], "every level must be a multiple of 32"),
+])
+def test_an_imder_width_its_score_network_cannot_run_is_a_user_error(tmp_path, capsys, settings, words):
+    """Before: model.d_model=8 trained until the U-Net's first cross-attention failed with a size mismatch
+    reported as an internal error."""
+    sets = [arg for s in settings for arg in ("--set", s)]
+    assert cli_main(["train", "--config", "quick_synthetic", "--synthetic", "--out", str(tmp_path / "r"),
+                     "--no-progress", "--set", "data.synthetic_sizes=[16, 8, 8]", *sets]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and "internal error" not in err

@@ -127,6 +127,22 @@ class IMDerOptions:
             raise ValueError("sampler_steps and train_sampler_steps must be >= 1")
 
 
+def _check_score_channels(d_model: int, channels: tuple[int, ...]) -> None:
+    """Refuse U-Net widths that cannot run with features of width ``d_model``, in words.
+
+    The first level cross-attends the condition (``d_model`` channels) at ``channels[0]``
+    channels, and the U-Net's decoder normalises every level but the deepest in 32 groups.
+    """
+    if len(channels) < 2:
+        raise ValueError(f"model.options.score_channels needs at least two levels, got {list(channels)}")
+    if channels[0] != d_model:
+        raise ValueError(f"IMDer's score U-Net attends to the condition at its first level: "
+                         f"model.options.score_channels[0] ({channels[0]}) must equal model.d_model ({d_model})")
+    if any(c % 32 for c in channels):
+        raise ValueError(f"model.options.score_channels {list(channels)}: every level must be a multiple of 32 "
+                         "(the U-Net's group normalisation)")
+
+
 @register_method
 class IMDer(MulTRecoveryModel):
     """IMDer recovery model (see module docstring)."""
@@ -156,6 +172,8 @@ class IMDer(MulTRecoveryModel):
             if self.text_encoder.hidden_size != config.specs.text.dim:
                 raise ValueError(f"BERT hidden size {self.text_encoder.hidden_size} != text feature dim "
                                  f"{config.specs.text.dim}")
+        if self.generative:
+            _check_score_channels(d, opts.score_channels)
         self._build_fusion(config, opts.fusion, multiple_of=2 ** (len(opts.score_channels) - 1))   # the U-Net's depth
         self.score_nets = nn.ModuleDict({
             m.value: ConditionalScoreUNet1d(d, opts.score_channels, opts.score_embed_dim,
