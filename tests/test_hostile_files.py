@@ -305,14 +305,55 @@ def test_calibration_fuzz_cases_raise_calibration_file_error(tmp_path):
     assert not marker.exists()
 
 
-def test_finetune_refuses_nan_calibration_and_empty_training_sets(tmp_path, live_checkpoints, capsys):
-    from training.cli import main as train_main
-    data = _calibration_arrays(8)
+def test_calibration_sizes_are_checked_from_the_headers_before_any_array_is_read(tmp_path, monkeypatch):
+    """A file whose arrays declare more than the limit is refused from its ``.npy`` headers alone.
+
+    (The fuzz case above declares 1.5 GiB but holds 4 MB, so reading it fails at its end anyway; here
+    the file is valid and only the declared-size check can refuse it.)
+    """
+    from imer_core.live import calibration
+
+    arrays = _calibration_arrays()
+    np.savez_compressed(tmp_path / "calibration.npz", **arrays)
+    declared = sum(a.nbytes for a in arrays.values())
+    monkeypatch.setattr(calibration, "MAX_CALIBRATION_BYTES", declared)
+    assert len(load_calibration([tmp_path])) == 6  # at the limit: read
+    monkeypatch.setattr(calibration, "MAX_CALIBRATION_BYTES", declared - 1)
+
+    def read(*args, **kwargs):
+        raise AssertionError("array data read before the declared sizes were checked")
+
+    monkeypatch.setattr(calibration.np, "load", read)
+    with pytest.raises(CalibrationFileError, match="arrays declare"):
+        load_calibration([tmp_path])
+
+
+def _finetune_arrays(n: int) -> dict[str, np.ndarray]:
+    """Calibration windows sized like the live model's features."""
     from imer_core.features.face import live_vision_feature
     from imer_core.features.text import TEXT_DIM
     from imer_core.features.voice import VOICE_FEATURE_DIM
+
+    data = _calibration_arrays(n)
     for key, dim in (("text", TEXT_DIM), ("audio", VOICE_FEATURE_DIM), ("vision", live_vision_feature()[1])):
-        data[key] = np.random.default_rng(1).normal(size=(8, 20, dim)).astype(np.float32)
+        data[key] = np.random.default_rng(1).normal(size=(n, 20, dim)).astype(np.float32)
+    return data
+
+
+def test_finetune_that_diverges_writes_nothing(tmp_path, live_checkpoints):
+    from training.finetune import FinetuneOptions, finetune
+
+    np.savez_compressed(tmp_path / "calibration.npz", **_finetune_arrays(14))
+    out = tmp_path / "personal.pt"
+    with pytest.raises(ValueError, match="fine-tuning diverged.*smaller --lr"):
+        finetune(live_checkpoints["cmarr"], [tmp_path], out,
+                 FinetuneOptions(epochs=2, learning_rate=1e30, batch_size=4), progress=False)
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_finetune_refuses_nan_calibration_and_empty_training_sets(tmp_path, live_checkpoints, capsys):
+    from training.cli import main as train_main
+    data = _finetune_arrays(8)
     data["vision"][3, 4, 5] = np.nan
     (tmp_path / "nan").mkdir()
     np.savez_compressed(tmp_path / "nan" / "calibration.npz", **data)

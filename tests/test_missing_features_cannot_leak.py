@@ -7,8 +7,9 @@ import torch
 from conftest import small_features, small_specs
 
 from imer_core.config import CLASSIFICATION, ModelConfig
-from imer_core.methods.base import SamplingOptions, zero_missing
+from imer_core.methods.base import SamplingOptions
 from imer_core.nn.expert_fusion import ExpertFusionHead
+from imer_core.nn.layers import zero_missing
 from imer_core.registry import create_model
 
 SMALL = {

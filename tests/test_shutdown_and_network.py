@@ -237,3 +237,53 @@ def test_webcam_without_any_device_says_so_and_exits(monkeypatch, tmp_path, live
     err = capsys.readouterr().err
     assert "no camera and no microphone delivered anything within 1 s" in err and "device vanished" in err
     assert not out.exists()
+
+
+_NATIVE_LOG_LINE = re.compile(r"^(\[ ?(WARN|ERROR|INFO)\b|[WIEF]\d{4} |INFO: |WARNING: Logging|OpenCV\()")
+_NATIVE_PROBE = r"""
+import sys
+import app.cli  # noqa: F401 - what every imer command imports first
+import cv2
+import numpy as np
+from imer_core.features.face import FaceFeatureExtractor
+camera = cv2.VideoCapture(97)  # no such camera: OpenCV's probing would print WARN / ERROR blocks
+camera.release()
+extractor = FaceFeatureExtractor()  # MediaPipe / TFLite would print their start-up notes
+extractor.process(np.zeros((120, 160, 3), np.uint8), 0.0)
+print("probed", flush=True)
+"""
+
+
+def test_opencv_and_mediapipe_print_nothing_of_their_own():
+    """Their native log lines would break into ``imer run``'s status line (five did, before)."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("mediapipe")
+    env = {k: v for k, v in _env().items() if k not in ("OPENCV_LOG_LEVEL", "GLOG_minloglevel",
+                                                          "TF_CPP_MIN_LOG_LEVEL", "IMER_NATIVE_LOGS")}
+    done = subprocess.run([sys.executable, "-c", _NATIVE_PROBE], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "probed" in done.stdout, done.stderr
+    native = [line for line in done.stderr.splitlines() if _NATIVE_LOG_LINE.match(line)]
+    assert not native, "\n".join(native)
+
+
+_LINGERING = r"""
+import atexit, sys, threading
+atexit.register(lambda: print("interpreter shutdown ran", flush=True))
+threading.Thread(target=threading.Event().wait, name="native-like", daemon=False).start()
+sys.argv = ["imer", "run", "--source", sys.argv[1]]
+from app.cli import main
+main()
+"""
+
+
+def test_the_imer_command_ends_without_the_interpreter_shutdown(tmp_path):
+    """After its own cleanup ``imer`` ends with os._exit: no wait for lingering threads or destructors.
+
+    A thread that never ends stands for the native threads whose wait took ~4.7 s; with Python's
+    normal exit the process would wait for it forever (the time-out here only catches that hang).
+    """
+    done = subprocess.run([sys.executable, "-c", _LINGERING, str(tmp_path / "missing.mp4")], env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "source file not found" in done.stderr, done.stderr
+    assert "interpreter shutdown ran" not in done.stdout

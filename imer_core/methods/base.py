@@ -38,6 +38,7 @@ from torch import nn
 
 from ..config import CLASSIFICATION, ModelConfig
 from ..modalities import MODALITIES, Modality, validate_mask
+from ..nn.layers import zero_missing
 
 Features = Mapping[str, torch.Tensor]
 
@@ -77,16 +78,6 @@ class SamplingOptions:
     steps: int | None = None
     seed: int | None = None
     backend: str | None = None
-
-
-def zero_missing(x: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
-    """``x (B, ...)`` with the rows whose ``available (B,)`` flag is false set to zero.
-
-    A selection, not a product with the mask: a NaN or infinite value in a missing
-    modality's features would survive a multiplication by zero (``NaN * 0`` is NaN).
-    """
-    keep = available.bool().to(x.device).view(-1, *([1] * (x.dim() - 1)))
-    return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 class StepHelpers:

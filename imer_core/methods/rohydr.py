@@ -74,9 +74,10 @@ from ..nn.fusion_recovery import (
     discriminator_loss,
     frozen_forward,
 )
+from ..nn.layers import zero_missing
 from ..nn.rcan import Refiner
 from ..registry import register_method
-from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers, zero_missing
+from .base import PRETRAIN, Features, LossOutput, SamplingOptions, StepHelpers
 from .mult_recovery import MulTRecoveryModel
 from .rohydr_options import MOSEI_OPTIONS, RoHyDROptions
 

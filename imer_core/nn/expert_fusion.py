@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import linear_at
+from .layers import linear_at, zero_missing
 
 
 def pool_sequence(x: torch.Tensor) -> torch.Tensor:
@@ -53,8 +53,7 @@ def available_only(features: Mapping[str, torch.Tensor], names: Sequence[str],
         for key in (name, name + SPEAKER_SUFFIX):
             x = features.get(key)
             if x is not None:
-                keep = mask[:, i].bool().to(x.device).view(-1, *([1] * (x.dim() - 1)))
-                out[key] = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+                out[key] = zero_missing(x, mask[:, i])
     return out
 
 
