@@ -49,7 +49,7 @@ def make_benchmark_clip(path: Path, duration_s: float) -> Path:
 
 def _enabled_streams_ended(pipeline: LivePipeline) -> bool:
     """Every stream of the file that is still switched on has ended (a switched-off stream never ends)."""
-    streams = [s for s in (pipeline.video, pipeline.audio) if s is not None and not s.status.absent]
+    streams = [s for s in (pipeline.video, pipeline.audio) if not s.status.absent]
     running = [s for s in streams if s.status.reason != "stopped"]
     return bool(running) and all(s.status.ended for s in running)
 

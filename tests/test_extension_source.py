@@ -74,4 +74,5 @@ def test_the_snapshot_is_a_value_that_does_not_follow_the_pipeline(live_checkpoi
     with pytest.raises(AttributeError):
         before.method = "imder"  # type: ignore[misc]
     pipeline.load_model()  # the current method's checkpoint loads (and fits)
-    assert pipeline.latest_frame() is None and pipeline.capture_buffers() == (None, None)  # not started
+    frames, ring = pipeline.capture_buffers()  # built with the pipeline, but not started: nothing captured
+    assert pipeline.latest_frame() is None and frames.latest() is None and ring.total_written == 0

@@ -232,7 +232,7 @@ def test_a_failed_start_on_a_bad_file_recovers_when_another_file_is_opened(qtbot
     with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
         window.sources.open_path(broken)  # still broken: says so, nothing runs
     assert blocker.args[0].startswith("could not start on file broken.mp4") and "NoneType" not in blocker.args[0]
-    assert not window.running and window.pipeline.video is None
+    assert not window.running and not window.pipeline.snapshot().started
 
     old = window.pipeline
     with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
@@ -247,6 +247,32 @@ def test_a_failed_start_on_a_bad_file_recovers_when_another_file_is_opened(qtbot
     with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
         window.sources.use_camera(3)  # now running: an ordinary switch
     assert blocker.args == [""] and "Now using camera 3" in window.statusBar().currentMessage()
+
+
+def test_a_missing_file_at_startup_is_shown_and_nothing_opens_the_camera(qtbot, make_window, checkpoints, rig,
+                                                                        tmp_path):
+    missing = tmp_path / "gone.mp4"
+
+    def sources(spec):  # the real media source for files (raises on a missing one); the fakes for the camera
+        return open_sources(spec) if spec.is_file else (rig.video, rig.audio)
+
+    window = make_window(parts=replace(rig.parts(), sources=sources), sources=SourceSpec(str(missing)),
+                         checkpoints=(checkpoints["cmarr"],), method="cmarr")
+    qtbot.waitUntil(lambda: "Could not start" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    assert "media file not found" in window.statusBar().currentMessage() and window.notifier.dialog_open
+    assert "gone.mp4" in window.notifier.dialog.text()
+    assert "Could not start" in window.video.placeholder and "gone.mp4" in window.sources.label.text()
+    assert not window.running and not window.controller.running and not window.pipeline.snapshot().started
+    with qtbot.waitSignal(window.model.rebuilt, timeout=WAIT_MS) as blocker:
+        window.model.load_checkpoints([checkpoints["imder"]])  # retries the file asked for, not the camera
+    assert "gone.mp4" in blocker.args[0] and not window.running and "gone.mp4" in window.sources.label.text()
+    time.sleep(0.3)
+    assert rig.video.starts == 0 and rig.audio.starts == 0  # no camera, no microphone
+    assert [t.name for t in imer_threads() if not t.name.startswith("imer-gui-")] == []  # no pipeline thread
+    with qtbot.waitSignal(window.sources.switched, timeout=WAIT_MS) as blocker:
+        window.sources.use_webcam()  # the user's choice: now the camera starts
+    assert blocker.args == [""] and window.running and rig.video.starts == 1
+    assert "camera 0" in window.sources.label.text()
 
 
 def test_a_model_reload_after_a_failed_start_shows_the_new_pipeline(qtbot, make_window, checkpoints, rig):

@@ -8,7 +8,9 @@ thread; :class:`PipelineController` owns the pipeline and runs every command
 that touches it there, so the window never blocks on it.
 
 When the pipeline could not start (e.g. on a media file that cannot be
-read), a source switch starts a new pipeline on the chosen sources instead.
+read: the window then holds a pipeline built on the camera and microphone
+that it never starts), a source switch starts a new pipeline on the chosen
+sources instead.
 Closing drops the queued commands, and a command still running then (a slow
 model reload) opens no device.
 """
@@ -118,15 +120,24 @@ class PipelineController(QObject):
 
     replaced = Signal(object)
 
-    def __init__(self, pipeline: LivePipeline, factory: PipelineFactory, parent: QObject | None = None) -> None:
+    def __init__(self, pipeline: LivePipeline, factory: PipelineFactory, parent: QObject | None = None,
+                 failed_sources: SourceSpec | None = None) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
         self.factory = factory
+        #: The sources asked for last when they could not be opened (``None`` once a pipeline runs on
+        #: the sources asked for): ``pipeline`` then stands in for them and is not started.
+        self.failed_sources = failed_sources
         self.runner = TaskRunner("commands", self)
         self.closed = False
         #: The current pipeline started (False before :meth:`start`, after a failed start, and after closing).
         self.running = False
         self._lock = threading.Lock()  # orders taking a pipeline over against shutdown()
+
+    @property
+    def sources(self) -> SourceSpec:
+        """The sources asked for: the pipeline's, or those that could not be opened (:attr:`failed_sources`)."""
+        return self.failed_sources or self.pipeline.config.sources
 
     def submit(self, command: Callable[[LivePipeline], Any], on_done: Done | None = None) -> None:
         """Run ``command(pipeline)`` on the pipeline current when it runs."""
@@ -181,6 +192,7 @@ class PipelineController(QObject):
         except Closed:
             raise
         except Exception as exc:
+            self.failed_sources = spec
             return f"could not start on {spec.describe()}: {exc}; nothing is running", True
         return "", True
 
@@ -195,7 +207,7 @@ class PipelineController(QObject):
 
     def _rebuild(self, config: PipelineConfig) -> LivePipeline:
         old, was_running = self.pipeline, self.running
-        config = replace(config, sources=old.config.sources, disabled=_disabled(old))
+        config = replace(config, sources=self.sources, disabled=_disabled(old))
         old.stop()
         self.running = False
         try:
@@ -218,7 +230,7 @@ class PipelineController(QObject):
                 if self.closed:  # the window closed while the models loaded: open no device
                     raise Closed("closed while the pipeline was being built")
                 new.start()  # returns at once
-                self.pipeline, self.running = new, True
+                self.pipeline, self.running, self.failed_sources = new, True, None
         except Exception:
             if new is not None:
                 new.stop()

@@ -72,8 +72,8 @@ class SourceControls(QObject):
 
     @property
     def spec(self) -> SourceSpec:
-        """The sources in use."""
-        return self.controller.pipeline.config.sources
+        """The sources in use (or asked for last, when they could not be opened and nothing runs)."""
+        return self.controller.sources
 
     # -- menu --------------------------------------------------------------------------------
     def _build_menu(self) -> None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QScrollArea, QToolBar, QWidget
 
+from imer_core.cli_errors import is_user_error
 from imer_core.live.health import ModalityState
 from imer_core.live.models import LiveModelError
+from imer_core.live.parts import WEBCAM
 from imer_core.live.pipeline import LivePipeline, PipelineConfig
 from imer_core.modalities import Modality
 
@@ -73,12 +75,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("IMER — live multimodal emotion recognition")
         self.resize(1280, 700)
         self.notifier = Notifier(self.statusBar(), self)
-        pipeline, problem, details = _first_pipeline(config, pipeline_factory)
-        used = pipeline.snapshot().method
-        if config.method and used != config.method and not problem:
+        first = _first_pipeline(config, pipeline_factory)
+        used = first.pipeline.snapshot().method
+        if config.method and used != config.method and not first.problem:
             notes = [f"No checkpoint for {method_name(config.method)} is loaded"
                      + (f": using {method_name(used)}" if used else ""), *notes]
-        self.controller = PipelineController(pipeline, pipeline_factory, self)
+        self.controller = PipelineController(first.pipeline, pipeline_factory, self,
+                                             failed_sources=config.sources if first.source_problem else None)
         self.controller.replaced.connect(self._on_replaced)
         self._t0 = time.monotonic()
         self._build_views()
@@ -92,7 +95,8 @@ class MainWindow(QMainWindow):
         self._default_layout = self.saveState(LAYOUT_VERSION)
         self._layout_restored = self._restore_layout()
         self._notes = [n for n in notes if n]
-        self._problem, self._problem_details = problem, details
+        self._problem, self._problem_details = first.problem, first.details
+        self._source_problem = first.source_problem
         self.startup_errors: list[tuple[str, str]] = []
         self._list_devices = list_devices
         self._transcripts = 0
@@ -235,8 +239,15 @@ class MainWindow(QMainWindow):
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the pipeline (in the background) and the render timer."""
-        self.controller.start(self._started)
+        """Start the pipeline (in the background) and the render timer.
+
+        Sources that could not be opened start nothing: the window says why and
+        waits for another source (Source menu).
+        """
+        if self._source_problem:
+            self._started(None, self._source_problem)
+        else:
+            self.controller.start(self._started)
         self.timer.start()
         if not self._layout_restored:
             self._default_sizes()
@@ -446,20 +457,52 @@ class MainWindow(QMainWindow):
         return self.stopped_cleanly
 
 
-def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> tuple[LivePipeline, str, str]:
-    """The pipeline of ``config``; if its checkpoints or device cannot be used, the shipped models on auto.
+@dataclass(frozen=True)
+class FirstPipeline:
+    """The window's first pipeline and what went wrong building it.
 
-    A method no loaded checkpoint holds (e.g. saved while other checkpoints
-    were loaded) is dropped: the engine's preferred method runs instead.
-    Returns the pipeline, one sentence for the user ("" when all went well)
-    and the technical text behind it.
+    Attributes:
+        pipeline: the pipeline to show.
+        problem: one sentence for the user when its checkpoints or device could not be
+            used and the shipped models on the automatic device run instead ("" otherwise);
+            ``details``: the technical text behind it.
+        source_problem: why the sources asked for could not be opened ("" when they
+            could); the pipeline is then built on the camera and microphone but must
+            not be started: the user chooses another source.
     """
-    try:
-        return build_pipeline(factory, config), "", ""
-    except LiveModelError as exc:
-        fallback = replace(config, checkpoints=(), method=None, device="auto")
-        what = ("the checkpoint " + ", ".join(config.checkpoints)) if config.checkpoints else \
-            f"the device {config.device!r}"
-        return (factory(fallback), f"Could not use {what}: {checkpoint_problem(str(exc))}. "
-                "Started with the shipped models on the automatic device instead.", str(exc))
 
+    pipeline: LivePipeline
+    problem: str = ""
+    details: str = ""
+    source_problem: str = ""
+
+
+def _first_pipeline(config: PipelineConfig, factory: PipelineFactory) -> FirstPipeline:
+    """The pipeline of ``config``, with a fallback for each part that cannot be used.
+
+    Checkpoints or a device that cannot be used: the shipped models on auto.
+    Sources that cannot be built (a file that is not a media file, or is gone):
+    a pipeline on the camera and microphone, not to be started (building one
+    opens no device).  A method no loaded checkpoint holds (e.g. saved while
+    other checkpoints were loaded) is dropped: the engine's preferred method
+    runs instead.
+    """
+    problem = details = source_problem = ""
+    while True:
+        try:
+            return FirstPipeline(build_pipeline(factory, config), problem, details, source_problem)
+        except LiveModelError as exc:
+            if problem:
+                raise
+            what = ("the checkpoint " + ", ".join(config.checkpoints)) if config.checkpoints else \
+                f"the device {config.device!r}"
+            problem, details = (f"Could not use {what}: {checkpoint_problem(str(exc))}. "
+                                "Started with the shipped models on the automatic device instead."), str(exc)
+            config = replace(config, checkpoints=(), method=None, device="auto")
+        except Exception as exc:  # the sources (a media file that cannot be read): shown, never a crash
+            if source_problem:
+                raise
+            if not is_user_error(exc):
+                log.exception("could not build the sources of %s", config.sources.describe())
+            source_problem = str(exc) or type(exc).__name__
+            config = replace(config, sources=replace(config.sources, source=WEBCAM, loop=False))

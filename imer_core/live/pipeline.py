@@ -7,6 +7,13 @@ One object the headless command and the desktop app both drive::
     ...  # pipeline.latest_result, pipeline.poll_results(), pipeline.set_enabled("vision", False)
     pipeline.stop()
 
+The constructor builds everything (model bank, sources, workers, engine) and
+checks what it can — a media file that cannot be read raises
+:class:`~imer_core.live.sources.base.SourceOpenError` there — but opens no
+camera or microphone and starts no thread: :meth:`LivePipeline.start` does
+that, :meth:`LivePipeline.stop` undoes it (both idempotent; a stopped
+pipeline can be started again).
+
 A supervisor thread evaluates modality health every ``tick_s`` (100 ms).
 Disabling a modality stops its capture and extraction (a privacy switch):
 vision stops the camera and the face worker; text stops speech recognition;
@@ -41,7 +48,6 @@ from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker, Worker
 
 if TYPE_CHECKING:
-    from ..features.text import TranscriptWindow
     from .neutral_baseline import NeutralBaseline
 
 log = logging.getLogger(__name__)
@@ -91,9 +97,22 @@ class PipelineConfig:
 
 
 class LivePipeline:
-    """Owns the sources, workers, health monitor and engine of one live session."""
+    """Owns the sources, workers, health monitor and engine of one live session.
+
+    Built complete: every part exists from the constructor on (the window and
+    the recorder read :meth:`snapshot` and the other read-only views, never a
+    part that may be missing).  Construction opens no device and starts no
+    thread; :meth:`start` does.
+
+    Raises:
+        LiveModelError: a checkpoint of ``config`` cannot be used, or its device is unavailable.
+        SourceOpenError: ``config.sources`` cannot be used (e.g. a file that is not a
+            media file: :class:`~imer_core.live.sources.media.MediaOpenError`).
+    """
 
     def __init__(self, config: PipelineConfig = PipelineConfig(), parts: PipelineParts | None = None) -> None:
+        from ..features.text import TranscriptWindow
+
         self.config = config
         self.device = resolve_device(config.device)
         self.parts = parts if parts is not None else PipelineParts.for_device(self.device, config.extractors)
@@ -110,14 +129,16 @@ class LivePipeline:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
-        # Built by start() (None before it; see _started()).
-        self.video: VideoSource | None = None
-        self.audio: AudioSource | None = None
+        self._running = False  # between start() and stop()
         self._hold_sources_until: float | None = None  # media file held while models load
-        self.face_worker: FaceWorker | None = None
-        self.voice_worker: VoiceWorker | None = None
-        self.speech_worker: SpeechWorker | None = None
-        self.transcript: TranscriptWindow | None = None
+        # Built, not opened: start() opens the devices and starts the threads.
+        self.video, self.audio = self._build_sources(config.sources)
+        self.face_worker = FaceWorker(self.video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
+        self.voice_worker = VoiceWorker(self.audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
+                                        self.parts.voice_extractor())
+        self.transcript = TranscriptWindow()
+        self.speech_worker = SpeechWorker(self.audio.ring, self.speech_track, self.tracks[Modality.TEXT],
+                                          self.parts.asr, self.parts.embedder, self.transcript, config.speech)
         self.engine = InferenceEngine(self.bank, EngineInputs(self.tracks, self.statuses, self._feature_latency_ms,
                                                                 speech_track=self.speech_track),
                                       config.method, config.hop_s, config.sampler_steps, self._on_result)
@@ -129,21 +150,24 @@ class LivePipeline:
             return ModelBank.from_paths(list(config.checkpoints), device, extractors)
         return ModelBank(shipped_checkpoints() if config.use_shipped else {}, device, extractors)
 
+    def _build_sources(self, spec: SourceSpec) -> tuple[VideoSource, AudioSource]:
+        """The video and audio source of ``spec``, built by the parts (``SourceOpenError`` if unusable)."""
+        return self.parts.sources(spec)
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Open the sources and start every thread; returns at once."""
-        from ..features.text import TranscriptWindow
-        video, audio = self.parts.sources(self.config.sources)
-        self.face_worker = FaceWorker(video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
-        self.voice_worker = VoiceWorker(audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
-                                        self.parts.voice_extractor())
-        self.transcript = transcript = TranscriptWindow()
-        self.speech_worker = SpeechWorker(audio.ring, self.speech_track, self.tracks[Modality.TEXT],
-                                          self.parts.asr, self.parts.embedder, transcript, self.config.speech)
-        if self.config.sources.is_file and self.config.file_model_wait_s > 0:
-            self._hold_sources_until = time.monotonic() + self.config.file_model_wait_s
-        self.video, self.audio = video, audio  # published last: statuses() may be called from other threads
-        self._apply_switches()
+        """Open the sources (those switched on) and start every thread; returns at once (no-op when running).
+
+        A media file is held (opened once the face and speech models have loaded, at most
+        ``config.file_model_wait_s``).
+        """
+        with self._lock:
+            if self._running:
+                return
+            if self.config.sources.is_file and self.config.file_model_wait_s > 0:
+                self._hold_sources_until = time.monotonic() + self.config.file_model_wait_s
+            self._running = True
+            self._apply_switches()
         self.engine.start()
         self._stop.clear()
         self._supervisor = threading.Thread(target=self._supervise, name="imer-supervisor", daemon=True)
@@ -157,21 +181,21 @@ class LivePipeline:
         interrupted; the caller ends the process without waiting for them).
         Otherwise a loading model gets up to 20 s and a recognition its grace time.
         """
+        self._running = False  # a switch from now on changes the switch only (no lock: Ctrl-C must not wait)
+        self._hold_sources_until = None
         self._stop.set()
         if self._supervisor is not None:
             self._supervisor.join(0.5 if quick else 2.0)
             self._supervisor = None
         self.engine.stop(1.0 if quick else 5.0)
-        for worker in (self.face_worker, self.voice_worker, self.speech_worker):
-            if worker is None:
-                continue
+        workers: tuple[Worker, ...] = (self.face_worker, self.voice_worker, self.speech_worker)
+        for worker in workers:
             if quick:
                 Worker.stop(worker, timeout=0.3)  # no recognition grace: the process ends next
             else:
                 worker.stop(timeout=20.0 if worker.loading else 3.0)  # a model load cannot be interrupted
         for source in (self.video, self.audio):
-            if source is not None:
-                source.stop(0.5) if quick else source.stop()
+            source.stop(0.5) if quick else source.stop()
 
     def finish_file(self, timeout_s: float = 20.0, cancel: threading.Event | None = None) -> None:
         """After a media file ended: transcribe its last words and wait for the prediction with them.
@@ -190,9 +214,9 @@ class LivePipeline:
             return not condition()
 
         voice, speech = self.voice_worker, self.speech_worker
-        if voice is not None and voice.running:
+        if voice.running:
             waiting(lambda: not voice.caught_up)
-        if speech is None or not speech.running:
+        if not speech.running:
             return
         before, latest = speech.event_count, self.latest_result
         done = speech.request_finish()
@@ -209,27 +233,24 @@ class LivePipeline:
     @property
     def ended(self) -> bool:
         """A media file source reached its end on every stream it has."""
-        streams = [s for s in (self.video, self.audio) if s is not None and not s.status.absent]
+        streams = [s for s in (self.video, self.audio) if not s.status.absent]
         return bool(streams) and all(s.status.ended for s in streams)
 
     # -- switches ----------------------------------------------------------------------------
     def set_enabled(self, modality: "Modality | str", enabled: bool) -> None:
-        """Switch a modality on or off (off stops its capture and extraction)."""
+        """Switch a modality on or off (off stops its capture and extraction).
+
+        Before :meth:`start` (or after :meth:`stop`) only the switch changes; the start follows it.
+        """
         with self._lock:
             self.enabled[as_modality(modality)] = bool(enabled)
-            if self.video is not None:
+            if self._running:
                 self._apply_switches()
 
-    def _started(self) -> tuple[VideoSource, AudioSource, FaceWorker, VoiceWorker, SpeechWorker]:
-        """The sources and workers :meth:`start` built (``RuntimeError`` before the start)."""
+    def _apply_switches(self) -> None:
+        """Start or stop each source and worker as the switches say (only while running)."""
         video, audio = self.video, self.audio
         face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
-        if video is None or audio is None or face is None or voice is None or speech is None:
-            raise RuntimeError("the live pipeline has not been started")
-        return video, audio, face, voice, speech
-
-    def _apply_switches(self) -> None:
-        video, audio, face, voice, speech = self._started()
         on, held = self.enabled, self._hold_sources_until is not None
         _run_if(on[Modality.VISION], None if held else video, face, on_stop=self._forget_vision)
         voice.features_enabled = on[Modality.AUDIO]
@@ -240,15 +261,13 @@ class LivePipeline:
         _run_if(on[Modality.TEXT], None, speech, on_stop=self._forget_text)
 
     def _forget_vision(self) -> None:
-        video, _, face, _, _ = self._started()
         self.tracks[Modality.VISION].clear()
-        video.frames.clear()
-        face.latest = None
+        self.video.frames.clear()
+        self.face_worker.latest = None
 
     def _forget_text(self) -> None:
         self.tracks[Modality.TEXT].clear()
-        if self.transcript is not None:
-            self.transcript.clear()
+        self.transcript.clear()
 
     def set_method(self, method: str) -> None:
         """Switch the recovery method (takes effect at the next prediction).
@@ -285,43 +304,49 @@ class LivePipeline:
     def replace_sources(self, spec: SourceSpec, timeout_s: float = 3.0) -> str:
         """Switch to other sources; roll back to the previous ones if the new ones deliver nothing.
 
-        Returns an empty string on success, else the reason the switch was rolled back.
+        While running, the new sources must deliver within ``timeout_s``; before
+        :meth:`start` (or after :meth:`stop`) they only have to be buildable, and
+        the start opens them.  Returns an empty string on success, else the reason
+        the switch was rolled back.
         """
         with self._lock:
-            self._hold_sources_until = None  # a switch asked for while running plays at once
-            video, audio, _, _, _ = self._started()
-            old_spec, old = self.config.sources, (video, audio)
-            for source in old:
-                source.stop()
-            self.config = replace(self.config, sources=spec)
+            old_spec, old = self.config.sources, (self.video, self.audio)
             try:
-                self._rebuild_sources()
-                problem = self._wait_for_data(timeout_s)
+                new = self._build_sources(spec)  # opens nothing: the old sources keep running meanwhile
             except Exception as exc:  # a source that cannot even be built
                 problem = f"{type(exc).__name__}: {exc}"
-            if not problem:
-                return ""
+            else:
+                self._hold_sources_until = None  # a switch asked for while running plays at once
+                for source in old:
+                    source.stop()
+                self.config = replace(self.config, sources=spec)
+                self._use_sources(*new)
+                problem = self._wait_for_data(timeout_s) if self._running else ""
+                if not problem:
+                    return ""
+                for new_source in new:
+                    if new_source not in old:
+                        new_source.stop()
+                self.config = replace(self.config, sources=old_spec)
+                self._use_sources(*old)
             log.warning("switching to %s failed (%s); back to %s", spec.describe(), problem, old_spec.describe())
-            for new_source in (self.video, self.audio):
-                if new_source is not None and new_source not in old:
-                    new_source.stop()
-            self.config = replace(self.config, sources=old_spec)
-            self._rebuild_sources()
             return f"could not switch to {spec.describe()} ({problem}); kept {old_spec.describe()}"
 
-    def _rebuild_sources(self) -> None:
-        _, _, face, voice, speech = self._started()
+    def _use_sources(self, video: VideoSource, audio: AudioSource) -> None:
+        """Hand the workers the buffers of ``video`` and ``audio`` and apply the switches to them."""
+        face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
         for worker in (face, voice, speech):
             worker.stop()
-        self.video, self.audio = video, audio = self.parts.sources(self.config.sources)
+        self.video, self.audio = video, audio
         face.frames = video.frames
         voice.ring = speech.ring = audio.ring
         self.engine.reset_speaker_statistics()  # another source: maybe another speaker
-        self._apply_switches()
+        if self._running:
+            self._apply_switches()
 
     def _wait_for_data(self, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
-        video, audio, _, _, _ = self._started()
+        video, audio = self.video, self.audio
         wanted = [s for s, m in ((video, Modality.VISION), (audio, Modality.AUDIO))
                   if self.enabled[m] or (m is Modality.AUDIO and self.enabled[Modality.TEXT])]
         while time.monotonic() < deadline:
@@ -346,16 +371,18 @@ class LivePipeline:
     def _release_held_sources(self) -> None:
         """Start a held media file once the enabled workers' models are loaded (or the wait is over)."""
         until = self._hold_sources_until
-        workers = [w for w in (self.face_worker, self.speech_worker) if w is not None and w.running]
+        loaders: tuple[Worker, ...] = (self.face_worker, self.speech_worker)
+        workers = [w for w in loaders if w.running]
         if until is None or (any(w.loading for w in workers) and time.monotonic() < until):
             return
         with self._lock:
             self._hold_sources_until = None
             now = time.monotonic()
-            for worker in (self.face_worker, self.voice_worker, self.speech_worker):
-                if worker is not None:  # health timers count from when the file plays, not the load
-                    worker.started_at = max(worker.started_at, now)
-            self._apply_switches()
+            every: tuple[Worker, ...] = (self.face_worker, self.voice_worker, self.speech_worker)
+            for worker in every:  # health timers count from when the file plays, not the load
+                worker.started_at = max(worker.started_at, now)
+            if self._running:
+                self._apply_switches()
 
     def _supervise(self) -> None:
         while not self._stop.wait(self.config.tick_s):
@@ -373,7 +400,8 @@ class LivePipeline:
 
     def signals(self) -> dict[Modality, ModalitySignals]:
         """What sources and workers report right now (input of the health monitor)."""
-        video, audio, face, voice, speech = self._started()
+        video, audio = self.video, self.audio
+        face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
         frame = video.frames.latest()
         vs, aus, held = video.status, audio.status, self.waiting_for_models
         # Text counts as heard when a transcript arrives, even if recognition lags behind the speech.
@@ -394,22 +422,22 @@ class LivePipeline:
         }
 
     def statuses(self) -> dict[Modality, ModalityStatus]:
-        """The newest modality statuses (evaluated now if the supervisor has not run yet)."""
-        if not self._statuses and self.video is not None:
+        """The newest modality statuses (evaluated now if the supervisor has not run yet; none before the start)."""
+        if not self._statuses and self._running:
             self._evaluate()
         return dict(self._statuses)
 
     # -- read-only views (the window and the recorder read these, not the parts) -------------
     def snapshot(self) -> PipelineView:
         """What the pipeline runs right now, as an immutable value."""
-        streams = [(name, s) for name, s in (("camera", self.video), ("microphone", self.audio)) if s is not None]
+        streams = [("camera", self.video), ("microphone", self.audio)]
         owner = getattr(self.video, "_owner", None)  # a media file's two streams share their file
         duration = getattr(getattr(owner, "info", None), "duration_s", None)
         return PipelineView(
             device=self.device, methods=tuple(self.bank.methods), checkpoints=dict(self.bank.checkpoints),
             refused=self.bank.refused,
             method=self.engine.method, sampler_steps=self.engine.sampler_steps, model_error=self.engine.model_error,
-            config=self.config, enabled=dict(self.enabled), started=self.video is not None,
+            config=self.config, enabled=dict(self.enabled), started=self._running,
             stream_statuses=tuple((name, s.status) for name, s in streams),
             playing=any(s.running for _, s in streams), ended=self.ended,
             file_duration_s=float(duration) if duration else None)
@@ -422,13 +450,12 @@ class LivePipeline:
             self.bank.get(wanted)
 
     def latest_frame(self) -> VideoFrame | None:
-        """The newest captured frame (``None`` before the start or before the first frame)."""
-        return self.video.frames.latest() if self.video is not None else None
+        """The newest captured frame (``None`` before the first frame)."""
+        return self.video.frames.latest()
 
-    def capture_buffers(self) -> tuple[FrameSlot | None, AudioRingBuffer | None]:
+    def capture_buffers(self) -> tuple[FrameSlot, AudioRingBuffer]:
         """The current sources' frame slot and audio ring (they change when the sources are switched)."""
-        return (self.video.frames if self.video is not None else None,
-                self.audio.ring if self.audio is not None else None)
+        return self.video.frames, self.audio.ring
 
     # -- results -----------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[LiveResult], None]) -> None:
@@ -462,27 +489,25 @@ class LivePipeline:
 
     def transcripts(self) -> list[TranscriptEvent]:
         """Every utterance transcribed so far (most recent 200)."""
-        return list(self.speech_worker.events) if self.speech_worker else []
+        return list(self.speech_worker.events)
 
     def transcripts_since(self, count: int) -> tuple[list[TranscriptEvent], int]:
         """Utterances numbered ``count`` and later (of the most recent 200), and the total so far."""
         worker = self.speech_worker
-        if worker is None:
-            return [], count
         events, total = list(worker.events), worker.event_count
         new = max(0, min(total - count, len(events)))
         return (events[len(events) - new:] if new else []), total
 
     def latest_face(self) -> FaceSnapshot | None:
         """The newest analysed frame with its face features (for drawing)."""
-        return self.face_worker.latest if self.face_worker else None
+        return self.face_worker.latest
 
     def _feature_latency_ms(self) -> dict[Modality, float]:
         out: dict[Modality, float] = {}
-        workers: tuple[tuple[Modality, FaceWorker | VoiceWorker | None], ...] = (
+        workers: tuple[tuple[Modality, FaceWorker | VoiceWorker], ...] = (
             (Modality.VISION, self.face_worker), (Modality.AUDIO, self.voice_worker))
         for m, worker in workers:
-            if worker is not None and worker.feature_latency_s:
+            if worker.feature_latency_s:
                 out[m] = 1e3 * worker.feature_latency_s[-1]
         return out
 
@@ -490,11 +515,11 @@ class LivePipeline:
         """Rates and latencies for a performance panel."""
         now = time.monotonic()
         recent = [t for t in list(self._result_times) if t >= now - 5.0]
-        rtf: list[float] = list(self.speech_worker.real_time_factors) if self.speech_worker else []
+        rtf: list[float] = list(self.speech_worker.real_time_factors)
         latest = self.latest_result
         return {
             "device": self.device,
-            "face_fps": self.face_worker.fps(now) if self.face_worker else 0.0,
+            "face_fps": self.face_worker.fps(now),
             "predictions_per_s": len(recent) / 5.0,
             "asr_rtf": float(np.median(rtf)) if rtf else None,
             "skipped_ticks": float(self.engine.skipped),

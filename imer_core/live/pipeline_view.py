@@ -28,7 +28,8 @@ class PipelineView:
             (``None``: the checkpoint's default); ``model_error``: why no model predicts (``""``).
         config: the pipeline's :class:`~imer_core.live.pipeline.PipelineConfig` (current sources included).
         enabled: the modality switches.
-        started: the sources have been built (:meth:`start` was called).
+        started: the pipeline runs (:meth:`start` was called, :meth:`stop` not since); its
+            sources exist from the construction on, but are opened only by the start.
         stream_statuses: ``(name, status)`` of the camera/video and microphone/audio streams.
         playing: a stream runs; ``ended``: a media file reached its end on every stream.
         file_duration_s: length of a media file source (``None`` for devices or when unknown).

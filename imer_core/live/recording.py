@@ -95,8 +95,6 @@ class SessionRecording:
         try:
             while not self._stop.wait(0.25):
                 current = self.pipeline.capture_buffers()[1]
-                if current is None:
-                    continue
                 if ring is not current:
                     ring = current
                     position = ring.total_written
@@ -113,9 +111,6 @@ class SessionRecording:
         try:
             while not self._stop.is_set():
                 current = self.pipeline.capture_buffers()[0]
-                if current is None:
-                    self._stop.wait(0.1)
-                    continue
                 if slot is not current:
                     slot, seq = current, current.sequence
                 frame, seq = slot.wait_newer(seq, 0.1)

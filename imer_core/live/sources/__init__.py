@@ -4,7 +4,7 @@ Importing this package is cheap: OpenCV, PyAV, sounddevice and SciPy are
 imported only when a device or file is actually opened.
 """
 
-from .base import LIVE_SAMPLE_RATE, AudioSource, CaptureSource, VideoSource
+from .base import LIVE_SAMPLE_RATE, AudioSource, CaptureSource, SourceOpenError, VideoSource
 from .camera import CameraInfo, CameraSource, list_cameras
 from .media import MediaAudioSource, MediaFileSource, MediaInfo, MediaOpenError, MediaVideoSource, probe_media
 from .media_writer import MediaWriter, write_media
@@ -32,6 +32,7 @@ __all__ = [
     "MediaWriter",
     "MicrophoneSource",
     "MicrophoneUnavailable",
+    "SourceOpenError",
     "StreamingResampler",
     "VideoSource",
     "list_cameras",

@@ -21,6 +21,14 @@ from ..threads import RestartableThread
 LIVE_SAMPLE_RATE = 16000
 
 
+class SourceOpenError(ValueError):
+    """A source cannot be built from what the user gave (e.g. a file that is not a media file).
+
+    Raised when a source is *constructed* (a kind's ``open``), never from its
+    threads; the message is one line a user can act on.
+    """
+
+
 class CaptureSource(RestartableThread, ABC):
     """Common part of video and audio sources."""
 

@@ -36,7 +36,10 @@ class SourceKind:
     Attributes:
         name: short name (``"webcam"``, ``"file"``).
         matches: ``matches(source) -> bool``: whether a ``--source`` value is of this kind.
-        open: ``open(spec) -> (video, audio)``: build (not start) the two sources.
+        open: ``open(spec) -> (video, audio)``: build the two sources without opening a device
+            or starting a thread (their ``start()`` does that); raises
+            :class:`~imer_core.live.sources.base.SourceOpenError` when ``spec`` cannot be used
+            (the pipeline's constructor, ``imer run`` and the window report it in one line).
         describe: ``describe(spec) -> str``: one line for status bars and logs.
         live: a live device (frames arrive in real time and never end) rather than a
             recording that plays, ends, may loop, and is held until the models have loaded.

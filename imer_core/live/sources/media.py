@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..buffers import STARTING, STOPPED, SourceStatus, VideoFrame
-from .base import LIVE_SAMPLE_RATE, AudioSource, CaptureSource, VideoSource
+from .base import LIVE_SAMPLE_RATE, AudioSource, CaptureSource, SourceOpenError, VideoSource
 
 AUDIO_CHUNK = LIVE_SAMPLE_RATE // 50  # 20 ms
 _MAX_BAD_PACKETS = 50
@@ -50,7 +50,7 @@ _LATE_FRAME_INTERVAL_S = 0.5
 _END = SourceStatus(False, "end of file", ended=True)
 
 
-class MediaOpenError(ValueError):
+class MediaOpenError(SourceOpenError):
     """The file is missing, unreadable, or not an audio/video file."""
 
 
