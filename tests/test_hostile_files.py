@@ -269,6 +269,15 @@ def _calibration_cases(marker: Path) -> dict[str, Callable[[Path], None]]:
                 for _ in range(4):
                     member.write(zeros)
 
+    def corrupt_deflate(path: Path) -> None:  # 8 bytes at the start of the first member's compressed data
+        data = bytearray(good.getvalue())
+        with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+            offset = archive.infolist()[0].header_offset
+        start = offset + 30 + int.from_bytes(data[offset + 26:offset + 28], "little") + \
+            int.from_bytes(data[offset + 28:offset + 30], "little")
+        data[start:start + 8] = b"\xff" * 8
+        path.write_bytes(bytes(data))
+
     def object_labels(path: Path) -> None:
         arrays = _calibration_arrays()
         arrays["labels"] = np.array([_Payload(marker)], dtype=object)
@@ -278,6 +287,7 @@ def _calibration_cases(marker: Path) -> dict[str, Callable[[Path], None]]:
         "empty": lambda p: p.write_bytes(b""),
         "truncated": lambda p: p.write_bytes(good.getvalue()[: len(good.getvalue()) // 2]),
         "random": lambda p: p.write_bytes(_random_bytes(2048)),
+        "corrupt compressed data": corrupt_deflate,
         "row-count mismatch": save(audio=_calibration_arrays(5)["audio"]),
         "label 99": save(label=np.array([0, 1, 2, 3, 4, 99])),
         "label -1": save(label=np.array([0, 1, 2, 3, 4, -1])),

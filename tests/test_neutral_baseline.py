@@ -61,6 +61,15 @@ def test_too_little_face_and_speech_is_one_clear_error(tmp_path):
         NeutralBaseline.load(tmp_path)
 
 
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00 not text", b"[" * 100_000, b"[1, 2]", b'"means"', b"null",
+                                     b'{"means": 5}', b'{"means": {"audio": []}}', b'{"means": {"smell": [1]}}',
+                                     b'{"means": {"audio": [1]}, "counts": {"audio": "many"}}', b""])
+def test_a_hostile_baseline_file_is_one_clear_error(tmp_path, content):
+    (tmp_path / "neutral_baseline.json").write_bytes(content)
+    with pytest.raises(NeutralBaselineError):
+        NeutralBaseline.load(tmp_path)
+
+
 def test_neutral_reference_is_the_mean_of_the_neutral_training_samples():
     class Pool:
         def __init__(self, features, labels, splits):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,6 +225,8 @@ def load_calibration(folders: Sequence["str | Path"]) -> CalibrationData:
 
 
 _FEATURE_KEYS = tuple(m.value for m in MODALITIES)
+# What a damaged npz raises: zlib.error (corrupt deflate data) is no OSError or ValueError.
+_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, ValueError, EOFError, KeyError)
 _REQUIRED = (*_FEATURE_KEYS, "label", "available", "labels")
 
 
@@ -251,7 +254,7 @@ def _read_calibration_file(path: Path) -> dict[str, np.ndarray]:
 
     try:
         declared = _declared_arrays(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise fail(f"corrupt or truncated ({type(exc).__name__}: {exc})") from exc
     missing = [k for k in _REQUIRED if k not in declared]
     if missing:
@@ -274,7 +277,7 @@ def _read_calibration_file(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in _REQUIRED}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise fail(f"corrupt or truncated ({type(exc).__name__}: {exc})") from exc
     arrays["labels"] = tuple(str(x) for x in arrays["labels"])
     label = arrays["label"].astype(np.int64)

@@ -89,8 +89,8 @@ class NeutralBaseline:
             seconds = float(data.get("seconds", 0.0))
         except (KeyError, TypeError, ValueError) as exc:
             raise NeutralBaselineError(f"not a neutral baseline: {exc}") from exc
-        if any(v.ndim != 1 or not np.isfinite(v).all() for v in means.values()):
-            raise NeutralBaselineError("a neutral baseline holds non-finite or non-vector means")
+        if any(v.ndim != 1 or v.size == 0 or not np.isfinite(v).all() for v in means.values()):
+            raise NeutralBaselineError("a neutral baseline holds non-finite, empty or non-vector means")
         return cls(means, counts, seconds)
 
     def save(self, folder: str | Path) -> Path:
@@ -111,9 +111,12 @@ class NeutralBaseline:
         if path.is_dir():
             path = path / BASELINE_FILE
         try:
-            return cls.from_json(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
             raise NeutralBaselineError(f"cannot read neutral baseline {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise NeutralBaselineError(f"{path} is not a neutral baseline (a JSON {type(data).__name__})")
+        return cls.from_json(data)
 
 
 def baseline_from_tracks(tracks: Mapping[Modality, Any], speech_track: Any, t_from: float, t_end: float,
