@@ -152,6 +152,7 @@ def test_a_failed_source_switch_rolls_back_and_says_so(qtbot, make_window, check
     assert "camera 7 is not there" in blocker.args[0] and "kept camera 0" in blocker.args[0]
     assert "could not switch to camera 7" in window.statusBar().currentMessage()
     assert window.pipeline.config.sources.camera == 0 and rig.video.running
+    assert rig.video.starts == 1  # built before the old camera stops: a source that cannot be built interrupts nothing
     seq = window.pipeline.latest_result.sequence
     qtbot.waitUntil(lambda: window.pipeline.latest_result.sequence > seq + 2, timeout=WAIT_MS)
 

@@ -55,7 +55,11 @@ class SourceSpec:
 
 
 def open_sources(spec: SourceSpec) -> tuple[VideoSource, AudioSource]:
-    """Build (not start) the video and audio source of ``spec`` (its kind opens them)."""
+    """Build the video and audio source of ``spec`` with its kind (no device opened, no thread started).
+
+    Raises:
+        SourceOpenError: ``spec`` cannot be used (e.g. a file that is not a media file).
+    """
     return spec.kind.open(spec)
 
 
