@@ -261,7 +261,8 @@ def _read_calibration_file(path: Path) -> dict[str, np.ndarray]:
         raise fail(f"missing array(s) {missing}")
     total = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize for shape, dtype in declared.values())
     if total > MAX_CALIBRATION_BYTES:
-        raise fail(f"its arrays declare {total / 2**20:.0f} MiB (limit {MAX_CALIBRATION_BYTES / 2**20:.0f} MiB)")
+        raise fail(f"its arrays declare {total:,} bytes ({total / 2**20:,.1f} MiB), over the limit of "
+                   f"{MAX_CALIBRATION_BYTES:,} bytes")
     label_shape, label_dtype = declared["label"]
     if len(label_shape) != 1 or label_dtype.kind not in "iu":
         raise fail(f"'label' must be (N,) integers, got {label_dtype} {label_shape}")
