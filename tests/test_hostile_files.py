@@ -106,6 +106,21 @@ def test_checkpoint_fuzz_cases_raise_checkpoint_error(tmp_path, live_checkpoints
     assert not marker.exists()
 
 
+def test_a_checkpoint_declaring_far_more_than_it_holds_is_refused_before_reading(tmp_path, monkeypatch):
+    """The zip members' declared sizes are checked first (the fuzz case above would fail later anyway)."""
+    import imer_core.checkpoint as checkpoint
+
+    def read(*args, **kwargs):
+        raise AssertionError("the checkpoint was read before its declared size was checked")
+
+    monkeypatch.setattr(checkpoint.torch, "load", read)
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:  # ~100 KB holding 96 MB of zeros
+        archive.writestr("archive/data.pkl", b"\0" * (96 << 20))
+    with pytest.raises(CheckpointError, match=r"declares \d+ bytes of content in a \d+-byte file"):
+        load_checkpoint(path)
+
+
 @pytest.mark.parametrize("normalization", ["not a dict", {"audio": "x"}, {"audio": {"mean": "abc", "std": 1}},
                                            {"audio": {"mean": [float("nan")] * 44, "std": [1.0] * 44}}])
 def test_live_checkpoint_with_bad_normalization_is_refused_clearly(tmp_path, live_checkpoints, normalization):
