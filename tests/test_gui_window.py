@@ -276,6 +276,17 @@ def test_a_missing_file_at_startup_is_shown_and_nothing_opens_the_camera(qtbot, 
     assert "camera 0" in window.sources.label.text()
 
 
+def test_a_missing_checkpoint_and_a_missing_file_at_startup_are_both_shown(qtbot, make_window, rig, tmp_path):
+    def sources(spec):
+        return open_sources(spec) if spec.is_file else (rig.video, rig.audio)
+
+    window = make_window(parts=replace(rig.parts(), sources=sources), sources=SourceSpec(str(tmp_path / "gone.mp4")),
+                         checkpoints=(str(tmp_path / "gone.pt"),), use_shipped=False)
+    assert "gone.mp4" in window.notifier.dialog.text() and "Could not start" in window.video.placeholder
+    assert "Could not use the checkpoint" in window.notifier.full_text and "gone.pt" in window.notifier.full_text
+    assert not window.running and not window.controller.running and rig.video.starts == 0
+
+
 def test_a_model_reload_after_a_failed_start_shows_the_new_pipeline(qtbot, make_window, checkpoints, rig):
     attempts = []
 

@@ -153,3 +153,24 @@ def test_imer_run_says_in_one_line_that_a_file_became_unreadable_before_the_buil
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("imer: cannot read clip.mp4 as an audio/video file")
     assert not (tmp_path / "s").exists()
+
+
+def test_building_a_pipeline_on_the_real_camera_and_microphone_opens_neither(monkeypatch):
+    from imer_core.live.sources import camera, microphone
+
+    opened: list[str] = []
+
+    def no_device(what: str):
+        def refuse(*args, **kwargs):
+            opened.append(what)
+            raise AssertionError(f"the {what} was opened by the constructor")
+        return refuse
+
+    monkeypatch.setattr(camera, "_opencv_capture", no_device("camera"))
+    monkeypatch.setattr(microphone, "_import_sounddevice", no_device("microphone"))
+    before = set(threading.enumerate())
+    pipeline = LivePipeline(PipelineConfig(**QUICK), replace(fake_rig().parts(), sources=open_sources))
+    assert isinstance(pipeline.video, camera.CameraSource) and isinstance(pipeline.audio, microphone.MicrophoneSource)
+    assert pipeline.snapshot().config.sources.describe() == "camera 0 + default microphone"
+    pipeline.stop()
+    assert opened == [] and imer_threads(before) == []
