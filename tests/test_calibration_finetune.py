@@ -84,3 +84,23 @@ def test_calibration_text_comes_only_from_its_own_step(tmp_path):
     assert [LIVE_EMOTIONS[k] for k in data.labels] == ["happy", "sad"]
     with pytest.raises(ValueError, match="unknown emotions"):
         CalibrationRun(pipe, tmp_path, [CalibrationStep("bored", "", "", 1.0)])
+
+
+def test_a_calibration_window_with_nan_is_recorded_as_missing_and_the_file_loads(tmp_path):
+    from imer_core.live.tracks import FeatureTrack
+    from imer_core.modalities import Modality
+
+    class Pipe:
+        tracks = {Modality.TEXT: FeatureTrack(3), Modality.AUDIO: FeatureTrack(2), Modality.VISION: FeatureTrack(2)}
+        transcript = None
+
+    pipe = Pipe()
+    run = CalibrationRun(pipe, tmp_path, [CalibrationStep("happy", "smile", "yay", 1.0)])
+    pipe.tracks[Modality.AUDIO].append(9.9, np.array([0.5, np.nan]))
+    pipe.tracks[Modality.VISION].append(9.9, np.ones(2))
+    assert run.take_window(0, now=10.0)
+    pipe.tracks[Modality.VISION].append(10.9, np.full(2, np.inf))
+    assert not run.take_window(0, now=11.0)  # nothing usable: no window
+    run.save()
+    data = load_calibration([tmp_path])
+    assert data.available.tolist() == [[False, False, True]] and np.isfinite(data.features["audio"]).all()

@@ -141,6 +141,9 @@ class CalibrationRun:
         dims = {m: self.pipeline.tracks[m].dim for m in MODALITIES}
         windows = {m: self.pipeline.tracks[m].window(now, WINDOW_STEPS, WINDOW_RATE_HZ, DEFAULT_HOLD_S[m])
                    for m in MODALITIES}
+        # A window holding NaN / inf counts as missing (as in the engine): written as it is, it would make
+        # load_calibration refuse the whole file, and the session's calibration would be lost.
+        windows = {m: w if w is None or np.isfinite(w.values).all() else None for m, w in windows.items()}
         if all(w is None for w in windows.values()):
             return False
         for m in MODALITIES:
