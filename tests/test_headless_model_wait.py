@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -17,7 +18,9 @@ from dataclasses import replace
 from live_fakes import FakeFaceExtractor, fake_rig
 
 from app.cli import main
-from imer_core.live.parts import PipelineParts
+from imer_core.live.parts import PipelineParts, SourceSpec
+from imer_core.live.pipeline import LivePipeline, PipelineConfig
+from imer_core.modalities import Modality
 
 
 def _held_face_model(monkeypatch, release: threading.Event, asked: threading.Event, hold_s: float = 120.0) -> None:
@@ -77,3 +80,40 @@ def test_ctrl_c_while_the_file_waits_for_its_models_does_not_wait_for_the_load(m
     # A normal stop gives a loading model 20 s; after Ctrl-C each thread gets a fraction of a
     # second.  The bound only separates the two (the speed of the quick stop is in benchmarks).
     assert waited < 15.0, f"{waited:.1f} s: the stop waited for the model load"
+
+
+def _wait(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_health_timers_count_from_when_a_held_file_starts_playing(live_checkpoints, tmp_path):
+    """The face model loads at once, the speech model keeps the file held: that wait is not time without a face."""
+    rig = fake_rig()
+    release = threading.Event()
+
+    def asr():
+        release.wait(120)
+        return rig.asr
+
+    config = PipelineConfig(sources=SourceSpec(str(tmp_path / "clip.mp4")), hop_s=0.1,
+                            checkpoints=(str(live_checkpoints["cmarr"]),))
+    pipeline = LivePipeline(config, replace(rig.parts(), asr=asr))
+    FakeFaceExtractor.no_face = True  # the file shows no face: "no face detected for X s" once it plays
+    pipeline.start()
+    try:
+        _wait(lambda: pipeline.face_worker is not None and not pipeline.face_worker.loading, "the face model")
+        time.sleep(2.0)  # the speech model still loads: the file stays held this long
+        assert pipeline.waiting_for_models
+        release.set()
+        playing_since = time.monotonic()
+        _wait(lambda: pipeline.statuses()[Modality.VISION].reason.startswith("no face detected for"), "no face")
+        reason = pipeline.statuses()[Modality.VISION].reason
+        shown = float(re.search(r"no face detected for ([\d.]+) s", reason).group(1))
+        assert shown <= time.monotonic() - playing_since + 0.3, reason
+    finally:
+        release.set()
+        pipeline.stop()
+        FakeFaceExtractor.no_face = False
