@@ -46,9 +46,13 @@ def test_duration_counts_from_when_the_file_plays_not_from_the_model_load(monkey
                      "--checkpoint", str(live_checkpoints["cmarr"]), "--out", str(out), "--quiet"]) == 0
     finally:
         release.set()
-    info = json.loads((next(out.glob("session-*")) / "session.json").read_text())
+    folder = next(out.glob("session-*"))
+    info = json.loads((folder / "session.json").read_text())
     assert info["end_reason"] == "duration" and info["duration_s"] >= 2.5
     assert info["predictions"] > 0  # counted from the model load, --duration 3 ended before the file played
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert rows and not any("starts playing" in row["modalities"][m]["reason"] for row in rows
+                            for m in ("vision", "audio", "text"))  # no row was written during the wait
 
 
 def test_ctrl_c_while_the_file_waits_for_its_models_does_not_wait_for_the_load(monkeypatch, tmp_path,
