@@ -176,6 +176,39 @@ def test_mmsa_fuzz_cases_raise_format_error_and_run_no_code(tmp_path):
     assert _peak_rss_mib() < 2048  # the 20 GiB declaration was never allocated
 
 
+_DECLARED_FRAME = r"""
+import pickle, resource, sys
+from training.data import MMSAFormatError, load_mmsa
+with open("/proc/self/statm") as statm:
+    virtual = int(statm.read().split()[0]) * resource.getpagesize()
+limit = virtual + (2 << 30)  # 2 GiB more address space than the imports took
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    load_mmsa(sys.argv[1])
+except MMSAFormatError as exc:
+    print(exc)
+"""
+
+
+def test_a_pickle_frame_declaring_20_gib_is_not_allocated(tmp_path):
+    """Reads are clamped to the file: a protocol-4 FRAME declaring 20 GiB in a 23-byte file is a truncated pickle.
+
+    Run with 2 GiB of address space to spare, an attempt to allocate the frame would fail instead
+    ("declares more data than fits in memory").
+    """
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs Linux /proc to size the address-space limit")
+    path = tmp_path / "frame.pkl"
+    path.write_bytes(pickle.PROTO + b"\x04" + pickle.FRAME + (20 << 30).to_bytes(8, "little") + b"abc")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _DECLARED_FRAME, str(path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert "truncated" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
 # ---------------------------------------------------------------- MMIN folders
 h5py = pytest.importorskip("h5py")
 

@@ -11,8 +11,12 @@ strings and numbers need no global at all.  Anything else raises
 Two further limits keep a hostile file from exhausting memory:
 
 * every read of the unpickler is clamped to the bytes left in the file, so a
-  ``BINBYTES8`` opcode declaring a terabyte reads what is there and fails as a
-  truncated pickle instead of allocating the declared size;
+  protocol-4 ``FRAME`` declaring a terabyte reads what is there and fails as a
+  truncated pickle instead of allocating the declared size.  (CPython's
+  unpickler allocates the object of a ``BINBYTES8`` / ``BYTEARRAY8`` opcode
+  before reading it: such a declaration costs address space but no memory
+  until it is filled, and an allocation that fails is a ``MemoryError``, which
+  the MMSA loader reports as a corrupt file);
 * numpy's ``_reconstruct`` is only accepted with an empty shape (numpy always
   writes ``(0,)`` and sets the real shape from the data that follows, whose
   length numpy checks against the shape).
