@@ -279,6 +279,43 @@ def test_mmin_fuzz_cases_raise_format_error(tmp_path, mmin_root):
     assert not marker.exists()
 
 
+_DECLARED_NPY = r"""
+import resource, sys
+from training.data import MMINFormatError, load_mmin_fold
+with open("/proc/self/statm") as statm:
+    virtual = int(statm.read().split()[0]) * resource.getpagesize()
+limit = virtual + (512 << 20)  # 512 MiB more address space than the imports took
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    load_mmin_fold(sys.argv[1], "iemocap", 1)
+except MMINFormatError as exc:
+    print(exc)
+"""
+
+
+def test_an_npy_header_declaring_a_gigabyte_is_refused_before_the_data_is_read(tmp_path):
+    """The declared size is compared with the file first: nothing of the declared 1 GiB is allocated.
+
+    Run with 512 MiB of address space to spare, reading the data (numpy allocates the declared
+    array first) would fail with a MemoryError instead.
+    """
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs Linux /proc to size the address-space limit")
+    fold = tmp_path / "target" / "1"
+    fold.mkdir(parents=True)
+    np.save(fold / "trn_int2name.npy", np.array(["u1", "u2"]))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 28,)})
+    (fold / "trn_label.npy").write_bytes(header.getvalue() + b"\0" * 64)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _DECLARED_NPY, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert "declares 1073741824 bytes" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
 # ---------------------------------------------------------------- calibration npz
 def _calibration_arrays(n: int = 6) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
