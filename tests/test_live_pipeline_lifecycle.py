@@ -174,3 +174,14 @@ def test_building_a_pipeline_on_the_real_camera_and_microphone_opens_neither(mon
     assert pipeline.snapshot().config.sources.describe() == "camera 0 + default microphone"
     pipeline.stop()
     assert opened == [] and imer_threads(before) == []
+
+
+def test_the_modality_switches_are_read_only_outside_set_enabled():
+    """The window reads ``pipeline.enabled``; writing into it would bypass the capture switches."""
+    rig = fake_rig()
+    pipeline = LivePipeline(PipelineConfig(**QUICK, disabled=frozenset({Modality.TEXT})), rig.parts())
+    with pytest.raises(TypeError):
+        pipeline.enabled[Modality.VISION] = False  # type: ignore[index]
+    pipeline.set_enabled("vision", False)
+    assert dict(pipeline.enabled) == {Modality.TEXT: False, Modality.AUDIO: True, Modality.VISION: False}
+    assert pipeline.snapshot().enabled == pipeline.enabled

@@ -28,7 +28,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,13 +38,13 @@ from ..features.base import ExtractorSpec
 from ..modalities import MODALITIES, Modality, as_modality
 from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
-from .health import HealthConfig, HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
+from .health import HealthMonitor, ModalitySignals, ModalityState, ModalityStatus
 from .models import ModelBank, shipped_checkpoints
 from .parts import PipelineParts, SourceSpec
+from .pipeline_config import PipelineConfig, disabled_from_text
 from .pipeline_view import PipelineView
-from .smoothing import DEFAULT_SMOOTHING_S
 from .sources.base import AudioSource, CaptureSource, VideoSource
-from .speech_worker import SpeechConfig, SpeechWorker, TranscriptEvent
+from .speech_worker import SpeechWorker, TranscriptEvent
 from .tracks import FeatureTrack
 from .workers import FaceSnapshot, FaceWorker, VoiceWorker, Worker
 
@@ -55,45 +56,6 @@ log = logging.getLogger(__name__)
 #: What each worker loads, as the *loading* reason says it.
 LOADING_WHAT = {Modality.VISION: "the face model (MediaPipe)",
                 Modality.TEXT: "speech recognition (Whisper) and the sentence encoder"}
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Everything the pipeline needs to start.
-
-    Attributes:
-        sources: where frames and audio come from.
-        disabled: modalities switched off from the start.
-        checkpoints: live checkpoint files (one per method); empty → the
-            shipped ``assets/models/live_*.pt`` when ``use_shipped``.
-        method: recovery method to start with.
-        sampler_steps: diffusion sampling steps (``None``: checkpoint default).
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        hop_s: time between predictions.
-        file_model_wait_s: a media file starts playing only once the face
-            and speech models have loaded (so no part of a clip is lost to a
-            slow model load), waiting at most this long; 0 starts at once.
-            Live sources always start at once.
-        smoothing_s: time constant of the displayed (smoothed) probabilities;
-            0 shows the raw ones (:mod:`.smoothing`).
-        extractors: registered feature extractor ids per modality
-            (:mod:`imer_core.features.registry`); unnamed modalities run the default one.
-    """
-
-    sources: SourceSpec = field(default_factory=SourceSpec)
-    disabled: frozenset[Modality] = frozenset()
-    checkpoints: tuple[str, ...] = ()
-    use_shipped: bool = True
-    method: str | None = None
-    sampler_steps: int | None = None
-    device: str = "auto"
-    hop_s: float = 0.15
-    tick_s: float = 0.1
-    file_model_wait_s: float = 60.0
-    smoothing_s: float = DEFAULT_SMOOTHING_S
-    health: HealthConfig = field(default_factory=HealthConfig)
-    speech: SpeechConfig = field(default_factory=SpeechConfig)
-    extractors: Mapping[Modality, str] = field(default_factory=dict)
 
 
 class LivePipeline:
@@ -118,7 +80,7 @@ class LivePipeline:
         self.parts = parts if parts is not None else PipelineParts.for_device(self.device, config.extractors)
         extractors = self.parts.extractor_specs
         self.bank = self._bank(config, self.device, extractors)
-        self.enabled = {m: m not in config.disabled for m in MODALITIES}
+        self._enabled = {m: m not in config.disabled for m in MODALITIES}
         self.tracks = {m: FeatureTrack(extractors[m].dim) for m in MODALITIES}
         self.speech_track = FeatureTrack(1)
         self.health = HealthMonitor(config.health)
@@ -237,13 +199,18 @@ class LivePipeline:
         return bool(streams) and all(s.status.ended for s in streams)
 
     # -- switches ----------------------------------------------------------------------------
+    @property
+    def enabled(self) -> Mapping[Modality, bool]:
+        """The modality switches, read-only (change them with :meth:`set_enabled`)."""
+        return MappingProxyType(self._enabled)
+
     def set_enabled(self, modality: "Modality | str", enabled: bool) -> None:
         """Switch a modality on or off (off stops its capture and extraction).
 
         Before :meth:`start` (or after :meth:`stop`) only the switch changes; the start follows it.
         """
         with self._lock:
-            self.enabled[as_modality(modality)] = bool(enabled)
+            self._enabled[as_modality(modality)] = bool(enabled)
             if self._running:
                 self._apply_switches()
 
@@ -251,7 +218,7 @@ class LivePipeline:
         """Start or stop each source and worker as the switches say (only while running)."""
         video, audio = self.video, self.audio
         face, voice, speech = self.face_worker, self.voice_worker, self.speech_worker
-        on, held = self.enabled, self._hold_sources_until is not None
+        on, held = self._enabled, self._hold_sources_until is not None
         _run_if(on[Modality.VISION], None if held else video, face, on_stop=self._forget_vision)
         voice.features_enabled = on[Modality.AUDIO]
         if not on[Modality.AUDIO]:
@@ -348,7 +315,7 @@ class LivePipeline:
         deadline = time.monotonic() + timeout_s
         video, audio = self.video, self.audio
         wanted = [s for s, m in ((video, Modality.VISION), (audio, Modality.AUDIO))
-                  if self.enabled[m] or (m is Modality.AUDIO and self.enabled[Modality.TEXT])]
+                  if self._enabled[m] or (m is Modality.AUDIO and self._enabled[Modality.TEXT])]
         while time.monotonic() < deadline:
             if all(s.status.ok for s in wanted):
                 return ""
@@ -407,14 +374,14 @@ class LivePipeline:
         # Text counts as heard when a transcript arrives, even if recognition lags behind the speech.
         heard = [t for t in (speech.last_signal, speech.last_output) if t is not None]
         return {
-            Modality.VISION: ModalitySignals(self.enabled[Modality.VISION], vs.ok, vs.reason,
+            Modality.VISION: ModalitySignals(self._enabled[Modality.VISION], vs.ok, vs.reason,
                                              frame.t_capture if frame else None, face.error, face.last_signal,
                                              face.started_at, loading=face.loading,
                                              loading_what=LOADING_WHAT[Modality.VISION], held=held),
-            Modality.AUDIO: ModalitySignals(self.enabled[Modality.AUDIO], aus.ok, aus.reason,
+            Modality.AUDIO: ModalitySignals(self._enabled[Modality.AUDIO], aus.ok, aus.reason,
                                             audio.ring.last_write_time, voice.error, voice.last_signal,
                                             voice.started_at, held=held),
-            Modality.TEXT: ModalitySignals(self.enabled[Modality.TEXT], aus.ok, aus.reason,
+            Modality.TEXT: ModalitySignals(self._enabled[Modality.TEXT], aus.ok, aus.reason,
                                            audio.ring.last_write_time, speech.error or voice.error,
                                            max(heard) if heard else None, speech.started_at, speech.busy_since,
                                            loading=speech.loading, loading_what=LOADING_WHAT[Modality.TEXT],
@@ -437,7 +404,7 @@ class LivePipeline:
             device=self.device, methods=tuple(self.bank.methods), checkpoints=dict(self.bank.checkpoints),
             refused=self.bank.refused,
             method=self.engine.method, sampler_steps=self.engine.sampler_steps, model_error=self.engine.model_error,
-            config=self.config, enabled=dict(self.enabled), started=self._running,
+            config=self.config, enabled=dict(self._enabled), started=self._running,
             stream_statuses=tuple((name, s.status) for name, s in streams),
             playing=any(s.running for _, s in streams), ended=self.ended,
             file_duration_s=float(duration) if duration else None)
@@ -540,13 +507,6 @@ def _run_if(wanted: bool, source: CaptureSource | None, worker: Worker, on_stop:
         if source is not None and source.running:
             source.stop()
         on_stop()
-
-
-def disabled_from_text(text: str | None) -> frozenset[Modality]:
-    """Parse ``"vision,text"`` (or ``v,l``) into modalities."""
-    if not text:
-        return frozenset()
-    return frozenset(as_modality(part) for part in text.split(",") if part.strip())
 
 
 __all__ = ["LivePipeline", "PipelineConfig", "PipelineView", "disabled_from_text"]
