@@ -21,7 +21,7 @@ pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
-from gui_fixtures import TOGGLE_MS, WAIT_MS, predicting  # noqa: E402
+from gui_fixtures import WAIT_MS, predicting  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from app.gui import settings as keys  # noqa: E402
@@ -61,7 +61,7 @@ def test_toggling_a_modality_changes_badge_and_mask_and_prediction_goes_on(qtbot
     window.modalities.switches["vision"].click()
     qtbot.waitUntil(lambda: window.modalities.badge_text("vision").startswith("disabled")
                     and pipeline.statuses()[Modality.VISION].state is ModalityState.DISABLED
-                    and "vision" in pipeline.latest_result.recovered, timeout=TOGGLE_MS)
+                    and "vision" in pipeline.latest_result.recovered, timeout=WAIT_MS)
     seq = pipeline.latest_result.sequence
     qtbot.waitUntil(lambda: pipeline.latest_result.sequence >= seq + 3, timeout=WAIT_MS)
     result = pipeline.latest_result
