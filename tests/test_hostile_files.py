@@ -9,10 +9,13 @@ a crash) and never run the marker command a hostile pickle carries.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import resource
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -176,18 +179,24 @@ def test_mmsa_fuzz_cases_raise_format_error_and_run_no_code(tmp_path):
     assert _peak_rss_mib() < 2048  # the 20 GiB declaration was never allocated
 
 
-_DECLARED_FRAME = r"""
-import pickle, resource, sys
-from training.data import MMSAFormatError, load_mmsa
+_WITH_LITTLE_MEMORY = r"""
+import json, resource, sys
+from training import data
 with open("/proc/self/statm") as statm:
     virtual = int(statm.read().split()[0]) * resource.getpagesize()
-limit = virtual + (2 << 30)  # 2 GiB more address space than the imports took
+limit = virtual + int(sys.argv[1])  # this much more address space than the imports took
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 try:
-    load_mmsa(sys.argv[1])
-except MMSAFormatError as exc:
+    getattr(data, sys.argv[2])(*json.loads(sys.argv[3]))
+except (data.MMSAFormatError, data.MMINFormatError) as exc:
     print(exc)
 """
+
+
+def _load_with_little_memory(root: Path, spare_bytes: int, loader: str, *args: object) -> subprocess.CompletedProcess:
+    """``training.data.<loader>(*args)`` in a subprocess with ``spare_bytes`` of address space to spare."""
+    return subprocess.run([sys.executable, "-c", _WITH_LITTLE_MEMORY, str(spare_bytes), loader, json.dumps(args)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
 
 
 def test_a_pickle_frame_declaring_20_gib_is_not_allocated(tmp_path):
@@ -196,16 +205,12 @@ def test_a_pickle_frame_declaring_20_gib_is_not_allocated(tmp_path):
     Run with 2 GiB of address space to spare, an attempt to allocate the frame would fail instead
     ("declares more data than fits in memory").
     """
-    import subprocess
-    import sys
-
     if not Path("/proc/self/statm").exists():
         pytest.skip("needs Linux /proc to size the address-space limit")
     path = tmp_path / "frame.pkl"
     path.write_bytes(pickle.PROTO + b"\x04" + pickle.FRAME + (20 << 30).to_bytes(8, "little") + b"abc")
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", _DECLARED_FRAME, str(path)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    done = _load_with_little_memory(root, 2 << 30, "load_mmsa", str(path))
     assert "truncated" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
@@ -279,18 +284,6 @@ def test_mmin_fuzz_cases_raise_format_error(tmp_path, mmin_root):
     assert not marker.exists()
 
 
-_DECLARED_NPY = r"""
-import resource, sys
-from training.data import MMINFormatError, load_mmin_fold
-with open("/proc/self/statm") as statm:
-    virtual = int(statm.read().split()[0]) * resource.getpagesize()
-limit = virtual + (512 << 20)  # 512 MiB more address space than the imports took
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-try:
-    load_mmin_fold(sys.argv[1], "iemocap", 1)
-except MMINFormatError as exc:
-    print(exc)
-"""
 
 
 def test_an_npy_header_declaring_a_gigabyte_is_refused_before_the_data_is_read(tmp_path):
@@ -299,9 +292,6 @@ def test_an_npy_header_declaring_a_gigabyte_is_refused_before_the_data_is_read(t
     Run with 512 MiB of address space to spare, reading the data (numpy allocates the declared
     array first) would fail with a MemoryError instead.
     """
-    import subprocess
-    import sys
-
     if not Path("/proc/self/statm").exists():
         pytest.skip("needs Linux /proc to size the address-space limit")
     fold = tmp_path / "target" / "1"
@@ -311,8 +301,7 @@ def test_an_npy_header_declaring_a_gigabyte_is_refused_before_the_data_is_read(t
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 28,)})
     (fold / "trn_label.npy").write_bytes(header.getvalue() + b"\0" * 64)
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", _DECLARED_NPY, str(tmp_path)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    done = _load_with_little_memory(root, 512 << 20, "load_mmin_fold", str(tmp_path), "iemocap", 1)
     assert "declares 1073741824 bytes" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
