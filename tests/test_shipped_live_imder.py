@@ -6,23 +6,16 @@ import pytest
 import torch
 
 from imer_core.diffusion.samplers import DistilledSampler
-from imer_core.features.face import FACE_EXTRACTOR_SPEC
-from imer_core.features.registry import default_extractor_specs
 from imer_core.live.models import load_live_model, shipped_checkpoints
 from imer_core.methods.base import SamplingOptions
-from imer_core.modalities import Modality, mask_from_available
-
-
-def _its_extractors() -> dict:
-    """The shipped IMDer predates the face-network feature (issue 11): it runs on the blendshape feature."""
-    return {**default_extractor_specs(), Modality.VISION: FACE_EXTRACTOR_SPEC}
+from imer_core.modalities import mask_from_available
 
 
 def test_the_shipped_live_imder_samples_with_its_distilled_generator_by_default():
     path = shipped_checkpoints().get("imder")
     if path is None:
         pytest.skip("no shipped live IMDer checkpoint (assets/models/live_imder.pt)")
-    live = load_live_model(path, extractors=_its_extractors())
+    live = load_live_model(path)  # the running extractors: the face-network feature
     model, meta = live.model, live.metadata
     opts = model.options
     assert opts.sampler == "distilled" and opts.distill_steps == 1 and model.student_nets is not None, (
@@ -51,5 +44,5 @@ def test_loading_the_shipped_live_imder_traces_its_networks_before_the_first_win
     path = shipped_checkpoints().get("imder")
     if path is None:
         pytest.skip("no shipped live IMDer checkpoint (assets/models/live_imder.pt)")
-    model = ModelBank({"imder": path}, extractors=_its_extractors()).get("imder").model
+    model = ModelBank({"imder": path}).get("imder").model
     assert len(model._traced) == 6   # 3 students and 3 refiners, traced for batch-1 windows at load time

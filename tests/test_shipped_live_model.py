@@ -48,3 +48,18 @@ def test_a_webcam_style_clip_of_a_face_gets_predictions_from_the_shipped_model(d
     with_face = [r for r in rows if r["probabilities"] and r["modalities"]["vision"]["state"] == "observed"]
     assert with_face, "no prediction with the face observed"
     assert all(abs(sum(r["probabilities"]) - 1.0) < 1e-3 for r in with_face)
+
+
+@pytest.mark.parametrize("method", ["imder", "rohydr", "cmarr"])
+def test_every_shipped_method_fits_the_running_extractors(method):
+    """IMDer, RoHyDR and CM-ARR are all selectable at run time: none is refused for a feature mismatch."""
+    path = shipped_checkpoints().get(method)
+    if path is None:
+        pytest.skip(f"shipped live checkpoint live_{method}.pt missing")
+    live = load_live_model(path)  # raises when any spec differs from the running extractors
+    running = default_extractor_specs()
+    for modality in MODALITIES:
+        spec = live.model.config.specs[modality]
+        assert (spec.extractor, spec.dim) == (running[modality].extractor_id, running[modality].dim)
+    assert live.model.expert_fusion is not None  # the expert-fusion head, as on the default CM-ARR
+    assert "speaker_normalization" not in live.metadata  # global voice normalisation, as on the default CM-ARR
