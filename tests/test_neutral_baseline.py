@@ -110,7 +110,7 @@ def test_imer_run_takes_a_neutral_baseline_and_saves_it(demo_test_clip, tmp_path
     path = train_small_checkpoint(tmp_path / "m.pt", "cmarr", steps=1,
                                   extra_metadata={"neutral_reference": reference})
     code = imer_main(["run", "--source", str(demo_test_clip.path), "--loop", "--neutral-baseline", "3",
-                      "--duration", "12", "--quiet", "--checkpoint", str(path), "--out", str(tmp_path / "s")])
+                      "--duration", "4", "--quiet", "--checkpoint", str(path), "--out", str(tmp_path / "s")])
     assert code == 0
     err = capsys.readouterr().err
     assert "Neutral baseline: relax your face" in err and "shifts " in err, err
