@@ -178,7 +178,7 @@ def test_imer_run_makes_no_network_attempt(tmp_path, demo_test_clip, live_checkp
         pytest.skip("strace is not installed (apt-get install strace) - the network trace cannot run")
     trace = tmp_path / "trace.txt"
     done = subprocess.run([strace, "-f", "-qq", "-e", "trace=network", "-o", str(trace),
-                           *_imer("run", "--source", str(demo_test_clip.path), "--duration", "3", "--checkpoint",
+                           *_imer("run", "--source", str(demo_test_clip.path), "--duration", "1", "--checkpoint",
                                   str(live_checkpoints["cmarr"]), "--out", str(tmp_path / "s"), "--quiet")],
                           env=_env(), capture_output=True, text=True, timeout=300)
     text = trace.read_text()
