@@ -178,3 +178,20 @@ def test_text_finetune_on_a_tiny_meld(tmp_path: Path) -> None:
     assert saved["test"] == summary["test"]
     runner = TextNetRunner(tmp_path / "out" / "text_net.pt")
     assert runner.config["max_len"] == 16 and runner(["so sad crying"])[1].shape == (1, 7)
+
+
+def test_shipped_text_net_loads_and_reads_plain_emotions() -> None:
+    """``assets/models/text_net.pt``: the delta fits the installed encoder and reads obvious sentences right."""
+    from imer_core.config import LIVE_EMOTIONS
+    from imer_core.live.text_net import default_text_net_path
+
+    path = default_text_net_path()
+    assert path.is_file() and path.stat().st_size < 8_000_000
+    runner = TextNetRunner(path, expected_weights=file_sha256(path))
+    assert runner.labels == list(LIVE_EMOTIONS) and runner.config["trainable_layers"] == 2
+    sentences = {"I am so happy for you, this is wonderful!": "happy",
+                 "My grandmother passed away last night.": "sad",
+                 "Ew, that is disgusting.": "disgusted"}
+    embeddings, probs = runner(list(sentences))
+    assert np.isfinite(embeddings).all() and np.isfinite(probs).all()
+    assert [runner.labels[i] for i in probs.argmax(1)] == list(sentences.values())
