@@ -47,7 +47,7 @@ def test_every_published_number_has_a_source() -> None:
     for dataset, table in IMDER_PUBLISHED.items():
         for rate in table:
             for column in ("Acc-2", "F1", "Acc-7"):
-                assert source_of(dataset, rate, column) in ("secondary-table", "third-party-script")
+                assert source_of(dataset, rate, column) in ("third-party-script", "unverified")
     assert ("mosi", 0.4, "F1") in CONTESTED and "78.1" in CONTESTED[("mosi", 0.4, "F1")]
     with pytest.raises(KeyError):
         source_of("mosi", 0.9, "F1")

@@ -118,7 +118,15 @@ class TrainConfig:
     Attributes:
         batch_size, learning_rate: Adam settings (the reference trainer's Adam
             uses no weight decay although its config lists 0.005).
-        scheduler_patience: ReduceLROnPlateau patience (factor 0.5) on the validation loss.
+        scheduler_patience: ReduceLROnPlateau patience (factor 0.5) on the validation loss
+            (``lr_policy = "plateau"``).
+        lr_policy: ``"plateau"`` (ReduceLROnPlateau on the validation loss) or ``"linear"``
+            (MMIN's policy: constant, then linear decay; :mod:`training.schedule`).
+        linear_constant_epochs, linear_decay_epochs: the linear policy's epochs at the full
+            rate and of decay in the recovery stage (MMIN's ``--niter`` / ``--niter_decay``).
+        pretrain_linear_constant_epochs, pretrain_linear_decay_epochs: the same for stage 1.
+        adam_beta1, pretrain_adam_beta1: Adam β1 of the main optimiser in the recovery stage
+            and in stage 1 (β2 0.999).
         early_stop: epochs without validation improvement before stopping a stage.
         grad_clip: gradient *value* clip (``clip_grad_value_``); <= 0 disables it.
         max_epochs: upper bound per stage (the reference loops until early stop).
@@ -136,6 +144,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     scheduler_patience: int = 24
     scheduler_factor: float = 0.5
+    lr_policy: str = "plateau"
+    linear_constant_epochs: int = 0
+    linear_decay_epochs: int = 0
+    pretrain_linear_constant_epochs: int = 0
+    pretrain_linear_decay_epochs: int = 0
+    adam_beta1: float = 0.9
+    pretrain_adam_beta1: float = 0.9
     early_stop: int = 20
     grad_clip: float = 1.0
     max_epochs: int = 200
@@ -146,6 +161,19 @@ class TrainConfig:
     eval_batch_size: int = 256
     device: str = "auto"
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr_policy not in ("plateau", "linear"):
+            raise ValueError(f"train.lr_policy must be \"plateau\" or \"linear\", got {self.lr_policy!r}")
+        for name in ("adam_beta1", "pretrain_adam_beta1"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1), got {value}")
+        for name in ("linear_constant_epochs", "linear_decay_epochs", "pretrain_linear_constant_epochs",
+                     "pretrain_linear_decay_epochs"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"train.{name} must be an integer >= 0, got {count!r}")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from .experiment import TrainConfig
 from .metrics import classification_metrics, regression_metrics
 from .protocols import MissingProtocol, realised_missing_rate
 from .runs import RunFolder
+from .schedule import build_stage_optimizers
 
 
 @dataclass
@@ -98,9 +99,7 @@ class Trainer:
         """Train one stage with early stopping on the validation key metric; keeps the best weights."""
         model, cfg = self.model, self.config
         model.prepare_stage(stage)
-        optimizers = model.configure_optimizers(cfg.learning_rate, cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizers["main"], mode="min", factor=cfg.scheduler_factor, patience=cfg.scheduler_patience)
+        optimizers, scheduler = build_stage_optimizers(model, cfg, stage)
         forward = self._wrap(model)
         max_epochs = cfg.pretrain_max_epochs if stage == PRETRAIN else cfg.max_epochs
         minimize = cfg.key_eval == "Loss"
@@ -109,6 +108,7 @@ class Trainer:
         epoch = 0
         for epoch in range(1, max_epochs + 1):
             t0 = time.perf_counter()
+            epoch_lr = optimizers["main"].param_groups[0]["lr"]        # the rate this epoch trains at
             train_loss, train_mr = self._train_epoch(stage, epoch, optimizers, forward)
             valid = self.evaluate("valid", stage=stage) if self.ctx.is_main else {}
             valid_loss, key = broadcast_floats([valid.get("Loss", 0.0), valid.get(cfg.key_eval, 0.0)], self.ctx)
@@ -118,7 +118,7 @@ class Trainer:
                 best_value, best_epoch = key, epoch
                 best_state = copy.deepcopy(model.state_dict())
             self.run.log_epoch({"stage": stage, "epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-                                "valid_key": key, "learning_rate": optimizers["main"].param_groups[0]["lr"],
+                                "valid_key": key, "learning_rate": epoch_lr,
                                 "seconds": time.perf_counter() - t0, "realised_missing_rate": train_mr})
             if epoch - best_epoch >= cfg.early_stop:
                 break
