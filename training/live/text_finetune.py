@@ -142,15 +142,20 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
     import torch
 
     from imer_core.features.text import minilm_model_path
-    from imer_core.live.text_net import base_weights_id, build_text_net, encode_text, load_text_net, save_text_net
+    from imer_core.live.text_net import (
+        base_weights_id,
+        build_text_net,
+        encode_text,
+        load_text_net,
+        load_tokenizer,
+        save_text_net,
+    )
 
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     base = Path(base_path) if base_path is not None else minilm_model_path()
     model = build_text_net(base, settings.trainable_layers, len(LIVE_EMOTIONS), settings.dropout)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    tokenizer = load_tokenizer(base)
     data = meld_examples(data_root, settings.context_turns)
     if settings.limit is not None:
         data = {s: ([t[i] for i in keep], [c[i] for i in keep], y[keep])
