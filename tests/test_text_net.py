@@ -165,7 +165,7 @@ def test_meld_contexts_are_the_previous_turns_of_the_dialogue(tmp_path: Path) ->
 
 
 def test_text_finetune_on_a_tiny_meld(tmp_path: Path) -> None:
-    from training.live.text_finetune import FinetuneSettings, run_text_finetune
+    from training.live.text_finetune import FinetuneSettings, evaluate_text_net_file, run_text_finetune
 
     _write_meld(tmp_path / "data")
     settings = FinetuneSettings(trainable_layers=1, epochs=2, batch_size=8, lr=5e-4, head_lr=1e-2, max_len=16)
@@ -177,6 +177,10 @@ def test_text_finetune_on_a_tiny_meld(tmp_path: Path) -> None:
     assert saved["test"] == summary["test"]
     runner = TextNetRunner(tmp_path / "out" / "text_net.pt")
     assert runner.config["max_len"] == 16 and runner(["so sad crying"])[1].shape == (1, 7)
+    # the run-time path scores the saved file as training did
+    again = evaluate_text_net_file(tmp_path / "data", tmp_path / "out" / "text_net.pt")
+    assert again["test"]["weighted_f1"] == pytest.approx(summary["test"]["weighted_f1"])
+    assert again["val"]["weighted_f1"] == pytest.approx(summary["dev"]["weighted_f1"])
 
 
 def test_shipped_text_net_loads_and_reads_plain_emotions() -> None:
@@ -210,3 +214,12 @@ def test_untrained_network_reproduces_the_live_text_feature(base: Path) -> None:
     with torch.no_grad():
         ours = torch.nn.functional.normalize(model.pooled(model.frozen_part(ids, mask), mask), dim=1).numpy()
     np.testing.assert_allclose(ours, SentenceEmbedder(base, device="cpu").embed(texts), atol=1e-5)
+
+
+def test_text_finetune_cli_reports_a_bad_file_in_one_line(tmp_path: Path, capsys) -> None:
+    from training.cli import main as train_main
+
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    assert train_main(["text-finetune", "--evaluate", str(tmp_path / "bad.pt"), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imer-train: error: cannot read text network") and "Traceback" not in err

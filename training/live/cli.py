@@ -90,6 +90,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--threads", type=int, default=1, help="torch threads")
     tune.add_argument("--limit", type=int, default=None, help="at most N utterances per split (quick runs)")
+    tune.add_argument("--evaluate", default=None, metavar="TEXT_NET_PT",
+                      help="only score this saved network on MELD dev and test (no training)")
 
     vnorm = sub.add_parser("voice-norm-eval", help="voice classifier with global vs per-speaker vs running "
                                                    "per-speaker normalisation (RAVDESS + EmoDB test speakers)")
@@ -175,9 +177,12 @@ def cmd_text_finetune(args: argparse.Namespace) -> int:
     """Run :func:`training.live.text_finetune.run_text_finetune` (the log goes to stdout)."""
     import torch
 
-    from .text_finetune import FinetuneSettings, run_text_finetune
+    from .text_finetune import FinetuneSettings, evaluate_text_net_file, run_text_finetune
 
     torch.set_num_threads(max(1, args.threads))
+    if args.evaluate:
+        print(json.dumps(evaluate_text_net_file(args.data, args.evaluate), indent=2))
+        return 0
     settings = FinetuneSettings(trainable_layers=args.trainable_layers, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, power=args.power,
                                 label_smoothing=args.label_smoothing, max_len=args.max_len,

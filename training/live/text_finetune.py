@@ -230,3 +230,21 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
         f"{result['test']['weighted_f1']:.4f}, macro-F1 {result['test']['macro_f1']:.4f}, "
         f"accuracy {result['test']['accuracy']:.4f} ({size / 1e6:.1f} MB delta)")
     return summary
+
+
+def evaluate_text_net_file(data_root: str | Path, path: str | Path, base_path: str | Path | None = None,
+                           splits: tuple[str, ...] = ("val", "test")) -> dict[str, Any]:
+    """Scores of a saved text network on MELD ``splits``, through the run-time :class:`TextNetRunner`.
+
+    The contexts are built with the ``context_turns`` the file was trained with.
+    """
+    from imer_core.live.text_net import TextNetRunner
+
+    runner = TextNetRunner(path, base_path)
+    data = meld_examples(data_root, int(runner.config.get("context_turns", 0)))
+    out: dict[str, Any] = {"file": str(path), "weights": runner.weights_id}
+    for split in splits:
+        texts, contexts, labels = data[split]
+        out[split] = scores(labels, runner(texts, contexts, batch_size=64)[1].argmax(1))
+    out["load_average"] = list(os.getloadavg())
+    return out
