@@ -168,7 +168,8 @@ def test_text_finetune_on_a_tiny_meld(tmp_path: Path) -> None:
     from training.live.text_finetune import FinetuneSettings, evaluate_text_net_file, run_text_finetune
 
     _write_meld(tmp_path / "data")
-    settings = FinetuneSettings(trainable_layers=1, epochs=2, batch_size=8, lr=5e-4, head_lr=1e-2, max_len=16)
+    settings = FinetuneSettings(trainable_layers=1, epochs=2, batch_size=8, lr=5e-4, head_lr=1e-2, max_len=16,
+                                context_turns=1, pool="utterance")
     summary = run_text_finetune(tmp_path / "data", tmp_path / "out", settings, log=lambda line: None)
     assert summary["counts"] == {"train": 42, "val": 14, "test": 14}
     assert summary["best_epoch"] in (1, 2) and len(summary["history"]) == 2
@@ -176,7 +177,7 @@ def test_text_finetune_on_a_tiny_meld(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["test"] == summary["test"]
     runner = TextNetRunner(tmp_path / "out" / "text_net.pt")
-    assert runner.config["max_len"] == 16 and runner(["so sad crying"])[1].shape == (1, 7)
+    assert runner.config["max_len"] == 16 and runner.pool_utterance and runner(["so sad crying"])[1].shape == (1, 7)
     # the run-time path scores the saved file as training did
     again = evaluate_text_net_file(tmp_path / "data", tmp_path / "out" / "text_net.pt")
     assert again["test"]["weighted_f1"] == pytest.approx(summary["test"]["weighted_f1"])
@@ -223,3 +224,14 @@ def test_text_finetune_cli_reports_a_bad_file_in_one_line(tmp_path: Path, capsys
     assert train_main(["text-finetune", "--evaluate", str(tmp_path / "bad.pt"), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("imer-train: error: cannot read text network") and "Traceback" not in err
+
+
+def test_utterance_pooling_leaves_the_context_out_of_the_mean(tokenizer) -> None:
+    from imer_core.live.text_net import encode_pair, pad_batch
+
+    ids, n_context = encode_pair(tokenizer, "really", context="he won", max_len=16)
+    assert n_context == 3 and ids[n_context] == tokenizer.token_to_id("[SEP]")  # "he", "won", [SEP]
+    _, mask = pad_batch([ids, [101, 102]], [n_context, 0])
+    assert mask.tolist() == [[1, 2, 2, 2, 1, 1], [1, 1, 0, 0, 0, 0]]
+    _, mask = pad_batch([ids])
+    assert mask.tolist() == [[1] * 6]

@@ -80,8 +80,9 @@ def load_tokenizer(base_path: "str | os.PathLike[str]") -> Any:
     return tokenizer
 
 
-def encode_text(tokenizer: Any, text: str, context: str = "", max_len: int = 64) -> list[int]:
-    """Token ids ``[CLS] context [SEP] text [SEP]`` (``[CLS] text [SEP]`` without context), ≤ ``max_len``.
+def encode_pair(tokenizer: Any, text: str, context: str = "", max_len: int = 64) -> tuple[list[int], int]:
+    """Token ids ``[CLS] context [SEP] text [SEP]`` (``[CLS] text [SEP]`` without context), ≤ ``max_len``,
+    and how many of them (after ``[CLS]``) are context (the context and its ``[SEP]``; 0 without).
 
     ``tokenizer`` is a ``tokenizers.Tokenizer`` (:func:`load_tokenizer`).  The text keeps its
     start (its end is cut when it alone is too long); the context keeps its end (the words
@@ -95,11 +96,22 @@ def encode_text(tokenizer: Any, text: str, context: str = "", max_len: int = 64)
     ctx: list[int] = []
     if context.strip() and room > 0:
         ctx = list(tokenizer.encode(context, add_special_tokens=False).ids)[-room:]
-    return [cls] + (ctx + [sep] if ctx else []) + ids + [sep]
+    head = ctx + [sep] if ctx else []
+    return [cls] + head + ids + [sep], len(head)
 
 
-def pad_batch(sequences: Sequence[Sequence[int]]) -> tuple[Any, Any]:
-    """``(input_ids (B, T), attention_mask (B, T))`` int64 tensors, right-padded with 0."""
+def encode_text(tokenizer: Any, text: str, context: str = "", max_len: int = 64) -> list[int]:
+    """The token ids of :func:`encode_pair`."""
+    return encode_pair(tokenizer, text, context, max_len)[0]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], context_lengths: Sequence[int] | None = None) -> tuple[Any, Any]:
+    """``(input_ids (B, T), mask (B, T))`` int64 tensors, right-padded with 0.
+
+    The mask is 1 on the tokens that are attended to and mean-pooled, 0 on padding, and 2
+    on the context tokens when ``context_lengths`` is given (attended to, not pooled: the
+    pooled embedding is the utterance's, read in its context).
+    """
     import torch
 
     width = max((len(s) for s in sequences), default=1)
@@ -108,6 +120,8 @@ def pad_batch(sequences: Sequence[Sequence[int]]) -> tuple[Any, Any]:
     for i, seq in enumerate(sequences):
         ids[i, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
         mask[i, : len(seq)] = 1
+        if context_lengths is not None and context_lengths[i] > 0:
+            mask[i, 1: 1 + int(context_lengths[i])] = 2
     return ids, mask
 
 
@@ -164,7 +178,7 @@ def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 
             return state
 
         def _layers(self, hidden: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-            bias = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+            bias = (mask[:, None, None, :] == 0).to(hidden.dtype) * torch.finfo(hidden.dtype).min
             for layer in self.encoder.encoder.layer[start:stop]:
                 hidden = layer(hidden, bias)
             return hidden
@@ -174,9 +188,9 @@ def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 
             return self._layers(self.encoder.embeddings(input_ids), mask, 0, self.split)
 
         def pooled(self, frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            """Mean over the real tokens of the top layers' output, ``(B, H)``."""
+            """Mean of the top layers' output over the pooled tokens (mask 1, see :func:`pad_batch`), ``(B, H)``."""
             hidden = self._layers(frozen, mask, self.split, len(self.encoder.encoder.layer))
-            weights = mask[:, :, None].to(hidden.dtype)
+            weights = (mask == 1)[:, :, None].to(hidden.dtype)
             return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
         def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -279,6 +293,7 @@ class TextNetRunner:
         self.metadata: dict[str, Any] = dict(payload.get("metadata", {}))
         self.labels: list[str] = list(self.metadata.get("labels", []))
         self.max_len = int(self.config.get("max_len", 64))
+        self.pool_utterance = self.config.get("pool", "all") == "utterance"
         self.weights_id = file_sha256(self.path)
         self._torch = torch
 
@@ -298,9 +313,10 @@ class TextNetRunner:
         embeddings, probabilities = [], []
         with torch.inference_mode():
             for start in range(0, len(items), batch_size):
-                ids, mask = pad_batch([encode_text(self.tokenizer, t, c, self.max_len)
-                                       for t, c in zip(items[start: start + batch_size],
-                                                       ctx[start: start + batch_size])])
+                pairs = [encode_pair(self.tokenizer, t, c, self.max_len)
+                         for t, c in zip(items[start: start + batch_size], ctx[start: start + batch_size])]
+                ids, mask = pad_batch([p[0] for p in pairs],
+                                      [p[1] for p in pairs] if self.pool_utterance else None)
                 pooled = self.model.pooled(self.model.frozen_part(ids, mask), mask)
                 probabilities.append(torch.softmax(self.model.head(pooled), dim=1).numpy())
                 embeddings.append(torch.nn.functional.normalize(pooled, dim=1).numpy())

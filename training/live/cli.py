@@ -87,6 +87,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     tune.add_argument("--max-len", type=int, default=64, help="tokens per input (context + utterance)")
     tune.add_argument("--context-turns", type=int, default=0,
                       help="previous utterances of the dialogue prepended as context (0: none)")
+    tune.add_argument("--pool", choices=("all", "utterance"), default="all",
+                      help="mean-pool all tokens, or only the utterance's (the context is attended to, not pooled)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--threads", type=int, default=1, help="torch threads")
     tune.add_argument("--limit", type=int, default=None, help="at most N utterances per split (quick runs)")
@@ -186,7 +188,8 @@ def cmd_text_finetune(args: argparse.Namespace) -> int:
     settings = FinetuneSettings(trainable_layers=args.trainable_layers, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, power=args.power,
                                 label_smoothing=args.label_smoothing, max_len=args.max_len,
-                                context_turns=args.context_turns, seed=args.seed, limit=args.limit)
+                                context_turns=args.context_turns, pool=args.pool, seed=args.seed,
+                                limit=args.limit)
     run_text_finetune(args.data, args.out, settings, log=lambda line: print(line, flush=True))
     return 0
 

@@ -9,8 +9,9 @@ class weights ``(n / (C n_c)) ** power``).  The epoch with the best MELD
 **test**.  Labels are the live 7 classes (MELD's seven emotions, renamed).
 
 ``context_turns > 0`` prepends the previous utterances of the same dialogue
-(``context [SEP] utterance``).  At run time that needs the app to keep the
-previous transcript lines apart from the newest one.
+(``context [SEP] utterance``); ``pool="utterance"`` then mean-pools only the
+utterance's tokens (the context is attended to, not pooled).  At run time that
+needs the app to keep the previous transcript lines apart from the newest one.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class FinetuneSettings:
     dropout: float = 0.1
     max_len: int = 64
     context_turns: int = 0
+    pool: str = "all"
     warmup: float = 0.06
     seed: int = 0
     limit: int | None = None
@@ -95,7 +97,8 @@ def _frozen_cache(model: Any, encoded: list[list[int]], batch_size: int = 64) ->
     return out
 
 
-def _stack(cached: list[Any], items: np.ndarray) -> tuple[Any, Any]:
+def _stack(cached: list[Any], items: np.ndarray, context: np.ndarray) -> tuple[Any, Any]:
+    """Padded frozen outputs and their masks (2 on context tokens that are not pooled, see ``pad_batch``)."""
     import torch
 
     width = max(int(cached[int(i)].shape[0]) for i in items)
@@ -106,6 +109,7 @@ def _stack(cached: list[Any], items: np.ndarray) -> tuple[Any, Any]:
         n = int(cached[int(i)].shape[0])
         hidden[row, :n] = cached[int(i)]
         mask[row, :n] = 1
+        mask[row, 1: 1 + int(context[int(i)])] = 2
     return hidden, mask
 
 
@@ -122,7 +126,7 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     return batches
 
 
-def _predict(model: Any, cached: list[Any], batch_size: int = 128) -> np.ndarray:
+def _predict(model: Any, cached: list[Any], context: np.ndarray, batch_size: int = 128) -> np.ndarray:
     import torch
 
     order = np.argsort([int(c.shape[0]) for c in cached], kind="stable")
@@ -131,7 +135,7 @@ def _predict(model: Any, cached: list[Any], batch_size: int = 128) -> np.ndarray
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             chunk = order[start: start + batch_size]
-            hidden, mask = _stack(cached, chunk)
+            hidden, mask = _stack(cached, chunk, context)
             pred[chunk] = model.head(model.pooled(hidden, mask)).argmax(1).numpy()
     return pred
 
@@ -145,7 +149,7 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
     from imer_core.live.text_net import (
         base_weights_id,
         build_text_net,
-        encode_text,
+        encode_pair,
         load_text_net,
         load_tokenizer,
         save_text_net,
@@ -160,10 +164,15 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
     if settings.limit is not None:
         data = {s: ([t[i] for i in keep], [c[i] for i in keep], y[keep])
                 for s, (t, c, y) in data.items() for keep in [spread_subset(len(y), settings.limit)]}
+    if settings.pool not in ("all", "utterance"):
+        raise ValueError(f"pool must be 'all' or 'utterance', got {settings.pool!r}")
     model.eval()
     cached: dict[str, list[Any]] = {}
+    unpooled: dict[str, np.ndarray] = {}  # per utterance: leading context tokens left out of the mean
     for split, (texts, contexts, _) in data.items():
-        encoded = [encode_text(tokenizer, t, c, settings.max_len) for t, c in zip(texts, contexts)]
+        pairs = [encode_pair(tokenizer, t, c, settings.max_len) for t, c in zip(texts, contexts)]
+        encoded = [ids for ids, _ in pairs]
+        unpooled[split] = np.asarray([n if settings.pool == "utterance" else 0 for _, n in pairs], np.int64)
         cached[split] = _frozen_cache(model, encoded)
         log(json.dumps({"cached": split, "n": len(encoded), "mean_tokens": float(np.mean([len(e) for e in encoded])),
                         "seconds": round(time.perf_counter() - started, 1)}))
@@ -190,7 +199,7 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
         model.train()
         epoch_start, running = time.perf_counter(), 0.0
         for batch in _batches(lengths, settings.batch_size, rng):
-            hidden, mask = _stack(cached["train"], batch)
+            hidden, mask = _stack(cached["train"], batch, unpooled["train"])
             loss = loss_fn(model.head(model.pooled(hidden, mask)), labels[batch])
             optimiser.zero_grad()
             loss.backward()
@@ -198,7 +207,7 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
             optimiser.step()
             scheduler.step()
             running += float(loss.detach()) * len(batch)
-        dev = scores(data["val"][2], _predict(model, cached["val"]))
+        dev = scores(data["val"][2], _predict(model, cached["val"], unpooled["val"]))
         row = {"epoch": epoch + 1, "train_loss": running / len(lengths), "dev_weighted_f1": dev["weighted_f1"],
                "dev_macro_f1": dev["macro_f1"], "seconds": round(time.perf_counter() - epoch_start, 1)}
         history.append(row)
@@ -213,13 +222,14 @@ def run_text_finetune(data_root: str | Path, out_dir: str | Path, settings: Fine
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = {"trainable_layers": settings.trainable_layers, "num_classes": len(LIVE_EMOTIONS),
-              "max_len": settings.max_len, "context_turns": settings.context_turns}
+              "max_len": settings.max_len, "context_turns": settings.context_turns, "pool": settings.pool}
     metadata = {"labels": list(LIVE_EMOTIONS), "trained_on": "MELD train (live 7 classes), epoch chosen on MELD dev",
                 "settings": asdict(settings), "best_epoch": best[1]}
     path = out / "text_net.pt"
     save_text_net(path, model, config, base_weights_id(base), metadata)
     reloaded, _ = load_text_net(path, base)  # the saved float16 delta is what gets scored
-    result = {split: scores(data[split][2], _predict(reloaded, cached[split])) for split in ("val", "test")}
+    result = {split: scores(data[split][2], _predict(reloaded, cached[split], unpooled[split]))
+              for split in ("val", "test")}
     size = os.path.getsize(path)
     summary: dict[str, Any] = {
         "settings": asdict(settings), "history": history, "best_epoch": best[1], "dev": result["val"],
