@@ -5,7 +5,8 @@ Everything else (metadata, dependencies, entry points) is in pyproject.toml.
 
 from setuptools import find_packages, setup
 
-ASSET_FILES = ["*.task", "*.md", "models/live_*.pt", "models/face_net.pt", "demo/*.mp4", "demo/*.md"]
+ASSET_FILES = ["*.task", "*.md", "models/live_*.pt", "models/face_net.pt", "models/text_net.pt", "demo/*.mp4",
+               "demo/*.md"]
 
 setup(
     packages=[*find_packages(include=["imer_core*", "training*", "app*"]), "imer_assets"],

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from imer_core.config import ModelConfig
-from imer_core.modalities import FeatureSpecs
 from imer_core.registry import create_model
 
 # Qt windows in tests render offscreen (no display needed); a real window runs under xvfb-run.
@@ -25,17 +24,8 @@ def _single_thread():
     torch.set_num_threads(previous)
 
 
-SMALL_DIMS = (16, 5, 20)
-SMALL_LEN = 26  # projections 26 → 24, divisible by 8 for the score U-Net
-
-
-def small_specs() -> FeatureSpecs:
-    return FeatureSpecs.from_dims(SMALL_DIMS, SMALL_LEN)
-
-
-def small_features(batch: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {s.modality.value: torch.randn(batch, s.seq_len, s.dim, generator=gen) for s in small_specs()}
+# Small specs and features live in a light module (spawned test processes import it without this file).
+from small_model_data import SMALL_DIMS, SMALL_LEN, small_features, small_specs  # noqa: E402, F401
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from training.runner import build_model
 
 pytest.importorskip("mediapipe", reason="mediapipe not installed (pip install -e .[face])")
 pytest.importorskip("faster_whisper", reason="faster-whisper not installed (pip install -e .[asr])")
-pytest.importorskip("sentence_transformers", reason="sentence-transformers not installed (pip install -e .[text])")
+pytest.importorskip("tokenizers", reason="the text extra is not installed (pip install -e .[text])")
 
 MELD_HEADER = ["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "Season",
                "Episode", "StartTime", "EndTime"]

@@ -143,3 +143,34 @@ def test_seed_statistics_sample_std_and_t_interval() -> None:
     single = seed_statistics([{"Non0_acc_2": 0.8}])["Non0_acc_2"]
     assert format_seed_stats(single) == "80.0"                # never "± 0.0"
     assert "±" not in format_seed_stats(single)
+
+
+def test_numpy_scores_equal_sklearns_on_random_and_edge_cases():
+    sk = pytest.importorskip("sklearn.metrics")
+    from training.metrics import accuracy_score, f1_score, recall_score
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, k, n), rng.integers(0, k, n)) for k, n in [(7, 50), (7, 5), (3, 200), (2, 9)] * 5]
+    cases += [(np.array([1, 1, 1]), np.array([0, 2, 2])),           # a class predicted but never true
+              (np.array([0, 0]), np.array([0, 0])),                 # one class only
+              (rng.random(30) > 0.5, rng.random(30) > 0.2)]         # booleans, as the binary MOSI metrics pass
+    for true, pred in cases:
+        assert accuracy_score(true, pred) == pytest.approx(sk.accuracy_score(true, pred), abs=1e-12)
+        for average in ("macro", "weighted"):
+            assert f1_score(true, pred, average) == pytest.approx(
+                sk.f1_score(true, pred, average=average, zero_division=0), abs=1e-12)
+        labels = list(range(8))
+        np.testing.assert_allclose(recall_score(true, pred, labels),
+                                   sk.recall_score(true, pred, labels=labels, average=None, zero_division=0),
+                                   atol=1e-12)
+
+
+def test_importing_the_metrics_does_not_import_sklearn():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, training.metrics; print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-1000:]

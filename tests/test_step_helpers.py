@@ -57,7 +57,7 @@ def _rank(rank: int, port: int, results: dict) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        from conftest import small_features, small_specs
+        from small_model_data import small_features, small_specs  # not conftest: it imports Qt and media
         from torch.nn.parallel import DistributedDataParallel
 
         from imer_core.config import FusionConfig, ModelConfig

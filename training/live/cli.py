@@ -73,6 +73,26 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     text.add_argument("--epochs", type=int, default=40)
     text.add_argument("--seed", type=int, default=0)
 
+    tune = sub.add_parser("text-finetune", help="fine-tune the top layers of all-MiniLM-L6-v2 on MELD (epoch "
+                                                "picked on dev, test reported); writes a small weight delta")
+    tune.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
+    tune.add_argument("--out", default="runs/text_net", help="folder for text_net.pt and summary.json")
+    tune.add_argument("--trainable-layers", type=int, default=2, help="top transformer layers trained (1-6)")
+    tune.add_argument("--epochs", type=int, default=4)
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the encoder layers")
+    tune.add_argument("--head-lr", type=float, default=1e-3, help="peak learning rate of the linear head")
+    tune.add_argument("--power", type=float, default=0.0, help="class-weight power (0 plain, 1 balanced)")
+    tune.add_argument("--label-smoothing", type=float, default=0.0)
+    tune.add_argument("--max-len", type=int, default=64, help="tokens per input (context + utterance)")
+    tune.add_argument("--context-turns", type=int, default=0,
+                      help="previous utterances of the dialogue prepended as context (0: none)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--threads", type=int, default=1, help="torch threads")
+    tune.add_argument("--limit", type=int, default=None, help="at most N utterances per split (quick runs)")
+    tune.add_argument("--evaluate", default=None, metavar="TEXT_NET_PT",
+                      help="only score this saved network on MELD dev and test (no training)")
+
     vnorm = sub.add_parser("voice-norm-eval", help="voice classifier with global vs per-speaker vs running "
                                                    "per-speaker normalisation (RAVDESS + EmoDB test speakers)")
     vnorm.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
@@ -153,6 +173,24 @@ def cmd_text_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_text_finetune(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.text_finetune.run_text_finetune` (the log goes to stdout)."""
+    import torch
+
+    from .text_finetune import FinetuneSettings, evaluate_text_net_file, run_text_finetune
+
+    torch.set_num_threads(max(1, args.threads))
+    if args.evaluate:
+        print(json.dumps(evaluate_text_net_file(args.data, args.evaluate), indent=2))
+        return 0
+    settings = FinetuneSettings(trainable_layers=args.trainable_layers, epochs=args.epochs,
+                                batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, power=args.power,
+                                label_smoothing=args.label_smoothing, max_len=args.max_len,
+                                context_turns=args.context_turns, seed=args.seed, limit=args.limit)
+    run_text_finetune(args.data, args.out, settings, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_voice_norm_eval(args: argparse.Namespace) -> int:
     """Run :func:`training.live.voice_norm_eval.run_voice_norm_eval` (the log goes to stdout)."""
     from .voice_norm_eval import run_voice_norm_eval
@@ -189,4 +227,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_
                                                             "live-experts": cmd_live_experts,
                                                             "face-crops": cmd_face_crops, "face-net": cmd_face_net,
                                                             "text-head": cmd_text_head,
+                                                            "text-finetune": cmd_text_finetune,
                                                             "voice-norm-eval": cmd_voice_norm_eval}
