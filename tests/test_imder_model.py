@@ -68,6 +68,16 @@ def test_parameter_counts_match_reference(model: IMDer) -> None:
     assert total == 13_001_809 and round(total / 1e6, 1) == 13.0
 
 
+def test_score_attention_depth_is_an_option_with_the_reference_default(model: IMDer) -> None:
+    assert IMDerOptions().score_attn_layers == 2 and len(model.score_nets["text"].enc_attns[0].layers) == 2
+    shallow = make(score_channels=[32, 64], score_embed_dim=32, score_attn_layers=1)
+    attentions = [a for net in shallow.score_nets.values() for group in (net.enc_attns, net.dec_attns)
+                  for a in group] + [net.out_attn for net in shallow.score_nets.values()]
+    assert attentions and all(len(a.layers) == 1 for a in attentions)
+    with pytest.raises(ValueError, match="score_attn_layers must be >= 1"):
+        IMDerOptions(score_attn_layers=0)
+
+
 def test_recover_fills_every_modality(model: IMDer) -> None:
     feats = features(3)
     proj = model.fusion.project(feats)

@@ -53,6 +53,8 @@ class IMDerOptions:
         sigma: σ of the VE-SDE ``dx = σ^t dw``.
         score_channels: channels per level of the score U-Net.
         score_embed_dim: width of the time embedding.
+        score_attn_layers: layers of each cross-attention Transformer of the score U-Net
+            (reference: 2); fewer make a small test or CPU configuration cheaper.
         refiner_blocks: RCAB blocks of each refiner.
         refiner_reduction: channel-attention reduction of each refiner.
         sampler: inference sampler (``"euler-maruyama"`` or ``"heun"``).
@@ -85,6 +87,7 @@ class IMDerOptions:
     sigma: float = 25.0
     score_channels: tuple[int, ...] = (32, 64, 128, 256)
     score_embed_dim: int = 256
+    score_attn_layers: int = 2
     refiner_blocks: int = 20
     refiner_reduction: int = 16
     sampler: str = "euler-maruyama"
@@ -110,6 +113,8 @@ class IMDerOptions:
         object.__setattr__(self, "score_backend", check_backend(self.score_backend))
         if self.distill_steps < 0:
             raise ValueError(f"distill_steps must be >= 0, got {self.distill_steps}")
+        if self.score_attn_layers < 1:
+            raise ValueError(f"score_attn_layers must be >= 1, got {self.score_attn_layers}")
         if self.train_sampler.strip().lower() == DistilledSampler.name:
             raise ValueError("train_sampler cannot be 'distilled' (the refiners learn from the teacher's samples)")
         if self.sampler.strip().lower() == DistilledSampler.name and self.distill_steps == 0:
@@ -177,7 +182,7 @@ class IMDer(MulTRecoveryModel):
         self._build_fusion(config, opts.fusion, multiple_of=2 ** (len(opts.score_channels) - 1))   # the U-Net's depth
         self.score_nets = nn.ModuleDict({
             m.value: ConditionalScoreUNet1d(d, opts.score_channels, opts.score_embed_dim,
-                                            marginal_std=self.sde.marginal_std)
+                                            attn_layers=opts.score_attn_layers, marginal_std=self.sde.marginal_std)
             for m in MODALITIES
         } if self.generative else {})
         self._build_pair_convs(d)
