@@ -190,9 +190,9 @@ def test_shipped_text_net_loads_and_reads_plain_emotions() -> None:
     from imer_core.live.text_net import default_text_net_path
 
     path = default_text_net_path()
-    assert path.is_file() and path.stat().st_size < 8_000_000
+    assert path.is_file() and path.stat().st_size < 12_000_000  # a delta, not the 90 MB encoder
     runner = TextNetRunner(path, expected_weights=file_sha256(path))
-    assert runner.labels == list(LIVE_EMOTIONS) and runner.config["trainable_layers"] == 2
+    assert runner.labels == list(LIVE_EMOTIONS) and runner.config["trainable_layers"] == 3
     sentences = {"I am so happy for you, this is wonderful!": "happy",
                  "My grandmother passed away last night.": "sad",
                  "Ew, that is disgusting.": "disgusted"}

