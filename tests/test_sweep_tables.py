@@ -71,3 +71,27 @@ def test_sweep_varies_test_masks_per_seed(monkeypatch, tmp_path) -> None:
                     protocol_kind="sample", progress=False)
     assert [s for s, _ in seen] == [1111, 1112]
     assert not np.array_equal(seen[0][1], seen[1][1])
+
+
+def test_plot_x_axis_is_the_realised_missing_rate(monkeypatch, tmp_path) -> None:
+    import matplotlib.axes
+
+    drawn: list[list[float]] = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def record(self, x, y, *args, **kwargs):
+        drawn.append(list(x))
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", record)
+    sweep.write_tables(_rows([1, 2], realised=0.5, rate=0.3) + _rows([1, 2], realised=0.45, rate=0.4),
+                       load_experiment("imder_mosi"), tmp_path, False, "", "batch", plot=True)
+    assert drawn and all(x == [0.5, 0.45] for x in drawn)          # not the nominal 0.3 and 0.4
+
+
+def test_sweep_and_compare_default_to_the_reference_run_py_five_seeds() -> None:
+    from training.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["sweep"], ["compare", "--configs", "quick_compare_imder"]):
+        assert parser.parse_args(argv).seeds == [1111, 1112, 1113, 1114, 1115]

@@ -276,7 +276,7 @@ def _optimum_section(methods: list[MethodSummary]) -> list[str]:
     rows = [(s, cond, stats) for s in methods for cond, stats in s.stats.items() if "bayes_MAE" in stats]
     if not rows:
         return []
-    header = ["method", "missing rate"]
+    header = ["method", "config", "missing rate"]
     for label, _, _ in OPTIMUM_COLUMNS:
         header += [label, f"optimal {label}", "gap" if label == "Acc-2" else "÷ optimal"]
     md = ["", "## Distance to the Bayes optimum", "",
@@ -289,7 +289,7 @@ def _optimum_section(methods: list[MethodSummary]) -> list[str]:
           "rate 0 nothing is recovered.", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary, cond, stats in rows:
-        cells = [method_title(summary.experiment.method), cond]
+        cells = [method_title(summary.experiment.method), summary.experiment.name, cond]
         for _, key, digits in OPTIMUM_COLUMNS:
             own, best = stats.get(key), stats.get(f"bayes_{key}")
             cells += [fmt_pm(own, 1, digits), fmt_pm(best, 1, digits)]
