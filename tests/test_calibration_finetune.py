@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_calibrate_on_a_clip_then_finetune(demo_test_clip, live_checkpoints, tmp_path, capsys):
     code = imer_main(["run", "--source", str(demo_test_clip.path), "--loop", "--calibrate",
-                      "--calibration-seconds", "2.5", "--checkpoint", str(live_checkpoints["cmarr"]),
+                      "--calibration-seconds", "2.5", "--hop", "1.0", "--checkpoint", str(live_checkpoints["cmarr"]),
                       "--out", str(tmp_path / "sessions")])
     assert code == 0
     err = capsys.readouterr().err

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from clip_fixtures import (
     SR,
+    TEST_CLIP_FPS,
     TEST_CLIP_LEAD_IN_S,
     TEST_CLIP_SENTENCE,
     decode_audio_16k,
@@ -109,13 +110,13 @@ def test_cli_writes_a_small_clip(tmp_path, capsys):
 
 def test_clip_streams(demo_test_clip):
     clip = demo_test_clip
-    assert clip.size == (640, 480) and clip.fps == 30.0 and clip.sample_rate == SR
-    assert 3.5 <= clip.duration_s <= 6.5 and clip.n_frames == round(clip.duration_s * 30)
+    assert clip.size == (640, 480) and clip.fps == TEST_CLIP_FPS and clip.sample_rate == SR
+    assert 3.5 <= clip.duration_s <= 6.5 and clip.n_frames == round(clip.duration_s * TEST_CLIP_FPS)
     (timing,) = clip.sentences
     assert timing.text == TEST_CLIP_SENTENCE and timing.start == pytest.approx(TEST_CLIP_LEAD_IN_S)
     assert timing.start < timing.end < clip.duration_s
     video, audio = _streams(clip.path)
-    assert (video["width"], video["height"], video["fps"]) == (640, 480, 30.0)
+    assert (video["width"], video["height"], video["fps"]) == (640, 480, TEST_CLIP_FPS)
     assert video["frames"] == clip.n_frames and video["duration"] == pytest.approx(clip.duration_s, abs=0.05)
     assert audio["rate"] == SR and audio["channels"] == 1
     assert audio["duration"] == pytest.approx(clip.duration_s, abs=0.1)

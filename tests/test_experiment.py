@@ -53,3 +53,13 @@ def test_synthetic_mmsa_with_default_dims_and_another_length_loads(tmp_path):
     assert data.specs.text.seq_len == data.specs.audio.seq_len == 6
     assert data.specs.text.dim == 768
     assert len(list(tmp_path.glob("synthetic_mosi_*_ddefault_l6_*.pkl"))) == 1
+
+
+def test_imder_configs_take_berts_stage1_rate_per_dataset_from_the_mmsa_convention():
+    """RoHyDR's config.json (the same group's MMSA-style config): learning_rate_bert 2e-5 MOSI, 2e-6 MOSEI."""
+    from imer_core.config import options_from_dict
+    from imer_core.methods.imder import IMDerOptions
+
+    rates = {name: options_from_dict(IMDerOptions, load_experiment(name).method_options).bert_learning_rate
+             for name in ("imder_mosi", "imder_mosei")}
+    assert rates == {"imder_mosi": 2e-5, "imder_mosei": 2e-6}

@@ -115,6 +115,53 @@ def test_training_command_on_a_tiny_crop_file(tmp_path):
         train_face_net(bad, tmp_path / "run2", epochs=1)
 
 
+def _tiny_crop_file(tmp_path):
+    import json
+
+    from imer_core.features.face_crop import CROP_ID
+
+    rng = np.random.default_rng(1)
+    n = 56
+    labels = np.array(["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"] * (n // 7))
+    crops = rng.integers(0, 255, (n, 48, 48)).astype(np.uint8)
+    split = np.array(["train", "train", "val", "test"] * (n // 4))
+    path = tmp_path / "crops.npz"
+    np.savez(path, crops=crops, labels=labels, split=split, detected=np.ones(n, bool),
+             meta=np.asarray(json.dumps({"crop_id": CROP_ID, "n": n, "fallback_full_image": 0})))
+    return path
+
+
+def test_a_run_split_over_invocations_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, capsys):
+    import torch
+
+    from training.cli import main as train_main
+    from training.live.face_net_train import train_face_net
+
+    path = _tiny_crop_file(tmp_path)
+    small = {"widths": [4, 4, 8, 8], "convs_per_stage": 1, "embedding_dim": 8}
+    whole = train_face_net(path, tmp_path / "whole", epochs=3, batch_size=8, net_config=small, log=lambda _: None)
+    lines: list[str] = []
+    first = train_face_net(path, tmp_path / "split", epochs=3, batch_size=8, net_config=small, stop_after=1,
+                           log=lines.append)
+    assert not first["complete"] and len(first["history"]) == 1 and "continue with --resume" in lines[-2]
+    train_face_net(path, tmp_path / "split", epochs=3, batch_size=8, net_config=small, resume=True, stop_after=1,
+                   log=lambda _: None)
+    last = train_face_net(path, tmp_path / "split", epochs=3, batch_size=8, net_config=small, resume=True,
+                          log=lambda _: None)
+    assert whole["complete"] and last["complete"] and len(last["history"]) == 3
+    ends = [torch.load(tmp_path / run / "train_state.pt", weights_only=True) for run in ("whole", "split")]
+    for key, value in ends[0]["model"].items():
+        assert torch.equal(value, ends[1]["model"][key]), key
+    assert [h["val_accuracy"] for h in whole["history"]] == [h["val_accuracy"] for h in last["history"]]
+    assert last["test"] == whole["test"]
+    # another setting, or nothing to resume: one clear error
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.002 -> 0.01\)"):
+        train_face_net(path, tmp_path / "split", epochs=3, batch_size=8, lr=0.01, net_config=small, resume=True)
+    assert train_main(["face-net", "--crops", str(path), "--out", str(tmp_path / "none"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing to resume" in err[0]
+
+
 def test_shipped_face_network_loads_and_matches_the_run_time_crop():
     from imer_core.features.face_crop import CROP_ID, FACE_CROP_SIZE
     from imer_core.live.face_net import default_face_net_path

@@ -68,17 +68,37 @@ def test_default_configs_keep_plateau_schedule_and_adam_defaults() -> None:
     assert type(schedule.scheduler).__name__ == "ReduceLROnPlateau"
 
 
-def test_trainer_logs_the_linear_schedule_per_epoch(tmp_path) -> None:
-    """The trainer uses the schedule: epochs.csv shows the rate each epoch trained at."""
+def test_trainer_logs_the_linear_schedule_per_epoch(tmp_path, monkeypatch) -> None:
+    """The trainer uses the schedule: epochs.csv shows the rate each epoch trained at; stage 1 trains at
+    its own batch size (``train.pretrain_batch_size``, as MMIN's MSP utterance-fusion script)."""
+    import training.trainer
+
+    training_batches: list[int] = []
+    loader = training.trainer.DataLoader
+
+    def recording_loader(dataset, *args, **kwargs):
+        if kwargs.get("shuffle") or kwargs.get("sampler") is not None:          # training loaders only
+            training_batches.append(kwargs["batch_size"])
+        return loader(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(training.trainer, "DataLoader", recording_loader)
     out = tmp_path / "run"
     sets = ["data.synthetic_utterances=40", "data.seq_lens=[8, 12, 10]", "train.batch_size=16",
-            "train.max_epochs=3", "train.linear_constant_epochs=1", "train.linear_decay_epochs=2",
-            "train.pretrain_max_epochs=1", *CMARR_TINY]
+            "train.pretrain_batch_size=8", "train.max_epochs=3", "train.linear_constant_epochs=1",
+            "train.linear_decay_epochs=2", "train.pretrain_max_epochs=1", *CMARR_TINY]
     argv = ["train", "--config", "cmarr_iemocap", "--synthetic", "--out", str(out), "--no-progress",
             "--device", "cpu"]
     assert cli_main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
     rows = [r for r in csv.DictReader((out / "epochs.csv").open()) if r["stage"] == RECOVERY]
     assert [float(r["learning_rate"]) for r in rows] == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rel=1e-5)
+    assert training_batches == [8, 16, 16, 16]                      # 1 stage-1 epoch, then 3 recovery epochs
+
+
+def test_stage1_batch_size_follows_mmins_scripts() -> None:
+    """MMIN: CAP_utt_fusion.sh and CAP_mmin.sh use batch 128; MSP_utt_fusion.sh 64, MSP_mmin.sh 128."""
+    iemocap, msp = load_experiment("cmarr_iemocap").train, load_experiment("cmarr_msp").train
+    assert (iemocap.batch_size, iemocap.pretrain_batch_size or iemocap.batch_size) == (128, 128)
+    assert (msp.batch_size, msp.pretrain_batch_size) == (128, 64)
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -86,6 +106,7 @@ def test_trainer_logs_the_linear_schedule_per_epoch(tmp_path) -> None:
     ("train.adam_beta1=1.0", "adam_beta1"),
     ("train.linear_decay_epochs=-1", "linear_decay_epochs"),
     ("train.pretrain_adam_beta1=\"x\"", "pretrain_adam_beta1"),
+    ("train.pretrain_batch_size=-1", "pretrain_batch_size"),
 ])
 def test_bad_schedule_settings_are_one_clear_error(setting: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

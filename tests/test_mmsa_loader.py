@@ -261,3 +261,23 @@ def test_imer_train_refuses_the_payload_with_one_line(tmp_path: Path, capsys) ->
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "posix.system" in err[0] and not marker.exists()
+
+
+def test_the_digest_check_is_on_by_default_in_imer_train_and_skip_sha256_turns_it_off(tmp_path: Path,
+                                                                                      capsys) -> None:
+    from training.cli import _experiment, build_parser, main
+    from training.data import KNOWN_SHA256
+    # the four digests of the thuiar/MMSA README ("SHA-256 for feature files"), compared by hand on 2026-12-07
+    assert KNOWN_SHA256["mosi/aligned_50.pkl"].startswith("d3994fd2") and \
+        KNOWN_SHA256["mosei/unaligned_50.pkl"].endswith("6dd6fec1f")
+    renamed = write_synthetic_mmsa(tmp_path / "MOSI" / "Processed" / "aligned_50.pkl", dataset="mosi",
+                                   sizes=(4, 3, 2), seed=1)          # MOSI's dims, not the published file
+    argv = ["train", "--config", "quick_synthetic", "--data", str(renamed), "--out", str(tmp_path / "run"),
+            "--no-progress"]
+    assert main(argv) == 2                                          # checked by default: refused in one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "published SHA-256" in err[0] and "--skip-sha256" in err[0]
+    experiment = _experiment(build_parser().parse_args([*argv, "--skip-sha256"]))
+    assert experiment.data.option("verify_sha256") is False
+    from training.runner import load_data
+    assert load_data(experiment, tmp_path / "data").datasets["train"] is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 import torch
 from conftest import small_features
@@ -9,6 +11,10 @@ from test_rohydr import MIXED, _changed, _snapshot, make
 
 from imer_core.diffusion.ddpm import GaussianDiffusion, ReferenceDDIMSampler, ScaledClipSampler
 from imer_core.methods.base import RECOVERY
+from training.compare import run_compare
+from training.distributed import DistContext
+from training.experiment import load_experiment
+from training.runner import build_model, load_data
 
 
 def test_reference_ddim_follows_the_diffusers_loop_by_hand() -> None:
@@ -103,3 +109,24 @@ def test_text_dropout_is_drawn_once_per_batch(mode: str) -> None:
     truth = {k: torch.randn(5, 4, 3) for k in ("text", "audio", "vision")}
     masked = net._masked_projections(truth, MIXED)
     assert torch.equal(masked["text"][0], truth["text"][0]) and not masked["audio"][0].any()
+
+
+def test_compare_runs_the_reference_mode_config_beside_the_default_mode(tmp_path) -> None:
+    """``--set`` of compare applies to every config, so the reference mode has its own shipped config."""
+    from test_cv_compare import MMSA_TINY, TINY, TRAIN
+
+    sets = ["data.synthetic=true", 'data.synthetic_kind="linear-gaussian"', *MMSA_TINY, *TRAIN, *TINY["rohydr"]]
+    names = ("quick_compare_rohydr", "quick_compare_rohydr_reference")
+    experiments = [load_experiment(name, sets) for name in names]
+    assert [e.method_options.get("mode", "improved") for e in experiments] == ["improved", "reference"]
+    result = run_compare(experiments, tmp_path / "cmp", DistContext(), "batch", [0.5], [1], progress=False,
+                         latency_runs=1, fast_steps=2)
+    assert [s.experiment.name for s in result.methods] == list(names)
+    data = load_data(experiments[1], tmp_path / "data")
+    model = build_model(experiments[1], data.specs, data.labels)
+    assert model.options.mode == "reference" and isinstance(model._make_sampler("ddim", 2), ReferenceDDIMSampler)
+    rows = list(csv.DictReader(result.csv_path.open()))
+    assert [r["config"] for r in rows] == list(names)
+    assert all(float(r["bayes_recovery_mse_mean"]) > 0 for r in rows)
+    optimum = result.markdown_path.read_text().split("## Distance to the Bayes optimum")[1]
+    assert all(f"| RoHyDR | {name} | 0.50 |" in optimum for name in names)   # the two rows tell the modes apart

@@ -117,13 +117,14 @@ def test_missing_average_equals_pooled_war_uar():
 def test_summarize_folds():
     folds = [summarize_scenarios({n: _metrics(w, w, w) for n in EXPECTED_ROWS}) for w in (0.5, 0.7)]
     folds[0]["note"] = "text is skipped"
-    summary = summarize_folds(folds)
+    summary = summarize_folds(folds)                                    # sample std, as over seeds
     assert summary["n_folds"] == 2
-    assert summary["missing_avg"]["war"] == pytest.approx((0.6, 0.1))
-    assert summary["avl"]["uar"] == pytest.approx((0.6, 0.1))
+    assert summary["missing_avg"]["war"] == pytest.approx((0.6, np.std([0.5, 0.7], ddof=1)))
+    assert summary["avl"]["uar"] == pytest.approx((0.6, np.std([0.5, 0.7], ddof=1)))
     assert "note" not in summary
-    assert summarize_folds(folds, ddof=1)["a"]["war"][1] == pytest.approx(np.std([0.5, 0.7], ddof=1))
-    assert summarize_folds([{"war": 0.4}])["war"] == (0.4, 0.0)
+    assert summarize_folds(folds, ddof=0)["a"]["war"] == pytest.approx((0.6, 0.1))
+    mean, spread = summarize_folds([{"war": 0.4}])["war"]
+    assert mean == 0.4 and np.isnan(spread)                              # one fold: no spread, not 0.0
     with pytest.raises(ValueError):
         summarize_folds([])
 
@@ -157,3 +158,18 @@ def test_validation_evaluates_every_utterance_under_all_six_scenarios(tmp_path):
     assert len(masks) == 6 * n and results["realised_missing_rate"] == pytest.approx(0.5)
     for name in MISSING_SCENARIO_NAMES:
         assert (masks == scenario_row(name)).all(axis=1).sum() == n
+
+
+def test_cv_table_gives_the_sample_std_and_one_fold_prints_no_zero_spread():
+    from training.cv import _markdown
+    from training.experiment import load_experiment
+
+    experiment = load_experiment("quick_cv_cmarr")
+    fold = {n: _metrics(w, w, w) for w, n in zip((0.5, 0.6, 0.7, 0.4, 0.55, 0.65, 0.8), EXPECTED_ROWS)}
+    one = _markdown(experiment, summarize_folds([summarize_scenarios(fold)]), [1], None, "scenario")
+    assert "±" not in one.split("| scenario |")[1] and "one fold: the mean alone" in one
+    shifted = {n: _metrics(m["accuracy"] + 0.1, m["uar"], m["macro_f1"]) for n, m in fold.items()}
+    two = _markdown(experiment, summarize_folds([summarize_scenarios(fold), summarize_scenarios(shifted)]), [1, 2],
+                    None, "scenario")
+    spread = 100 * np.std([0.5, 0.6], ddof=1)                         # WAR of the first scenario row, two folds
+    assert f"55.0 ± {spread:.1f}" in two and "sample std" in two

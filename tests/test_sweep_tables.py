@@ -71,3 +71,56 @@ def test_sweep_varies_test_masks_per_seed(monkeypatch, tmp_path) -> None:
                     protocol_kind="sample", progress=False)
     assert [s for s, _ in seen] == [1111, 1112]
     assert not np.array_equal(seen[0][1], seen[1][1])
+
+
+def test_plot_x_axis_is_the_realised_missing_rate(monkeypatch, tmp_path) -> None:
+    import matplotlib.axes
+
+    drawn: list[list[float]] = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def record(self, x, y, *args, **kwargs):
+        drawn.append(list(x))
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", record)
+    sweep.write_tables(_rows([1, 2], realised=0.5, rate=0.3) + _rows([1, 2], realised=0.45, rate=0.4),
+                       load_experiment("imder_mosi"), tmp_path, False, "", "batch", plot=True)
+    assert drawn and all(x == [0.5, 0.45] for x in drawn)          # not the nominal 0.3 and 0.4
+
+
+def test_sweep_and_compare_default_to_the_reference_run_py_five_seeds() -> None:
+    from training.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["sweep"], ["compare", "--configs", "quick_compare_imder"]):
+        assert parser.parse_args(argv).seeds == [1111, 1112, 1113, 1114, 1115]
+
+
+def _compare_markdown(tmp_path, seeds: list[int]) -> tuple[str, dict[str, str]]:
+    import csv
+
+    from training.compare import MethodSummary, write_compare_tables
+
+    spread = float("nan") if len(seeds) == 1 else 2.0
+    stats = {"0.30": {"Non0_acc_2": (60.0, spread), "MAE": (0.9, spread / 40), "recovery_mse": (1.0, spread / 20),
+                      "zero_fill_mse": (2.0, spread / 20), "recovery_ratio": (0.5, spread / 80),
+                      "realised_missing_rate": (0.5, 0.0)}}
+    summary = MethodSummary(load_experiment("quick_compare_imder"), stats, 10, {"default": 1.0, "fast": 0.5},
+                            {"default": "em ×10", "fast": "heun ×2"})
+    result = write_compare_tables([summary], tmp_path, "batch", True, seeds, summary.experiment)
+    return result.markdown_path.read_text(), next(csv.DictReader(result.csv_path.open()))
+
+
+def test_compare_table_gives_sample_std_95_ci_and_the_realised_missing_rate(tmp_path) -> None:
+    from scipy import stats as scipy_stats
+
+    text, row = _compare_markdown(tmp_path / "three", [1, 2, 3])
+    half = scipy_stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3)
+    table_row = next(line for line in text.splitlines() if line.startswith("| IMDer"))
+    assert f"60.0 ± 2.0 [{60 - half:.1f}, {60 + half:.1f}]" in table_row and "Student's t" in text
+    assert "| 0.30 (realised 0.500) |" in table_row and "realised" in text.split("| method")[0]
+    assert row["condition"] == "0.30" and float(row["realised_missing_rate_mean"]) == 0.5 and row["seeds"] == "3"
+    text, _ = _compare_markdown(tmp_path / "one", [1])
+    table_row = next(line for line in text.splitlines() if line.startswith("| IMDer"))
+    assert "±" not in table_row and "[" not in table_row and "| 60.0 |" in table_row   # one seed: the mean alone

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ from .cv import fmt_pm, run_cv, scenario_order
 from .data.source import SCENARIO, LoadedData
 from .distributed import DistContext
 from .experiment import Experiment
-from .metrics import summarize_seeds
+from .metrics import summarize_seeds, t_interval
 from .oracle import bayes_optimal_metrics
 from .protocol_spec import make_protocol
 from .runner import load_data, pretrain_state, run_experiment
@@ -234,23 +235,37 @@ def write_compare_tables(methods: list[MethodSummary], out_dir: Path, protocol_k
     if synthetic:
         md += ["**SYNTHETIC data: not the real corpus; numbers are not comparable to published results.**", ""]
     spread = "folds" if protocol_kind == "scenario" else f"seeds {', '.join(map(str, seeds))}"
-    md += [f"Protocol `{protocol_kind}`; same data for every method; mean ± sample std over {spread} (test masks "
-           "vary per seed; one seed or fold: the mean alone); accuracies ×100. "
+    n_seeds = None if protocol_kind == "scenario" else len(seeds)     # seeds → a 95 % t-interval per cell
+    interval = ("" if n_seeds is None or n_seeds < 2 else
+                " [95 % confidence interval of the mean, Student's t with n − 1 degrees of freedom]")
+    realised = ("" if protocol_kind == "scenario" else
+                " Missing rate: nominal (realised: the fraction of missing modality entries in the test split; "
+                "IMDer's batch schedule decides per batch, so a small split realises a rate far from the "
+                "nominal one).")
+    md += [f"Protocol `{protocol_kind}`; same data for every method; mean ± sample std{interval} over {spread} "
+           "(test masks vary per seed; one seed or fold: the mean alone); accuracies ×100."
+           f"{realised} "
            "Recovery / zero-fill MSE are in each method's own recovery space and not comparable across methods; "
            "their ratio (< 1: better than zero-filling) is. Latency: CPU, batch 1, `recover` only, median over "
            f"the six missing patterns × runs (torch threads: {torch.get_num_threads()}).", "",
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary in methods:
         for cond, stats in summary.stats.items():
-            cells = [method_title(summary.experiment.method), summary.experiment.name, cond]
-            cells += [fmt_pm(stats.get(key), 1, 3 if key in ("MAE", "Corr") else 1) for _, key in columns]
-            cells += [fmt_pm(stats.get(key), 1, 3 if key == "recovery_ratio" else 4) for _, key in ERROR_COLUMNS]
+            cells = [method_title(summary.experiment.method), summary.experiment.name, _condition(cond, stats)]
+            cells += [_cell(stats.get(key), 3 if key in ("MAE", "Corr") else 1, n_seeds) for _, key in columns]
+            cells += [_cell(stats.get(key), 3 if key == "recovery_ratio" else 4, n_seeds)
+                      for _, key in ERROR_COLUMNS]
             cells += [f"{summary.parameters:,}", f"{summary.latency_ms['default']:.1f} ({summary.samplers['default']})",
                       f"{summary.latency_ms['fast']:.1f} ({summary.samplers['fast']})"]
             md.append("| " + " | ".join(cells) + " |")
             row: dict[str, Any] = {"method": summary.experiment.method, "config": summary.experiment.name,
                                    "condition": cond}
-            for key in (*(k for _, k in (*columns, *ERROR_COLUMNS)), *(k for k in stats if k.startswith("bayes_"))):
+            if n_seeds is not None:
+                row["seeds"] = n_seeds
+            for key in (*(k for _, k in (*columns, *ERROR_COLUMNS)), "realised_missing_rate",
+                        *(k for k in stats if k.startswith("bayes_"))):
+                if key == "realised_missing_rate" and key not in stats:
+                    continue
                 mean, std = stats.get(key, (float("nan"), float("nan")))
                 row[f"{key}_mean"], row[f"{key}_std"] = mean, std
             row.update(parameters=summary.parameters, latency_default_ms=summary.latency_ms["default"],
@@ -268,6 +283,23 @@ def write_compare_tables(methods: list[MethodSummary], out_dir: Path, protocol_k
     return CompareResult(methods, md_path, csv_path, synthetic)
 
 
+def _cell(stat: Any, digits: int, n_seeds: int | None) -> str:
+    """``mean ± sample std [95 % CI]`` over ``n_seeds`` seeds (no interval for folds or one seed)."""
+    text = fmt_pm(stat, 1, digits)
+    if n_seeds is not None and isinstance(stat, tuple) and "±" in text:
+        low, high = t_interval(stat[0], stat[1], n_seeds)
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text
+
+
+def _condition(cond: str, stats: dict[str, tuple[float, float]]) -> str:
+    """The missing rate with the realised one beside it (``0.50 (realised 0.667)``); scenarios as they are."""
+    realised = stats.get("realised_missing_rate")
+    if realised is None or not math.isfinite(realised[0]):
+        return cond
+    return f"{cond} (realised {realised[0]:.3f})"
+
+
 OPTIMUM_COLUMNS = (("Acc-2", "Non0_acc_2", 1), ("MAE", "MAE", 3), ("recovery MSE", "recovery_mse", 4))
 
 
@@ -276,7 +308,7 @@ def _optimum_section(methods: list[MethodSummary]) -> list[str]:
     rows = [(s, cond, stats) for s in methods for cond, stats in s.stats.items() if "bayes_MAE" in stats]
     if not rows:
         return []
-    header = ["method", "missing rate"]
+    header = ["method", "config", "missing rate"]
     for label, _, _ in OPTIMUM_COLUMNS:
         header += [label, f"optimal {label}", "gap" if label == "Acc-2" else "÷ optimal"]
     md = ["", "## Distance to the Bayes optimum", "",
@@ -289,7 +321,7 @@ def _optimum_section(methods: list[MethodSummary]) -> list[str]:
           "rate 0 nothing is recovered.", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary, cond, stats in rows:
-        cells = [method_title(summary.experiment.method), cond]
+        cells = [method_title(summary.experiment.method), summary.experiment.name, cond]
         for _, key, digits in OPTIMUM_COLUMNS:
             own, best = stats.get(key), stats.get(f"bayes_{key}")
             cells += [fmt_pm(own, 1, digits), fmt_pm(best, 1, digits)]

@@ -16,7 +16,7 @@ For every fold of a cross-validated data source (the MMIN release: :func:`traini
    :data:`~training.scenarios.SCENARIOS` (six missing + complete), giving
    WAR (accuracy), UAR and macro-F1 per scenario, plus the recovery error.
 
-Folds are then summarised (mean ± population std).  Outputs: ``results.csv``
+Folds are then summarised (mean ± sample std; one fold: the mean alone).  Outputs: ``results.csv``
 (one row per fold × scenario, plus each fold's ``missing_avg``),
 ``results.md`` and ``summary.json``; synthetic data is labelled SYNTHETIC.
 Training is :func:`training.runner.run_experiment` (the one trainer loop).
@@ -182,8 +182,9 @@ def _markdown(experiment: Experiment, summary: dict[str, Any], folds: list[int],
              "six-scenario cross-validation", ""]
     if data is not None and data.synthetic:
         lines += [f"**SYNTHETIC: {data.note}**", ""]
-    lines += [f"Experiment `{experiment.name}`; folds {', '.join(map(str, folds))} (mean ± std over "
-              f"{len(folds)} fold(s)); recovery stage trained with `{protocol}` (random missing scenario per "
+    lines += [f"Experiment `{experiment.name}`; folds {', '.join(map(str, folds))} (mean ± sample std over "
+              f"{len(folds)} fold(s); one fold: the mean alone); recovery stage trained with `{protocol}` "
+              "(random missing scenario per "
               "sample and epoch); best epoch on validation `" + experiment.train.key_eval + "` pooled over every "
               "utterance under all six missing scenarios (as MMIN); every test utterance evaluated under each "
               "scenario. WAR = accuracy, "

@@ -118,6 +118,8 @@ class TrainConfig:
     Attributes:
         batch_size, learning_rate: Adam settings (the reference trainer's Adam
             uses no weight decay although its config lists 0.005).
+        pretrain_batch_size: training batch size of stage 1 (0: ``batch_size``; MMIN's
+            MSP-IMPROV utterance-fusion stage uses 64 while its recovery stage uses 128).
         scheduler_patience: ReduceLROnPlateau patience (factor 0.5) on the validation loss
             (``lr_policy = "plateau"``).
         lr_policy: ``"plateau"`` (ReduceLROnPlateau on the validation loss) or ``"linear"``
@@ -140,6 +142,7 @@ class TrainConfig:
     """
 
     batch_size: int = 32
+    pretrain_batch_size: int = 0
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
     scheduler_patience: int = 24
@@ -170,7 +173,7 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"train.{name} must be in [0, 1), got {value}")
         for name in ("linear_constant_epochs", "linear_decay_epochs", "pretrain_linear_constant_epochs",
-                     "pretrain_linear_decay_epochs"):
+                     "pretrain_linear_decay_epochs", "pretrain_batch_size"):
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise ValueError(f"train.{name} must be an integer >= 0, got {count!r}")

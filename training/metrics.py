@@ -244,15 +244,22 @@ def seed_statistics(results: Sequence[Mapping[str, Any]], ddof: int = 1) -> dict
         n = array.size
         mean = float(np.mean(array))
         std = float(np.std(array, ddof=ddof)) if n > ddof else float("nan")
-        if n >= 2 and np.isfinite(std):
-            from scipy import stats as scipy_stats  # lazy: only tables need it
-
-            half = float(scipy_stats.t.ppf(0.975, n - 1)) * float(np.std(array, ddof=1)) / np.sqrt(n)
-            low, high = mean - half, mean + half
-        else:
+        low, high = t_interval(mean, float(np.std(array, ddof=1)) if n >= 2 else float("nan"), n)
+        if not np.isfinite(std):
             low = high = float("nan")
         summary[key] = SeedStats(mean, std, low, high, n)
     return summary
+
+
+def t_interval(mean: float, sample_std: float, n: int) -> tuple[float, float]:
+    """95 % confidence interval of a mean over ``n`` seeds: ``mean ± t(0.975, n − 1) · sample_std / √n``
+    (Student's t); NaN bounds for fewer than two seeds or a non-finite std."""
+    if n < 2 or not np.isfinite(sample_std) or not np.isfinite(mean):
+        return float("nan"), float("nan")
+    from scipy import stats as scipy_stats  # lazy: only tables need it
+
+    half = float(scipy_stats.t.ppf(0.975, n - 1)) * sample_std / float(np.sqrt(n))
+    return mean - half, mean + half
 
 
 def format_seed_stats(stats: "SeedStats | None", digits: int = 1, interval: bool = True) -> str:

@@ -186,13 +186,15 @@ def summarize_scenarios(results: Mapping[str, Mapping[str, Any]]) -> dict[str, d
     return summary
 
 
-def summarize_folds(per_fold: Sequence[Mapping[str, Any]], *, ddof: int = 0) -> dict[str, Any]:
+def summarize_folds(per_fold: Sequence[Mapping[str, Any]], *, ddof: int = 1) -> dict[str, Any]:
     """Mean and standard deviation over folds of every numeric leaf.
 
     Args:
         per_fold: one (possibly nested) dict per fold, e.g. the outputs of
             :func:`summarize_scenarios` or flat metric dicts.
-        ddof: 0 (population std, as :func:`training.metrics.summarize_seeds`) or 1.
+        ddof: 1 (sample std, as :func:`training.metrics.summarize_seeds`; one fold has
+            no spread: NaN, so tables print the mean alone, never "± 0.0") or 0
+            (population std).
 
     Returns:
         The same nesting with ``(mean, std)`` tuples at numeric leaves present
@@ -201,8 +203,8 @@ def summarize_folds(per_fold: Sequence[Mapping[str, Any]], *, ddof: int = 0) -> 
     """
     if not per_fold:
         raise ValueError("summarize_folds needs at least one fold")
-    if ddof not in (0, 1) or (ddof == 1 and len(per_fold) < 2):
-        raise ValueError(f"ddof must be 0, or 1 with at least two folds; got {ddof}")
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 or 1; got {ddof}")
     summary = _summarize_level(list(per_fold), ddof)
     summary["n_folds"] = len(per_fold)
     return summary
@@ -218,7 +220,8 @@ def _summarize_level(items: list[Mapping[str, Any]], ddof: int) -> dict[str, Any
                 out[key] = _summarize_level(nested, ddof)
         elif all(_is_number(v) for v in values):
             array = np.asarray(values, dtype=np.float64)
-            out[key] = (float(np.mean(array)), float(np.std(array, ddof=ddof)))
+            spread = float(np.std(array, ddof=ddof)) if array.size > ddof else float("nan")
+            out[key] = (float(np.mean(array)), spread)
     return out
 
 

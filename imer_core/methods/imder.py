@@ -73,7 +73,7 @@ class IMDerOptions:
             stage always keeps BERT frozen, as the reference's forward does.
         bert_learning_rate: Adam learning rate of BERT's parameter group in stage 1.
             The IMDer release does not publish its stage-1 script; 2e-5 is the
-            ``learning_rate_bert`` of the same group's RoHyDR MOSI config (MOSEI: 2e-6),
+            ``learning_rate_bert`` of the same group's RoHyDR MOSI config (MOSEI: 2e-6, set by ``imder_mosei``),
             the MMSA convention for BERT fine-tuning.
         distill_steps: steps of the distilled few-step generator (0: none; ``imer-train
             distill`` adds one, see :mod:`imer_core.diffusion.distill`).  Sampler

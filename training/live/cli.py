@@ -61,6 +61,11 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     net.add_argument("--threads", type=int, default=1, help="torch threads")
     net.add_argument("--init", default=None, metavar="FACE_NET_PT",
                      help="continue training from this saved network (new schedule of --epochs epochs)")
+    net.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its last finished epoch (train_state.pt; same settings)")
+    net.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                     help="end this invocation after this many epochs (the schedule stays that of --epochs; "
+                          "continue later with --resume)")
     net.add_argument("--limit", type=int, default=None, help="at most N training crops (quick runs)")
     net.add_argument("--evaluate", default=None, metavar="FACE_NET_PT",
                      help="only evaluate this saved network on --split of --crops (no training)")
@@ -163,7 +168,8 @@ def cmd_face_net(args: argparse.Namespace) -> int:
         print(json.dumps(evaluate_face_net_file(args.crops, args.evaluate, args.split), indent=2))
         return 0
     train_face_net(args.crops, args.out, args.epochs, args.batch_size, args.lr, seed=args.seed, limit=args.limit,
-                   threads=args.threads, log=lambda line: print(line, flush=True), init=args.init)
+                   threads=args.threads, log=lambda line: print(line, flush=True), init=args.init,
+                   resume=args.resume, stop_after=args.stop_after)
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +87,8 @@ def evaluate_net(model: Any, crops: np.ndarray, targets: np.ndarray, batch_size:
 def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12, batch_size: int = 64,
                    lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0, limit: int | None = None,
                    net_config: dict[str, Any] | None = None, threads: int = 1,
-                   log: Callable[[str], None] = print, init: str | Path | None = None) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, init: str | Path | None = None,
+                   resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
     """Train, keep the best validation epoch in ``out_dir/face_net.pt`` and return the run summary.
 
     ``limit`` keeps at most that many training images (for tests).  ``init``
@@ -95,6 +97,12 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
     cut short).  The
     summary (also ``out_dir/summary.json``) has the per-epoch history and the
     test metrics of the best epoch.
+
+    A long run can be split over several invocations: after every epoch the whole
+    training state (weights, optimiser, schedule, random generators, history) is
+    written to ``out_dir/train_state.pt``; ``stop_after`` ends this invocation after
+    that many epochs, and ``resume`` continues from the state file with the same
+    settings (a run resumed at any epoch ends with the weights of an uninterrupted one).
     """
     import torch
     import torch.nn.functional as F
@@ -134,11 +142,32 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
     tensor_y = torch.from_numpy(train_y)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"val_accuracy": -1.0}
+    settings = {"crops": str(Path(crops_path).resolve()), "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                "weight_decay": weight_decay, "seed": seed, "limit": limit,
+                "init": None if init is None else str(Path(init).resolve())}
+    done_epochs, earlier_seconds = 0, 0.0
+    if resume:
+        state = _load_train_state(out / TRAIN_STATE_FILENAME, settings)
+        config = state["config"]
+        model = build_face_net(**config)
+        model.load_state_dict(state["model"])
+        optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * steps_per_epoch,
+                                                       pct_start=0.15)
+        # after the schedule's constructor, which resets the optimiser's learning rate and momentum
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best = list(state["history"]), dict(state["best"])
+        done_epochs, earlier_seconds = int(state["epoch"]), float(state["train_seconds"])
+        log(f"face-net: resuming {out} after epoch {done_epochs} of {epochs}")
     log(f"face-net: {len(train_x)} train / {len(parts['val'][0])} val / {len(parts['test'][0])} test crops "
         f"({data['meta']['fallback_full_image']} of {data['meta']['n']} fell back to the whole image), "
         f"{n_params} parameters, {epochs} epochs of {steps_per_epoch} steps, {threads} thread(s)")
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    start = time.perf_counter() - earlier_seconds
+    last_epoch = epochs if stop_after is None else min(epochs, done_epochs + max(1, int(stop_after)))
+    for epoch in range(done_epochs + 1, last_epoch + 1):
         model.train()
         order = torch.randperm(len(tensor_x), generator=generator)
         total, correct, loss_sum, epoch_start = 0, 0, 0.0, time.perf_counter()
@@ -166,6 +195,14 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
             save_face_net(out / FACE_NET_FILENAME, model, config,
                           {"crop_id": CROP_ID, "crop_size": FACE_CROP_SIZE, "labels": list(LIVE_EMOTIONS),
                            "epoch": epoch, "val_accuracy": val["accuracy"], "trained_on": "FER2013 train split"})
+        _save_train_state(out / TRAIN_STATE_FILENAME, {
+            "settings": settings, "epoch": epoch, "config": config, "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+            "best": best, "train_seconds": time.perf_counter() - start})
+    if last_epoch < epochs:
+        log(f"face-net: stopped after epoch {last_epoch} of {epochs}; continue with --resume "
+            f"(best so far: epoch {best.get('epoch')}, validation accuracy {best['val_accuracy']:.4f})")
     from imer_core.live.face_net import FaceNetRunner
 
     runner = FaceNetRunner(out / FACE_NET_FILENAME)
@@ -174,11 +211,43 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
                "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                "threads": threads, "init": None if init is None else str(init),
                "train_seconds": round(time.perf_counter() - start, 1), "best": best,
-               "history": history, "test": test}
+               "history": history, "test": test, "complete": last_epoch == epochs}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     log(f"face-net test (best epoch {best['epoch']}): accuracy {test['accuracy']:.4f}, "
         f"macro-F1 {test['macro_f1']:.4f}, neutral recall {test['recall']['neutral']:.4f}")
     return summary
+
+
+TRAIN_STATE_FILENAME = "train_state.pt"
+
+
+def _save_train_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the training state atomically (a kill while writing leaves the previous one)."""
+    import torch
+
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _load_train_state(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The saved training state of ``path``; ValueError in one line if it is missing or of other settings."""
+    import torch
+
+    if not path.is_file():
+        raise ValueError(f"nothing to resume: {path} does not exist (start the run without --resume)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged file: torch raises several types
+        raise ValueError(f"cannot read the training state {path}: {str(exc).splitlines()[0][:200]}") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
+        raise ValueError(f"{path} is not a face-net training state")
+    changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+    if changed:
+        raise ValueError(f"{path} was trained with other settings ({', '.join(changed)}: "
+                         + ", ".join(f"{state['settings'].get(k)!r} -> {settings[k]!r}" for k in changed)
+                         + "); resume with the same ones")
+    return state
 
 
 def evaluate_face_net_file(crops_path: str | Path, net_path: str | Path, split: str = "test") -> dict[str, Any]:
