@@ -144,10 +144,11 @@ def test_at_exit_no_landmarker_is_closed_by_the_interpreter_teardown():
             "from imer_core.features import face\n"
             "made = []\n"  # this hook is registered first, so it runs after the module's own exit hook
             "atexit.register(lambda: print('closable at exit:', [lm._handle is not None for lm in made]))\n"
-            "kept = face.FaceFeatureExtractor(); kept.process(np.zeros((120, 160, 3), np.uint8), 0.0)\n"
-            "parked = face.FaceFeatureExtractor(); parked.process(np.zeros((120, 160, 3), np.uint8), 0.0)\n"
-            "parked.close()\n"
-            "made += list(face._MADE)\n")
+            "frame = np.zeros((120, 160, 3), np.uint8)\n"
+            "kept = face.FaceFeatureExtractor(); kept.process(frame, 0.0)\n"
+            "kept.reset(); kept.process(frame, 0.0)\n"  # a new stream (a looping file): a fresh graph
+            "parked = face.FaceFeatureExtractor(); parked.process(frame, 0.0); parked.close()\n"
+            "made += [kept._landmarker] + [lm for group in face._PARKED.values() for lm, _ in group]\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "closable at exit: [False, False]" in done.stdout

@@ -259,20 +259,26 @@ def _quietly(create: Callable[[], Any]) -> Any:
 
 def _take_landmarker(key: tuple, create: Callable[[], Any]) -> tuple[Any, int | None]:
     """A parked landmarker with these settings (and its last timestamp), else a new one."""
-    global _EXIT_HOOK_REGISTERED
     with _PARKED_LOCK:
         parked = _PARKED.get(key)
         if parked:
             return parked.pop()
+    return _new_landmarker(create), None
+
+
+def _new_landmarker(create: Callable[[], Any]) -> Any:
+    """A new landmarker (MediaPipe's start-up notes hidden), remembered for the exit hook."""
+    global _EXIT_HOOK_REGISTERED
+    landmarker = _quietly(create)
+    with _PARKED_LOCK:
         if not _EXIT_HOOK_REGISTERED:
             atexit.register(_forget_landmarkers_at_exit)
             _EXIT_HOOK_REGISTERED = True
-    landmarker = _quietly(create)
-    try:
-        _MADE.add(landmarker)
-    except TypeError:  # an object without weak references (a test double): nothing to forget
-        pass
-    return landmarker, None
+        try:
+            _MADE.add(landmarker)
+        except TypeError:  # an object without weak references (a test double): nothing to forget
+            pass
+    return landmarker
 
 
 def _park_landmarker(key: tuple, landmarker: Any, last_ts: int | None) -> None:
@@ -450,7 +456,7 @@ class FaceFeatureExtractor:
     def reset(self) -> None:
         """Start a new stream: drop tracking state (a fresh graph; the old one is parked)."""
         self.close()
-        self._landmarker = _quietly(self._create)
+        self._landmarker = _new_landmarker(self._create)
         self._last_ts = None
 
     def close(self) -> None:
