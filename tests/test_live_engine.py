@@ -140,6 +140,21 @@ def test_checkpoint_of_the_blendshape_feature_is_refused_when_the_face_network_f
     assert load_live_model(path, extractors={**running, Modality.VISION: FACE_EXTRACTOR_SPEC}).labels
 
 
+def test_checkpoint_of_the_frozen_text_feature_is_refused_when_the_fine_tuned_text_feature_runs(tmp_path):
+    from imer_core.features.registry import default_extractor_specs
+    from imer_core.features.text import TEXT_EXTRACTOR, text_net_extractor_spec
+
+    text_net = text_net_extractor_spec()
+    if text_net is None:
+        pytest.skip("text network asset missing")
+    path = train_small_checkpoint(tmp_path / "frozen_text.pt", "cmarr", steps=1, specs=live_specs())
+    running = {**default_extractor_specs(), Modality.TEXT: text_net}
+    expected = (f"text features: checkpoint expects '{TEXT_EXTRACTOR}' (384-d), "
+                f"the pipeline runs '{text_net.extractor_id}' (384-d)")
+    with pytest.raises(LiveModelError, match=re.escape(expected)):
+        load_live_model(path, extractors=running)
+
+
 def _refused_checkpoint(path):
     """A trained checkpoint made for a vision feature the pipeline does not run (refused at load)."""
     specs = live_specs()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,53 @@ def test_utterance_pooling_leaves_the_context_out_of_the_mean(tokenizer) -> None
     assert mask.tolist() == [[1, 2, 2, 2, 1, 1], [1, 1, 0, 0, 0, 0]]
     _, mask = pad_batch([ids])
     assert mask.tolist() == [[1] * 6]
+
+
+# --- the fine-tuned network as a registered text extractor (the live default once the live models use it) ---
+
+
+def test_the_fine_tuned_text_feature_is_registered_but_not_yet_the_live_default():
+    from imer_core.features.registry import available_extractors, default_extractor_specs
+    from imer_core.features.text import TEXT_EXTRACTOR, live_text_feature, text_feature_spec, text_net_extractor_spec
+    from imer_core.modalities import Modality
+
+    net = text_net_extractor_spec()
+    if net is None:
+        pytest.skip("text network asset missing")
+    assert net.extractor_id.startswith("imer-text-net-v1-") and net.extractor_id.endswith("-emb384+all-MiniLM-L6-v2")
+    assert net.extractor_id in available_extractors(Modality.TEXT)
+    # the shipped live models are trained on the frozen MiniLM feature: it stays the default until they are retrained
+    assert default_extractor_specs()[Modality.TEXT].extractor_id == TEXT_EXTRACTOR == live_text_feature()[0]
+    assert text_feature_spec(20, 10.0).extractor == TEXT_EXTRACTOR
+
+
+def test_imer_live_text_net_makes_it_the_default_for_extraction_and_training_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom imer_core.features.text import text_feature_spec, text_net_extractor_spec\n"
+            "from training.live.extract import extractor_ids\n"
+            "net = text_net_extractor_spec()\n"
+            "assert text_feature_spec(20, 10.0).extractor == net.extractor_id == extractor_ids()['text']\n"
+            "assert 'torch' not in sys.modules, 'the text spec imported torch'\n"
+            "print('ok')\n")
+    env = {**os.environ, "IMER_LIVE_TEXT_NET": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    if "NoneType" in done.stderr:
+        pytest.skip("text network asset missing")
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_text_net_embedder_gives_the_networks_unit_norm_embeddings():
+    from imer_core.features.text import TextNetEmbedder, text_net_extractor_spec
+    from imer_core.live.text_net import TextNetRunner
+
+    if text_net_extractor_spec() is None:
+        pytest.skip("text network asset missing")
+    embedder = TextNetEmbedder()
+    texts = ["I am so happy to see you!", "", "This is the worst day of my life."]
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors, TextNetRunner()(texts)[0], atol=1e-6)
+    assert embedder.embed([]).shape == (0, 384) and embedder.spec == text_net_extractor_spec()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,10 @@ def minilm_model_path() -> Path:
 
 
 def text_feature_spec(seq_len: int, rate_hz: float | None) -> FeatureSpec:
-    """Feature spec of live text features: 384-d all-MiniLM-L6-v2 embeddings, ``seq_len`` steps at ``rate_hz``."""
-    return TEXT_EXTRACTOR_SPEC.feature_spec(seq_len, rate_hz)
+    """Feature spec of live text features (the default text extractor's: :func:`live_text_net_enabled`)."""
+    from .registry import default_extractor_specs
+
+    return default_extractor_specs()[Modality.TEXT].feature_spec(seq_len, rate_hz)
 
 
 def _torch_device(device: str) -> str:
@@ -223,5 +226,96 @@ def build_text_embedder(device: str = "cpu") -> SentenceEmbedder:
     return SentenceEmbedder(device=device)
 
 
-#: Discovered by :mod:`imer_core.features.registry`.
-EXTRACTORS = (ExtractorEntry(TEXT_EXTRACTOR_SPEC, build_text_embedder, default=True),)
+#: Whether the live text feature is the fine-tuned text network's embedding
+#: (``assets/models/text_net.pt``, MELD fine-tune; ``docs/perception.md``) instead of the frozen
+#: MiniLM's.  Off until the shipped live models are trained on it (their checkpoints name the
+#: text feature they were trained on, and the engine refuses a mismatch).  ``$IMER_LIVE_TEXT_NET``
+#: (``1`` / ``0``, read when the registry is first used) overrides it, e.g. for ``extract-live``
+#: and the training of live models on the fine-tuned feature.
+LIVE_TEXT_NET = False
+LIVE_TEXT_NET_ENV = "IMER_LIVE_TEXT_NET"
+
+
+def live_text_net_enabled() -> bool:
+    """Whether the live text feature is the fine-tuned network's (see :data:`LIVE_TEXT_NET`)."""
+    value = os.environ.get(LIVE_TEXT_NET_ENV, "").strip()
+    return value == "1" if value in ("0", "1") else LIVE_TEXT_NET
+
+
+def text_net_extractor_spec(path: str | Path | None = None) -> ExtractorSpec | None:
+    """Spec of the fine-tuned text network's feature (default: the shipped file); ``None`` without the file.
+
+    The id names the file's weights (SHA-256 prefix), like the face network's; torch is not imported.
+    """
+    from ..live.text_net import default_text_net_path, file_sha256, text_net_feature_id
+
+    path = Path(path) if path is not None else default_text_net_path()
+    if not path.is_file():
+        return None
+    return ExtractorSpec(Modality.TEXT, text_net_feature_id(file_sha256(path), TEXT_DIM, TEXT_EXTRACTOR), TEXT_DIM)
+
+
+class TextNetEmbedder:
+    """L2-normalised 384-d embeddings of the fine-tuned text network (same interface as :class:`SentenceEmbedder`).
+
+    Runs on the CPU (the network is the frozen MiniLM plus a small fine-tuned delta).
+
+    Raises:
+        TextModelUnavailable: the network file or the base encoder cannot be loaded.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, batch_size: int = 32) -> None:
+        from ..live.text_net import TextNetError, TextNetRunner
+
+        try:
+            self._runner = TextNetRunner(path)
+        except TextNetError as exc:
+            raise TextModelUnavailable(f"cannot load the fine-tuned text network: {exc}") from exc
+        self.model_path = self._runner.path
+        self.batch_size = int(batch_size)
+        self.dim = self._runner.embedding_dim
+        spec = text_net_extractor_spec(self.model_path)
+        if spec is None or spec.dim != self.dim:
+            raise TextModelUnavailable(f"{self.model_path}: a {self.dim}-d embedding, the text feature has {TEXT_DIM}")
+        self._spec = spec
+
+    @property
+    def spec(self) -> ExtractorSpec:
+        """What it produces: the feature id names the network file's weights."""
+        return self._spec
+
+    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Embed one text or a list of texts → float32 array ``(N, dim)`` with unit-norm rows."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        embeddings, _ = self._runner(items, batch_size=self.batch_size)
+        return np.asarray(embeddings, dtype=np.float32).reshape(len(items), self.dim)
+
+
+def build_text_net_embedder(device: str = "cpu") -> TextNetEmbedder:
+    """The registry's builder of the fine-tuned text feature (CPU; ``device`` is accepted for the interface)."""
+    del device
+    return TextNetEmbedder()
+
+
+def _registered() -> tuple[ExtractorEntry, ...]:
+    text_net = text_net_extractor_spec()
+    use_net = text_net is not None and live_text_net_enabled()
+    entries = [ExtractorEntry(TEXT_EXTRACTOR_SPEC, build_text_embedder, default=not use_net)]
+    if text_net is not None:
+        entries.append(ExtractorEntry(text_net, build_text_net_embedder, default=use_net))
+    return tuple(entries)
+
+
+#: Discovered by :mod:`imer_core.features.registry`: the frozen MiniLM feature, and the fine-tuned
+#: network's when ``assets/models/text_net.pt`` is present; the default is set by :func:`live_text_net_enabled`.
+EXTRACTORS = _registered()
+
+
+def live_text_feature() -> tuple[str, int]:
+    """``(extractor id, dim)`` of the live engine's default text feature (see :data:`LIVE_TEXT_NET`)."""
+    from .registry import default_extractor_specs
+
+    spec = default_extractor_specs()[Modality.TEXT]
+    return spec.extractor_id, spec.dim

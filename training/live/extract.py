@@ -78,10 +78,10 @@ WINDOW_HOP_S = 0.1
 def extractor_ids() -> dict[str, str]:
     """Extractor ids of the three modalities (those of the live engine's specs)."""
     from imer_core.features.face import live_vision_feature
-    from imer_core.features.text import TEXT_EXTRACTOR
+    from imer_core.features.text import live_text_feature
     from imer_core.features.voice import VOICE_EXTRACTOR_ID
 
-    return {"vision": live_vision_feature()[0], "audio": VOICE_EXTRACTOR_ID, "text": TEXT_EXTRACTOR}
+    return {"vision": live_vision_feature()[0], "audio": VOICE_EXTRACTOR_ID, "text": live_text_feature()[0]}
 
 
 def corpus_extractor_ids(corpus: str) -> dict[str, str]:
@@ -305,8 +305,12 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
 
 
 def _embedder() -> Any:
-    from imer_core.features.text import SentenceEmbedder
+    """The live engine's default text extractor (frozen MiniLM, or the fine-tuned network: IMER_LIVE_TEXT_NET)."""
+    from imer_core.features.text import SentenceEmbedder, TextNetEmbedder, live_text_feature, text_net_extractor_spec
 
+    net = text_net_extractor_spec()
+    if net is not None and live_text_feature()[0] == net.extractor_id:
+        return TextNetEmbedder(batch_size=64)
     return SentenceEmbedder(device="cpu", batch_size=64)
 
 
