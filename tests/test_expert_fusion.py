@@ -97,3 +97,25 @@ def test_learned_experts_and_masks():
     assert expert(torch.randn(2, STEPS, DIM)).shape == (2, CLASSES)
     with pytest.raises(ValueError):
         ExpertProductFusion({"a": nn.Identity()}, {"a": DIM})
+
+
+def test_an_expert_ensemble_averages_its_members_probabilities():
+    """ExpertEnsemble's output is the log of its members' mean probability; one member is that member."""
+    from imer_core.nn.expert_fusion import ExpertEnsemble, ExpertFusionHead
+
+    torch.manual_seed(0)
+    members = [ModalityExpert(DIM, CLASSES) for _ in range(3)]
+    ensemble = ExpertEnsemble(members).eval()
+    x = torch.randn(6, STEPS, DIM)
+    probs = torch.stack([torch.softmax(m.eval()(x), dim=-1) for m in members]).mean(dim=0)
+    assert torch.allclose(ensemble(x).exp(), probs, atol=1e-6)
+    assert torch.allclose(ExpertEnsemble(members[:1]).eval()(x), torch.log_softmax(members[0](x), dim=-1), atol=1e-6)
+    with pytest.raises(ValueError, match="at least one member"):
+        ExpertEnsemble([])
+    dims = {n: DIM for n in NAMES}
+    head = ExpertFusionHead.from_settings(dims, CLASSES, {"hidden": 8, "members": 2, "speaker_experts": ["audio"]})
+    assert all(len(head.experts[n].members) == 2 for n in NAMES) and len(head.speaker_experts["audio"].members) == 2
+    single = ExpertFusionHead.from_settings(dims, CLASSES, {"hidden": 8})
+    assert isinstance(single.experts["text"], ModalityExpert)  # checkpoints without "members" load as before
+    with pytest.raises(ValueError, match="at least 1"):
+        ExpertFusionHead(dims, CLASSES, members=0)

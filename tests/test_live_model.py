@@ -295,9 +295,13 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     assert main(["train", "--config", "live_cmarr", "--data", str(live_cache), "--out", str(out), *tiny]) == 0
     fused = tmp_path / "fused.pt"
     assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache),
-                 "--out", str(fused), "--no-progress"]) == 0
+                 "--out", str(fused), "--no-progress", "--members", "2"]) == 0
     model = load_checkpoint(fused)
     assert model.config.expert_fusion["speaker_experts"] == ["audio"] and model.expert_fusion is not None
+    assert model.config.expert_fusion["members"] == 2  # every expert an ensemble of two MLPs (own seeds)
+    first, second = model.expert_fusion.experts["vision"].members
+    assert not torch.equal(first.net[0].weight, second.net[0].weight)
+    assert len(checkpoint_info(fused)["metadata"]["expert_fusion"]["summary"]["experts"]["text"]["members"]) == 2
     meta = checkpoint_info(fused)["metadata"]
     from imer_core.live.neutral_baseline import neutral_reference
     from training.live.dataset import load_pools

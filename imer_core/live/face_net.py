@@ -17,8 +17,9 @@ class probabilities.  torch is imported only when a network is built.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,72 @@ def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: "
             return self.head(self.embedding(x))
 
     return FaceExpressionNet()
+
+
+def build_face_net_ensemble(members: Sequence[Mapping[str, Any]], flip_average: bool = True) -> Any:
+    """Several face networks as one (torch ``nn.Module``): concatenated embeddings, mean class probability.
+
+    ``members`` are :func:`build_face_net` configs.  The embedding is the members'
+    embeddings side by side (``embedding_dim`` their sum); ``head`` maps it to the
+    log of the members' mean class probability.  With ``flip_average`` every
+    member's embedding is the mean of the embeddings of the crop and its mirror
+    image (test-time flip augmentation; the networks were trained with random
+    flips), so the output does not change when the face is mirrored.
+    """
+    import torch
+    from torch import nn
+
+    if not members:
+        raise ValueError("a face-network ensemble needs at least one member")
+    nets = [build_face_net(**dict(config)) for config in members]
+
+    class FaceNetEnsemble(nn.Module):
+        """Face networks side by side, optionally averaged over the crop and its mirror image."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(nets)
+            self.flip_average = bool(flip_average)
+            self.sizes = [int(net.embedding_dim) for net in nets]
+            self.embedding_dim = sum(self.sizes)
+
+        def embedding(self, x: torch.Tensor) -> torch.Tensor:
+            """``(B, embedding_dim)`` features of ``(B, 1, 48, 48)`` crops scaled to ``[0, 1]``."""
+            if not self.flip_average:
+                return torch.cat([net.embedding(x) for net in self.members], dim=1)
+            both = torch.cat([x, x.flip(-1)])
+            parts = []
+            for net in self.members:
+                plain, mirrored = net.embedding(both).chunk(2)
+                parts.append((plain + mirrored) / 2)
+            return torch.cat(parts, dim=1)
+
+        def head(self, embedding: torch.Tensor) -> torch.Tensor:
+            """Log mean class probability ``(B, C)`` of the members (their heads on their parts)."""
+            parts = embedding.split(self.sizes, dim=1)
+            log_probs = torch.stack([torch.log_softmax(net.head(part), dim=-1)
+                                     for net, part in zip(self.members, parts)])
+            return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embedding(x))
+
+    return FaceNetEnsemble()
+
+
+def build_face_net_from_config(config: Mapping[str, Any]) -> Any:
+    """The network a face-network file's ``config`` describes.
+
+    ``{"members": [...], "flip_average": bool}`` is an ensemble
+    (:func:`build_face_net_ensemble`); any other config is one network
+    (:func:`build_face_net`).
+    """
+    if "members" in config:
+        unknown = sorted(set(config) - {"members", "flip_average"})
+        if unknown:
+            raise ValueError(f"unknown face-network ensemble settings {unknown}")
+        return build_face_net_ensemble(list(config["members"]), bool(config.get("flip_average", True)))
+    return build_face_net(**dict(config))
 
 
 class FaceNetError(RuntimeError):
@@ -140,7 +207,10 @@ class FaceNetRunner:
             raise FaceNetError(f"{self.path} is not an {FACE_NET_FORMAT} file")
         self.config: dict[str, Any] = dict(payload["config"])
         self.metadata: dict[str, Any] = dict(payload.get("metadata", {}))
-        self.model = build_face_net(**self.config)
+        try:
+            self.model = build_face_net_from_config(self.config)
+        except (TypeError, ValueError) as exc:
+            raise FaceNetError(f"{self.path}: not a face-network configuration: {exc}") from exc
         try:
             self.model.load_state_dict(payload["state_dict"])
         except (RuntimeError, KeyError) as exc:

@@ -74,6 +74,26 @@ class ModalityExpert(nn.Module):
         return self.net(pool_sequence(x))
 
 
+class ExpertEnsemble(nn.Module):
+    """Several experts of one modality (trained with different seeds): the log of their mean probability.
+
+    Averaging the probabilities of independently trained classifiers lowers their
+    variance (the usual gain of an ensemble); the output is a log-probability, so it
+    takes the place of one expert's logits everywhere (``log_softmax`` leaves it unchanged).
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an expert ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log mean probability ``(B, C)`` of the members for a ``(B, T, D)`` window."""
+        log_probs = torch.stack([F.log_softmax(member(x), dim=-1) for member in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
 class ExpertProductFusion(nn.Module):
     """Product of the available modalities' experts plus a residual that starts at zero.
 
@@ -236,21 +256,32 @@ class ExpertFusionHead(nn.Module):
         correction_hidden: width of the correction network.
         speaker_experts: modalities that also get an expert trained on features
             normalised per speaker (used when the feature key ``<modality>@speaker`` is given).
+        members: experts per modality; above 1 each is an :class:`ExpertEnsemble` of that
+            many MLPs (trained with different seeds) and its output their mean probability.
     """
 
     log_prior: torch.Tensor
 
     def __init__(self, dims: Mapping[str, int], num_classes: int, hidden: int = 128, depth: int = 2,
-                 dropout: float = 0.2, correction_hidden: int = 32, speaker_experts: Sequence[str] = ()) -> None:
+                 dropout: float = 0.2, correction_hidden: int = 32, speaker_experts: Sequence[str] = (),
+                 members: int = 1) -> None:
         super().__init__()
         self.names: tuple[str, ...] = tuple(dims)
         unknown = sorted(set(speaker_experts) - set(self.names))
         if unknown:
             raise ValueError(f"speaker experts for unknown modalities {unknown}")
-        self.experts = nn.ModuleDict({n: ModalityExpert(int(dims[n]), num_classes, hidden, dropout, depth)
-                                      for n in self.names})
-        self.speaker_experts = nn.ModuleDict({n: ModalityExpert(int(dims[n]), num_classes, hidden, dropout, depth)
-                                              for n in speaker_experts})
+        if int(members) < 1:
+            raise ValueError(f"members must be at least 1, got {members}")
+        self.members = int(members)
+
+        def expert(name: str) -> nn.Module:
+            if self.members == 1:
+                return ModalityExpert(int(dims[name]), num_classes, hidden, dropout, depth)
+            return ExpertEnsemble([ModalityExpert(int(dims[name]), num_classes, hidden, dropout, depth)
+                                   for _ in range(self.members)])
+
+        self.experts = nn.ModuleDict({n: expert(n) for n in self.names})
+        self.speaker_experts = nn.ModuleDict({n: expert(n) for n in speaker_experts})
         self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
         self.correction = nn.Sequential(nn.Linear(2 * num_classes + len(self.names), correction_hidden), nn.ReLU(),
                                         nn.Linear(correction_hidden, num_classes))
@@ -260,11 +291,13 @@ class ExpertFusionHead(nn.Module):
     def from_settings(cls, dims: Mapping[str, int], num_classes: int,
                       settings: Mapping[str, Any]) -> "ExpertFusionHead":
         """A head built from a model config's ``expert_fusion`` settings."""
-        known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts"}
+        known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts", "members"}
         unknown = sorted(set(settings) - known - {"trained"})
         if unknown:
             raise ValueError(f"unknown expert_fusion settings {unknown}; known: {sorted(known)}")
         options = {k: settings[k] for k in known if k in settings}
+        if "members" in options:
+            options["members"] = int(options["members"])
         if "speaker_experts" in options:
             options["speaker_experts"] = tuple(options["speaker_experts"])
         return cls(dims, num_classes, **options)

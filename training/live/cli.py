@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +72,13 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                      help="only evaluate this saved network on --split of --crops (no training)")
     net.add_argument("--split", default="test", choices=("train", "val", "test"))
 
+    combine = sub.add_parser("face-net-combine", help="join trained face networks into one file (concatenated "
+                                                      "embeddings, mean probability, mirror-image averaging)")
+    combine.add_argument("--members", required=True, help="comma-separated face_net.pt files of face-net")
+    combine.add_argument("--out", required=True, help="face-network file to write")
+    combine.add_argument("--no-flip", action="store_true", help="no averaging over the crop and its mirror image")
+    combine.add_argument("--crops", default=None, help="crop file: report validation and test metrics")
+
     text = sub.add_parser("text-head", help="train MELD text-emotion heads on the frozen MiniLM embeddings "
                                             "(extract-live cache), pick on dev, report test")
     text.add_argument("--cache", default="runs/live_cache", help="feature cache of extract-live (meld)")
@@ -114,6 +122,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     experts.add_argument("--no-speaker-audio", action="store_true",
                          help="no per-speaker-normalised audio expert (and no speaker normalisation at run time)")
     experts.add_argument("--seed", type=int, default=0)
+    experts.add_argument("--members", type=int, default=None,
+                         help="MLPs per modality expert, each with its own seed (an ensemble above 1; default 3)")
     experts.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
@@ -157,6 +167,16 @@ def cmd_face_crops(args: argparse.Namespace) -> int:
         raise SystemExit(f"--shard {args.shard}: expected K/N with 0 <= K < N")
     meta = make_fer_crops(args.data, args.out, args.limit, progress=not args.no_progress, shard=(k, n))
     print(json.dumps(meta, indent=2))
+    return 0
+
+
+def cmd_face_net_combine(args: argparse.Namespace) -> int:
+    """Run :func:`training.live.face_net_combine.combine_face_nets` and print the file's metadata."""
+    from .face_net_combine import combine_face_nets
+
+    members = [m.strip() for m in args.members.split(",") if m.strip()]
+    meta = combine_face_nets(members, args.out, flip_average=not args.no_flip, crops=args.crops)
+    print(json.dumps(meta, indent=2, default=float))
     return 0
 
 
@@ -210,10 +230,14 @@ def cmd_voice_norm_eval(args: argparse.Namespace) -> int:
 
 def cmd_live_experts(args: argparse.Namespace) -> int:
     """Run :func:`training.live.experts.add_expert_fusion` and print its summary."""
-    from .experts import add_expert_fusion
+    from .experts import DEFAULT_MEMBERS, add_expert_fusion
 
+    members = DEFAULT_MEMBERS if args.members is None else args.members
+    if members < 1:
+        print(f"imer-train: error: --members must be at least 1, got {members}", file=sys.stderr)
+        return 2
     summary = add_expert_fusion(args.checkpoint, args.cache, args.out, speaker_audio=not args.no_speaker_audio,
-                                seed=args.seed, progress=not args.no_progress)
+                                seed=args.seed, progress=not args.no_progress, members=members)
     print(json.dumps(summary, indent=2, default=float))
     return 0
 
@@ -235,6 +259,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"extract-live": cmd_
                                                             "live-eval": cmd_live_eval,
                                                             "live-experts": cmd_live_experts,
                                                             "face-crops": cmd_face_crops, "face-net": cmd_face_net,
+                                                            "face-net-combine": cmd_face_net_combine,
                                                             "text-head": cmd_text_head,
                                                             "text-finetune": cmd_text_finetune,
                                                             "voice-norm-eval": cmd_voice_norm_eval}

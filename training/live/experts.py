@@ -9,6 +9,8 @@ own prediction) and adds :class:`~imer_core.nn.expert_fusion.ExpertFusionHead`:
 1. one expert per modality, trained on that modality of the training tuples
    alone (the architecture and training of ``live-eval``'s unimodal baseline:
    mean and std over time → 2-layer MLP, best epoch by validation macro-F1);
+   with ``members`` > 1 each expert is an ensemble of that many such MLPs trained
+   with different seeds (:class:`~imer_core.nn.expert_fusion.ExpertEnsemble`);
 2. with ``speaker_audio``, a second audio expert trained on audio normalised
    with each speaker's own statistics (used by the engine once the running
    statistics of the session have enough speech, see
@@ -57,11 +59,31 @@ SWITCH_AFTER_SPEECH_S = 40.0
 #: Prior weight of the running speaker statistics, in steps of speech (10 s at 10 Hz).
 SPEAKER_PRIOR_STEPS = 100
 HEAD_SETTINGS: dict[str, Any] = {"hidden": 128, "depth": 2, "dropout": 0.2, "correction_hidden": 32}
+#: Experts per modality of ``live-experts`` (seeds ``seed``, ``seed + MEMBER_SEED_STEP``, ...).
+DEFAULT_MEMBERS = 3
+MEMBER_SEED_STEP = 1000
 
 
 def _expert_state(classifier: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The unimodal baseline classifier's weights as an expert's (same layer layout)."""
     return {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+
+
+def _train_expert(target: torch.nn.Module, datasets: Any, modality: str, dim: int, members: int, seed: int,
+                  progress: bool) -> dict[str, Any]:
+    """Train ``members`` unimodal classifiers into ``target`` (an expert or an ensemble); return their infos."""
+    slots = list(getattr(target, "members", [target]))
+    if len(slots) != members:
+        raise ValueError(f"the head has {len(slots)} experts for {modality}, expected {members}")
+    infos = []
+    for k, slot in enumerate(slots):
+        classifier, info = train_unimodal(datasets, modality, dim, tuple(LIVE_LABELS), seed=seed + MEMBER_SEED_STEP * k,
+                                          progress=progress)
+        slot.load_state_dict(_expert_state(classifier))
+        infos.append(info)
+    if members == 1:
+        return infos[0]
+    return {"members": infos, "valid_macro_f1_mean": float(np.mean([i["valid_macro_f1"] for i in infos]))}
 
 
 @torch.no_grad()
@@ -98,8 +120,11 @@ def _fixed_training_tuples(data: LiveData, per_class: int, seed: int) -> Any:
 
 def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path, speaker_audio: bool = True,
                       correction_tuples_per_class: int = 300, seed: int = 0, progress: bool = True,
-                      log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the experts and the correction for ``checkpoint``; write ``out`` (a checkpoint); return a summary."""
+                      log: Callable[[str], None] = print, members: int = DEFAULT_MEMBERS) -> dict[str, Any]:
+    """Train the experts and the correction for ``checkpoint``; write ``out`` (a checkpoint); return a summary.
+
+    ``members``: MLPs per modality expert (an ensemble above 1, each member with its own seed).
+    """
     start = time.perf_counter()
     checkpoint = Path(checkpoint)
     options = data_options_of([checkpoint])
@@ -108,13 +133,13 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
     if model.config.specs != data.specs:
         raise ValueError(f"{checkpoint}: its feature specs differ from the cache's ({cache}); retrain it on this cache")
     settings = {**HEAD_SETTINGS, "speaker_experts": ["audio"] if speaker_audio else []}
+    if members != 1:
+        settings["members"] = int(members)
     dims = {m.value: data.specs[m].dim for m in MODALITIES}
     head = ExpertFusionHead.from_settings(dims, len(LIVE_LABELS), settings)
     summary: dict[str, Any] = {"experts": {}}
     for m in MODALITIES:
-        classifier, info = train_unimodal(data.datasets, m.value, dims[m.value], tuple(LIVE_LABELS), seed=seed,
-                                          progress=progress)
-        head.experts[m.value].load_state_dict(_expert_state(classifier))
+        info = _train_expert(head.experts[m.value], data.datasets, m.value, dims[m.value], members, seed, progress)
         summary["experts"][m.value] = info
         log(f"expert {m.value}: {json.dumps(info)}")
     datasets = data.datasets
@@ -123,9 +148,7 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
         speaker_sets = {name: datasets[name].with_extra(SPEAKER_AUDIO_KEY, "audio", audio[split])
                         for split, name in (("train", "train"), ("val", "valid"))}
         renamed = {name: _RenamedKey(d, SPEAKER_AUDIO_KEY, "audio") for name, d in speaker_sets.items()}
-        classifier, info = train_unimodal(renamed, "audio", dims["audio"], tuple(LIVE_LABELS), seed=seed,
-                                          progress=progress)
-        head.speaker_experts["audio"].load_state_dict(_expert_state(classifier))
+        info = _train_expert(head.speaker_experts["audio"], renamed, "audio", dims["audio"], members, seed, progress)
         summary["experts"]["audio" + SPEAKER_SUFFIX] = info
         log(f"expert audio{SPEAKER_SUFFIX} (per-speaker normalisation): {json.dumps(info)}")
     head.eval()

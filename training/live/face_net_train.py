@@ -127,6 +127,8 @@ def train_face_net(crops_path: str | Path, out_dir: str | Path, epochs: int = 12
         from imer_core.live.face_net import FaceNetRunner
 
         start_from = FaceNetRunner(init)
+        if "members" in start_from.config:
+            raise ValueError(f"--init {init} is an ensemble (face-net-combine); continue one of its member networks")
         config = {**start_from.config}
         model = start_from.model
         log(f"face-net: continuing from {init} (its metadata: {json.dumps(start_from.metadata)})")
