@@ -101,6 +101,7 @@ def build_face_net_ensemble(members: Sequence[Mapping[str, Any]], flip_average: 
         def __init__(self) -> None:
             super().__init__()
             self.members = nn.ModuleList(nets)
+            self.nets: list[Any] = list(nets)  # the same modules, typed for the calls below
             self.flip_average = bool(flip_average)
             self.sizes = [int(net.embedding_dim) for net in nets]
             self.embedding_dim = sum(self.sizes)
@@ -108,10 +109,10 @@ def build_face_net_ensemble(members: Sequence[Mapping[str, Any]], flip_average: 
         def embedding(self, x: torch.Tensor) -> torch.Tensor:
             """``(B, embedding_dim)`` features of ``(B, 1, 48, 48)`` crops scaled to ``[0, 1]``."""
             if not self.flip_average:
-                return torch.cat([net.embedding(x) for net in self.members], dim=1)
+                return torch.cat([net.embedding(x) for net in self.nets], dim=1)
             both = torch.cat([x, x.flip(-1)])
             parts = []
-            for net in self.members:
+            for net in self.nets:
                 plain, mirrored = net.embedding(both).chunk(2)
                 parts.append((plain + mirrored) / 2)
             return torch.cat(parts, dim=1)
@@ -120,7 +121,7 @@ def build_face_net_ensemble(members: Sequence[Mapping[str, Any]], flip_average: 
             """Log mean class probability ``(B, C)`` of the members (their heads on their parts)."""
             parts = embedding.split(self.sizes, dim=1)
             log_probs = torch.stack([torch.log_softmax(net.head(part), dim=-1)
-                                     for net, part in zip(self.members, parts)])
+                                     for net, part in zip(self.nets, parts)])
             return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
