@@ -70,6 +70,20 @@ def fixture_inputs():
     return {"text": tokens, "audio": audio, "vision": vision}, x, cond
 
 
+def assert_close_at_scale(actual: np.ndarray, desired: np.ndarray, fraction: float = 1e-2) -> None:
+    """Every element within ``fraction`` of the reference's RMS.
+
+    The refiners' outputs on the fixture's random weights reach ~1e12 (20 residual blocks
+    of weights ~0.2), with cancellations that leave single elements at ~1e-3 relative
+    error when the float32 summation order differs (CI's CPU against the fixture's):
+    an element-wise ``rtol`` failed there.  A wrong conversion errs by the RMS itself.
+    """
+    assert np.isfinite(actual).all()
+    scale = float(np.sqrt(np.mean(desired.astype(np.float64) ** 2)))
+    worst = float(np.abs(actual.astype(np.float64) - desired).max())
+    assert worst <= fraction * scale, f"max error {worst:.3g} > {fraction} x RMS {scale:.3g}"
+
+
 @pytest.fixture(scope="module")
 def converted_model(tmp_path_factory):
     pytest.importorskip("transformers", reason="the reference checkpoint holds a BERT")
@@ -114,8 +128,7 @@ def test_converted_weights_reproduce_the_reference_outputs(converted_model) -> N
         for name in ("text", "audio", "vision"):
             np.testing.assert_allclose(model.score_nets[name](x, t, cond).numpy(), OUTPUTS[f"score_{name}"],
                                        rtol=1e-4, atol=1e-4)
-            np.testing.assert_allclose(model.refiners[name](x).numpy(), OUTPUTS[f"refine_{name}"],
-                                       rtol=1e-4, atol=1e-5)
+            assert_close_at_scale(model.refiners[name](x).numpy(), OUTPUTS[f"refine_{name}"])
         pair = torch.cat([x, cond], dim=1)
         for ref_name, ours in (("cat_lv", model.cat_lv), ("cat_la", model.cat_la), ("cat_va", model.cat_av)):
             np.testing.assert_allclose(ours(pair).numpy(), OUTPUTS[ref_name], rtol=1e-4, atol=1e-5)
