@@ -155,3 +155,37 @@ def test_expert_mode_keeps_global_features_and_switches_the_speaker_expert_after
         assert abs(features["audio@speaker"].numpy().mean()) < 0.5  # the speaker's own offset removed
     engine.reset_speaker_statistics()  # a new source: back to the global expert
     assert not engine.speaker_expert_active
+
+
+@pytest.mark.parametrize("switch_after, expect_speaker", [(20, True), (30, False)])
+def test_imer_analyze_routes_the_voice_as_the_engine_does_in_expert_mode(tmp_path, switch_after, expect_speaker):
+    """Offline, a speaker-expert checkpoint's method sees global features too; the speaker window only
+    goes to the speaker expert (``audio@speaker``), once the recording holds enough speech."""
+    from imer_core.analysis.runner import Analyzer, _Pending
+    from imer_core.live.inference import predict_windows
+    from imer_core.live.models import load_live_model
+    from imer_core.live.speaker_norm import RunningSpeakerStats
+    from imer_core.methods.base import SamplingOptions
+
+    path = train_small_checkpoint(tmp_path / "expert.pt", "cmarr", steps=1, extra_metadata={
+        "speaker_normalization": {"audio": {"prior_steps": 0, "min_speech_fraction": 0.5, "mode": "expert",
+                                            "switch_after_steps": switch_after}}})
+    analyzer = object.__new__(Analyzer)  # the routing only: no extractors
+    analyzer.model = load_live_model(path)
+    analyzer.speaker_settings = speaker_normalization_settings(analyzer.model.metadata)["audio"]
+    analyzer.sampling, analyzer.device = SamplingOptions(seed=0), "cpu"
+    rng = np.random.default_rng(3)
+    seq_len = analyzer.model.config.specs[Modality.AUDIO].seq_len
+    stats = RunningSpeakerStats(analyzer.model.mean[Modality.AUDIO], analyzer.model.std[Modality.AUDIO], 0, 0.5)
+    stats.update(50.0 + rng.standard_normal((25, DIM)), np.ones(25))  # 25 steps of speech
+    window = 50.0 + rng.standard_normal((seq_len, DIM))
+    pending = analyzer._normalised(_Pending({"path": "a.wav"}, {Modality.AUDIO: window}, speaker=stats))
+    assert pending.window[Modality.AUDIO].mean() == pytest.approx(50.0, abs=0.5)  # global, as the engine
+    assert (Modality.AUDIO in pending.speaker_window) is expect_speaker
+    if expect_speaker:
+        assert abs(pending.speaker_window[Modality.AUDIO].mean()) < 0.5
+    other = _Pending({"path": "b.wav"}, {Modality.AUDIO: rng.standard_normal((seq_len, DIM)).astype(np.float32)})
+    got = analyzer._probabilities([pending, _Pending({"path": "bad"}), other])  # mixed batch, order kept
+    assert sorted(got) == [0, 2]
+    alone = predict_windows(analyzer.model, [other.window], analyzer.sampling, "cpu", normalise=False)
+    np.testing.assert_allclose(got[2], alone[0], atol=1e-5)

@@ -15,9 +15,10 @@ from ..features.base import ExtractorSpec
 from ..live.engine import DEFAULT_HOLD_S, resolve_device
 from ..live.inference import predict_windows, repeat_vector
 from ..live.models import LiveModel, LiveModelError, ModelBank, shipped_checkpoints
-from ..live.speaker_norm import RunningSpeakerStats, speaker_normalization_settings
+from ..live.speaker_norm import EXPERT_MODE, RunningSpeakerStats, speaker_normalization_settings, use_speaker_features
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
+from ..nn.expert_fusion import SPEAKER_SUFFIX
 from ..registry import preferred_methods
 from .core import AnalysisOptions, AnalysisRow
 from .features import Extractors, ModelUnavailable
@@ -35,6 +36,7 @@ class _Pending:
     window: dict[Modality, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
     speaker: RunningSpeakerStats | None = None  # per-speaker voice statistics of the recording, if the model uses them
+    speaker_window: dict[Modality, np.ndarray] = field(default_factory=dict)  # for a speaker expert ("<m>@speaker")
 
 
 def load_model(options: AnalysisOptions, extractors: Mapping[Modality, ExtractorSpec] | None = None) -> LiveModel:
@@ -266,10 +268,16 @@ class Analyzer:
             return pending
         window = {}
         for m, values in pending.window.items():
-            if m is Modality.AUDIO and pending.speaker is not None:
+            settings = self.speaker_settings or {}
+            if m is Modality.AUDIO and pending.speaker is not None and settings.get("mode") != EXPERT_MODE:
                 normalised = pending.speaker.normalise(values)
             else:
                 normalised = self.model.normalise(m, values).astype(np.float32)
+                if m is Modality.AUDIO and pending.speaker is not None and use_speaker_features(pending.speaker,
+                                                                                                 settings):
+                    by_speaker = pending.speaker.normalise(values).astype(np.float32)
+                    if np.isfinite(by_speaker).all():
+                        pending.speaker_window[m] = by_speaker
             if np.isfinite(normalised).all():
                 window[m] = normalised
             else:
@@ -281,15 +289,35 @@ class Analyzer:
         return pending
 
     # -- predictions ------------------------------------------------------------------
+    def _probabilities(self, batch: list[_Pending]) -> dict[int, np.ndarray]:
+        """Probabilities of the rows with a window, by index in ``batch``.
+
+        As in the live engine, a checkpoint in speaker-expert mode sees globally normalised
+        voice features, plus ``audio@speaker`` (its speaker expert) once the recording holds
+        enough speech; rows with and without that key are predicted as separate batches.
+        """
+        groups: dict[bool, list[int]] = {}
+        for i, pending in enumerate(batch):
+            if pending.window is not None:
+                groups.setdefault(Modality.AUDIO in pending.speaker_window, []).append(i)
+        out: dict[int, np.ndarray] = {}
+        for with_speaker, indices in groups.items():
+            windows = [batch[i].window or {} for i in indices]
+            extra = ({Modality.AUDIO.value + SPEAKER_SUFFIX: np.stack([batch[i].speaker_window[Modality.AUDIO]
+                                                                      for i in indices])}
+                     if with_speaker else None)
+            probs = predict_windows(self.model, windows, self.sampling, self.device, normalise=False,
+                                    extra_features=extra)
+            out.update(zip(indices, probs))
+        return out
+
     def _predict(self, batch: list[_Pending]) -> Iterator[AnalysisRow]:
-        ready = [p.window for p in batch if p.window is not None]
-        probabilities = iter(predict_windows(self.model, ready, self.sampling, self.device,
-                                             normalise=False) if ready else ())
+        probabilities = self._probabilities(batch)
         labels = self.model.labels
-        for pending in batch:
+        for i, pending in enumerate(batch):
             fields = dict(pending.fields)
             window = pending.window
-            probs = next(probabilities) if window is not None else None
+            probs = probabilities.get(i)
             if probs is not None and not np.isfinite(probs).all():
                 fields["error"] = f"the {self.model.method} model produced NaN or infinite probabilities"
             elif window is not None and probs is not None:

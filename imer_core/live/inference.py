@@ -92,10 +92,12 @@ def classify(model: LiveModel, recovered: Mapping[str, torch.Tensor],
 
 
 def predict_windows(model: LiveModel, windows: Sequence[Window], sampling: SamplingOptions = SamplingOptions(),
-                    device: str = "cpu", normalise: bool = True) -> np.ndarray:
+                    device: str = "cpu", normalise: bool = True,
+                    extra_features: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """``(B, K)`` probabilities of a batch of windows; each window's missing modalities are recovered.
 
-    ``normalise``: see :func:`window_features`.
+    ``normalise``: see :func:`window_features`.  ``extra_features``: further ``(B, seq_len, dim)``
+    model inputs by key, e.g. ``"audio@speaker"`` for an expert-fusion head's speaker expert.
 
     Raises:
         ValueError: a window observes no modality, or has the wrong shape.
@@ -105,5 +107,7 @@ def predict_windows(model: LiveModel, windows: Sequence[Window], sampling: Sampl
     if any(not window for window in windows):
         raise ValueError("a window observes no modality: there is nothing to predict from")
     features = window_features(model, windows, device, normalise)
+    for key, values in (extra_features or {}).items():
+        features[key] = torch.from_numpy(np.asarray(values, np.float32)).to(device)
     mask = availability_mask([list(w) for w in windows], device)
     return classify(model, recover(model, features, mask, sampling), features, mask)
