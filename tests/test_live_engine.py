@@ -147,7 +147,10 @@ def test_checkpoint_of_the_frozen_text_feature_is_refused_when_the_fine_tuned_te
     text_net = text_net_extractor_spec()
     if text_net is None:
         pytest.skip("text network asset missing")
-    path = train_small_checkpoint(tmp_path / "frozen_text.pt", "cmarr", steps=1, specs=live_specs())
+    specs = live_specs()
+    frozen = FeatureSpec(Modality.TEXT, specs.text.dim, specs.text.seq_len, specs.text.rate_hz, TEXT_EXTRACTOR)
+    path = train_small_checkpoint(tmp_path / "frozen_text.pt", "cmarr", steps=1,
+                                  specs=FeatureSpecs(frozen, specs.audio, specs.vision))
     running = {**default_extractor_specs(), Modality.TEXT: text_net}
     expected = (f"text features: checkpoint expects '{TEXT_EXTRACTOR}' (384-d), "
                 f"the pipeline runs '{text_net.extractor_id}' (384-d)")

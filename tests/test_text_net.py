@@ -241,7 +241,7 @@ def test_utterance_pooling_leaves_the_context_out_of_the_mean(tokenizer) -> None
 # --- the fine-tuned network as a registered text extractor (the live default once the live models use it) ---
 
 
-def test_the_fine_tuned_text_feature_is_registered_but_not_yet_the_live_default():
+def test_the_fine_tuned_text_feature_is_the_live_default():
     from imer_core.features.registry import available_extractors, default_extractor_specs
     from imer_core.features.text import TEXT_EXTRACTOR, live_text_feature, text_feature_spec, text_net_extractor_spec
     from imer_core.modalities import Modality
@@ -251,26 +251,30 @@ def test_the_fine_tuned_text_feature_is_registered_but_not_yet_the_live_default(
         pytest.skip("text network asset missing")
     assert net.extractor_id.startswith("imer-text-net-v1-") and net.extractor_id.endswith("-emb384+all-MiniLM-L6-v2")
     assert net.extractor_id in available_extractors(Modality.TEXT)
-    # the shipped live models are trained on the frozen MiniLM feature: it stays the default until they are retrained
-    assert default_extractor_specs()[Modality.TEXT].extractor_id == TEXT_EXTRACTOR == live_text_feature()[0]
-    assert text_feature_spec(20, 10.0).extractor == TEXT_EXTRACTOR
+    assert TEXT_EXTRACTOR in available_extractors(Modality.TEXT)  # the frozen MiniLM stays registered
+    # the shipped live models are trained on the fine-tuned feature: it is the default
+    assert default_extractor_specs()[Modality.TEXT].extractor_id == net.extractor_id == live_text_feature()[0]
+    assert text_feature_spec(20, 10.0).extractor == net.extractor_id
 
 
-def test_imer_live_text_net_makes_it_the_default_for_extraction_and_training_without_importing_torch():
+def test_imer_live_text_net_0_makes_the_frozen_minilm_the_default_and_1_the_network_without_importing_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom imer_core.features.text import text_feature_spec, text_net_extractor_spec\n"
+    code = ("import sys\nfrom imer_core.features.text import TEXT_EXTRACTOR, text_feature_spec, text_net_extractor_spec\n"
             "from training.live.extract import extractor_ids\n"
             "net = text_net_extractor_spec()\n"
-            "assert text_feature_spec(20, 10.0).extractor == net.extractor_id == extractor_ids()['text']\n"
+            "want = net.extractor_id if sys.argv[1] == '1' else TEXT_EXTRACTOR\n"
+            "assert text_feature_spec(20, 10.0).extractor == want == extractor_ids()['text']\n"
             "assert 'torch' not in sys.modules, 'the text spec imported torch'\n"
             "print('ok')\n")
-    env = {**os.environ, "IMER_LIVE_TEXT_NET": "1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    if "NoneType" in done.stderr:
-        pytest.skip("text network asset missing")
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    for value in ("0", "1"):
+        env = {**os.environ, "IMER_LIVE_TEXT_NET": value}
+        done = subprocess.run([sys.executable, "-c", code, value], capture_output=True, text=True, timeout=120,
+                              env=env)
+        if "NoneType" in done.stderr:
+            pytest.skip("text network asset missing")
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_the_text_net_embedder_gives_the_networks_unit_norm_embeddings():

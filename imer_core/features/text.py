@@ -228,11 +228,11 @@ def build_text_embedder(device: str = "cpu") -> SentenceEmbedder:
 
 #: Whether the live text feature is the fine-tuned text network's embedding
 #: (``assets/models/text_net.pt``, MELD fine-tune; ``docs/perception.md``) instead of the frozen
-#: MiniLM's.  Off until the shipped live models are trained on it (their checkpoints name the
+#: MiniLM's.  On since the shipped live models were retrained on it (their checkpoints name the
 #: text feature they were trained on, and the engine refuses a mismatch).  ``$IMER_LIVE_TEXT_NET``
-#: (``1`` / ``0``, read when the registry is first used) overrides it, e.g. for ``extract-live``
-#: and the training of live models on the fine-tuned feature.
-LIVE_TEXT_NET = False
+#: (``1`` / ``0``, read when the registry is first used) overrides it, e.g. ``0`` for
+#: ``extract-live`` and the training of live models on the frozen MiniLM feature.
+LIVE_TEXT_NET = True
 LIVE_TEXT_NET_ENV = "IMER_LIVE_TEXT_NET"
 
 

@@ -29,8 +29,9 @@ FACE_NET_FILENAME = "face_net.pt"
 FACE_NET_FORMAT = "imer-face-net-v1"
 #: Prefix of the vision feature id of models fed by a face network (see :func:`face_net_feature_id`).
 FACE_NET_FEATURE_PREFIX = "imer-face-net-v1"
-#: Embedding size of the shipped network (the registered live feature's; checked when it is loaded).
-FACE_NET_EMBEDDING_DIM = 128
+#: Embedding size of the shipped network file (two networks of 128 side by side; the registered live
+#: feature's; checked when it is loaded).
+FACE_NET_EMBEDDING_DIM = 256
 
 
 def build_face_net(widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: "int | Sequence[int]" = (1, 2, 2, 2),

@@ -143,10 +143,11 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
 
 def train_unimodal(datasets: Mapping[str, Dataset], modality: str, dim: int, labels: tuple[str, ...],
                    epochs: int = 30, early_stop: int = 5, batch_size: int = 128, learning_rate: float = 1e-3,
-                   seed: int = 0, progress: bool = True) -> tuple[UnimodalClassifier, dict[str, Any]]:
+                   seed: int = 0, progress: bool = True,
+                   dropout: float = 0.2) -> tuple[UnimodalClassifier, dict[str, Any]]:
     """Train one unimodal classifier on the ``train`` tuples' ``modality``; best epoch by validation macro-F1."""
     torch.manual_seed(seed)
-    model = UnimodalClassifier(dim, len(labels))
+    model = UnimodalClassifier(dim, len(labels), dropout=dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     valid_labels = dataset_labels(datasets["valid"])
     best, best_epoch, best_state = -math.inf, 0, None
