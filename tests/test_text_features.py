@@ -47,9 +47,12 @@ def test_missing_model_dir_is_clear(tmp_path):
 
 
 def test_text_feature_spec():
+    from imer_core.features.text import live_text_feature
+
     spec = text_feature_spec(seq_len=20, rate_hz=2.0)
     assert spec.modality is Modality.TEXT and spec.dim == 384
-    assert spec.seq_len == 20 and spec.rate_hz == 2.0 and spec.extractor == "all-MiniLM-L6-v2"
+    assert spec.seq_len == 20 and spec.rate_hz == 2.0
+    assert (spec.extractor, spec.dim) == live_text_feature()  # the registry's default text feature
 
 
 def test_transcript_window_keeps_last_seconds():

@@ -261,7 +261,8 @@ def test_imer_live_text_net_0_makes_the_frozen_minilm_the_default_and_1_the_netw
     import subprocess
     import sys
 
-    code = ("import sys\nfrom imer_core.features.text import TEXT_EXTRACTOR, text_feature_spec, text_net_extractor_spec\n"
+    code = ("import sys\n"
+            "from imer_core.features.text import TEXT_EXTRACTOR, text_feature_spec, text_net_extractor_spec\n"
             "from training.live.extract import extractor_ids\n"
             "net = text_net_extractor_spec()\n"
             "want = net.extractor_id if sys.argv[1] == '1' else TEXT_EXTRACTOR\n"
