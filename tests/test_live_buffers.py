@@ -110,9 +110,14 @@ def test_ring_buffer_concurrent_writer_and_reader():
     ring = AudioRingBuffer(sample_rate=1000, capacity_s=0.5)
     n_chunks, chunk = 200, 20
 
+    t0 = time.monotonic()
+
     def writer():
+        # the chunks' own clock, as a capture callback passes it: a writer thread that the scheduler
+        # holds back for over GAP_TOLERANCE_S must not read as a gap in the audio (it did with "now"
+        # as the time of each chunk: the ring then inserted silence and the counter jumped, CI 2026-12-07)
         for i in range(n_chunks):
-            ring.write(np.arange(i * chunk, (i + 1) * chunk, dtype=np.float32))
+            ring.write(np.arange(i * chunk, (i + 1) * chunk, dtype=np.float32), t_end=t0 + (i + 1) * chunk / 1000)
 
     thread = threading.Thread(target=writer)
     thread.start()
