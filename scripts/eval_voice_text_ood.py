@@ -273,10 +273,8 @@ def predict_voice(model: Any, extractors: Any, clips: Sequence[Clip], audio: Seq
     ``speaker_stats``: ``clip`` or ``speaker`` (see the module docstring); used only when the checkpoint
     asks for per-speaker normalisation.
     """
-    import torch
-
-    from imer_core.live.inference import availability_mask, classify, recover, window_features
-    from imer_core.live.speaker_norm import EXPERT_MODE, RunningSpeakerStats, use_speaker_features
+    from imer_core.live.inference import predict_normalised_windows
+    from imer_core.live.speaker_norm import RunningSpeakerStats, route_voice_window
     from imer_core.modalities import Modality
 
     spec = model.config.specs[Modality.AUDIO]
@@ -297,26 +295,16 @@ def predict_voice(model: Any, extractors: Any, clips: Sequence[Clip], audio: Seq
             stats[i] = keyed[key]
     probs = np.zeros((len(windows), len(model.labels)))
     for first in range(0, len(windows), batch_size):
-        normed, personal = {}, {}
+        batch, personal = [], []
         for i in range(first, min(first + batch_size, len(windows))):
-            own = stats[i]
-            if own is not None and settings is not None and settings["mode"] != EXPERT_MODE:
-                normed[i] = own.normalise(windows[i])
-            else:
-                normed[i] = model.normalise(Modality.AUDIO, windows[i]).astype(np.float32)
-            if not np.isfinite(normed[i]).all():
+            normed, by_speaker = route_voice_window(  # as the live engine (no neutral baseline here)
+                windows[i], stats[i], settings or {},
+                lambda v: model.normalise(Modality.AUDIO, v).astype(np.float32))
+            if not np.isfinite(normed).all():
                 raise InputError(f"audio file {clips[i].path}: its voice features are not finite")
-            if own is not None and settings is not None and use_speaker_features(own, settings):
-                personal[i] = own.normalise(windows[i])  # the engine adds it once enough speech is counted
-        for group in ([i for i in normed if i not in personal], list(personal)):
-            if not group:
-                continue
-            features = window_features(model, [{Modality.AUDIO: normed[i]} for i in group], normalise=False)
-            if personal and group[0] in personal:
-                features[Modality.AUDIO.value + "@speaker"] = torch.from_numpy(
-                    np.stack([personal[i] for i in group]).astype(np.float32))
-            mask = availability_mask([[Modality.AUDIO]] * len(group))
-            probs[group] = classify(model, recover(model, features, mask), features, mask)
+            batch.append({Modality.AUDIO: normed})
+            personal.append({} if by_speaker is None else {Modality.AUDIO: by_speaker})
+        probs[first: first + len(batch)] = predict_normalised_windows(model, batch, personal)
     predicted = np.argmax(probs, axis=1)
     shorter = sum(len(a) < window_s * rate for a in audio)
     how = {"window_s": window_s, "clips_shorter_than_window": int(shorter),
@@ -342,11 +330,9 @@ def predict_text(model: Any, embed: Callable[[list[str]], np.ndarray], texts: Se
 # -- provenance -----------------------------------------------------------------------------
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from imer_core.live.text_net import file_sha256 as prefix_of_sha256
+
+    return prefix_of_sha256(path, digits=64)
 
 
 def files_sha256(paths: Sequence[Path], base: Path) -> str:

@@ -189,3 +189,21 @@ def test_imer_analyze_routes_the_voice_as_the_engine_does_in_expert_mode(tmp_pat
     assert sorted(got) == [0, 2]
     alone = predict_windows(analyzer.model, [other.window], analyzer.sampling, "cpu", normalise=False)
     np.testing.assert_allclose(got[2], alone[0], atol=1e-5)
+
+
+def test_route_voice_window_is_the_one_rule_of_replace_and_expert_mode():
+    from imer_core.live.speaker_norm import RunningSpeakerStats, route_voice_window
+
+    stats = RunningSpeakerStats(np.zeros(DIM), np.ones(DIM), 0, 0.5)
+    stats.update(5.0 + np.random.default_rng(4).standard_normal((30, DIM)), np.ones(30))  # 30 speech steps
+    window = np.full((20, DIM), 5.0)
+    globally = lambda v: v * 0 + 7.0  # noqa: E731 - a marker for "the global normalisation ran"
+    expert = {"mode": "expert", "switch_after_steps": 30}
+    normed, speaker = route_voice_window(window, None, expert, globally)
+    assert (normed == 7.0).all() and speaker is None  # no statistics: global only
+    normed, speaker = route_voice_window(window, stats, {"mode": "replace"}, globally)
+    assert abs(normed.mean()) < 0.5 and speaker is None  # replace: the running statistics normalise it
+    normed, speaker = route_voice_window(window, stats, expert, globally)
+    assert (normed == 7.0).all() and speaker is not None and abs(speaker.mean()) < 0.5  # expert, enough speech
+    normed, speaker = route_voice_window(window, stats, {**expert, "switch_after_steps": 31}, globally)
+    assert (normed == 7.0).all() and speaker is None  # not yet enough speech

@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,11 @@ import numpy as np
 
 from ..features.base import ExtractorSpec
 from ..live.engine import DEFAULT_HOLD_S, resolve_device
-from ..live.inference import predict_windows, repeat_vector
+from ..live.inference import predict_normalised_windows, repeat_vector
 from ..live.models import LiveModel, LiveModelError, ModelBank, shipped_checkpoints
-from ..live.speaker_norm import EXPERT_MODE, RunningSpeakerStats, speaker_normalization_settings, use_speaker_features
+from ..live.speaker_norm import RunningSpeakerStats, route_voice_window, speaker_normalization_settings
 from ..methods.base import SamplingOptions
 from ..modalities import MODALITIES, Modality
-from ..nn.expert_fusion import SPEAKER_SUFFIX
 from ..registry import preferred_methods
 from .core import AnalysisOptions, AnalysisRow
 from .features import Extractors, ModelUnavailable
@@ -268,16 +268,11 @@ class Analyzer:
             return pending
         window = {}
         for m, values in pending.window.items():
-            settings = self.speaker_settings or {}
-            if m is Modality.AUDIO and pending.speaker is not None and settings.get("mode") != EXPERT_MODE:
-                normalised = pending.speaker.normalise(values)
-            else:
-                normalised = self.model.normalise(m, values).astype(np.float32)
-                if m is Modality.AUDIO and pending.speaker is not None and use_speaker_features(pending.speaker,
-                                                                                                 settings):
-                    by_speaker = pending.speaker.normalise(values).astype(np.float32)
-                    if np.isfinite(by_speaker).all():
-                        pending.speaker_window[m] = by_speaker
+            stats = pending.speaker if m is Modality.AUDIO else None
+            normalised, by_speaker = route_voice_window(values, stats, self.speaker_settings or {},
+                                                        partial(self._globally_normalised, m))
+            if by_speaker is not None:
+                pending.speaker_window[m] = by_speaker
             if np.isfinite(normalised).all():
                 window[m] = normalised
             else:
@@ -288,28 +283,18 @@ class Analyzer:
         pending.window = window
         return pending
 
+    def _globally_normalised(self, modality: Modality, values: np.ndarray) -> np.ndarray:
+        return self.model.normalise(modality, values).astype(np.float32)
+
     # -- predictions ------------------------------------------------------------------
     def _probabilities(self, batch: list[_Pending]) -> dict[int, np.ndarray]:
-        """Probabilities of the rows with a window, by index in ``batch``.
-
-        As in the live engine, a checkpoint in speaker-expert mode sees globally normalised
-        voice features, plus ``audio@speaker`` (its speaker expert) once the recording holds
-        enough speech; rows with and without that key are predicted as separate batches.
-        """
-        groups: dict[bool, list[int]] = {}
-        for i, pending in enumerate(batch):
-            if pending.window is not None:
-                groups.setdefault(Modality.AUDIO in pending.speaker_window, []).append(i)
-        out: dict[int, np.ndarray] = {}
-        for with_speaker, indices in groups.items():
-            windows = [batch[i].window or {} for i in indices]
-            extra = ({Modality.AUDIO.value + SPEAKER_SUFFIX: np.stack([batch[i].speaker_window[Modality.AUDIO]
-                                                                      for i in indices])}
-                     if with_speaker else None)
-            probs = predict_windows(self.model, windows, self.sampling, self.device, normalise=False,
-                                    extra_features=extra)
-            out.update(zip(indices, probs))
-        return out
+        """Probabilities of the rows with a window, by index in ``batch`` (speaker-expert windows included)."""
+        ready = [i for i, pending in enumerate(batch) if pending.window is not None]
+        if not ready:
+            return {}
+        probs = predict_normalised_windows(self.model, [batch[i].window or {} for i in ready],
+                                           [batch[i].speaker_window for i in ready], self.sampling, self.device)
+        return dict(zip(ready, probs))
 
     def _predict(self, batch: list[_Pending]) -> Iterator[AnalysisRow]:
         probabilities = self._probabilities(batch)

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -37,8 +38,8 @@ from .neutral_baseline import NeutralBaseline
 from .results import HIDDEN_RECOVERED, WITHOUT_RECOVERY, Comparison, LiveResult
 from .smoothing import DEFAULT_SMOOTHING_S, AgreementWindow, ProbabilitySmoother
 from .speaker_norm import (
-    EXPERT_MODE,
     RunningSpeakerStats,
+    route_voice_window,
     speaker_normalization_settings,
     use_speaker_features,
 )
@@ -345,14 +346,11 @@ class InferenceEngine(RestartableThread):
                 settings = self._speaker_settings.get(m, {})
                 if stats is not None:
                     self._count_speech(m, stats, now)
-                if stats is not None and settings.get("mode") != EXPERT_MODE:
-                    normalised = stats.normalise(window.values)
-                else:
-                    normalised = model.normalise(m, self._shifted(model, m, window.values)).astype(np.float32)
-                    if stats is not None and use_speaker_features(stats, settings):
-                        by_speaker = stats.normalise(window.values)
-                        if np.isfinite(by_speaker).all():
-                            speaker[m] = by_speaker
+                normalised, by_speaker = route_voice_window(
+                    window.values, stats, settings,
+                    partial(self._globally_normalised, model, m))
+                if by_speaker is not None:
+                    speaker[m] = by_speaker
                 if np.isfinite(normalised).all():
                     normed[m] = normalised
                     newest[m] = window.newest_time
@@ -363,6 +361,10 @@ class InferenceEngine(RestartableThread):
             if m in normed:
                 features[m.value + "@speaker"] = torch.from_numpy(values[None].astype(np.float32)).to(self.device)
         return features, available, newest
+
+    def _globally_normalised(self, model: LiveModel, modality: Modality, values: np.ndarray) -> np.ndarray:
+        """``values`` shifted by the neutral baseline, then normalised with the checkpoint's statistics."""
+        return model.normalise(modality, self._shifted(model, modality, values)).astype(np.float32)
 
     def _shifted(self, model: LiveModel, modality: Modality, values: np.ndarray) -> np.ndarray:
         """``values`` minus the neutral baseline's offset for ``modality`` (unchanged without one)."""

@@ -111,3 +111,26 @@ def predict_windows(model: LiveModel, windows: Sequence[Window], sampling: Sampl
         features[key] = torch.from_numpy(np.asarray(values, np.float32)).to(device)
     mask = availability_mask([list(w) for w in windows], device)
     return classify(model, recover(model, features, mask, sampling), features, mask)
+
+
+def predict_normalised_windows(model: LiveModel, windows: Sequence[Window],
+                               speaker_windows: Sequence[Mapping[Modality, np.ndarray]],
+                               sampling: SamplingOptions = SamplingOptions(), device: str = "cpu") -> np.ndarray:
+    """``(B, K)`` probabilities of normalised windows, each with its speaker-expert windows (may be empty).
+
+    An expert-fusion head takes ``"<modality>@speaker"`` for a whole batch, so the windows
+    are predicted in groups with the same speaker-expert modalities (see
+    :func:`imer_core.live.speaker_norm.route_voice_window`); the rows keep their order.
+    """
+    if len(speaker_windows) != len(windows):
+        raise ValueError(f"{len(windows)} windows but {len(speaker_windows)} speaker windows")
+    out = np.zeros((len(windows), len(model.labels)))
+    groups: dict[tuple[Modality, ...], list[int]] = {}
+    for i, extra in enumerate(speaker_windows):
+        groups.setdefault(tuple(m for m in MODALITIES if m in extra), []).append(i)
+    for modalities, indices in groups.items():
+        extra_features = {m.value + "@speaker": np.stack([speaker_windows[i][m] for i in indices])
+                          for m in modalities}
+        out[indices] = predict_windows(model, [windows[i] for i in indices], sampling, device, normalise=False,
+                                       extra_features=extra_features)
+    return out

@@ -38,7 +38,7 @@ source) goes back to the global expert.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -198,3 +198,23 @@ def speaker_normalization_settings(metadata: Mapping[str, Any]) -> dict[str, dic
 def use_speaker_features(stats: RunningSpeakerStats, settings: Mapping[str, Any]) -> bool:
     """Whether the speaker expert takes over: expert mode and at least ``switch_after_steps`` of speech."""
     return settings.get("mode") == EXPERT_MODE and stats.speech_steps >= float(settings.get("switch_after_steps", 0))
+
+
+def route_voice_window(values: np.ndarray, stats: RunningSpeakerStats | None, settings: Mapping[str, Any],
+                       global_normalise: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """One voice window normalised as a checkpoint asks: ``(model features, speaker-expert features or None)``.
+
+    The one rule the live engine, ``imer analyze`` and the evaluation scripts share.  Without
+    running statistics the window is normalised globally (``global_normalise``).  In
+    ``replace`` mode the running statistics normalise the window itself.  In ``expert`` mode
+    the method and the global expert keep the global normalisation, and once
+    :func:`use_speaker_features` holds the running-normalised window is returned as well,
+    for the speaker expert (``"<modality>@speaker"``); it is ``None`` when not finite.
+    """
+    if stats is not None and settings.get("mode") != EXPERT_MODE:
+        return stats.normalise(values), None
+    normalised = global_normalise(values)
+    if stats is None or not use_speaker_features(stats, settings):
+        return normalised, None
+    by_speaker = stats.normalise(values).astype(np.float32)
+    return normalised, (by_speaker if np.isfinite(by_speaker).all() else None)
