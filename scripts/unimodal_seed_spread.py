@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     dropout=args.dropout)
         row: dict[str, float | int] = {"seed": seed, "best_epoch": int(info["best_epoch"])}
         for name, (dataset, truth) in splits.items():
-            log_probs = baselines._predict_unimodal(classifier, dataset, args.modality, 256)
+            log_probs = baselines.predict_unimodal(classifier, dataset, args.modality, 256)
             probabilities[name].append(np.exp(log_probs))
             metrics = classification_metrics(log_probs, truth, labels)
             row[f"{name}_macro_f1"] = round(100 * metrics["macro_f1"], 1)

@@ -124,7 +124,8 @@ class UnimodalClassifier(nn.Module):
         return self.net(torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=-1))
 
 
-def _predict_unimodal(model: UnimodalClassifier, dataset: Dataset, modality: str, batch_size: int) -> np.ndarray:
+def predict_unimodal(model: UnimodalClassifier, dataset: Dataset, modality: str, batch_size: int) -> np.ndarray:
+    """Log-probabilities ``(N, K)`` of ``model`` on ``dataset``'s ``modality``, in item order."""
     model.eval()
     chunks = []
     with torch.no_grad():
@@ -159,7 +160,7 @@ def train_unimodal(datasets: Mapping[str, Dataset], modality: str, dim: int, lab
             loss = nn.functional.cross_entropy(model(batch[modality]), batch["label"])
             loss.backward()
             optimizer.step()
-        scores = _predict_unimodal(model, datasets["valid"], modality, batch_size)
+        scores = predict_unimodal(model, datasets["valid"], modality, batch_size)
         value = classification_metrics(scores, valid_labels, labels)["macro_f1"]
         if value > best + 1e-6:
             best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
