@@ -301,8 +301,21 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     assert model.config.expert_fusion["members"] == 2  # every expert an ensemble of two MLPs (own seeds)
     first, second = model.expert_fusion.experts["vision"].members
     assert not torch.equal(first.net[0].weight, second.net[0].weight)
-    assert len(checkpoint_info(fused)["metadata"]["expert_fusion"]["summary"]["experts"]["text"]["members"]) == 2
     meta = checkpoint_info(fused)["metadata"]
+    # the cache's text feature is the shipped text network's: its own head is the text expert (auto), not an MLP
+    assert model.config.expert_fusion["linear_experts"] == ["text"]
+    text = meta["expert_fusion"]["summary"]["experts"]["text"]
+    assert text["kind"] == "text-net-head" and 3 < text["scale"] < 20
+    assert len(meta["expert_fusion"]["summary"]["experts"]["audio"]["members"]) == 2
+    # every expert calibrated on the validation tuples; the checkpoint scores with those temperatures
+    temperatures = model.config.expert_fusion["temperatures"]
+    assert set(temperatures) == {"text", "audio", "vision", "audio@speaker"}
+    assert model.expert_fusion.temperatures == temperatures and all(t > 0 for t in temperatures.values())
+    trained_text = tmp_path / "mlp-text.pt"
+    assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache), "--out",
+                 str(trained_text), "--no-progress", "--members", "1", "--text-expert", "mlp"]) == 0
+    mlp = load_checkpoint(trained_text)
+    assert "linear_experts" not in mlp.config.expert_fusion and len(mlp.expert_fusion.experts["text"].net) > 1
     from imer_core.live.neutral_baseline import neutral_reference
     from training.live.dataset import load_pools
 

@@ -302,15 +302,15 @@ class TextNetRunner:
         """Length of one embedding."""
         return int(self.model.embedding_dim)
 
-    def __call__(self, texts: str | Sequence[str], contexts: Sequence[str] | None = None,
-                 batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        """``(embeddings (N, H) unit-norm, probabilities (N, C))`` of texts (with optional contexts)."""
+    def _batches(self, texts: str | Sequence[str], contexts: Sequence[str] | None,
+                 batch_size: int) -> list[tuple[Any, Any]]:
+        """``(pooled (B, H), logits (B, C))`` per batch of texts (un-normalised pooled vectors)."""
         items = [texts] if isinstance(texts, str) else list(texts)
         ctx = list(contexts) if contexts is not None else [""] * len(items)
         if len(ctx) != len(items):
             raise ValueError(f"{len(items)} texts but {len(ctx)} contexts")
         torch = self._torch
-        embeddings, probabilities = [], []
+        out = []
         with torch.inference_mode():
             for start in range(0, len(items), batch_size):
                 pairs = [encode_pair(self.tokenizer, t, c, self.max_len)
@@ -318,9 +318,26 @@ class TextNetRunner:
                 ids, mask = pad_batch([p[0] for p in pairs],
                                       [p[1] for p in pairs] if self.pool_utterance else None)
                 pooled = self.model.pooled(self.model.frozen_part(ids, mask), mask)
-                probabilities.append(torch.softmax(self.model.head(pooled), dim=1).numpy())
-                embeddings.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+                out.append((pooled, self.model.head(pooled)))
+        return out
+
+    def pooled(self, texts: str | Sequence[str], contexts: Sequence[str] | None = None,
+               batch_size: int = 32) -> np.ndarray:
+        """The mean-pooled vectors ``(N, H)`` before L2 normalisation (what the head sees)."""
+        chunks = [pooled.numpy() for pooled, _ in self._batches(texts, contexts, batch_size)]
+        if not chunks:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(chunks).astype(np.float32)
+
+    def __call__(self, texts: str | Sequence[str], contexts: Sequence[str] | None = None,
+                 batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """``(embeddings (N, H) unit-norm, probabilities (N, C))`` of texts (with optional contexts)."""
+        torch = self._torch
+        embeddings, probabilities = [], []
+        for pooled, logits in self._batches(texts, contexts, batch_size):
+            probabilities.append(torch.softmax(logits, dim=1).numpy())
+            embeddings.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
         classes = int(self.model.head[-1].out_features)
-        if not items:
+        if not embeddings:
             return np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, classes), np.float32)
         return (np.concatenate(embeddings).astype(np.float32), np.concatenate(probabilities).astype(np.float32))

@@ -58,13 +58,17 @@ def available_only(features: Mapping[str, torch.Tensor], names: Sequence[str],
 
 
 class ModalityExpert(nn.Module):
-    """One modality's classifier: mean and std over time, then an MLP (``depth`` hidden layers) to class logits."""
+    """One modality's classifier: mean and std over time, then an MLP (``depth`` hidden layers) to class logits.
+
+    ``depth=0`` is a linear classifier on the pooled features (e.g. an encoder's own
+    classification head carried over, see ``training.live.expert_calibration``).
+    """
 
     def __init__(self, dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.3, depth: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = 2 * dim
-        for _ in range(max(1, int(depth))):
+        for _ in range(max(0, int(depth))):
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
         self.net = nn.Sequential(*layers, nn.Linear(width, num_classes))
@@ -258,23 +262,34 @@ class ExpertFusionHead(nn.Module):
             normalised per speaker (used when the feature key ``<modality>@speaker`` is given).
         members: experts per modality; above 1 each is an :class:`ExpertEnsemble` of that
             many MLPs (trained with different seeds) and its output their mean probability.
+        linear_experts: modalities whose expert is one linear classifier on the pooled
+            features (``depth=0``, never an ensemble): an encoder's own head carried over.
+        temperatures: ``{expert key: T}`` (a modality, or ``<modality>@speaker`` for a speaker
+            expert); that expert's logits are divided by ``T`` before the product
+            (temperature scaling, Guo et al. 2017, "On Calibration of Modern Neural
+            Networks"; see :func:`fit_temperature`).  Missing keys: ``T = 1``.
     """
 
     log_prior: torch.Tensor
 
     def __init__(self, dims: Mapping[str, int], num_classes: int, hidden: int = 128, depth: int = 2,
                  dropout: float = 0.2, correction_hidden: int = 32, speaker_experts: Sequence[str] = (),
-                 members: int = 1) -> None:
+                 members: int = 1, linear_experts: Sequence[str] = (),
+                 temperatures: Mapping[str, float] | None = None) -> None:
         super().__init__()
         self.names: tuple[str, ...] = tuple(dims)
-        unknown = sorted(set(speaker_experts) - set(self.names))
+        unknown = sorted((set(speaker_experts) | set(linear_experts)) - set(self.names))
         if unknown:
-            raise ValueError(f"speaker experts for unknown modalities {unknown}")
+            raise ValueError(f"speaker or linear experts for unknown modalities {unknown}")
         if int(members) < 1:
             raise ValueError(f"members must be at least 1, got {members}")
         self.members = int(members)
 
+        self.linear_experts: tuple[str, ...] = tuple(linear_experts)
+
         def expert(name: str) -> nn.Module:
+            if name in self.linear_experts:
+                return ModalityExpert(int(dims[name]), num_classes, depth=0)
             if self.members == 1:
                 return ModalityExpert(int(dims[name]), num_classes, hidden, dropout, depth)
             return ExpertEnsemble([ModalityExpert(int(dims[name]), num_classes, hidden, dropout, depth)
@@ -282,6 +297,8 @@ class ExpertFusionHead(nn.Module):
 
         self.experts = nn.ModuleDict({n: expert(n) for n in self.names})
         self.speaker_experts = nn.ModuleDict({n: expert(n) for n in speaker_experts})
+        self.temperatures: dict[str, float] = {}
+        self.set_temperatures(temperatures or {})
         self.register_buffer("log_prior", torch.full((num_classes,), -math.log(num_classes)))
         self.correction = nn.Sequential(nn.Linear(2 * num_classes + len(self.names), correction_hidden), nn.ReLU(),
                                         nn.Linear(correction_hidden, num_classes))
@@ -291,16 +308,43 @@ class ExpertFusionHead(nn.Module):
     def from_settings(cls, dims: Mapping[str, int], num_classes: int,
                       settings: Mapping[str, Any]) -> "ExpertFusionHead":
         """A head built from a model config's ``expert_fusion`` settings."""
-        known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts", "members"}
+        known = {"hidden", "depth", "dropout", "correction_hidden", "speaker_experts", "members", "linear_experts",
+                 "temperatures"}
         unknown = sorted(set(settings) - known - {"trained"})
         if unknown:
             raise ValueError(f"unknown expert_fusion settings {unknown}; known: {sorted(known)}")
         options = {k: settings[k] for k in known if k in settings}
         if "members" in options:
             options["members"] = int(options["members"])
-        if "speaker_experts" in options:
-            options["speaker_experts"] = tuple(options["speaker_experts"])
+        for key in ("speaker_experts", "linear_experts"):
+            if key in options:
+                options[key] = tuple(options[key])
+        if "temperatures" in options:
+            options["temperatures"] = {str(k): float(v) for k, v in dict(options["temperatures"]).items()}
         return cls(dims, num_classes, **options)
+
+    @property
+    def expert_keys(self) -> tuple[str, ...]:
+        """Names of every expert: the modalities, then ``<modality>@speaker`` for the speaker experts."""
+        return self.names + tuple(n + SPEAKER_SUFFIX for n in self.speaker_experts)
+
+    def set_temperatures(self, temperatures: Mapping[str, float]) -> None:
+        """Replace the experts' temperatures (``{expert key: T > 0}``; keys not given: ``T = 1``)."""
+        unknown = sorted(set(temperatures) - set(self.expert_keys))
+        if unknown:
+            raise ValueError(f"temperatures for unknown experts {unknown}; experts: {list(self.expert_keys)}")
+        bad = {k: v for k, v in temperatures.items() if not (math.isfinite(float(v)) and float(v) > 0)}
+        if bad:
+            raise ValueError(f"temperatures must be finite and positive, got {bad}")
+        self.temperatures = {k: float(v) for k, v in temperatures.items()}
+
+    def expert_logits(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        """Temperature-scaled logits ``(B, C)`` of one expert (``key``: a modality or ``<modality>@speaker``)."""
+        if key.endswith(SPEAKER_SUFFIX):
+            logits = self.speaker_experts[key[: -len(SPEAKER_SUFFIX)]](x)
+        else:
+            logits = self.experts[key](x)
+        return logits / self.temperatures.get(key, 1.0)
 
     def zero_correction(self) -> None:
         """Output of the correction set to zero: the head becomes the experts' product."""
@@ -320,9 +364,9 @@ class ExpertFusionHead(nn.Module):
         for n in self.names:
             speaker = features.get(n + SPEAKER_SUFFIX)
             if speaker is not None and n in self.speaker_experts:
-                out.append(F.log_softmax(self.speaker_experts[n](speaker), dim=-1))
+                out.append(F.log_softmax(self.expert_logits(n + SPEAKER_SUFFIX, speaker), dim=-1))
             else:
-                out.append(F.log_softmax(self.experts[n](features[n]), dim=-1))
+                out.append(F.log_softmax(self.expert_logits(n, features[n]), dim=-1))
         return torch.stack(out, dim=1)
 
     def product_of_experts(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
@@ -370,3 +414,36 @@ def fit_correction(head: ExpertFusionHead, train: tuple[torch.Tensor, torch.Tens
                                             optimiser, len(labels), epochs, batch_size, generator)
     head.eval()
     return {"val_loss_product": baseline, "val_loss_fused": best if kept else baseline, "correction_kept": kept}
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature ``T`` that minimises the NLL of ``softmax(logits / T)`` on held-out data.
+
+    Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks",
+    Sec. 4.2): one scalar per classifier, fitted on validation data; the argmax of one
+    classifier is unchanged, but the product of several classifiers depends on how
+    confident each is.  ``T`` is searched in ``[low, high]`` (golden section on ``log T``;
+    the NLL is convex in ``1 / T``).
+    """
+    logits = logits.detach().float()
+    labels = labels.detach().long()
+    if len(labels) == 0 or not torch.isfinite(logits).all():
+        raise ValueError("fit_temperature needs finite logits and at least one label")
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(logits / math.exp(log_t), labels))
+
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(60):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2.0)

@@ -124,6 +124,11 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     experts.add_argument("--seed", type=int, default=0)
     experts.add_argument("--members", type=int, default=None,
                          help="MLPs per modality expert, each with its own seed (an ensemble above 1; default 3)")
+    experts.add_argument("--text-expert", choices=("auto", "mlp", "text-net-head"), default="auto",
+                         help="text expert: an MLP trained on the tuples, or the fine-tuned text network's own head "
+                              "(auto: the head when the cache's text feature is that network's)")
+    experts.add_argument("--text-net", default=None, metavar="FILE",
+                         help="text network of --text-expert (default: the shipped assets/models/text_net.pt)")
     experts.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
@@ -237,7 +242,8 @@ def cmd_live_experts(args: argparse.Namespace) -> int:
         print(f"imer-train: error: --members must be at least 1, got {members}", file=sys.stderr)
         return 2
     summary = add_expert_fusion(args.checkpoint, args.cache, args.out, speaker_audio=not args.no_speaker_audio,
-                                seed=args.seed, progress=not args.no_progress, members=members)
+                                seed=args.seed, progress=not args.no_progress, members=members,
+                                text_expert=args.text_expert, text_net_path=args.text_net)
     print(json.dumps(summary, indent=2, default=float))
     return 0
 

@@ -15,7 +15,12 @@ own prediction) and adds :class:`~imer_core.nn.expert_fusion.ExpertFusionHead`:
    with each speaker's own statistics (used by the engine once the running
    statistics of the session have enough speech, see
    :data:`SWITCH_AFTER_SPEECH_S`);
-3. the correction (product of experts + method's prediction + mask → logits),
+   with ``text_expert="text-net-head"`` (the default when the text feature is the
+   fine-tuned text network's) the text expert is that network's own head carried
+   over, not trained (:mod:`training.live.expert_calibration`);
+3. every expert's temperature, fitted on the validation tuples (temperature
+   scaling: the product of experts needs calibrated experts);
+4. the correction (product of experts + method's prediction + mask → logits),
    fitted on training tuples under all seven availability conditions and
    **kept only if it lowers the validation loss**.
 
@@ -50,6 +55,7 @@ from imer_core.registry import create_model
 from .baselines import train_unimodal
 from .dataset import SPEAKER_AUDIO_KEY, LiveData, build_live_data, load_pools, speaker_normalised_audio
 from .evaluate import CONDITIONS, condition_mask, data_options_of
+from .expert_calibration import fit_expert_temperatures, resolve_text_expert, text_net_head_expert
 from .labels import LIVE_LABELS
 
 #: Seconds of speech after which the engine switches the audio expert to per-speaker normalisation.
@@ -120,10 +126,14 @@ def _fixed_training_tuples(data: LiveData, per_class: int, seed: int) -> Any:
 
 def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path, speaker_audio: bool = True,
                       correction_tuples_per_class: int = 300, seed: int = 0, progress: bool = True,
-                      log: Callable[[str], None] = print, members: int = DEFAULT_MEMBERS) -> dict[str, Any]:
+                      log: Callable[[str], None] = print, members: int = DEFAULT_MEMBERS,
+                      text_expert: str = "auto", text_net_path: str | Path | None = None) -> dict[str, Any]:
     """Train the experts and the correction for ``checkpoint``; write ``out`` (a checkpoint); return a summary.
 
     ``members``: MLPs per modality expert (an ensemble above 1, each member with its own seed).
+    ``text_expert``: ``"mlp"`` (trained like the others), ``"text-net-head"`` (the text
+    network's head carried over) or ``"auto"`` (the head when the cache's text feature is
+    the text network's at ``text_net_path``, default the shipped file).
     """
     start = time.perf_counter()
     checkpoint = Path(checkpoint)
@@ -135,11 +145,19 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
     settings = {**HEAD_SETTINGS, "speaker_experts": ["audio"] if speaker_audio else []}
     if members != 1:
         settings["members"] = int(members)
+    text_kind = resolve_text_expert(text_expert, data.specs.text.extractor, text_net_path)
+    if text_kind == "text-net-head":
+        settings["linear_experts"] = ["text"]
     dims = {m.value: data.specs[m].dim for m in MODALITIES}
     head = ExpertFusionHead.from_settings(dims, len(LIVE_LABELS), settings)
     summary: dict[str, Any] = {"experts": {}}
     for m in MODALITIES:
-        info = _train_expert(head.experts[m.value], data.datasets, m.value, dims[m.value], members, seed, progress)
+        if m.value in head.linear_experts:
+            state, info = text_net_head_expert(cache, data.normalization["text"], text_net_path)
+            head.experts[m.value].load_state_dict(state)
+        else:
+            info = _train_expert(head.experts[m.value], data.datasets, m.value, dims[m.value], members, seed,
+                                 progress)
         summary["experts"][m.value] = info
         log(f"expert {m.value}: {json.dumps(info)}")
     datasets = data.datasets
@@ -151,6 +169,12 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
         info = _train_expert(head.speaker_experts["audio"], renamed, "audio", dims["audio"], members, seed, progress)
         summary["experts"]["audio" + SPEAKER_SUFFIX] = info
         log(f"expert audio{SPEAKER_SUFFIX} (per-speaker normalisation): {json.dumps(info)}")
+    else:
+        speaker_sets = {}
+    calibration = fit_expert_temperatures(head, datasets["valid"], speaker_sets.get("valid"))
+    settings["temperatures"] = dict(head.temperatures)
+    summary["temperatures"] = calibration
+    log(f"temperatures (fitted on validation tuples): {json.dumps(calibration)}")
     head.eval()
     model.eval()
     train_fixed = _fixed_training_tuples(data, correction_tuples_per_class, seed + 17)
