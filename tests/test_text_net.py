@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("safetensors")
@@ -77,6 +78,14 @@ def test_fine_tuned_network_runs_on_a_sentence(delta: Path, base: Path) -> None:
     alone, _ = runner(["Really?"])
     assert not np.allclose(with_context, alone)  # the context is read
     assert runner.labels[0] == "neutral" and runner.embedding_dim == 384
+    # the pooled vectors before normalisation: the head's input, whose direction is the embedding
+    pooled = runner.pooled(["I can't believe you did that, I'm so happy for you!", ""])
+    assert pooled.shape == (2, 384) and np.linalg.norm(pooled, axis=1).min() > 1.0
+    np.testing.assert_allclose(pooled / np.linalg.norm(pooled, axis=1, keepdims=True), embeddings, atol=1e-5)
+    with torch.no_grad():
+        logits = runner.model.head(torch.from_numpy(pooled)).numpy()
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), probs, atol=1e-5)
+    assert runner.pooled([]).shape == (0, 384)
     assert text_net_feature_id(runner.weights_id, 384, "all-MiniLM-L6-v2").startswith(
         f"imer-text-net-v1-{file_sha256(delta)}-emb384+")
     # only the delta is stored: one 384-wide layer and the head in float16, not the 90 MB encoder
