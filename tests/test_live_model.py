@@ -284,7 +284,7 @@ def test_ship_keeps_the_speaker_switch_only_if_it_did_not_lower_voice_only_macro
     assert better["speaker_normalization"] == switch and "speaker_normalization_not_applied" not in better
 
 
-def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path):
+def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path, capsys):
     """live-experts on a tiny CM-ARR: head in the config, neutral reference and speaker switch-over in the
     metadata, the engine contract kept; live-eval reports the targets and the after-40-s-of-speech row."""
     from imer_core.live.models import load_live_model
@@ -311,11 +311,23 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     temperatures = model.config.expert_fusion["temperatures"]
     assert set(temperatures) == {"text", "audio", "vision", "audio@speaker"}
     assert model.expert_fusion.temperatures == temperatures and all(t > 0 for t in temperatures.values())
+    # an MLP text expert instead, the other experts reused from the first run (not re-drawn)
     trained_text = tmp_path / "mlp-text.pt"
     assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache), "--out",
-                 str(trained_text), "--no-progress", "--members", "1", "--text-expert", "mlp"]) == 0
+                 str(trained_text), "--no-progress", "--members", "2", "--text-expert", "mlp",
+                 "--experts-from", str(fused)]) == 0
     mlp = load_checkpoint(trained_text)
-    assert "linear_experts" not in mlp.config.expert_fusion and len(mlp.expert_fusion.experts["text"].net) > 1
+    assert "linear_experts" not in mlp.config.expert_fusion
+    assert len(mlp.expert_fusion.experts["text"].members[0].net) > 1  # trained: the source's was a carried-over head
+    for name, pool in (("vision", "experts"), ("audio", "experts"), ("audio", "speaker_experts")):
+        for key, value in getattr(mlp.expert_fusion, pool)[name].state_dict().items():
+            assert torch.equal(value, getattr(model.expert_fusion, pool)[name].state_dict()[key])
+    reused = checkpoint_info(trained_text)["metadata"]["expert_fusion"]["summary"]["experts"]["vision"]
+    assert reused["reused_from"] == str(fused) and len(reused["members"]) == 2
+    capsys.readouterr()
+    assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache), "--out",
+                 str(tmp_path / "x.pt"), "--no-progress", "--experts-from", str(out / "model.pt")]) != 0
+    assert "has no expert head" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
     from imer_core.live.neutral_baseline import neutral_reference
     from training.live.dataset import load_pools
 

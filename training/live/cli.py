@@ -129,6 +129,10 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                               "(auto: the head when the cache's text feature is that network's)")
     experts.add_argument("--text-net", default=None, metavar="FILE",
                          help="text network of --text-expert (default: the shipped assets/models/text_net.pt)")
+    experts.add_argument("--experts-from", default=None, metavar="FILE",
+                         help="reuse the trained experts of an earlier live-experts checkpoint on the same features "
+                              "(same --members) instead of training new ones; the text head and the temperatures "
+                              "are still rebuilt")
     experts.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     evaluate = sub.add_parser("live-eval", help="evaluate live checkpoints under the seven availability "
@@ -243,7 +247,8 @@ def cmd_live_experts(args: argparse.Namespace) -> int:
         return 2
     summary = add_expert_fusion(args.checkpoint, args.cache, args.out, speaker_audio=not args.no_speaker_audio,
                                 seed=args.seed, progress=not args.no_progress, members=members,
-                                text_expert=args.text_expert, text_net_path=args.text_net)
+                                text_expert=args.text_expert, text_net_path=args.text_net,
+                                experts_from=args.experts_from)
     print(json.dumps(summary, indent=2, default=float))
     return 0
 

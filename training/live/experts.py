@@ -127,13 +127,17 @@ def _fixed_training_tuples(data: LiveData, per_class: int, seed: int) -> Any:
 def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path, speaker_audio: bool = True,
                       correction_tuples_per_class: int = 300, seed: int = 0, progress: bool = True,
                       log: Callable[[str], None] = print, members: int = DEFAULT_MEMBERS,
-                      text_expert: str = "auto", text_net_path: str | Path | None = None) -> dict[str, Any]:
+                      text_expert: str = "auto", text_net_path: str | Path | None = None,
+                      experts_from: str | Path | None = None) -> dict[str, Any]:
     """Train the experts and the correction for ``checkpoint``; write ``out`` (a checkpoint); return a summary.
 
     ``members``: MLPs per modality expert (an ensemble above 1, each member with its own seed).
     ``text_expert``: ``"mlp"`` (trained like the others), ``"text-net-head"`` (the text
     network's head carried over) or ``"auto"`` (the head when the cache's text feature is
     the text network's at ``text_net_path``, default the shipped file).
+    ``experts_from``: an earlier ``live-experts`` checkpoint on the same features whose
+    trained experts (same kind, same members) are reused instead of training new ones
+    (e.g. to change the text expert or recalibrate without re-drawing the other experts).
     """
     start = time.perf_counter()
     checkpoint = Path(checkpoint)
@@ -151,7 +155,15 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
     dims = {m.value: data.specs[m].dim for m in MODALITIES}
     head = ExpertFusionHead.from_settings(dims, len(LIVE_LABELS), settings)
     summary: dict[str, Any] = {"experts": {}}
+    reused = _reusable_experts(experts_from, head, data.specs) if experts_from is not None else {}
+    for key, (state, info) in reused.items():
+        target = head.speaker_experts[key[: -len(SPEAKER_SUFFIX)]] if key.endswith(SPEAKER_SUFFIX) else head.experts[key]
+        target.load_state_dict(state)
+        summary["experts"][key] = {"reused_from": str(experts_from), **info}
+        log(f"expert {key}: reused from {experts_from}")
     for m in MODALITIES:
+        if m.value in reused:
+            continue
         if m.value in head.linear_experts:
             state, info = text_net_head_expert(cache, data.normalization["text"], text_net_path)
             head.experts[m.value].load_state_dict(state)
@@ -161,10 +173,10 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
         summary["experts"][m.value] = info
         log(f"expert {m.value}: {json.dumps(info)}")
     datasets = data.datasets
-    if speaker_audio:
-        audio = speaker_normalised_audio(cache, options, data.normalization, prior_steps=SPEAKER_PRIOR_STEPS)
-        speaker_sets = {name: datasets[name].with_extra(SPEAKER_AUDIO_KEY, "audio", audio[split])
-                        for split, name in (("train", "train"), ("val", "valid"))}
+    if speaker_audio and "audio" + SPEAKER_SUFFIX in reused:
+        speaker_sets = _speaker_sets(cache, options, data, datasets)
+    elif speaker_audio:
+        speaker_sets = _speaker_sets(cache, options, data, datasets)
         renamed = {name: _RenamedKey(d, SPEAKER_AUDIO_KEY, "audio") for name, d in speaker_sets.items()}
         info = _train_expert(head.speaker_experts["audio"], renamed, "audio", dims["audio"], members, seed, progress)
         summary["experts"]["audio" + SPEAKER_SUFFIX] = info
@@ -199,6 +211,48 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
     summary["seconds"] = round(time.perf_counter() - start, 1)
     summary["out"] = str(out)
     return summary
+
+
+def _speaker_sets(cache: str | Path, options: Any, data: LiveData, datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """Training and validation tuples carrying the per-speaker-normalised audio under ``audio@speaker``."""
+    audio = speaker_normalised_audio(cache, options, data.normalization, prior_steps=SPEAKER_PRIOR_STEPS)
+    return {name: datasets[name].with_extra(SPEAKER_AUDIO_KEY, "audio", audio[split])
+            for split, name in (("train", "train"), ("val", "valid"))}
+
+
+def _reusable_experts(path: str | Path, head: ExpertFusionHead, specs: Any
+                      ) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+    """``{expert key: (state, summary)}`` of the trained experts of ``path`` that fit ``head``.
+
+    Linear (carried-over) experts are never reused: they are rebuilt from their source.
+
+    Raises:
+        ValueError: ``path`` has no expert head, other feature specs or experts of another shape.
+    """
+    model = load_checkpoint(path)
+    source = getattr(model, "expert_fusion", None)
+    if source is None:
+        raise ValueError(f"--experts-from {path}: the checkpoint has no expert head (run live-experts on it first)")
+    if model.config.specs != specs:
+        raise ValueError(f"--experts-from {path}: its feature specs differ from the cache's")
+    old_summary = (read_meta(path)["metadata"].get("expert_fusion") or {}).get("summary", {}).get("experts", {})
+    out: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+    for key in head.expert_keys:
+        speaker = key.endswith(SPEAKER_SUFFIX)
+        name = key[: -len(SPEAKER_SUFFIX)] if speaker else key
+        if not speaker and (name in head.linear_experts or name in source.linear_experts):
+            continue  # a carried-over head is rebuilt from its source, never copied
+        pool, target = (source.speaker_experts, head.speaker_experts) if speaker else (source.experts, head.experts)
+        if name not in pool:
+            continue
+        state = pool[name].state_dict()
+        wanted = target[name].state_dict()
+        if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in wanted.items()}:
+            raise ValueError(f"--experts-from {path}: its {key} expert has another shape (members, depth or width "
+                             f"differ); pass the same --members")
+        info = old_summary.get(key, {})
+        out[key] = ({k: v.detach().clone() for k, v in state.items()}, info if isinstance(info, dict) else {})
+    return out
 
 
 class _RenamedKey(torch.utils.data.Dataset):
