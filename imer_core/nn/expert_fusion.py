@@ -338,13 +338,15 @@ class ExpertFusionHead(nn.Module):
             raise ValueError(f"temperatures must be finite and positive, got {bad}")
         self.temperatures = {k: float(v) for k, v in temperatures.items()}
 
+    def expert(self, key: str) -> nn.Module:
+        """One expert by key: a modality, or ``<modality>@speaker`` for its speaker expert."""
+        if key.endswith(SPEAKER_SUFFIX):
+            return self.speaker_experts[key[: -len(SPEAKER_SUFFIX)]]
+        return self.experts[key]
+
     def expert_logits(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """Temperature-scaled logits ``(B, C)`` of one expert (``key``: a modality or ``<modality>@speaker``)."""
-        if key.endswith(SPEAKER_SUFFIX):
-            logits = self.speaker_experts[key[: -len(SPEAKER_SUFFIX)]](x)
-        else:
-            logits = self.experts[key](x)
-        return logits / self.temperatures.get(key, 1.0)
+        return self.expert(key)(x) / self.temperatures.get(key, 1.0)
 
     def zero_correction(self) -> None:
         """Output of the correction set to zero: the head becomes the experts' product."""

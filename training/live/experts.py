@@ -157,8 +157,7 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
     summary: dict[str, Any] = {"experts": {}}
     reused = _reusable_experts(experts_from, head, data.specs) if experts_from is not None else {}
     for key, (state, info) in reused.items():
-        target = head.speaker_experts[key[: -len(SPEAKER_SUFFIX)]] if key.endswith(SPEAKER_SUFFIX) else head.experts[key]
-        target.load_state_dict(state)
+        head.expert(key).load_state_dict(state)
         summary["experts"][key] = {"reused_from": str(experts_from), **info}
         log(f"expert {key}: reused from {experts_from}")
     for m in MODALITIES:
@@ -242,11 +241,10 @@ def _reusable_experts(path: str | Path, head: ExpertFusionHead, specs: Any
         name = key[: -len(SPEAKER_SUFFIX)] if speaker else key
         if not speaker and (name in head.linear_experts or name in source.linear_experts):
             continue  # a carried-over head is rebuilt from its source, never copied
-        pool, target = (source.speaker_experts, head.speaker_experts) if speaker else (source.experts, head.experts)
-        if name not in pool:
+        if name not in (source.speaker_experts if speaker else source.experts):
             continue
-        state = pool[name].state_dict()
-        wanted = target[name].state_dict()
+        state = source.expert(key).state_dict()
+        wanted = head.expert(key).state_dict()
         if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in wanted.items()}:
             raise ValueError(f"--experts-from {path}: its {key} expert has another shape (members, depth or width "
                              f"differ); pass the same --members")
