@@ -293,6 +293,21 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
             "data.live.train_tuples_per_class=8", "--set", "data.live.val_tuples_per_class=4", "--no-progress"]
     out = tmp_path / "live_cmarr"
     assert main(["train", "--config", "live_cmarr", "--data", str(live_cache), "--out", str(out), *tiny]) == 0
+    # the late-fusion baseline's seed spread (scripts/unimodal_seed_spread.py --modality all)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spread", Path(__file__).parents[1] / "scripts" /
+                                                  "unimodal_seed_spread.py")
+    spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spread)
+    report = tmp_path / "spread.json"
+    assert spread.main(["--checkpoint", str(out / "model.pt"), "--cache", str(live_cache), "--modality", "all",
+                        "--seeds", "0,1", "--out", str(report)]) == 0
+    late = json.loads(report.read_text())["late_fusion"]
+    assert [row["seed"] for row in late["per_seed"]] == [0, 1] and set(late["spread"]) == set(CONDITIONS)
+    for i, row in enumerate(late["per_seed"]):  # one modality's late fusion is that modality's classifier
+        for condition, modality in (("l", "text"), ("a", "audio"), ("v", "vision")):
+            assert row[condition] == json.loads(report.read_text())[modality]["seeds"][i]["test_macro_f1"]
     fused = tmp_path / "fused.pt"
     assert main(["live-experts", "--checkpoint", str(out / "model.pt"), "--cache", str(live_cache),
                  "--out", str(fused), "--no-progress", "--members", "2"]) == 0
