@@ -359,3 +359,13 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     table = (tmp_path / "ev" / "results.md").read_text()
     assert "### Targets (issue 11)" in table and "| CM-ARR, after 40 s of speech |" in table
     assert "zero-fill" not in table and "| unimodal (late fusion) |" in table
+    # the late-fusion baseline over 5 seeds (the default): each seed kept, their mean a row of its own
+    report = json.loads((tmp_path / "ev" / "results.json").read_text())
+    seeds = report["late_fusion_seeds"]
+    assert list(seeds) == ["1111", "1112", "1113", "1114", "1115"]
+    first = report["test"]["unimodal (late fusion)"]
+    assert all(seeds["1111"][c]["macro_f1"] == first[c]["macro_f1"] for c in CONDITIONS)
+    mean = report["test"]["unimodal (late fusion), mean over seeds"]
+    for c in CONDITIONS:
+        assert mean[c]["macro_f1"] == pytest.approx(np.mean([s[c]["macro_f1"] for s in seeds.values()]))
+    assert "### Late fusion over 5 seeds (macro-F1)" in table and "below the late-fusion mean over 5 seeds" in table

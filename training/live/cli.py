@@ -150,6 +150,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     evaluate.add_argument("--seed", type=int, default=1111, help="seed of the baselines")
     evaluate.add_argument("--skip-fill-baselines", action="store_true",
                           help="no zero-fill / mean-fill baselines (two fusion-network trainings); late fusion stays")
+    evaluate.add_argument("--late-fusion-seeds", type=int, default=5, metavar="N",
+                          help="train the late-fusion baseline with N seeds (--seed, --seed+1, ...); the first is the "
+                               "row 'unimodal (late fusion)', their mean another row (default 5; 1: one seed only)")
     evaluate.add_argument("--latency-runs", type=int, default=20, help="timed windows per condition")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -257,9 +260,13 @@ def cmd_live_eval(args: argparse.Namespace) -> int:
     """Run :func:`training.live.evaluate.run_live_eval` and print the tables."""
     from .evaluate import run_live_eval
 
+    if args.late_fusion_seeds < 1:
+        print(f"imer-train: error: --late-fusion-seeds must be at least 1, got {args.late_fusion_seeds}",
+              file=sys.stderr)
+        return 2
     report = run_live_eval(args.cache, args.checkpoints, args.out, args.baseline_config, args.set, args.ship,
                            args.seed, args.latency_runs, progress=not args.no_progress,
-                           fill_baselines=not args.skip_fill_baselines)
+                           fill_baselines=not args.skip_fill_baselines, late_fusion_seeds=args.late_fusion_seeds)
     print((Path(args.out) / "results.md").read_text())
     for title, info in report.get("shipped", {}).items():
         print(f"shipped {title}: {info['path']} ({info['bytes'] / 2**20:.2f} MiB, {info['parameters']} parameters)")

@@ -50,7 +50,7 @@ from ..metrics import classification_metrics
 from ..protocol_spec import make_protocol
 from ..runs import RunFolder
 from ..trainer import Trainer, seed_everything
-from .baselines import FILL_KINDS, FillFusion, LateFusion, dataset_labels, fill_vectors, train_unimodal
+from .baselines import FILL_KINDS, FillFusion, dataset_labels, fill_vectors
 from .dataset import (
     SPEAKER_AUDIO_KEY,
     LiveData,
@@ -62,6 +62,7 @@ from .dataset import (
     speaker_normalised_audio,
 )
 from .labels import LIVE_LABELS
+from .late_fusion_seeds import LATE_FUSION, LATE_FUSION_MEAN, mean_metrics, more_seeds, spread_lines, train_late_fusion
 
 CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)
 PAIRED_CONDITIONS: tuple[str, ...] = ("a", "l", "la")
@@ -168,12 +169,9 @@ def _baseline_predictors(data: LiveData, config: ModelConfig, experiment: Experi
     for kind in FILL_KINDS if fill else ():
         model = train_fill_baseline(kind, config, data, experiment, out / f"baseline_{kind}_fill", seed, progress)
         predictors[f"{kind}-fill"] = _model_predictor(model)
-    classifiers = {}
-    for spec in config.specs:
-        name = spec.modality.value
-        classifiers[name], info[f"unimodal_{name}"] = train_unimodal(data.datasets, name, spec.dim, LIVE_LABELS,
-                                                                    seed=seed, progress=progress)
-    predictors["unimodal (late fusion)"] = LateFusion(classifiers).predict
+    late_fusion, late_info = train_late_fusion(data, seed, progress)
+    info.update(late_info)
+    predictors[LATE_FUSION] = late_fusion.predict
     return predictors, info
 
 
@@ -188,11 +186,14 @@ def _check_contract(model: Any) -> None:
 def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str | Path,
                   baseline_config: str = "live_imder", overrides: Sequence[str] = (), ship: str | Path | None = None,
                   seed: int = 1111, latency_runs: int = 20, progress: bool = True,
-                  log: Callable[[str], None] = print, fill_baselines: bool = True) -> dict[str, Any]:
+                  log: Callable[[str], None] = print, fill_baselines: bool = True,
+                  late_fusion_seeds: int = 1) -> dict[str, Any]:
     """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints.
 
     ``fill_baselines=False`` skips the zero-fill and mean-fill baselines (two full trainings of the
-    fusion network); the unimodal late-fusion baseline is always trained.
+    fusion network); the unimodal late-fusion baseline is always trained, with ``seed`` and,
+    for ``late_fusion_seeds`` above 1, the following seeds too (their mean becomes a row,
+    :mod:`training.live.late_fusion_seeds`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,12 +234,20 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
         rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
         if paired is not None:
             paired_rows[title] = evaluate_paired(predict, paired, progress, title)
+    seed_rows: dict[int, dict[str, dict[str, float]]] = {}
+    if late_fusion_seeds > 1:
+        seed_rows = {seed: rows[LATE_FUSION], **more_seeds(
+            lambda predict: evaluate_conditions(predict, test, progress=progress, desc="late fusion"), data, seed,
+            late_fusion_seeds, progress)}
+        rows[LATE_FUSION_MEAN] = mean_metrics(list(seed_rows.values()))
     report = {"conditions": list(CONDITIONS), "labels": list(LIVE_LABELS), "test": rows, "latency_ms": latency,
               "paired_asr": paired_rows,
               "paired_clips": _label_counts(paired.labels) if paired is not None else {},
               "test_tuples": int(len(test)), "test_tuple_counts": _label_counts(test.labels),
               "baselines": baseline_info, "torch_threads": torch.get_num_threads(),
-              "checkpoints": {t: str(p) for t, p, _ in models}, "data": data.summary}
+              "checkpoints": {t: str(p) for t, p, _ in models}, "data": data.summary,
+              "late_fusion_seeds": {str(k): {c: {m: v[c][m] for m in ("macro_f1", "accuracy")} for c in v}
+                                    for k, v in seed_rows.items()}}
     write_tables(report, out)
     if ship is not None:
         report["shipped"] = ship_checkpoints(models, report, data, Path(ship))
@@ -362,6 +371,7 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
             lines.append(f"| {row} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(mean)} |")
         lines.append("")
     lines += _targets_table(report)
+    lines += spread_lines(report, _fmt)
     lines += ["### Per-class recall", ""]
     for row, results in report["test"].items():
         lines += [f"**{row}**", "", "| condition | " + " | ".join(report["labels"]) + " |",
@@ -377,31 +387,40 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-LATE_FUSION = "unimodal (late fusion)"
-
-
 def _targets_table(report: Mapping[str, Any]) -> list[str]:
-    """The issue's targets per model: face only, voice only, conditions below late fusion, mean macro-F1."""
+    """The issue's targets per model: face only, voice only, conditions below late fusion, mean macro-F1.
+
+    With several late-fusion seeds a column compares with their mean as well.
+    """
     test, conds = report["test"], report["conditions"]
-    late = test.get(LATE_FUSION)
+    late, late_mean = test.get(LATE_FUSION), test.get(LATE_FUSION_MEAN)
+    seeds = len(report.get("late_fusion_seeds") or {})
+    mean_column = f" below the late-fusion mean over {seeds} seeds |" if late_mean is not None else ""
     lines = ["### Targets (issue 11)", "",
              "Face only = condition v (FER2013 test faces), voice only = condition a (RAVDESS + EmoDB test "
              "speakers). Targets: face accuracy >= 65, macro-F1 >= 60, neutral recall >= 50; voice accuracy "
              ">= 60; macro-F1 >= late fusion in every condition; mean macro-F1 >= 62.", "",
              "| model | face acc | face macro-F1 | face neutral recall | voice acc | conditions below late fusion "
-             "| mean macro-F1 |", "|---|---|---|---|---|---|---|"]
+             "|" + mean_column + " mean macro-F1 |", "|---" * (7 + bool(mean_column)) + "|"]
     for row, results in test.items():
         if not all(c in results for c in conds):
             continue
-        below = "n/a" if late is None or row == LATE_FUSION else (
-            ", ".join(f"{c} ({_fmt(results[c]['macro_f1'] - late[c]['macro_f1'])})" for c in conds
-                      if results[c]["macro_f1"] < late[c]["macro_f1"]) or "none")
+        baseline = row in (LATE_FUSION, LATE_FUSION_MEAN)
+        below = "n/a" if late is None or baseline else _below(results, late, conds)
+        extra = (f" {'n/a' if baseline else _below(results, late_mean, conds)} |" if late_mean is not None else "")
         mean = float(np.mean([results[c]["macro_f1"] for c in conds]))
         v, a = results.get("v", {}), results.get("a", {})
         lines.append(f"| {row} | {_fmt(v.get('accuracy', float('nan')))} | {_fmt(v.get('macro_f1', float('nan')))} "
                      f"| {_fmt(v.get('recall_neutral', float('nan')))} | {_fmt(a.get('accuracy', float('nan')))} "
-                     f"| {below} | {_fmt(mean)} |")
+                     f"| {below} |{extra} {_fmt(mean)} |")
     return lines + [""]
+
+
+def _below(results: Mapping[str, Mapping[str, float]], late: Mapping[str, Mapping[str, float]],
+           conds: Sequence[str]) -> str:
+    """Conditions where ``results`` has a lower macro-F1 than ``late``, with the difference (or ``none``)."""
+    return ", ".join(f"{c} ({_fmt(results[c]['macro_f1'] - late[c]['macro_f1'])})" for c in conds
+                     if results[c]["macro_f1"] < late[c]["macro_f1"]) or "none"
 
 
 def _paired_table(report: Mapping[str, Any]) -> list[str]:
