@@ -72,6 +72,17 @@ def save_checkpoint(model: RecoveryModel, path: "str | os.PathLike[str]",
     return path
 
 
+def _brief(exc: BaseException) -> str:
+    """One line naming a loading error: torch's multi-line messages reduced to their substance."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        marker = "WeightsUnpickler error:"  # torch.load(weights_only=True) refusing an object
+        if marker in line:
+            detail = line.split(marker, 1)[1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return f"{type(exc).__name__}: {detail.split('. ')[0][:200]}"  # not torch's advice to allow it
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
 def read_checkpoint(path: "str | os.PathLike[str]") -> dict[str, Any]:
     """Read and validate a checkpoint's contents without building the model."""
     path = Path(path)
@@ -84,10 +95,11 @@ def read_checkpoint(path: "str | os.PathLike[str]") -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, io.UnsupportedOperation) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_brief(exc)}); "
                               "re-download or re-train it") from exc
     except Exception as exc:  # the unpickler rejects foreign objects with various types
-        raise CheckpointError(f"checkpoint {path} could not be read safely: {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(f"checkpoint {path} could not be read safely ({_brief(exc)}): not an IMER "
+                              "checkpoint, or it holds objects other than tensors and plain values") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is not an IMER checkpoint (expected format {FORMAT_NAME!r})")
     missing = [k for k in _REQUIRED_KEYS if k not in payload]

@@ -35,8 +35,16 @@ def test_missing_truncated_corrupt_and_foreign_files(tmp_path, small_imder):
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(tmp_path / "trunc.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all" * 10)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as junk:
         load_checkpoint(tmp_path / "junk.pt")
+    assert "\n" not in str(junk.value)  # one line, not torch's multi-paragraph message
+    import pathlib
+
+    torch.save({"format": "x", "object": pathlib.PurePosixPath("a")}, tmp_path / "class.pt")  # refused: weights_only
+    with pytest.raises(CheckpointError, match="could not be read safely") as unsafe:
+        load_checkpoint(tmp_path / "class.pt")
+    assert "\n" not in str(unsafe.value) and "PurePosixPath" in str(unsafe.value) and "PyTorch 2.6" not in str(
+        unsafe.value)
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="empty"):
         load_checkpoint(tmp_path / "empty.pt")
