@@ -72,7 +72,7 @@ def save_checkpoint(model: RecoveryModel, path: "str | os.PathLike[str]",
     return path
 
 
-def _brief(exc: BaseException) -> str:
+def brief_load_error(exc: BaseException) -> str:
     """One line naming a loading error: torch's multi-line messages reduced to their substance."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for i, line in enumerate(lines):
@@ -95,10 +95,10 @@ def read_checkpoint(path: "str | os.PathLike[str]") -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, io.UnsupportedOperation) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_brief(exc)}); "
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({brief_load_error(exc)}); "
                               "re-download or re-train it") from exc
     except Exception as exc:  # the unpickler rejects foreign objects with various types
-        raise CheckpointError(f"checkpoint {path} could not be read safely ({_brief(exc)}): not an IMER "
+        raise CheckpointError(f"checkpoint {path} could not be read safely ({brief_load_error(exc)}): not an IMER "
                               "checkpoint, or it holds objects other than tensors and plain values") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is not an IMER checkpoint (expected format {FORMAT_NAME!r})")

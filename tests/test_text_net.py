@@ -140,6 +140,10 @@ def test_loader_refuses_other_files(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(TextNetError, match="cannot read"):
         load_text_net(tmp_path / "junk.pt")
+    (tmp_path / "text.pt").write_text("# a README, not a network\n" * 20)
+    with pytest.raises(TextNetError, match="cannot read") as text_file:
+        load_text_net(tmp_path / "text.pt")
+    assert "\n" not in str(text_file.value) and "weights_only" not in str(text_file.value)
     torch.save({"format": "imer-face-net-v1"}, str(tmp_path / "face.pt"))
     with pytest.raises(TextNetError, match="not an imer-text-net-v1"):
         load_text_net(tmp_path / "face.pt")

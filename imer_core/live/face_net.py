@@ -204,7 +204,9 @@ class FaceNetRunner:
         try:
             payload = torch.load(str(self.path), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-            raise FaceNetError(f"cannot read face network {self.path}: {exc}") from exc
+            from ..checkpoint import brief_load_error
+
+            raise FaceNetError(f"cannot read face network {self.path}: {brief_load_error(exc)}") from exc
         if not isinstance(payload, dict) or payload.get("format") != FACE_NET_FORMAT:
             raise FaceNetError(f"{self.path} is not an {FACE_NET_FORMAT} file")
         self.config: dict[str, Any] = dict(payload["config"])

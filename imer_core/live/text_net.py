@@ -231,7 +231,9 @@ def load_text_net(path: "str | os.PathLike[str]", base_path: "str | os.PathLike[
     try:
         payload = torch.load(str(file), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise TextNetError(f"cannot read text network {file}: {exc}") from exc
+        from ..checkpoint import brief_load_error
+
+        raise TextNetError(f"cannot read text network {file}: {brief_load_error(exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != TEXT_NET_FORMAT:
         raise TextNetError(f"{file} is not an {TEXT_NET_FORMAT} file")
     try:
