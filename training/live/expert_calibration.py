@@ -124,17 +124,12 @@ def text_net_head_expert(cache: str | Path, normalization: Mapping[str, list[flo
 @torch.no_grad()
 def _expert_logits(head: ExpertFusionHead, key: str, dataset: Any, feature_key: str,
                    batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw (``T = 1``) logits of one expert on ``dataset``'s ``feature_key`` and the labels."""
-    saved = dict(head.temperatures)
-    head.set_temperatures({k: v for k, v in saved.items() if k != key})
-    head.eval()
-    try:
-        logits, labels = [], []
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            logits.append(head.expert_logits(key, batch[feature_key]).float())
-            labels.append(batch["label"])
-    finally:
-        head.set_temperatures(saved)
+    """Raw logits (no temperature) of one expert on ``dataset``'s ``feature_key`` and the labels."""
+    expert = head.expert(key).eval()
+    logits, labels = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        logits.append(expert(batch[feature_key]).float())
+        labels.append(batch["label"])
     return torch.cat(logits), torch.cat(labels)
 
 
