@@ -121,7 +121,13 @@ class AudioFeatures(Protocol):
 
 @runtime_checkable
 class AudioExtractor(FeatureExtractor, Protocol):
-    """Audio: features of a mono window at a fixed step (whole steps aligned to the window's end)."""
+    """Audio: features of a mono window at a fixed step (whole steps aligned to the window's end).
+
+    An extractor whose steps need more audio before them than the live worker's context
+    declares it as a ``context_s`` attribute (seconds); its ``extract`` then also takes
+    ``keep_from`` (the time of the first step the caller keeps), e.g.
+    :class:`~imer_core.features.voice_whisper.WhisperVoiceExtractor`.
+    """
 
     @property
     def sample_rate(self) -> int: ...
@@ -130,6 +136,15 @@ class AudioExtractor(FeatureExtractor, Protocol):
     def step_samples(self) -> int: ...
 
     def extract(self, audio: np.ndarray, start_time: float = 0.0) -> AudioFeatures: ...
+
+
+class ContextAudioExtractor(AudioExtractor, Protocol):
+    """An audio extractor whose steps need ``context_s`` seconds of audio before them (see :class:`AudioExtractor`)."""
+
+    context_s: float
+
+    def extract(self, audio: np.ndarray, start_time: float = 0.0,
+                keep_from: float | None = None) -> AudioFeatures: ...
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ bridges short pauses.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -344,4 +345,14 @@ def build_voice_extractor(device: str = "cpu") -> VoiceFeatureExtractor:
 
 
 #: Discovered by :mod:`imer_core.features.registry`.
-EXTRACTORS = (ExtractorEntry(VOICE_EXTRACTOR_SPEC, build_voice_extractor, default=True),)
+#: ``1`` makes the voice features with Whisper's encoder (:mod:`imer_core.features.voice_whisper`) the
+#: registry's default audio extractor instead of these (read when this module is imported).
+WHISPER_VOICE_ENV = "IMER_LIVE_VOICE_ENCODER"
+
+
+def whisper_voice_default() -> bool:
+    """Whether ``$IMER_LIVE_VOICE_ENCODER`` asks for the Whisper voice encoder as the default audio extractor."""
+    return os.environ.get(WHISPER_VOICE_ENV, "").strip() == "1"
+
+
+EXTRACTORS = (ExtractorEntry(VOICE_EXTRACTOR_SPEC, build_voice_extractor, default=not whisper_voice_default()),)

@@ -20,11 +20,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from ..features.base import AudioExtractor, FrameExtractor
+from ..features.base import AudioExtractor, ContextAudioExtractor, FrameExtractor
 from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .threads import RestartableThread
 from .tracks import FeatureTrack
@@ -154,7 +154,9 @@ class VoiceWorker(Worker):
     """Voice features and voice activity of ``ring``, step by step.
 
     Every ``1/rate`` s the newest completed steps are extracted with
-    ``context_s`` of audio before them, their vectors appended to
+    ``context_s`` of audio before them (or the extractor's own ``context_s`` when it
+    declares a longer one, e.g. a speech encoder's; such an extractor is also told,
+    ``keep_from``, which steps are kept), their vectors appended to
     ``audio_track`` (when ``features_enabled``) and their speech fraction to
     ``speech_track`` (used by the speech worker and for "no voice" health).
     """
@@ -193,13 +195,18 @@ class VoiceWorker(Worker):
             next_step = self.processed_samples = end
 
     def _extract(self, first: int, end: int) -> None:
-        context = int(self.context_s * self.ring.sample_rate)
+        own_context = getattr(self.extractor, "context_s", None)
+        context = int(max(self.context_s, own_context or 0.0) * self.ring.sample_rate)
         step = self.extractor.step_samples
         start = max(first - context - (context % step), 0)
         start -= start % step
         audio = self.ring.read(start, end)
         t0 = self.ring.time_of(start)
-        features = self.extractor.extract(audio, start_time=t0)
+        if own_context is None:
+            features = self.extractor.extract(audio, start_time=t0)
+        else:
+            needs_context = cast(ContextAudioExtractor, self.extractor)
+            features = needs_context.extract(audio, start_time=t0, keep_from=self.ring.time_of(first))
         keep = features.times >= self.ring.time_of(first) - 1e-6
         done = time.monotonic()
         if self.features_enabled:

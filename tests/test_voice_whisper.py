@@ -1,0 +1,93 @@
+"""Voice features with Whisper tiny.en's encoder: left context only; live worker and offline pass agree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ctranslate2")
+pytest.importorskip("faster_whisper")
+
+from imer_core.features.registry import available_extractors, default_extractor_specs  # noqa: E402
+from imer_core.features.voice import VOICE_EXTRACTOR_ID, WHISPER_VOICE_ENV  # noqa: E402
+from imer_core.features.voice_whisper import (  # noqa: E402
+    WHISPER_VOICE_DIM,
+    WHISPER_VOICE_ID,
+    WhisperVoiceExtractor,
+)
+from imer_core.live.buffers import AudioRingBuffer  # noqa: E402
+from imer_core.live.tracks import FeatureTrack  # noqa: E402
+from imer_core.live.workers import VoiceWorker  # noqa: E402
+
+RATE = 16000
+
+
+def _clip(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
+    """A vowel-like tone with a moving pitch and some noise (speech-shaped enough for the encoder)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    pitch = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2.5 * t) ** 2)
+    noise = np.random.default_rng(seed).standard_normal(len(t))
+    return (0.2 * voiced + 0.01 * noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> WhisperVoiceExtractor:
+    return WhisperVoiceExtractor()
+
+
+def test_registered_beside_the_voice_features_and_the_default_only_when_asked():
+    assert WHISPER_VOICE_ID in available_extractors("audio")
+    if os.environ.get(WHISPER_VOICE_ENV, "").strip() != "1":
+        assert default_extractor_specs()["audio"].extractor_id == VOICE_EXTRACTOR_ID
+    code = ("from imer_core.features.registry import default_extractor_specs as d; "
+            "s = d()['audio']; print(s.extractor_id, s.dim)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, WHISPER_VOICE_ENV: "1"}).stdout.split()
+    assert out == [WHISPER_VOICE_ID, str(WHISPER_VOICE_DIM)]
+
+
+def test_steps_are_the_voice_features_then_the_encoder_and_never_see_later_audio(extractor):
+    clip = _clip()
+    full = extractor.extract(clip)
+    plain = extractor.voice.extract(clip)
+    assert full.vector.shape == (40, WHISPER_VOICE_DIM) and np.isfinite(full.vector).all()
+    np.testing.assert_array_equal(full.vector[:, :44], plain.vector)
+    np.testing.assert_array_equal(full.times, plain.times)
+    assert np.abs(full.vector[:, 44:]).sum(axis=1).min() > 0  # every step encoded
+    cut = clip.copy()
+    cut[25 * 1600:] = 0.0  # silence after step 25: the encoder part of steps 0-24 is unchanged
+    changed = extractor.extract(cut)
+    np.testing.assert_array_equal(changed.vector[:25, 44:], full.vector[:25, 44:])
+    assert not np.allclose(changed.vector[30:, 44:], full.vector[30:, 44:])
+    kept = extractor.extract(clip, keep_from=full.times[30])  # the encoder runs only for the kept steps
+    assert not kept.vector[:30, 44:].any()
+    np.testing.assert_array_equal(kept.vector[30:], full.vector[30:])
+
+
+def test_the_live_worker_computes_what_an_offline_pass_computes(extractor):
+    """Chunks of 100 ms through the ring and the voice worker (2 s of context, keep_from) against one pass."""
+    clip = _clip(5.0, seed=1)
+    ring = AudioRingBuffer(RATE, capacity_s=30.0)
+    track, speech = FeatureTrack(WHISPER_VOICE_DIM), FeatureTrack(1)
+    worker = VoiceWorker(ring, track, speech, extractor, context_s=0.5)
+    step = extractor.step_samples
+    for k in range(len(clip) // step):
+        ring.write(clip[k * step: (k + 1) * step], t_end=100.0 + (k + 1) * step / RATE)
+        if k >= 1:
+            worker._extract(worker.processed_samples, ring.total_written)
+            worker.processed_samples = ring.total_written
+    times, vectors = track.between(0.0, 1e9)
+    offline = extractor.extract(clip, start_time=ring.time_of(0))
+    index = {round(float(t), 4): i for i, t in enumerate(offline.times)}
+    matched = [(index[round(float(t), 4)], v) for t, v in zip(times, vectors) if round(float(t), 4) in index]
+    assert len(matched) >= 45
+    full_context = [(i, v) for i, v in matched if offline.times[i] - ring.time_of(0) > 2.05]
+    assert len(full_context) >= 25
+    for i, vector in full_context:  # a full 2 s of context in both: identical encoder values
+        np.testing.assert_allclose(vector[44:], offline.vector[i, 44:], rtol=1e-5, atol=1e-5)
