@@ -91,3 +91,40 @@ def test_the_live_worker_computes_what_an_offline_pass_computes(extractor):
     assert len(full_context) >= 25
     for i, vector in full_context:  # a full 2 s of context in both: identical encoder values
         np.testing.assert_allclose(vector[44:], offline.vector[i, 44:], rtol=1e-5, atol=1e-5)
+
+
+def test_training_windows_get_the_context_the_live_worker_gives(extractor):
+    """extract-live's window features: the clip's audio before the loudest window is the encoder's context."""
+    from training.live.extract import _window_features
+
+    clip = _clip(5.0, seed=2)
+    window, offset = clip[48000:80000], 48000  # the last 2 s, 3 s of audio before it
+    vector, fraction = _window_features(extractor, clip, window, offset)
+    whole = extractor.extract(clip)
+    assert vector.shape == (20, WHISPER_VOICE_DIM) and fraction.shape == (20,)
+    np.testing.assert_allclose(vector[:, 44:], whole.vector[-20:, 44:], rtol=1e-5, atol=1e-5)
+    short = clip[:20000]  # shorter than a window: zero-padded at the end, as loudest_window does
+    padded = np.pad(short, (0, 12000))
+    vector, _ = _window_features(extractor, short, padded, 0)
+    np.testing.assert_allclose(vector[:, 44:], extractor.extract(padded).vector[:, 44:], rtol=1e-5, atol=1e-5)
+
+
+def test_extract_live_caches_the_encoder_feature_when_it_is_the_default(tmp_path):
+    from test_live_model import write_tiny_corpora
+
+    write_tiny_corpora(tmp_path / "data")
+    env = {**os.environ, WHISPER_VOICE_ENV: "1"}
+    run = subprocess.run([sys.executable, "-m", "training.cli", "extract-live", "--data", str(tmp_path / "data"),
+                          "--cache", str(tmp_path / "cache"), "--corpora", "ravdess,emodb,meld", "--no-asr",
+                          "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    code = ("import sys; from training.live.extract import load_cache; c = load_cache(sys.argv[1], 'ravdess'); "
+            "print(c['audio'].shape[-1], c['meta']['extractors']['audio'])")
+    shown = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
+                           env=env, check=True).stdout.split()
+    assert shown == [str(WHISPER_VOICE_DIM), WHISPER_VOICE_ID]
+    if os.environ.get(WHISPER_VOICE_ENV, "").strip() != "1":  # the voice-features default refuses that cache
+        from training.live.dataset import LiveDataOptions, load_pools
+
+        with pytest.raises(ValueError, match="extract-live"):
+            load_pools(tmp_path / "cache", LiveDataOptions())

@@ -58,10 +58,9 @@ from torch.utils.data import Dataset, get_worker_info
 from imer_core.config import options_from_dict
 from imer_core.features.face import live_face_feature_spec
 from imer_core.features.text import text_feature_spec
-from imer_core.features.voice import voice_feature_spec
 from imer_core.live import checkpoint_keys as keys
 from imer_core.live.models import LIVE_WINDOW_RATE_HZ, LIVE_WINDOW_STEPS
-from imer_core.modalities import MODALITIES, FeatureSpecs
+from imer_core.modalities import MODALITIES, FeatureSpecs, Modality
 
 from ..data.source import LoadedData
 from .corpora import SPLITS
@@ -99,8 +98,10 @@ class LiveDataOptions:
 
 def live_specs(seq_len: int = SEQ_LEN, rate_hz: float = RATE_HZ) -> FeatureSpecs:
     """Feature specs of the live model (the live engine's extractors and window)."""
-    return FeatureSpecs(text_feature_spec(seq_len, rate_hz), voice_feature_spec(seq_len, rate_hz),
-                        live_face_feature_spec(seq_len, rate_hz))
+    from imer_core.features.registry import default_extractor_specs
+
+    audio = default_extractor_specs()[Modality.AUDIO].feature_spec(seq_len, rate_hz)  # the registry's default
+    return FeatureSpecs(text_feature_spec(seq_len, rate_hz), audio, live_face_feature_spec(seq_len, rate_hz))
 
 
 @dataclass

@@ -78,10 +78,12 @@ WINDOW_HOP_S = 0.1
 def extractor_ids() -> dict[str, str]:
     """Extractor ids of the three modalities (those of the live engine's specs)."""
     from imer_core.features.face import live_vision_feature
+    from imer_core.features.registry import default_extractor_specs
     from imer_core.features.text import live_text_feature
-    from imer_core.features.voice import VOICE_EXTRACTOR_ID
+    from imer_core.modalities import Modality
 
-    return {"vision": live_vision_feature()[0], "audio": VOICE_EXTRACTOR_ID, "text": live_text_feature()[0]}
+    audio = default_extractor_specs()[Modality.AUDIO].extractor_id
+    return {"vision": live_vision_feature()[0], "audio": audio, "text": live_text_feature()[0]}
 
 
 def corpus_extractor_ids(corpus: str) -> dict[str, str]:
@@ -253,6 +255,33 @@ def _load_asr() -> Any:
     return FasterWhisperBackend(device="cpu", cpu_threads=threads, word_timestamps=False)
 
 
+def _voice_extractor() -> Any:
+    """The registry's default audio extractor (the live engine's; see ``$IMER_LIVE_VOICE_ENCODER``)."""
+    from imer_core.features.registry import default_extractor_specs, extractor_factory
+    from imer_core.modalities import Modality
+
+    return extractor_factory(default_extractor_specs()[Modality.AUDIO].extractor_id)()
+
+
+def _window_features(voice: Any, audio: np.ndarray, window: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(vector, speech_fraction)`` of the window's steps.
+
+    An extractor that declares ``context_s`` (its steps need audio before them, as in the
+    live voice worker) gets up to that much of the clip before the window and keeps only
+    the window's steps; any other extractor sees the window alone.
+    """
+    steps = len(window) // int(voice.step_samples)
+    context_s = getattr(voice, "context_s", None)
+    if context_s is None:
+        out = voice.extract(window)
+        return out.vector, out.speech_fraction
+    length = len(window)
+    padded = np.pad(audio, (0, max(0, offset + length - len(audio))))
+    start = max(0, offset - int(context_s * AUDIO_SAMPLE_RATE))
+    out = voice.extract(padded[start: offset + length], keep_from=(offset - start) / AUDIO_SAMPLE_RATE)
+    return out.vector[-steps:], out.speech_fraction[-steps:]
+
+
 def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, progress: bool = True,
                   embedder: Any = None, asr: Any = None,
                   transcribe: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -260,11 +289,9 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
 
     ``transcribe=False``: voice features only; transcripts are empty and their embeddings zero.
     """
-    from imer_core.features.voice import VoiceFeatureExtractor
-
     clips = audio_clips(data_root, corpus)
     clips = [clips[i] for i in spread_subset(len(clips), limit)]
-    voice = VoiceFeatureExtractor()
+    voice = _voice_extractor()
     if transcribe:
         asr = asr or _load_asr()
     length, hop = int(AUDIO_WINDOW_S * AUDIO_SAMPLE_RATE), int(WINDOW_HOP_S * AUDIO_SAMPLE_RATE)
@@ -274,9 +301,9 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
     for clip in tqdm(clips, desc=desc, unit="clip", disable=not progress):
         audio = read_audio(clip.path, AUDIO_SAMPLE_RATE)
         window, offset = loudest_window(audio, length, hop)
-        out = voice.extract(window)
-        features.append(out.vector)
-        speech.append(out.speech_fraction)
+        vector, fraction = _window_features(voice, audio, window, offset)
+        features.append(vector)
+        speech.append(fraction)
         offsets.append(offset / AUDIO_SAMPLE_RATE)
         durations.append(len(audio) / AUDIO_SAMPLE_RATE)
         if transcribe:
