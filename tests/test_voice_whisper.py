@@ -94,18 +94,17 @@ def test_the_live_worker_computes_what_an_offline_pass_computes(extractor):
 
 
 def test_training_windows_get_the_context_the_live_worker_gives(extractor):
-    """extract-live's window features: the clip's audio before the loudest window is the encoder's context."""
-    from training.live.extract import _window_features
+    """Training windows (extract-live, imer analyze): the clip's audio before the window is the encoder's context."""
+    from imer_core.features.voice import window_features
 
     clip = _clip(5.0, seed=2)
-    window, offset = clip[48000:80000], 48000  # the last 2 s, 3 s of audio before it
-    vector, fraction = _window_features(extractor, clip, window, offset)
+    vector, fraction = window_features(extractor, clip, 48000, 32000)  # the last 2 s, 3 s of audio before it
     whole = extractor.extract(clip)
     assert vector.shape == (20, WHISPER_VOICE_DIM) and fraction.shape == (20,)
     np.testing.assert_allclose(vector[:, 44:], whole.vector[-20:, 44:], rtol=1e-5, atol=1e-5)
     short = clip[:20000]  # shorter than a window: zero-padded at the end, as loudest_window does
     padded = np.pad(short, (0, 12000))
-    vector, _ = _window_features(extractor, short, padded, 0)
+    vector, _ = window_features(extractor, short, 0, 32000)
     np.testing.assert_allclose(vector[:, 44:], extractor.extract(padded).vector[:, 44:], rtol=1e-5, atol=1e-5)
 
 

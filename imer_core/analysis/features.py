@@ -33,7 +33,7 @@ import numpy as np
 from ..features.base import ExtractorFactory
 from ..features.face import STILL_FACE_SIZE, prepare_still_face
 from ..features.text import TranscriptWindow
-from ..features.voice import loudest_window
+from ..features.voice import context_samples, extract_from, loudest_window, window_features
 from ..live.speech_worker import SpeechConfig, UtteranceCutter
 from ..live.tracks import FeatureTrack
 from ..modalities import Modality
@@ -146,8 +146,8 @@ class Extractors:
         """Voice features of the loudest ``seconds`` of a clip and the window's start (s)."""
         rate = self.voice.sample_rate
         length, hop = int(round(seconds * rate)), self.voice.step_samples
-        window, offset = loudest_window(audio, length, hop)
-        return self.voice.extract(window).vector, offset / rate
+        _, offset = loudest_window(audio, length, hop)
+        return window_features(self.voice, audio, offset, length)[0], offset / rate
 
     def voice_track(self, audio: np.ndarray) -> tuple[FeatureTrack, np.ndarray, np.ndarray]:
         """Voice features of a whole recording at 10 Hz, extracted chunk by chunk (times in s from its start).
@@ -156,14 +156,14 @@ class Extractors:
         """
         step, rate = self.voice.step_samples, self.voice.sample_rate
         chunk = int(VOICE_CHUNK_S * rate) // step * step
-        context = int(VOICE_CONTEXT_S * rate) // step * step
+        context = context_samples(self.voice, VOICE_CONTEXT_S, rate) // step * step
         track = FeatureTrack(self.specs[Modality.AUDIO].dim, capacity_s=float("inf"))
         times, speech = [], []
         end_total = len(audio) - len(audio) % step
         for first in range(0, end_total, chunk):
             end = min(first + chunk, end_total)
             start = max(first - context, 0)
-            features = self.voice.extract(audio[start:end], start_time=start / rate)
+            features = extract_from(self.voice, audio[start:end], start / rate, first / rate)
             keep = features.times >= first / rate
             track.extend(features.times[keep], features.vector[keep])
             times.append(features.times[keep])

@@ -126,7 +126,8 @@ class AudioExtractor(FeatureExtractor, Protocol):
     An extractor whose steps need more audio before them than the live worker's context
     declares it as a ``context_s`` attribute (seconds); its ``extract`` then also takes
     ``keep_from`` (the time of the first step the caller keeps), e.g.
-    :class:`~imer_core.features.voice_whisper.WhisperVoiceExtractor`.
+    :class:`~imer_core.features.voice_whisper.WhisperVoiceExtractor` (callers:
+    :func:`~imer_core.features.voice.extract_from`).
     """
 
     @property
@@ -136,15 +137,6 @@ class AudioExtractor(FeatureExtractor, Protocol):
     def step_samples(self) -> int: ...
 
     def extract(self, audio: np.ndarray, start_time: float = 0.0) -> AudioFeatures: ...
-
-
-class ContextAudioExtractor(AudioExtractor, Protocol):
-    """An audio extractor whose steps need ``context_s`` seconds of audio before them (see :class:`AudioExtractor`)."""
-
-    context_s: float
-
-    def extract(self, audio: np.ndarray, start_time: float = 0.0,
-                keep_from: float | None = None) -> AudioFeatures: ...
 
 
 @runtime_checkable

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -337,6 +338,43 @@ def loudest_window(audio: np.ndarray, length: int, hop: int) -> tuple[np.ndarray
     energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
     best = max(offsets, key=lambda o: energy[o + length] - energy[o])
     return audio[best: best + length], best
+
+
+def context_samples(extractor: Any, context_s: float, sample_rate: int) -> int:
+    """Samples of audio to pass before the steps wanted: ``context_s``, or more if the extractor declares more."""
+    return int(max(float(context_s), float(getattr(extractor, "context_s", None) or 0.0)) * sample_rate)
+
+
+def extract_from(extractor: Any, audio: np.ndarray, start_time: float, keep_from: float) -> Any:
+    """``extractor.extract(audio, start_time)`` when only the steps from ``keep_from`` on are used.
+
+    An extractor that declares ``context_s`` (its steps need audio before them, e.g.
+    :class:`~imer_core.features.voice_whisper.WhisperVoiceExtractor`) is told ``keep_from``
+    and may leave the earlier steps out of its expensive part.
+    """
+    if getattr(extractor, "context_s", None) is None:
+        return extractor.extract(audio, start_time=start_time)
+    return extractor.extract(audio, start_time=start_time, keep_from=keep_from)
+
+
+def window_features(extractor: Any, audio: np.ndarray, offset: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(vector, speech_fraction)`` of the ``length``-sample window at ``offset`` of a clip.
+
+    The window is zero-padded past the clip's end (as :func:`loudest_window` does).  An
+    extractor that declares ``context_s`` gets up to that much of the clip before the
+    window (what the live voice worker gives it) and only the window's steps are kept; any
+    other extractor sees the window alone.
+    """
+    padded = np.pad(np.asarray(audio), (0, max(0, offset + length - len(audio))))
+    context_s = getattr(extractor, "context_s", None)
+    if context_s is None:
+        out = extractor.extract(padded[offset: offset + length])
+        return out.vector, out.speech_fraction
+    rate = int(extractor.sample_rate)
+    start = max(0, offset - int(float(context_s) * rate))
+    out = extractor.extract(padded[start: offset + length], keep_from=(offset - start) / rate)
+    steps = length // int(extractor.step_samples)
+    return out.vector[-steps:], out.speech_fraction[-steps:]
 
 
 def build_voice_extractor(device: str = "cpu") -> VoiceFeatureExtractor:

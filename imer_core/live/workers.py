@@ -20,11 +20,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from ..features.base import AudioExtractor, ContextAudioExtractor, FrameExtractor
+from ..features.base import AudioExtractor, FrameExtractor
+from ..features.voice import context_samples, extract_from
 from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .threads import RestartableThread
 from .tracks import FeatureTrack
@@ -195,18 +196,13 @@ class VoiceWorker(Worker):
             next_step = self.processed_samples = end
 
     def _extract(self, first: int, end: int) -> None:
-        own_context = getattr(self.extractor, "context_s", None)
-        context = int(max(self.context_s, own_context or 0.0) * self.ring.sample_rate)
+        context = context_samples(self.extractor, self.context_s, self.ring.sample_rate)
         step = self.extractor.step_samples
         start = max(first - context - (context % step), 0)
         start -= start % step
         audio = self.ring.read(start, end)
         t0 = self.ring.time_of(start)
-        if own_context is None:
-            features = self.extractor.extract(audio, start_time=t0)
-        else:
-            needs_context = cast(ContextAudioExtractor, self.extractor)
-            features = needs_context.extract(audio, start_time=t0, keep_from=self.ring.time_of(first))
+        features = extract_from(self.extractor, audio, t0, self.ring.time_of(first))
         keep = features.times >= self.ring.time_of(first) - 1e-6
         done = time.monotonic()
         if self.features_enabled:

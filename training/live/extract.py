@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from imer_core.features.voice import loudest_window  # noqa: F401 - used here and by the tests
+from imer_core.features.voice import loudest_window, window_features  # noqa: F401 - loudest_window: the tests too
 
 from .corpora import (
     AUDIO_CORPORA,
@@ -263,25 +263,6 @@ def _voice_extractor() -> Any:
     return extractor_factory(default_extractor_specs()[Modality.AUDIO].extractor_id)()
 
 
-def _window_features(voice: Any, audio: np.ndarray, window: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(vector, speech_fraction)`` of the window's steps.
-
-    An extractor that declares ``context_s`` (its steps need audio before them, as in the
-    live voice worker) gets up to that much of the clip before the window and keeps only
-    the window's steps; any other extractor sees the window alone.
-    """
-    steps = len(window) // int(voice.step_samples)
-    context_s = getattr(voice, "context_s", None)
-    if context_s is None:
-        out = voice.extract(window)
-        return out.vector, out.speech_fraction
-    length = len(window)
-    padded = np.pad(audio, (0, max(0, offset + length - len(audio))))
-    start = max(0, offset - int(context_s * AUDIO_SAMPLE_RATE))
-    out = voice.extract(padded[start: offset + length], keep_from=(offset - start) / AUDIO_SAMPLE_RATE)
-    return out.vector[-steps:], out.speech_fraction[-steps:]
-
-
 def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, progress: bool = True,
                   embedder: Any = None, asr: Any = None,
                   transcribe: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -300,8 +281,8 @@ def extract_audio(data_root: str | Path, corpus: str, limit: int | None = None, 
     desc = f"{corpus} voice+asr" if transcribe else f"{corpus} voice"
     for clip in tqdm(clips, desc=desc, unit="clip", disable=not progress):
         audio = read_audio(clip.path, AUDIO_SAMPLE_RATE)
-        window, offset = loudest_window(audio, length, hop)
-        vector, fraction = _window_features(voice, audio, window, offset)
+        _, offset = loudest_window(audio, length, hop)
+        vector, fraction = window_features(voice, audio, offset, length)
         features.append(vector)
         speech.append(fraction)
         offsets.append(offset / AUDIO_SAMPLE_RATE)
