@@ -13,7 +13,12 @@ pytest.importorskip("ctranslate2")
 pytest.importorskip("faster_whisper")
 
 from imer_core.features.registry import available_extractors, default_extractor_specs  # noqa: E402
-from imer_core.features.voice import VOICE_EXTRACTOR_ID, WHISPER_VOICE_ENV  # noqa: E402
+from imer_core.features.voice import (  # noqa: E402
+    LIVE_VOICE_ENCODER,
+    VOICE_EXTRACTOR_ID,
+    WHISPER_VOICE_ENV,
+    whisper_voice_default,
+)
 from imer_core.features.voice_whisper import (  # noqa: E402
     WHISPER_VOICE_DIM,
     WHISPER_VOICE_ID,
@@ -41,15 +46,18 @@ def extractor() -> WhisperVoiceExtractor:
     return WhisperVoiceExtractor()
 
 
-def test_registered_beside_the_voice_features_and_the_default_only_when_asked():
-    assert WHISPER_VOICE_ID in available_extractors("audio")
-    if os.environ.get(WHISPER_VOICE_ENV, "").strip() != "1":
-        assert default_extractor_specs()["audio"].extractor_id == VOICE_EXTRACTOR_ID
+def test_registered_beside_the_voice_features_and_the_default_as_the_constant_or_the_environment_says():
+    assert WHISPER_VOICE_ID in available_extractors("audio") and VOICE_EXTRACTOR_ID in available_extractors("audio")
+    expected = WHISPER_VOICE_ID if whisper_voice_default() else VOICE_EXTRACTOR_ID
+    assert default_extractor_specs()["audio"].extractor_id == expected
     code = ("from imer_core.features.registry import default_extractor_specs as d; "
             "s = d()['audio']; print(s.extractor_id, s.dim)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, WHISPER_VOICE_ENV: "1"}).stdout.split()
-    assert out == [WHISPER_VOICE_ID, str(WHISPER_VOICE_DIM)]
+    for value, wanted in (("1", [WHISPER_VOICE_ID, str(WHISPER_VOICE_DIM)]), ("0", [VOICE_EXTRACTOR_ID, "44"]),
+                          ("", [WHISPER_VOICE_ID, str(WHISPER_VOICE_DIM)] if LIVE_VOICE_ENCODER
+                           else [VOICE_EXTRACTOR_ID, "44"])):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, WHISPER_VOICE_ENV: value}).stdout.split()
+        assert out == wanted, value
 
 
 def test_steps_are_the_voice_features_then_the_encoder_and_never_see_later_audio(extractor):
@@ -122,8 +130,8 @@ def test_extract_live_caches_the_encoder_feature_when_it_is_the_default(tmp_path
     shown = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
                            env=env, check=True).stdout.split()
     assert shown == [str(WHISPER_VOICE_DIM), WHISPER_VOICE_ID]
-    if os.environ.get(WHISPER_VOICE_ENV, "").strip() != "1":  # the voice-features default refuses that cache
-        from training.live.dataset import LiveDataOptions, load_pools
-
-        with pytest.raises(ValueError, match="extract-live"):
-            load_pools(tmp_path / "cache", LiveDataOptions())
+    code = ("import sys; from training.live.dataset import LiveDataOptions, load_pools; "
+            "load_pools(sys.argv[1], LiveDataOptions())")
+    refused = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
+                             env={**os.environ, WHISPER_VOICE_ENV: "0"})  # the voice features alone: refused
+    assert refused.returncode != 0 and "its audio cache was made with extractor" in refused.stderr

@@ -383,14 +383,19 @@ def build_voice_extractor(device: str = "cpu") -> VoiceFeatureExtractor:
 
 
 #: Discovered by :mod:`imer_core.features.registry`.
-#: ``1`` makes the voice features with Whisper's encoder (:mod:`imer_core.features.voice_whisper`) the
-#: registry's default audio extractor instead of these (read when this module is imported).
+#: Whether the registry's default audio extractor is the voice features with Whisper's encoder
+#: (:mod:`imer_core.features.voice_whisper`) instead of these: it must be the feature the shipped
+#: live models were trained on (a checkpoint names its audio feature; the engine refuses a mismatch).
+#: ``$IMER_LIVE_VOICE_ENCODER`` (``1`` / ``0``, read when this module is imported) overrides it, e.g.
+#: for ``extract-live`` and the training of live models on the other feature.
+LIVE_VOICE_ENCODER = False
 WHISPER_VOICE_ENV = "IMER_LIVE_VOICE_ENCODER"
 
 
 def whisper_voice_default() -> bool:
-    """Whether ``$IMER_LIVE_VOICE_ENCODER`` asks for the Whisper voice encoder as the default audio extractor."""
-    return os.environ.get(WHISPER_VOICE_ENV, "").strip() == "1"
+    """Whether the default audio extractor is the Whisper voice encoder (see :data:`LIVE_VOICE_ENCODER`)."""
+    value = os.environ.get(WHISPER_VOICE_ENV, "").strip()
+    return value == "1" if value in ("0", "1") else LIVE_VOICE_ENCODER
 
 
 EXTRACTORS = (ExtractorEntry(VOICE_EXTRACTOR_SPEC, build_voice_extractor, default=not whisper_voice_default()),)
