@@ -209,3 +209,11 @@ def sources() -> list:
     yield made
     for source in made:
         source.stop()
+
+
+def live_audio_dim() -> int:
+    """Values per step of the default audio extractor (the live models' audio feature)."""
+    from imer_core.features.registry import default_extractor_specs
+    from imer_core.modalities import Modality
+
+    return default_extractor_specs()[Modality.AUDIO].dim

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from live_fakes import live_audio_dim
 
 from app.cli import main as imer_main
 from imer_core.checkpoint import load_checkpoint, save_checkpoint
@@ -28,7 +29,7 @@ def test_calibrate_on_a_clip_then_finetune(demo_test_clip, live_checkpoints, tmp
     assert len(data) >= 7 * 2
     assert set(data.labels.tolist()) == set(range(7))
     assert data.features["vision"].shape[1:] == (20, live_vision_feature()[1])
-    assert data.features["audio"].shape[1:] == (20, 44)
+    assert data.features["audio"].shape[1:] == (20, live_audio_dim())
     assert data.available[:, 2].mean() > 0.8  # the face is visible throughout
     info = json.loads(next((tmp_path / "sessions").glob("session-*/calibration.json")).read_text())
     assert info["samples"] == len(data)

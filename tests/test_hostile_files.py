@@ -414,12 +414,13 @@ def test_calibration_sizes_are_checked_from_the_headers_before_any_array_is_read
 
 def _finetune_arrays(n: int) -> dict[str, np.ndarray]:
     """Calibration windows sized like the live model's features."""
+    from live_fakes import live_audio_dim
+
     from imer_core.features.face import live_vision_feature
     from imer_core.features.text import TEXT_DIM
-    from imer_core.features.voice import VOICE_FEATURE_DIM
 
     data = _calibration_arrays(n)
-    for key, dim in (("text", TEXT_DIM), ("audio", VOICE_FEATURE_DIM), ("vision", live_vision_feature()[1])):
+    for key, dim in (("text", TEXT_DIM), ("audio", live_audio_dim()), ("vision", live_vision_feature()[1])):
         data[key] = np.random.default_rng(1).normal(size=(n, 20, dim)).astype(np.float32)
     return data
 

@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from live_fakes import live_audio_dim
 
 from imer_core.checkpoint import checkpoint_info, load_checkpoint
 from imer_core.config import LIVE_EMOTIONS
 from imer_core.features.face import live_face_feature_spec, live_vision_feature
+from imer_core.features.registry import default_extractor_specs
 from imer_core.features.text import text_feature_spec
-from imer_core.features.voice import voice_feature_spec
+from imer_core.modalities import Modality
 from training.cli import main
 from training.experiment import load_experiment
 from training.live.dataset import LiveDataOptions, build_live_data, live_specs
@@ -114,7 +116,7 @@ def test_extract_live_caches_features_and_counts_missed_faces(live_cache, capsys
     assert fer["detected"].sum() == 5 and not fer["detected"][-1]
     assert fer["meta"]["extractors"]["vision"] == live_face_feature_spec(20, 10.0).extractor
     ravdess = load_cache(live_cache, "ravdess")
-    assert ravdess["audio"].shape == (4, 20, 44) and ravdess["text"].shape == (4, 384)
+    assert ravdess["audio"].shape == (4, 20, live_audio_dim()) and ravdess["text"].shape == (4, 384)
     assert all("door" in t.lower() for t in ravdess["transcript"]), ravdess["transcript"]
     assert np.allclose(ravdess["duration_s"], 2.389, atol=1e-3) and (ravdess["offset_s"] <= 0.39).all()
     assert load_cache(live_cache, "emodb")["source_label"].tolist() == ["happiness", "boredom"]
@@ -137,8 +139,8 @@ def test_pseudo_pairs_splits_and_normalisation(live_cache):
     train, test = data.datasets["train"], data.datasets["test"]
     assert len(train) == 10 and sorted(set(train.labels.tolist())) == [1, 2]      # happy, sad: in every modality
     item = train[0]
-    assert {k: tuple(item[k].shape) for k in ("text", "audio", "vision")} == {"text": (20, 384), "audio": (20, 44),
-                                                                               "vision": (20, live_vision_feature()[1])}
+    assert {k: tuple(item[k].shape) for k in ("text", "audio", "vision")} == {
+        "text": (20, 384), "audio": (20, live_audio_dim()), "vision": (20, live_vision_feature()[1])}
     assert torch.equal(item["text"][0], item["text"][-1])
     assert not torch.equal(item["vision"][0], item["vision"][1])                  # jitter on training faces
     assert test.labels.tolist() == [1] and torch.equal(test[0]["vision"][0], test[0]["vision"][5])
@@ -197,7 +199,7 @@ def test_train_evaluate_and_ship_meet_the_engine_contract(live_cache, tmp_path, 
         model = load_checkpoint(path)
         assert model.config.labels == LIVE_EMOTIONS and model.config.task == "classification"
         assert model.config.specs.text == text_feature_spec(20, 10.0)
-        assert model.config.specs.audio == voice_feature_spec(20, 10.0)
+        assert model.config.specs.audio == default_extractor_specs()[Modality.AUDIO].feature_spec(20, 10.0)
         assert model.config.specs.vision == live_face_feature_spec(20, 10.0)
         assert compatibility_problems(model.config, meta) == []
         assert load_live_model(path).labels == LIVE_EMOTIONS
@@ -207,7 +209,7 @@ def _tiny_pools() -> dict:
     from training.live.dataset import ModalityPool
 
     rng = np.random.default_rng(0)
-    shapes = {"text": (384,), "audio": (20, 44), "vision": (55,)}
+    shapes = {"text": (384,), "audio": (20, live_audio_dim()), "vision": (55,)}
     labels = np.array([0, 1, 0, 1])
     return {m: ModalityPool(rng.standard_normal((4, *s)).astype(np.float32), labels, np.full(4, "train"),
                             np.array([f"{m}:{i}" for i in range(4)])) for m, s in shapes.items()}

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from live_fakes import live_audio_dim
 
 from training.live import extract
 from training.live.dataset import LiveDataOptions, paired_asr_dataset
@@ -48,10 +49,11 @@ def test_no_asr_extracts_voice_only_and_the_paired_test_refuses_it(tmp_path, mon
     lines: list[str] = []
     extract.extract_live(tmp_path / "data", cache, corpora=["ravdess"], progress=False, log=lines.append, asr=False)
     data = extract.load_cache(cache, "ravdess")
-    assert data["audio"].shape == (3, 20, 44) and np.isfinite(data["audio"]).all()
+    assert data["audio"].shape == (3, 20, live_audio_dim()) and np.isfinite(data["audio"]).all()
     assert data["transcript"].tolist() == ["", "", ""] and not data["text"].any()
     assert data["meta"]["settings"]["asr"] == extract.NO_ASR and not extract.has_transcripts(data["meta"])
-    normalization = {m: {"mean": [0.0] * d, "std": [1.0] * d} for m, d in (("text", 384), ("audio", 44),
+    normalization = {m: {"mean": [0.0] * d, "std": [1.0] * d} for m, d in (("text", 384),
+                                                                           ("audio", live_audio_dim()),
                                                                            ("vision", 55))}
     assert paired_asr_dataset(cache, normalization, LiveDataOptions(audio_corpora=("ravdess",))) is None
     # a run with ASR does not take the voice-only cache for up to date: it transcribes
@@ -81,7 +83,7 @@ def _fake_caches(cache: Path) -> None:
                       "vision": rng.normal(2.0, 3.0, (4, 55)).astype(np.float32)})
     write("ravdess", {"source_label": np.array(["happy"] * 4),
                       "speaker": np.array(["ravdess-01", "ravdess-02", "ravdess-19", "ravdess-21"]),
-                      "audio": rng.normal(1.0, 2.0, (4, 20, 44)).astype(np.float32)})
+                      "audio": rng.normal(1.0, 2.0, (4, 20, live_audio_dim())).astype(np.float32)})
     write("meld", {"source_label": np.array(["joy"] * 4), "text": rng.normal(0.0, 0.1, (4, 384)).astype(np.float32)})
 
 
@@ -95,7 +97,8 @@ def test_live_evaluation_data_uses_the_checkpoints_own_normalisation(tmp_path):
     options = LiveDataOptions(audio_corpora=("ravdess",), train_tuples_per_class=2)
     raw = extract.load_cache(tmp_path, "fer2013")["vision"][3]
     own = build_live_data(tmp_path, options)                     # statistics of these (two) training faces
-    stored = {m: {"mean": [0.5] * d, "std": [2.0] * d} for m, d in (("text", 384), ("audio", 44), ("vision", 55))}
+    stored = {m: {"mean": [0.5] * d, "std": [2.0] * d}
+              for m, d in (("text", 384), ("audio", live_audio_dim()), ("vision", 55))}
     given = build_live_data(tmp_path, options, stored)
     assert given.normalization == stored and own.normalization != stored
     assert np.allclose(given.datasets["test"][0]["vision"][0].numpy(), (raw - 0.5) / 2.0, atol=1e-5)
