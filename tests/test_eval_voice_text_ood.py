@@ -7,24 +7,18 @@ TSV, a tiny live checkpoint, and a stand-in text embedder (no MiniLM load).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 from live_fakes import train_small_checkpoint
+from script_loader import load_script
 
 from imer_core.features.text import TEXT_DIM
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "eval_voice_text_ood.py"
-_spec = importlib.util.spec_from_file_location("eval_voice_text_ood", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-ood = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = ood  # its dataclasses look their module up
-_spec.loader.exec_module(ood)
+ood = load_script("eval_voice_text_ood")
 
 LABELS_TXT = "anger\ndisgust\nfear\njoy\nneutral\nsadness\nsurprise\n"
 

@@ -296,12 +296,9 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     out = tmp_path / "live_cmarr"
     assert main(["train", "--config", "live_cmarr", "--data", str(live_cache), "--out", str(out), *tiny]) == 0
     # the late-fusion baseline's seed spread (scripts/unimodal_seed_spread.py --modality all)
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location("spread", Path(__file__).parents[1] / "scripts" /
-                                                  "unimodal_seed_spread.py")
-    spread = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(spread)
+    spread = load_script("unimodal_seed_spread")
     report = tmp_path / "spread.json"
     assert spread.main(["--checkpoint", str(out / "model.pt"), "--cache", str(live_cache), "--modality", "all",
                         "--seeds", "0,1", "--out", str(report)]) == 0

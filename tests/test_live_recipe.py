@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from script_loader import load_script
 
 from training.cli import build_parser
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_live_models.py"
-
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("train_live_models", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_live_models")
 
 
 def test_recipe_distils_imder_before_evaluating_and_shipping_it(capsys):
