@@ -172,16 +172,12 @@ def add_expert_fusion(checkpoint: str | Path, cache: str | Path, out: str | Path
         summary["experts"][m.value] = info
         log(f"expert {m.value}: {json.dumps(info)}")
     datasets = data.datasets
-    if speaker_audio and "audio" + SPEAKER_SUFFIX in reused:
-        speaker_sets = _speaker_sets(cache, options, data, datasets)
-    elif speaker_audio:
-        speaker_sets = _speaker_sets(cache, options, data, datasets)
+    speaker_sets = _speaker_sets(cache, options, data, datasets) if speaker_audio else {}
+    if speaker_audio and "audio" + SPEAKER_SUFFIX not in reused:
         renamed = {name: _RenamedKey(d, SPEAKER_AUDIO_KEY, "audio") for name, d in speaker_sets.items()}
         info = _train_expert(head.speaker_experts["audio"], renamed, "audio", dims["audio"], members, seed, progress)
         summary["experts"]["audio" + SPEAKER_SUFFIX] = info
         log(f"expert audio{SPEAKER_SUFFIX} (per-speaker normalisation): {json.dumps(info)}")
-    else:
-        speaker_sets = {}
     calibration = fit_expert_temperatures(head, datasets["valid"], speaker_sets.get("valid"))
     settings["temperatures"] = dict(head.temperatures)
     summary["temperatures"] = calibration
