@@ -11,7 +11,7 @@ an offline pass over a recording (``keep_from`` skips the encoder for steps the 
 
 Measured as a voice-emotion feature (``scripts/eval_voice_encoder.py``,
 ``docs/perception.md``): test macro-F1 of the live experts' classifier on RAVDESS + EmoDB
-test speakers 59.8 against 47.3 for the voice features alone.  One encoder call takes about
+test speakers 59.1 against 46.8 for the voice features alone.  One encoder call takes about
 10 ms (2 s of audio, one thread).
 
 Not the default audio extractor: checkpoints name their audio feature, and the shipped
