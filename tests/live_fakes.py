@@ -22,7 +22,8 @@ from imer_core.checkpoint import save_checkpoint
 from imer_core.config import CLASSIFICATION, LIVE_EMOTIONS, FusionConfig, ModelConfig, fold_fusion_option
 from imer_core.features.face import live_face_feature_spec, live_vision_feature
 from imer_core.features.text import TEXT_DIM, text_feature_spec
-from imer_core.features.voice import voice_feature_spec
+from imer_core.features.voice import VoiceFeatureExtractor
+from imer_core.features.voice_whisper import ENCODER_DIM, WHISPER_VOICE_ID, WhisperVoiceExtractor
 from imer_core.live.buffers import SourceStatus, VideoFrame
 from imer_core.live.parts import PipelineParts
 from imer_core.live.sources.base import AudioSource, VideoSource
@@ -44,8 +45,17 @@ SMALL_FUSION = FusionConfig(d_model=32, num_heads=4, nlevels=1, mem_layers=1)
 
 
 def live_specs() -> FeatureSpecs:
-    return FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), voice_feature_spec(LIVE_SEQ, 10.0),
+    """The live models' feature specs at :data:`LIVE_SEQ` steps (audio: the default audio extractor's)."""
+    return FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), default_audio_spec().feature_spec(LIVE_SEQ, 10.0),
                         live_face_feature_spec(LIVE_SEQ, 10.0))
+
+
+def default_audio_spec():
+    """The registry's default audio extractor spec (what the shipped live models were trained on)."""
+    from imer_core.features.registry import default_extractor_specs
+    from imer_core.modalities import Modality
+
+    return default_extractor_specs()[Modality.AUDIO]
 
 
 def train_small_checkpoint(path: Path, method: str = "cmarr", steps: int = 3, trained: bool = True,
@@ -154,6 +164,32 @@ class FakeFaceExtractor:
         pass
 
 
+class CheapEncoderVoiceExtractor(WhisperVoiceExtractor):
+    """The Whisper voice extractor with a fixed random projection of each 20 ms frame in place of the encoder.
+
+    Everything else (voice features, left context per step, ``keep_from``) is the real
+    extractor's code; only the CTranslate2 model is not loaded or run.
+    """
+
+    def __init__(self) -> None:
+        self.voice = VoiceFeatureExtractor()
+        rng = np.random.default_rng(0)
+        self._projection = (rng.standard_normal((320, ENCODER_DIM)) / np.sqrt(320)).astype(np.float32)
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        x = np.asarray(audio, np.float32)
+        frames = max(1, len(x) // 320)
+        x = np.pad(x[: frames * 320], (0, max(0, frames * 320 - len(x))))
+        return np.tanh(10.0 * x.reshape(frames, 320) @ self._projection)
+
+
+def fake_audio_extractor() -> VoiceFeatureExtractor | WhisperVoiceExtractor:
+    """An audio extractor with the default audio spec that loads no model (see :class:`CheapEncoderVoiceExtractor`)."""
+    if default_audio_spec().extractor_id == WHISPER_VOICE_ID:
+        return CheapEncoderVoiceExtractor()
+    return VoiceFeatureExtractor()
+
+
 class FakeASR:
     """Returns a fixed sentence; ``mode`` 'raise' or 'hang' injects faults."""
 
@@ -185,9 +221,8 @@ class FakeRig:
     asr: FakeASR
 
     def parts(self) -> PipelineParts:
-        from imer_core.features.voice import VoiceFeatureExtractor
         return PipelineParts(sources=lambda spec: (self.video, self.audio), face_extractor=FakeFaceExtractor,
-                             voice_extractor=VoiceFeatureExtractor, asr=lambda: self.asr, embedder=FakeEmbedder)
+                             voice_extractor=fake_audio_extractor, asr=lambda: self.asr, embedder=FakeEmbedder)
 
 
 def fake_rig() -> FakeRig:
@@ -213,7 +248,4 @@ def sources() -> list:
 
 def live_audio_dim() -> int:
     """Values per step of the default audio extractor (the live models' audio feature)."""
-    from imer_core.features.registry import default_extractor_specs
-    from imer_core.modalities import Modality
-
-    return default_extractor_specs()[Modality.AUDIO].dim
+    return default_audio_spec().dim

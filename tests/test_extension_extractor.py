@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_fakes import LIVE_SEQ, FakeFaceExtractor, fake_rig, train_small_checkpoint
+from live_fakes import LIVE_SEQ, FakeFaceExtractor, fake_rig, live_specs, train_small_checkpoint
 
 from app.cli import main
 from imer_core.features.base import ExtractorFactory, ExtractorSpec
@@ -22,7 +22,6 @@ from imer_core.features.registry import (
     unregister_extractor,
 )
 from imer_core.features.text import text_feature_spec
-from imer_core.features.voice import voice_feature_spec
 from imer_core.live.models import LiveModelError, compatibility_problems, load_live_model
 from imer_core.live.parts import PipelineParts
 from imer_core.live.pipeline import LivePipeline, PipelineConfig
@@ -62,7 +61,7 @@ def toy_extractor():
 
 @pytest.fixture
 def toy_checkpoint(tmp_path):
-    specs = FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), voice_feature_spec(LIVE_SEQ, 10.0),
+    specs = FeatureSpecs(text_feature_spec(LIVE_SEQ, 10.0), live_specs().audio,
                          TOY_SPEC.feature_spec(LIVE_SEQ, 10.0))
     return train_small_checkpoint(tmp_path / "toy.pt", "cmarr", steps=1, specs=specs)
 

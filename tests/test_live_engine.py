@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from live_fakes import LIVE_VISION_DIM, live_specs, train_small_checkpoint
+from live_fakes import LIVE_VISION_DIM, live_audio_dim, live_specs, train_small_checkpoint
 
 from imer_core.live.engine import EngineInputs, InferenceEngine
 from imer_core.live.health import ModalityState, ModalityStatus
@@ -15,7 +15,7 @@ from imer_core.modalities import MODALITIES, FeatureSpec, FeatureSpecs, Modality
 
 
 def _tracks(now: float) -> dict:
-    dims = {Modality.TEXT: 384, Modality.AUDIO: 44, Modality.VISION: LIVE_VISION_DIM}
+    dims = {Modality.TEXT: 384, Modality.AUDIO: live_audio_dim(), Modality.VISION: LIVE_VISION_DIM}
     tracks = {m: FeatureTrack(d) for m, d in dims.items()}
     rng = np.random.default_rng(0)
     for t in np.arange(now - 2.5, now, 0.05):

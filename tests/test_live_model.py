@@ -134,7 +134,7 @@ def test_extract_live_caches_features_and_counts_missed_faces(live_cache, capsys
 def test_pseudo_pairs_splits_and_normalisation(live_cache):
     data = build_live_data(live_cache, LiveDataOptions(train_tuples_per_class=5, val_tuples_per_class=3))
     assert data.specs == live_specs()
-    assert {m: len(v["mean"]) for m, v in data.normalization.items()} == {"text": 384, "audio": 44,
+    assert {m: len(v["mean"]) for m, v in data.normalization.items()} == {"text": 384, "audio": live_audio_dim(),
                                                                           "vision": live_vision_feature()[1]}
     train, test = data.datasets["train"], data.datasets["test"]
     assert len(train) == 10 and sorted(set(train.labels.tolist())) == [1, 2]      # happy, sad: in every modality

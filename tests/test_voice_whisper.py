@@ -12,7 +12,11 @@ import pytest
 pytest.importorskip("ctranslate2")
 pytest.importorskip("faster_whisper")
 
-from imer_core.features.registry import available_extractors, default_extractor_specs  # noqa: E402
+from imer_core.features.registry import (  # noqa: E402
+    available_extractors,
+    default_extractor_specs,
+    extractor_factories,
+)
 from imer_core.features.voice import (  # noqa: E402
     LIVE_VOICE_ENCODER,
     VOICE_EXTRACTOR_ID,
@@ -135,3 +139,16 @@ def test_extract_live_caches_the_encoder_feature_when_it_is_the_default(tmp_path
     refused = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
                              env={**os.environ, WHISPER_VOICE_ENV: "0"})  # the voice features alone: refused
     assert refused.returncode != 0 and "its audio cache was made with extractor" in refused.stderr
+
+
+def test_the_test_rigs_cheap_encoder_stand_in_has_the_real_extractors_spec_and_left_context():
+    from live_fakes import CheapEncoderVoiceExtractor
+
+    fake, clip = CheapEncoderVoiceExtractor(), _clip()
+    registered = extractor_factories(choice={"audio": WHISPER_VOICE_ID})["audio"].spec
+    assert fake.spec == registered and fake.feature_spec(20) == registered.feature_spec(20)
+    full = fake.extract(clip)
+    cut = clip.copy()
+    cut[25 * 1600:] = 0.0
+    np.testing.assert_array_equal(fake.extract(cut).vector[:25, 44:], full.vector[:25, 44:])
+    assert full.vector.shape == (40, WHISPER_VOICE_DIM) and np.abs(full.vector[:, 44:]).sum(axis=1).min() > 0
