@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from live_fakes import LIVE_VISION_DIM, train_small_checkpoint
+from live_fakes import LIVE_VISION_DIM, live_audio_dim, train_small_checkpoint
 
 from imer_core.live.engine import EngineInputs, InferenceEngine
 from imer_core.live.health import ModalityState, ModalityStatus
@@ -20,9 +20,11 @@ from imer_core.live.neutral_baseline import (
 from imer_core.live.tracks import FeatureTrack
 from imer_core.modalities import MODALITIES, Modality
 
+AUDIO_DIM = live_audio_dim()
+
 
 def _tracks(t0: float, face: float, voice: float, steps: int = 30):
-    tracks = {Modality.TEXT: FeatureTrack(384), Modality.AUDIO: FeatureTrack(44),
+    tracks = {Modality.TEXT: FeatureTrack(384), Modality.AUDIO: FeatureTrack(AUDIO_DIM),
               Modality.VISION: FeatureTrack(LIVE_VISION_DIM)}
     speech = FeatureTrack(1)
     rng = np.random.default_rng(0)
@@ -30,7 +32,7 @@ def _tracks(t0: float, face: float, voice: float, steps: int = 30):
         t = t0 + 0.1 * i
         tracks[Modality.VISION].append(t, face + 0.01 * rng.standard_normal(LIVE_VISION_DIM))
         talking = i % 3 != 0
-        tracks[Modality.AUDIO].append(t, (voice if talking else 1e6) + 0.01 * rng.standard_normal(44))
+        tracks[Modality.AUDIO].append(t, (voice if talking else 1e6) + 0.01 * rng.standard_normal(AUDIO_DIM))
         speech.append(t, np.ones(1) if talking else np.zeros(1))
     return tracks, speech
 
@@ -41,7 +43,7 @@ def test_baseline_means_of_faces_and_speech_steps_only():
     assert baseline.counts == {Modality.VISION: 30, Modality.AUDIO: 20}  # silent steps (1e6) are left out
     np.testing.assert_allclose(baseline.means[Modality.VISION], 2.0, atol=0.01)
     np.testing.assert_allclose(baseline.means[Modality.AUDIO], -3.0, atol=0.01)
-    reference = {"vision": [0.5] * LIVE_VISION_DIM, "audio": [1.0] * 44}
+    reference = {"vision": [0.5] * LIVE_VISION_DIM, "audio": [1.0] * AUDIO_DIM}
     np.testing.assert_allclose(baseline.offset(Modality.AUDIO, reference), -4.0, atol=0.01)
     assert baseline.offset(Modality.AUDIO, {"audio": [1.0] * 3}) is None  # another feature: not applied
     assert baseline.offset(Modality.TEXT, reference) is None
@@ -82,7 +84,7 @@ def test_neutral_reference_is_the_mean_of_the_neutral_training_samples():
 
 
 def test_engine_shifts_the_persons_features_onto_the_training_neutral_mean(tmp_path):
-    reference = {"vision": [0.5] * LIVE_VISION_DIM, "audio": [0.0] * 44}
+    reference = {"vision": [0.5] * LIVE_VISION_DIM, "audio": [0.0] * AUDIO_DIM}
     path = train_small_checkpoint(tmp_path / "m.pt", "cmarr", steps=1,
                                   extra_metadata={"neutral_reference": reference})
     now = time.monotonic()
@@ -106,7 +108,7 @@ def test_engine_shifts_the_persons_features_onto_the_training_neutral_mean(tmp_p
 def test_imer_run_takes_a_neutral_baseline_and_saves_it(demo_test_clip, tmp_path, capsys):
     from app.cli import main as imer_main
 
-    reference = {"vision": [0.0] * LIVE_VISION_DIM, "audio": [0.0] * 44}
+    reference = {"vision": [0.0] * LIVE_VISION_DIM, "audio": [0.0] * AUDIO_DIM}
     path = train_small_checkpoint(tmp_path / "m.pt", "cmarr", steps=1,
                                   extra_metadata={"neutral_reference": reference})
     code = imer_main(["run", "--source", str(demo_test_clip.path), "--loop", "--neutral-baseline", "3",

@@ -29,8 +29,10 @@ def test_the_default_checkpoint_fits_the_running_extractors():
     face_net = face_net_extractor_spec()
     assert face_net is not None and running[Modality.VISION] == face_net  # the face network's feature runs
     assert model.model.expert_fusion is not None and "audio" in model.model.expert_fusion.speaker_experts
-    # measured not to help on the test speakers, so the shipped model keeps the global voice normalisation
-    assert "speaker_normalization" not in model.metadata and "speaker_normalization_not_applied" in model.metadata
+    # on the voice + Whisper-encoder feature the per-speaker expert helps on the test speakers (a 57.5 -> 64.8
+    # macro-F1 after 40 s of speech), so the shipped model switches to it once the session has that much speech
+    switch = model.metadata["speaker_normalization"]["audio"]
+    assert switch["mode"] == "expert" and switch["switch_after_steps"] == 400
     assert set(model.metadata["neutral_reference"]) == {"vision", "audio"}
 
 
@@ -62,4 +64,4 @@ def test_every_shipped_method_fits_the_running_extractors(method):
         spec = live.model.config.specs[modality]
         assert (spec.extractor, spec.dim) == (running[modality].extractor_id, running[modality].dim)
     assert live.model.expert_fusion is not None  # the expert-fusion head, as on the default CM-ARR
-    assert "speaker_normalization" not in live.metadata  # global voice normalisation, as on the default CM-ARR
+    assert live.metadata["speaker_normalization"]["audio"]["mode"] == "expert"  # as on the default CM-ARR

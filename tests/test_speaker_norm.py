@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from live_fakes import train_small_checkpoint
+from live_fakes import live_audio_dim, train_small_checkpoint
 
 from imer_core.live.engine import EngineInputs, InferenceEngine
 from imer_core.live.health import ModalityState, ModalityStatus
@@ -20,7 +20,7 @@ from imer_core.live.speaker_norm import (
 from imer_core.live.tracks import FeatureTrack
 from imer_core.modalities import MODALITIES, Modality
 
-DIM = 44
+DIM = live_audio_dim()
 
 
 def _known_stream(seed: int = 0, n: int = 300):

@@ -388,7 +388,7 @@ def build_voice_extractor(device: str = "cpu") -> VoiceFeatureExtractor:
 #: live models were trained on (a checkpoint names its audio feature; the engine refuses a mismatch).
 #: ``$IMER_LIVE_VOICE_ENCODER`` (``1`` / ``0``, read when this module is imported) overrides it, e.g.
 #: for ``extract-live`` and the training of live models on the other feature.
-LIVE_VOICE_ENCODER = False
+LIVE_VOICE_ENCODER = True
 WHISPER_VOICE_ENV = "IMER_LIVE_VOICE_ENCODER"
 
 
