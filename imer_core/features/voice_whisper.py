@@ -14,10 +14,11 @@ Measured as a voice-emotion feature (``scripts/eval_voice_encoder.py``,
 test speakers 59.1 against 46.8 for the voice features alone.  One encoder call takes about
 10 ms (2 s of audio, one thread).
 
-Not the default audio extractor: checkpoints name their audio feature, and the shipped
-models were trained on the voice features alone.  ``$IMER_LIVE_VOICE_ENCODER=1`` (read when
-the registry is first used) makes it the default, e.g. for ``imer-train extract-live`` and
-the training of models on it.
+The default audio extractor since the live models were retrained on it
+(``LIVE_VOICE_ENCODER = True`` in :mod:`imer_core.features.voice`; ``docs/live_model.md``):
+checkpoints name their audio feature, so a checkpoint of the voice features alone is refused
+unless ``$IMER_LIVE_VOICE_ENCODER=0`` (read when the registry is first used) makes those the
+default again.
 """
 
 from __future__ import annotations
