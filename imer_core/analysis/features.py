@@ -33,7 +33,13 @@ import numpy as np
 from ..features.base import ExtractorFactory
 from ..features.face import STILL_FACE_SIZE, prepare_still_face
 from ..features.text import TranscriptWindow
-from ..features.voice import context_samples, extract_from, loudest_window, window_features
+from ..features.voice import (
+    audio_extractor_or_voice_activity,
+    context_samples,
+    extract_from,
+    loudest_window,
+    window_features,
+)
 from ..live.speech_worker import SpeechConfig, UtteranceCutter
 from ..live.tracks import FeatureTrack
 from ..modalities import Modality
@@ -108,7 +114,9 @@ class Extractors:
         self.video_faces = Lazy("face model", lambda: face(color="rgb"))
         self.asr = Lazy("speech recognition", default_asr(asr, device=device))
         self.embedder = Lazy("sentence embedder", _quiet(text))
-        self.voice = factories[Modality.AUDIO]()
+        #: The audio extractor; when it cannot be built, the plain voice features for voice activity
+        #: only, and ``voice_error`` says why the audio modality is unavailable.
+        self.voice, self.voice_error = audio_extractor_or_voice_activity(factories[Modality.AUDIO])
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""

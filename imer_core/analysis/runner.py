@@ -191,7 +191,7 @@ class Analyzer:
         """A short recording: its loudest window and the transcript of the whole clip (as in training)."""
         window: dict[Modality, np.ndarray] = {}
         fields = dict(base)
-        if Modality.AUDIO in self.used:
+        if Modality.AUDIO in self.used and self._voice_features_usable(notes):
             window[Modality.AUDIO], start = self.extractors.loudest_voice_window(audio, self.window_s)
             fields.update(start_s=start, end_s=start + self.window_s)
         if Modality.TEXT in self.used:
@@ -223,7 +223,7 @@ class Analyzer:
         contexts: list[tuple[float, str]] = []
         if audio is not None:
             voice, step_times, speech = self.extractors.voice_track(audio)
-            if Modality.AUDIO in self.used:
+            if Modality.AUDIO in self.used and self._voice_features_usable(notes):
                 tracks[Modality.AUDIO] = voice
             if Modality.TEXT in self.used:
                 try:
@@ -248,13 +248,21 @@ class Analyzer:
                 rows.append(_Pending({**fields, "error": "; ".join(notes + ["no face, voice or text in the window"])}))
         return rows
 
+    def _voice_features_usable(self, notes: list[str]) -> bool:
+        """Whether the audio extractor was built; if not, its reason goes to ``notes`` (audio is recovered)."""
+        if self.extractors.voice_error:
+            notes.append(f"audio: {self.extractors.voice_error}")
+            return False
+        return True
+
     def _speaker_stats(self, audio: np.ndarray | None) -> RunningSpeakerStats | None:
         """The recording's voice statistics shrunk towards the corpus ones, when the checkpoint asks for them.
 
         The live engine folds the speech heard so far into running statistics;
         offline the whole recording's speech is known, the limit those tend to.
         """
-        if audio is None or self.speaker_settings is None or Modality.AUDIO not in self.model.mean:
+        if (audio is None or self.speaker_settings is None or Modality.AUDIO not in self.model.mean
+                or self.extractors.voice_error):
             return None
         stats = RunningSpeakerStats(self.model.mean[Modality.AUDIO], self.model.std[Modality.AUDIO],
                                     self.speaker_settings["prior_steps"], self.speaker_settings["min_speech_fraction"])

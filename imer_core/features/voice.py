@@ -36,6 +36,7 @@ bridges short pauses.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,8 @@ from .base import ExtractorEntry, ExtractorSpec
 from .dsp import frames as _frames
 from .dsp import mel_filterbank, yin
 from .dsp import runs as _runs
+
+log = logging.getLogger(__name__)
 
 VOICE_EXTRACTOR_ID = "imer-voice-v1-numpy"
 VOICE_LLD_NAMES: tuple[str, ...] = (
@@ -375,6 +378,21 @@ def window_features(extractor: Any, audio: np.ndarray, offset: int, length: int)
     out = extractor.extract(padded[start: offset + length], keep_from=(offset - start) / rate)
     steps = length // int(extractor.step_samples)
     return out.vector[-steps:], out.speech_fraction[-steps:]
+
+
+def audio_extractor_or_voice_activity(factory: Any) -> tuple[Any, str]:
+    """``(factory(), "")``; when that fails, ``(VoiceFeatureExtractor(), why)``.
+
+    The live pipeline and ``imer analyze`` then use the plain voice features for voice
+    activity only (speech recognition cuts utterances with it) and treat the audio
+    modality as unavailable with ``why`` as the reason (the model recovers it), e.g.
+    when the default extractor's Whisper model is not installed.
+    """
+    try:
+        return factory(), ""
+    except Exception as exc:  # noqa: BLE001 - any build failure: a visible degraded state, never a crash
+        log.warning("audio feature extractor unavailable: %s", exc)
+        return VoiceFeatureExtractor(), f"voice features unavailable: {exc}"
 
 
 def build_voice_extractor(device: str = "cpu") -> VoiceFeatureExtractor:

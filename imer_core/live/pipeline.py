@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..features.base import ExtractorSpec
+from ..features.voice import audio_extractor_or_voice_activity
 from ..modalities import MODALITIES, Modality, as_modality
 from .buffers import AudioRingBuffer, FrameSlot, VideoFrame
 from .engine import EngineInputs, InferenceEngine, LiveResult, resolve_device
@@ -96,8 +97,10 @@ class LivePipeline:
         # Built, not opened: start() opens the devices and starts the threads.
         self.video, self.audio = self._build_sources(config.sources)
         self.face_worker = FaceWorker(self.video.frames, self.tracks[Modality.VISION], self.parts.face_extractor)
+        voice_extractor, voice_problem = audio_extractor_or_voice_activity(self.parts.voice_extractor)
         self.voice_worker = VoiceWorker(self.audio.ring, self.tracks[Modality.AUDIO], self.speech_track,
-                                        self.parts.voice_extractor())
+                                        voice_extractor)
+        self.voice_worker.feature_error = voice_problem
         self.transcript = TranscriptWindow()
         self.speech_worker = SpeechWorker(self.audio.ring, self.speech_track, self.tracks[Modality.TEXT],
                                           self.parts.asr, self.parts.embedder, self.transcript, config.speech)
@@ -379,7 +382,8 @@ class LivePipeline:
                                              face.started_at, loading=face.loading,
                                              loading_what=LOADING_WHAT[Modality.VISION], held=held),
             Modality.AUDIO: ModalitySignals(self._enabled[Modality.AUDIO], aus.ok, aus.reason,
-                                            audio.ring.last_write_time, voice.error, voice.last_signal,
+                                            audio.ring.last_write_time, voice.feature_error or voice.error,
+                                            voice.last_signal,
                                             voice.started_at, held=held),
             Modality.TEXT: ModalitySignals(self._enabled[Modality.TEXT], aus.ok, aus.reason,
                                            audio.ring.last_write_time, speech.error or voice.error,

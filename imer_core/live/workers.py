@@ -171,6 +171,9 @@ class VoiceWorker(Worker):
         self.extractor = extractor
         self.context_s = context_s
         self.features_enabled = True
+        #: Why this worker makes no audio features although it runs (its voice activity still feeds
+        #: speech recognition), e.g. the configured extractor could not be built; empty when it makes them.
+        self.feature_error = ""
         self.feature_latency_s: deque[float] = deque(maxlen=300)
         self.processed_samples = 0  # absolute ring index up to which features were extracted
 
@@ -205,7 +208,7 @@ class VoiceWorker(Worker):
         features = extract_from(self.extractor, audio, t0, self.ring.time_of(first))
         keep = features.times >= self.ring.time_of(first) - 1e-6
         done = time.monotonic()
-        if self.features_enabled:
+        if self.features_enabled and not self.feature_error:
             self.audio_track.extend(features.times[keep], features.vector[keep])
         self.speech_track.extend(features.times[keep], features.speech_fraction[keep, None])
         if np.any(features.speech_fraction[keep] > 0.5):
