@@ -152,3 +152,24 @@ def test_the_test_rigs_cheap_encoder_stand_in_has_the_real_extractors_spec_and_l
     cut[25 * 1600:] = 0.0
     np.testing.assert_array_equal(fake.extract(cut).vector[:25, 44:], full.vector[:25, 44:])
     assert full.vector.shape == (40, WHISPER_VOICE_DIM) and np.abs(full.vector[:, 44:]).sum(axis=1).min() > 0
+
+
+def test_numpy_blas_runs_on_one_thread_during_an_extraction_and_as_before_after_it(extractor, monkeypatch):
+    """Without it OpenBLAS's idle threads spin between the worker's 10 calls a second (a whole core, measured)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def numpy_blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+
+    before, seen = numpy_blas_threads(), []
+    original = extractor.voice.extract
+
+    def spy(audio, start_time=0.0):
+        seen.append(numpy_blas_threads())
+        return original(audio, start_time)
+
+    monkeypatch.setattr(extractor.voice, "extract", spy)
+    extractor.extract(_clip(1.0))
+    assert before and seen == [[1] * len(before)]
+    assert numpy_blas_threads() == before
