@@ -23,7 +23,6 @@ default again.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,8 @@ ENCODER_DIM = 384
 ENCODER_FRAME_RATE = 50
 WHISPER_VOICE_ID = f"{VOICE_EXTRACTOR_ID}+whisper-tiny.en-encoder-ct2-int8-ctx{CONTEXT_S:g}s"
 WHISPER_VOICE_DIM = VOICE_FEATURE_DIM + ENCODER_DIM
+
+
 def whisper_voice_spec(rate_hz: float = 10.0) -> ExtractorSpec:
     """What a :class:`WhisperVoiceExtractor` produces (torch and CTranslate2 are not imported)."""
     return ExtractorSpec(Modality.AUDIO, WHISPER_VOICE_ID, WHISPER_VOICE_DIM, float(rate_hz))
@@ -59,7 +60,6 @@ class WhisperVoiceExtractor:
     """
 
     context_s = CONTEXT_S
-    _blas: Any = None  # threadpoolctl controller of numpy's BLAS (None: not installed, left as it is)
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 1,
                  voice: VoiceFeatureExtractor | None = None) -> None:
@@ -77,7 +77,6 @@ class WhisperVoiceExtractor:
         if self.voice.sample_rate != 16000:
             raise ValueError(f"Whisper needs 16 kHz audio, the voice extractor runs at {self.voice.sample_rate}")
         self._ct2 = ctranslate2
-        self._blas = _blas_controller()
         self._model = ctranslate2.models.Whisper(str(path), device="cpu", compute_type="int8",
                                                  intra_threads=int(threads))
         self._mel = FeatureExtractor(feature_size=80)
@@ -126,23 +125,6 @@ class WhisperVoiceExtractor:
         encoder runs only for steps whose centre is at or after this time (earlier steps get
         zeros there: the caller drops them); ``None`` runs it for every step.
         """
-        with self._one_blas_thread():
-            return self._extract(audio, start_time, keep_from)
-
-    def _one_blas_thread(self) -> Any:
-        """numpy's BLAS on one thread while a window is extracted.
-
-        The voice features of 2 s and the log-mel are large enough for OpenBLAS to use
-        every core, and its idle worker threads then spin between the 10 calls a second
-        of the live voice worker: measured here without ``OMP_NUM_THREADS``, one whole
-        core busy for 0.1 core of work.  The limit is lifted after the call.
-        """
-        if self._blas is None:
-            return contextlib.nullcontext()
-        return self._blas.limit(limits=1, user_api="blas")
-
-    def _extract(self, audio: np.ndarray, start_time: float, keep_from: float | None) -> VoiceFeatures:
-        """:meth:`extract` with the BLAS limit in place."""
         base = self.voice.extract(audio, start_time)
         x = self.voice._mono(audio)
         step = self.step_samples
@@ -159,15 +141,6 @@ class WhisperVoiceExtractor:
         return VoiceFeatures(base.times, vector, base.speech_fraction, base.activity)
 
     __call__ = extract
-
-
-def _blas_controller() -> Any:
-    """A threadpoolctl controller of the loaded BLAS libraries, or ``None`` without threadpoolctl."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
 
 
 def build_whisper_voice_extractor(device: str = "cpu") -> WhisperVoiceExtractor:

@@ -15,7 +15,9 @@ model shows up as a failing modality rather than a crash.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +33,30 @@ from .threads import RestartableThread
 from .tracks import FeatureTrack
 
 log = logging.getLogger(__name__)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (None without threadpoolctl)
+
+
+def one_blas_thread() -> Any:
+    """A context in which numpy's BLAS (OpenBLAS) runs on one thread (a no-op without threadpoolctl).
+
+    The voice worker extracts 10 times a second; with 2 s of audio per call (a speech
+    encoder's context) the voice features and the log-mel are large enough for OpenBLAS to
+    use every core, and its idle threads then spin between the calls: measured without
+    ``OMP_NUM_THREADS``, one whole core busy for 0.17 core of work (0.17 with the limit;
+    ``docs/benchmarks.md``).  The BLAS libraries loaded when it is first used are limited.
+    """
+    with _BLAS_LOCK:
+        if not _BLAS:
+            try:
+                from threadpoolctl import ThreadpoolController
+                _BLAS.append(ThreadpoolController())
+            except ImportError:
+                _BLAS.append(None)
+    controller = _BLAS[0]
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 class Worker(RestartableThread):
@@ -205,7 +231,8 @@ class VoiceWorker(Worker):
         start -= start % step
         audio = self.ring.read(start, end)
         t0 = self.ring.time_of(start)
-        features = extract_from(self.extractor, audio, t0, self.ring.time_of(first))
+        with one_blas_thread():
+            features = extract_from(self.extractor, audio, t0, self.ring.time_of(first))
         keep = features.times >= self.ring.time_of(first) - 1e-6
         done = time.monotonic()
         if self.features_enabled and not self.feature_error:
