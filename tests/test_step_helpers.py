@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import os
 import socket
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -52,10 +54,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank: int, port: int, results: dict) -> None:
+HANG_BOUND_S = 180.0   # the two ranks take ~10 s; only a hung collective or rendezvous gets near this
+
+
+def _rank(rank: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    # a peer that never arrives fails the collective after this, instead of gloo's 30 min default
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=HANG_BOUND_S / 2))
     try:
         from small_model_data import small_features, small_specs  # not conftest: it imports Qt and media
         from torch.nn.parallel import DistributedDataParallel
@@ -82,18 +88,30 @@ def _rank(rank: int, port: int, results: dict) -> None:
         torch.manual_seed(10 + rank)                                   # different data and noise per rank
         model.train_step(small_features(4, seed=rank), torch.randn(4, 1), mask, optimizers, 0.6, forward=forward,
                          helpers=DistributedStepHelpers())
-        results[rank] = {name: p.detach().clone() for name, p in model.named_parameters()}
-        results[f"initial{rank}"] = initial
+        final = {name: p.detach().clone() for name, p in model.named_parameters()}
+        torch.save({"final": final, "initial": initial}, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
+def _join_or_kill(context: mp.ProcessContext, bound_s: float) -> None:
+    """Join the spawned ranks; kill them and fail if they are still running after ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while not context.join(timeout=1.0):                 # raises if a rank failed
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the two ranks were still running after {bound_s:.0f} s (a hung collective)")
+
+
 @pytest.mark.distributed
-def test_two_processes_keep_rohydrs_discriminator_and_weights_identical():
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_rank, args=(_free_port(), results), nprocs=2, join=True)
-        first, second, initial = dict(results[0]), dict(results[1]), dict(results["initial0"])
+def test_two_processes_keep_rohydrs_discriminator_and_weights_identical(tmp_path):
+    # Results come back through files, not an mp.Manager: a Manager's server process is forked from this
+    # process, whose other threads (Qt, BLAS, CTranslate2 from earlier tests) may hold a lock at the fork:
+    # CI once hung here for the rest of its 90 minutes.
+    _join_or_kill(mp.spawn(_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=False), HANG_BOUND_S)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    first, second, initial = ranks[0]["final"], ranks[1]["final"], ranks[0]["initial"]
     discriminator = [n for n in first if n.startswith("discriminator.")]
     assert discriminator, "the discriminator has parameters"
     # the step ran (identical replicas alone would also hold if neither rank stepped the discriminator)

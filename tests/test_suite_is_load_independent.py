@@ -10,6 +10,8 @@ hang are allowed when they are generous (at least ``MIN_HANG_BOUND_S``).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -52,3 +54,14 @@ def test_no_test_uses_a_fixed_port_or_a_tight_wall_clock_bound():
                 for path in sorted(TESTS.glob("*.py")) if path.name != Path(__file__).name}
     problems = {name: lines for name, lines in problems.items() if lines}
     assert not problems, problems
+
+
+def test_a_hanging_test_fails_instead_of_holding_the_suite(tmp_path, pytestconfig):
+    """pytest-timeout is configured and active: a test stuck past the limit fails with its stack."""
+    assert float(pytestconfig.getini("timeout")) >= 60      # the suite's setting: a hang bound, not a speed bound
+    (tmp_path / "test_stuck.py").write_text("import time\n\ndef test_stuck():\n    time.sleep(600)\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "timeout=2",
+                           str(tmp_path / "test_stuck.py")], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Timeout" in done.stdout and "test_stuck" in done.stdout, done.stdout
