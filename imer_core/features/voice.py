@@ -181,6 +181,20 @@ class VoiceFeatures:
     activity: VoiceActivity
 
 
+def voice_mono(audio: np.ndarray) -> np.ndarray:
+    """A window as 1-D float32: ``(n,)`` or ``(n, channels)`` (channels averaged); integer PCM scaled to [-1, 1)."""
+    x = np.asarray(audio)
+    if x.dtype.kind == "i":
+        x = x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+    elif x.dtype.kind != "f":
+        raise TypeError(f"audio must be float or signed integer PCM, got {x.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    if x.ndim != 1:
+        raise ValueError(f"audio must be (n,) or (n, channels), got {np.shape(audio)}")
+    return x.astype(np.float32, copy=False)
+
+
 class VoiceFeatureExtractor:
     """Voice LLDs, model features at ``config.rate_hz`` and voice activity.
 
@@ -232,22 +246,9 @@ class VoiceFeatureExtractor:
         """:func:`voice_feature_spec` at this extractor's output rate."""
         return voice_feature_spec(seq_len, self.config.rate_hz)
 
-    @staticmethod
-    def _mono(audio: np.ndarray) -> np.ndarray:
-        x = np.asarray(audio)
-        if x.dtype.kind == "i":
-            x = x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
-        elif x.dtype.kind != "f":
-            raise TypeError(f"audio must be float or signed integer PCM, got {x.dtype}")
-        if x.ndim == 2:
-            x = x.mean(axis=1)
-        if x.ndim != 1:
-            raise ValueError(f"audio must be (n,) or (n, channels), got {np.shape(audio)}")
-        return x.astype(np.float32, copy=False)
-
     def lld(self, audio: np.ndarray) -> np.ndarray:
         """``(len(audio) // hop, 22)`` float32 LLDs (:data:`VOICE_LLD_NAMES`) of a window."""
-        cfg, x = self.config, self._mono(audio)
+        cfg, x = self.config, voice_mono(audio)
         hop = cfg.hop_samples
         frames = _frames(x, cfg.win_samples, hop)
         n = frames.shape[0]
@@ -308,7 +309,7 @@ class VoiceFeatureExtractor:
         frames in each step.
         """
         cfg = self.config
-        x = self._mono(audio)
+        x = voice_mono(audio)
         skip = len(x) % cfg.step_samples
         lld = self.lld(x[skip:])
         activity = self._activity(lld, start_time + skip / cfg.sample_rate)

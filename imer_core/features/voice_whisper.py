@@ -30,7 +30,14 @@ import numpy as np
 
 from ..modalities import FeatureSpec, Modality
 from .base import ExtractorEntry, ExtractorSpec
-from .voice import VOICE_EXTRACTOR_ID, VOICE_FEATURE_DIM, VoiceFeatureExtractor, VoiceFeatures, whisper_voice_default
+from .voice import (
+    VOICE_EXTRACTOR_ID,
+    VOICE_FEATURE_DIM,
+    VoiceFeatureExtractor,
+    VoiceFeatures,
+    voice_mono,
+    whisper_voice_default,
+)
 
 #: Seconds of audio the encoder sees for one step (the step and the audio before it).
 CONTEXT_S = 2.0
@@ -126,7 +133,7 @@ class WhisperVoiceExtractor:
         zeros there: the caller drops them); ``None`` runs it for every step.
         """
         base = self.voice.extract(audio, start_time)
-        x = self.voice._mono(audio)
+        x = voice_mono(audio)
         step = self.step_samples
         skip = len(x) % step
         context = int(self.context_s * self.sample_rate)
