@@ -368,3 +368,10 @@ def test_live_experts_head_speaker_switch_and_targets_table(live_cache, tmp_path
     for c in CONDITIONS:
         assert mean[c]["macro_f1"] == pytest.approx(np.mean([s[c]["macro_f1"] for s in seeds.values()]))
     assert "### Late fusion over 5 seeds (macro-F1)" in table and "below the late-fusion mean over 5 seeds" in table
+    # each checkpoint's difference from late fusion, with its paired bootstrap interval (2000 replicates by default)
+    differences = report["difference_from_late_fusion"]["CM-ARR"]
+    assert set(differences) == set(CONDITIONS) and "### Macro-F1 minus late fusion" in table
+    for c in CONDITIONS:
+        d = differences[c]
+        assert d["difference"] == pytest.approx(report["test"]["CM-ARR"][c]["macro_f1"] - first[c]["macro_f1"])
+        assert d["low"] <= d["high"] and 0.0 <= d["share_below"] <= 1.0 and d["replicates"] == 2000

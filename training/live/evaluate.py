@@ -63,6 +63,7 @@ from .dataset import (
 )
 from .labels import LIVE_LABELS
 from .late_fusion_seeds import LATE_FUSION, LATE_FUSION_MEAN, mean_metrics, more_seeds, spread_lines, train_late_fusion
+from .paired_bootstrap import DEFAULT_REPLICATES, paired_difference
 
 CONDITIONS: tuple[str, ...] = tuple(subset_name(s) for s in AVAILABLE_SUBSETS)
 PAIRED_CONDITIONS: tuple[str, ...] = ("a", "l", "la")
@@ -94,12 +95,28 @@ def predict_conditions(predict: Predictor, dataset: Dataset, conditions: Sequenc
 
 
 def evaluate_conditions(predict: Predictor, dataset: Dataset, conditions: Sequence[str] = CONDITIONS,
-                        batch_size: int = 128, progress: bool = True,
-                        desc: str = "eval") -> dict[str, dict[str, float]]:
-    """Metrics of ``predict(features, mask)`` on ``dataset`` under each condition (default: all seven)."""
+                        batch_size: int = 128, progress: bool = True, desc: str = "eval",
+                        keep_scores: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of ``predict(features, mask)`` on ``dataset`` under each condition (default: all seven).
+
+    ``keep_scores``: a dict that receives the ``(N, K)`` scores per condition as well.
+    """
     labels = dataset_labels(dataset)
     scores = predict_conditions(predict, dataset, conditions, batch_size, progress, desc)
+    if keep_scores is not None:
+        keep_scores.update(scores)
     return {c: classification_metrics(s, labels, LIVE_LABELS) for c, s in scores.items()}
+
+
+def differences_from(reference: Mapping[str, np.ndarray], models: Mapping[str, Mapping[str, np.ndarray]],
+                     dataset: Any, replicates: int, seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """Per model and condition: macro-F1 minus the reference's, with its paired pigeonhole-bootstrap interval."""
+    labels, sources = dataset_labels(dataset), dataset.sources()
+    names = {m.short: m.value for m in MODALITIES}
+    return {title: {c: paired_difference(labels, scores[c], reference[c], sources, [names[x] for x in c],
+                                         len(LIVE_LABELS), replicates, seed)
+                    for c in reference if c in scores}
+            for title, scores in models.items()}
 
 
 def evaluate_paired(predict: Predictor, dataset: PairedAudioTextDataset, progress: bool = True,
@@ -187,13 +204,15 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
                   baseline_config: str = "live_imder", overrides: Sequence[str] = (), ship: str | Path | None = None,
                   seed: int = 1111, latency_runs: int = 20, progress: bool = True,
                   log: Callable[[str], None] = print, fill_baselines: bool = True,
-                  late_fusion_seeds: int = 1) -> dict[str, Any]:
+                  late_fusion_seeds: int = 1, bootstrap: int = DEFAULT_REPLICATES) -> dict[str, Any]:
     """Evaluate checkpoints and baselines; write the tables; optionally ship the checkpoints.
 
     ``fill_baselines=False`` skips the zero-fill and mean-fill baselines (two full trainings of the
     fusion network); the unimodal late-fusion baseline is always trained, with ``seed`` and,
     for ``late_fusion_seeds`` above 1, the following seeds too (their mean becomes a row,
-    :mod:`training.live.late_fusion_seeds`).
+    :mod:`training.live.late_fusion_seeds`).  ``bootstrap``: replicates of the paired bootstrap of
+    each checkpoint's macro-F1 difference from late fusion (:mod:`training.live.paired_bootstrap`;
+    0 skips it).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,13 +225,16 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     paired_rows: dict[str, Any] = {}
     latency: dict[str, dict[str, float]] = {}
     models = []
+    model_scores: dict[str, dict[str, np.ndarray]] = {}
     speaker_test = None
     for path in paths:
         model = load_checkpoint(path)
         _check_contract(model)
         title = method_title(model.name)
         log(f"evaluating {title} ({path})")
-        rows[title] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=title)
+        model_scores[title] = {}
+        rows[title] = evaluate_conditions(_model_predictor(model), test, progress=progress, desc=title,
+                                          keep_scores=model_scores[title])
         if _has_speaker_expert(model):
             if speaker_test is None:
                 audio = speaker_normalised_audio(cache, options, data.normalization, test_seconds=SPEAKER_TEST_SECONDS,
@@ -230,8 +252,10 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     config = ModelConfig(method="fill", specs=data.specs, task="classification", labels=tuple(LIVE_LABELS),
                          method_options={"fusion": experiment.fusion})
     predictors, baseline_info = _baseline_predictors(data, config, experiment, out, seed, progress, fill_baselines)
+    late_scores: dict[str, np.ndarray] = {}
     for title, predict in predictors.items():
-        rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title)
+        rows[title] = evaluate_conditions(predict, test, progress=progress, desc=title,
+                                          keep_scores=late_scores if title == LATE_FUSION else None)
         if paired is not None:
             paired_rows[title] = evaluate_paired(predict, paired, progress, title)
     seed_rows: dict[int, dict[str, dict[str, float]]] = {}
@@ -248,6 +272,9 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
               "checkpoints": {t: str(p) for t, p, _ in models}, "data": data.summary,
               "late_fusion_seeds": {str(k): {c: {m: v[c][m] for m in ("macro_f1", "accuracy")} for c in v}
                                     for k, v in seed_rows.items()}}
+    if bootstrap > 0:
+        log(f"paired bootstrap against {LATE_FUSION} ({bootstrap} replicates)")
+        report["difference_from_late_fusion"] = differences_from(late_scores, model_scores, test, bootstrap)
     write_tables(report, out)
     if ship is not None:
         report["shipped"] = ship_checkpoints(models, report, data, Path(ship))
@@ -283,6 +310,8 @@ def results_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
     return {"split": "test", "conditions": report["conditions"], "table": table, "paired_asr": paired,
             "latency_ms_batch1": report["latency_ms"], "torch_threads": report.get("torch_threads"),
             "test_tuples": report["test_tuples"],
+            "difference_from_late_fusion": {row: {c: dict(d) for c, d in conds.items()} for row, conds in
+                                            report.get("difference_from_late_fusion", {}).items()},
             "note": "class-matched pseudo-pairs of unimodal corpora; see assets/MODEL_CARD.md"}
 
 
@@ -371,6 +400,7 @@ def markdown_tables(report: Mapping[str, Any]) -> str:
             lines.append(f"| {row} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(mean)} |")
         lines.append("")
     lines += _targets_table(report)
+    lines += _difference_lines(report)
     lines += spread_lines(report, _fmt)
     lines += ["### Per-class recall", ""]
     for row, results in report["test"].items():
@@ -394,6 +424,7 @@ def _targets_table(report: Mapping[str, Any]) -> list[str]:
     """
     test, conds = report["test"], report["conditions"]
     late, late_mean = test.get(LATE_FUSION), test.get(LATE_FUSION_MEAN)
+    intervals = report.get("difference_from_late_fusion") or {}
     seeds = len(report.get("late_fusion_seeds") or {})
     mean_column = f" below the late-fusion mean over {seeds} seeds |" if late_mean is not None else ""
     lines = ["### Targets (issue 11)", "",
@@ -406,7 +437,7 @@ def _targets_table(report: Mapping[str, Any]) -> list[str]:
         if not all(c in results for c in conds):
             continue
         baseline = row in (LATE_FUSION, LATE_FUSION_MEAN)
-        below = "n/a" if late is None or baseline else _below(results, late, conds)
+        below = "n/a" if late is None or baseline else _below(results, late, conds, intervals.get(row))
         extra = (f" {'n/a' if baseline else _below(results, late_mean, conds)} |" if late_mean is not None else "")
         mean = float(np.mean([results[c]["macro_f1"] for c in conds]))
         v, a = results.get("v", {}), results.get("a", {})
@@ -417,10 +448,41 @@ def _targets_table(report: Mapping[str, Any]) -> list[str]:
 
 
 def _below(results: Mapping[str, Mapping[str, float]], late: Mapping[str, Mapping[str, float]],
-           conds: Sequence[str]) -> str:
-    """Conditions where ``results`` has a lower macro-F1 than ``late``, with the difference (or ``none``)."""
-    return ", ".join(f"{c} ({_fmt(results[c]['macro_f1'] - late[c]['macro_f1'])})" for c in conds
-                     if results[c]["macro_f1"] < late[c]["macro_f1"]) or "none"
+           conds: Sequence[str], intervals: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Conditions where ``results`` has a lower macro-F1 than ``late``, with the difference (or ``none``).
+
+    With ``intervals`` (:func:`differences_from`) the 95 % bootstrap interval of the difference follows it.
+    """
+    def cell(c: str) -> str:
+        diff = _fmt(results[c]["macro_f1"] - late[c]["macro_f1"])
+        if intervals and c in intervals:
+            return f"{c} ({diff}; 95 % interval {_interval(intervals[c])})"
+        return f"{c} ({diff})"
+    return ", ".join(cell(c) for c in conds if results[c]["macro_f1"] < late[c]["macro_f1"]) or "none"
+
+
+def _interval(values: Mapping[str, float]) -> str:
+    return f"{100 * values['low']:+.1f} to {100 * values['high']:+.1f}"
+
+
+def _difference_lines(report: Mapping[str, Any]) -> list[str]:
+    """Markdown: each model's macro-F1 minus late fusion's per condition, with its 95 % bootstrap interval."""
+    differences = report.get("difference_from_late_fusion") or {}
+    if not differences:
+        return []
+    conds = report["conditions"]
+    replicates = next(iter(next(iter(differences.values())).values()))["replicates"]
+    lines = [f"### Macro-F1 minus late fusion (the row `{LATE_FUSION}`), with 95 % intervals", "",
+             "Points of macro-F1; the interval is the 2.5-97.5 percentile range of a paired bootstrap that "
+             "resamples the test samples of each modality the condition uses, independently per modality "
+             f"(pigeonhole bootstrap, {replicates} replicates; a sample takes part in several pseudo-paired "
+             "tuples). `share below` is the share of replicates in which the model is below late fusion.", "",
+             "| model | " + " | ".join(conds) + " |", "|---" * (len(conds) + 1) + "|"]
+    for row, per_condition in differences.items():
+        cells = [f"{100 * d['difference']:+.1f} ({_interval(d)}; share below {d['share_below']:.2f})"
+                 if (d := per_condition.get(c)) else "n/a" for c in conds]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _paired_table(report: Mapping[str, Any]) -> list[str]:
