@@ -15,7 +15,10 @@
    with the embedding of their own ASR transcript (the one genuinely paired
    combination in the corpora): audio only, transcript only, both;
 5. measures the CPU latency of one 2 s window (batch 1) per condition;
-6. writes ``results.md``, ``results.csv`` and ``results.json``; with
+6. gives each checkpoint's macro-F1 minus late fusion's with a 95 % interval
+   (paired bootstrap over each modality's test samples,
+   :mod:`training.live.paired_bootstrap`; ``--bootstrap 0`` skips it);
+7. writes ``results.md``, ``results.csv`` and ``results.json``; with
    ``--ship DIR`` each checkpoint is copied to ``DIR/live_<method>.pt`` with
    the results in its metadata (and the per-speaker voice switch-over of
    ``live-experts`` kept only if it did not lower voice-only macro-F1).
