@@ -82,3 +82,15 @@ def test_bad_arguments_raise():
         paired_difference(true, true, true, {"text": np.arange(10)}, ["text"], K, replicates=10)
     with pytest.raises(ValueError, match="lengths"):
         paired_difference(true, true[:5], true, {"text": np.arange(10)}, ["text"], K, replicates=100)
+
+
+def test_live_eval_refuses_too_few_replicates_before_any_work(tmp_path, capsys):
+    from training.cli import main
+    from training.live.evaluate import run_live_eval
+
+    with pytest.raises(ValueError, match="at least 100"):
+        run_live_eval(tmp_path / "no-cache", [], tmp_path / "out", bootstrap=10)
+    assert not (tmp_path / "out").exists()
+    assert main(["live-eval", "--cache", str(tmp_path), "--checkpoints", "x.pt", "--out", str(tmp_path / "o"),
+                 "--bootstrap", "50"]) == 2
+    assert "--bootstrap must be 0 or at least 100" in capsys.readouterr().err
