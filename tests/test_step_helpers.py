@@ -7,8 +7,6 @@ StepHelpers interface, whose default serves one process.
 from __future__ import annotations
 
 import ast
-import os
-import socket
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -48,20 +46,15 @@ def test_the_default_helpers_step_on_the_given_loss_or_zero_gradients():
     assert StepHelpers().agree_max(flags) is flags
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 HANG_BOUND_S = 180.0   # the two ranks take ~10 s; only a hung collective or rendezvous gets near this
 
 
-def _rank(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _rank(rank: int, out_dir: str) -> None:
     torch.set_num_threads(1)
-    # a peer that never arrives fails the collective after this, instead of gloo's 30 min default
-    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=HANG_BOUND_S / 2))
+    # rendezvous through a file (no port to pick, none to lose to another process); a peer that never
+    # arrives fails the collective after the timeout, instead of gloo's 30 min default
+    dist.init_process_group("gloo", init_method=f"file://{Path(out_dir) / 'rendezvous'}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=HANG_BOUND_S / 2))
     try:
         from small_model_data import small_features, small_specs  # not conftest: it imports Qt and media
         from torch.nn.parallel import DistributedDataParallel
@@ -109,7 +102,7 @@ def test_two_processes_keep_rohydrs_discriminator_and_weights_identical(tmp_path
     # Results come back through files, not an mp.Manager: a Manager's server process is forked from this
     # process, whose other threads (Qt, BLAS, CTranslate2 from earlier tests) may hold a lock at the fork:
     # CI once hung here for the rest of its 90 minutes.
-    _join_or_kill(mp.spawn(_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=False), HANG_BOUND_S)
+    _join_or_kill(mp.spawn(_rank, args=(str(tmp_path),), nprocs=2, join=False), HANG_BOUND_S)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     first, second, initial = ranks[0]["final"], ranks[1]["final"], ranks[0]["initial"]
     discriminator = [n for n in first if n.startswith("discriminator.")]
