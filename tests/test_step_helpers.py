@@ -111,3 +111,16 @@ def test_two_processes_keep_rohydrs_discriminator_and_weights_identical(tmp_path
     assert any(not torch.equal(first[n], initial[n]) for n in discriminator), "the discriminator was not stepped"
     for name in first:
         torch.testing.assert_close(first[name], second[name], rtol=0, atol=0, msg=name)
+
+
+def _sleep_on_rank_1(rank: int) -> None:
+    time.sleep(600 if rank == 1 else 0)
+
+
+def test_a_rank_that_never_finishes_is_killed_and_fails_the_test():
+    context = mp.spawn(_sleep_on_rank_1, nprocs=2, join=False)
+    with pytest.raises(pytest.fail.Exception, match="still running after 3 s"):
+        _join_or_kill(context, 3.0)
+    for process in context.processes:
+        process.join(timeout=30)
+    assert not any(process.is_alive() for process in context.processes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,13 +155,10 @@ def test_the_test_rigs_cheap_encoder_stand_in_has_the_real_extractors_spec_and_l
     assert full.vector.shape == (40, WHISPER_VOICE_DIM) and np.abs(full.vector[:, 44:]).sum(axis=1).min() > 0
 
 
-
 def test_the_encoder_values_are_those_the_shipped_models_were_trained_with(extractor):
     """A faster-whisper or CTranslate2 release that changed the log-mel or the encoder would shift the feature
     under the shipped models without an error; this pins it (reference: faster-whisper 1.2.1, CTranslate2 4.8.5,
     steps 10 and 30 of ``_clip()``; a clip with other noise scores 0.957 / 0.985)."""
-    from pathlib import Path
-
     reference = np.load(Path(__file__).parent / "data" / "whisper_voice_reference.npy")
     values = extractor.extract(_clip()).vector[[10, 30], 44:]
     cosine = (values * reference).sum(axis=1) / np.linalg.norm(values, axis=1) / np.linalg.norm(reference, axis=1)

@@ -44,8 +44,8 @@ def one_blas_thread() -> Any:
 
     The voice worker extracts 10 times a second; with 2 s of audio per call (a speech
     encoder's context) the voice features and the log-mel are large enough for OpenBLAS to
-    use every core, and its idle threads then spin between the calls: measured without
-    ``OMP_NUM_THREADS``, one whole core busy for 0.17 core of work (0.17 with the limit;
+    use every core, and its idle threads then spin between the calls: measured in isolation
+    without ``OMP_NUM_THREADS``, 1.17 cores of CPU for 0.17 core of work (0.17 with the limit;
     ``docs/benchmarks.md``).  The BLAS libraries loaded when it is first used are limited.
     """
     with _BLAS_LOCK:

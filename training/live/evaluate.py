@@ -217,7 +217,7 @@ def run_live_eval(cache: str | Path, checkpoints: Sequence[str | Path], out: str
     each checkpoint's macro-F1 difference from late fusion (:mod:`training.live.paired_bootstrap`;
     0 skips it).
     """
-    if 0 < bootstrap < 100 or bootstrap < 0:
+    if bootstrap != 0 and bootstrap < 100:
         raise ValueError(f"bootstrap must be 0 or at least 100 replicates, got {bootstrap}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-#: Replicates per comparison: percentiles of a 95 % interval move by < 0.1 point between runs.
+#: Replicates per comparison: over 5 bootstrap seeds on the shipped model's test tuples the interval's ends
+#: moved by at most 0.3 point of macro-F1 (la: 0.14 / 0.11; a: 0.18 / 0.30; lav: 0.17 / 0.21).
 DEFAULT_REPLICATES = 2000
 
 
